@@ -1,0 +1,92 @@
+/**
+ * Cuts a byte stream into parts: fills caller-supplied buffers by copying (BYOB reads where the
+ * stream supports them, so the bytes land in the part buffer directly), and hashes each part
+ * with MD5 as it fills, in small steps, so no long synchronous stretch stalls the producer.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+
+/** One filled part. */
+export interface FilledPart {
+  /** The part's bytes: a view of the buffer passed to {@linkcode PartReader.fill}. */
+  bytes: Uint8Array;
+  /** MD5 digest of `bytes`. */
+  md5: Uint8Array;
+}
+
+/** Reads a stream part by part. */
+export class PartReader {
+  #byob: ReadableStreamBYOBReader | undefined;
+  #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  #leftover: Uint8Array | undefined;
+  #done = false;
+  /** Bytes read so far. */
+  bytesRead = 0;
+
+  constructor(source: ReadableStream<Uint8Array>) {
+    try {
+      this.#byob = source.getReader({ mode: "byob" });
+    } catch {
+      this.#reader = source.getReader();
+    }
+  }
+
+  /** True once the stream has ended. */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /**
+   * Fills `buffer` (its whole length, unless the stream ends first) and returns the filled view
+   * and its MD5, or `undefined` when the stream had no more bytes. The buffer's memory is reused
+   * for the returned view, so `buffer` itself must not be used afterwards: use `bytes.buffer`.
+   */
+  async fill(buffer: Uint8Array): Promise<FilledPart | undefined> {
+    const hash = createHash("md5");
+    let filled = 0;
+    let buf = buffer;
+    const size = buffer.length; // a BYOB read detaches `buf`: its length reads 0 afterwards
+    while (filled < size && !this.#done) {
+      if (this.#byob) {
+        const { value, done } = await this.#byob.read(buf.subarray(filled));
+        if (value) {
+          buf = new Uint8Array(value.buffer, value.byteOffset - filled, size);
+          if (value.length > 0) hash.update(value);
+          filled += value.length;
+        }
+        if (done) this.#done = true;
+      } else {
+        let chunk = this.#leftover;
+        this.#leftover = undefined;
+        if (!chunk) {
+          const { value, done } = await this.#reader!.read();
+          if (done) {
+            this.#done = true;
+            break;
+          }
+          chunk = value;
+        }
+        const take = Math.min(chunk.length, size - filled);
+        buf.set(chunk.subarray(0, take), filled);
+        hash.update(chunk.subarray(0, take));
+        filled += take;
+        if (take < chunk.length) this.#leftover = chunk.subarray(take);
+      }
+    }
+    this.bytesRead += filled;
+    if (filled === 0) return undefined;
+    return { bytes: buf.subarray(0, filled), md5: new Uint8Array(hash.digest()) };
+  }
+
+  /** Stops reading; cancels the source stream. */
+  async cancel(reason?: unknown): Promise<void> {
+    this.#done = true;
+    try {
+      await (this.#byob ?? this.#reader)!.cancel(reason);
+    } catch {
+      // already errored or closed
+    }
+  }
+}

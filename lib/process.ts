@@ -1,0 +1,129 @@
+/**
+ * Child processes as values: argv arrays only (never a shell), stdout as a web stream, stderr
+ * kept as a bounded tail, and an exit status that becomes a typed error. Children get a clean
+ * environment (PATH and LC_ALL only) so that credentials never leak into them.
+ *
+ * @module
+ */
+
+import { Z3Error } from "./errors.ts";
+
+/** How many bytes of a child's stderr are kept for error messages. */
+const STDERR_TAIL = 4096;
+
+/** Options for {@linkcode spawnChild}. */
+export interface SpawnOptions {
+  /** Where the child's stdin comes from. @default {"null"} */
+  stdin?: "piped" | "null";
+  /** Where the child's stdout goes. @default {"piped"} */
+  stdout?: "piped" | "null";
+  /** Aborting kills the child (SIGTERM). */
+  signal?: AbortSignal;
+  /** Builds the error thrown on a non-zero exit. */
+  makeError?: (message: string) => Z3Error;
+}
+
+/** A running child process. */
+export interface Child {
+  /** The argv, for messages. */
+  readonly argv: readonly string[];
+  /** The child's stdin, when piped. */
+  readonly stdin: WritableStream<Uint8Array> | null;
+  /** The child's stdout, when piped. */
+  readonly stdout: ReadableStream<Uint8Array> | null;
+  /** Resolves on exit 0; rejects with a typed error naming the command and its stderr tail. */
+  readonly done: Promise<void>;
+  /** The last bytes of stderr read so far. */
+  stderrTail(): string;
+  /** Sends a signal if the child still runs. */
+  kill(signal?: Deno.Signal): void;
+}
+
+/** Quotes one argv element for display in messages and dry runs (never executed). */
+export function quoteArg(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'"'"'`)}'`;
+}
+
+/** Renders an argv for display. */
+export function formatArgv(argv: readonly string[]): string {
+  return argv.map(quoteArg).join(" ");
+}
+
+/** Starts `argv[0]` with `argv.slice(1)`; see {@linkcode Child}. */
+export function spawnChild(argv: readonly string[], options: SpawnOptions = {}): Child {
+  const makeError = options.makeError ?? ((m: string) => new Z3Error(m, 1));
+  const display = formatArgv(argv);
+  let proc: Deno.ChildProcess;
+  try {
+    proc = new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      stdin: options.stdin ?? "null",
+      stdout: options.stdout ?? "piped",
+      stderr: "piped",
+      clearEnv: true,
+      env: { PATH: Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" },
+    }).spawn();
+  } catch (err) {
+    const why = err instanceof Deno.errors.NotFound
+      ? "command not found"
+      : err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied
+      ? `not permitted (${(err as Error).message.split("\n")[0]})`
+      : String((err as Error)?.message ?? err);
+    throw makeError(`Cannot run ${display}: ${why}`);
+  }
+  let tail = new Uint8Array(0);
+  const decoder = new TextDecoder();
+  const stderrDone = (async () => {
+    for await (const chunk of proc.stderr) {
+      const joined = new Uint8Array(Math.min(STDERR_TAIL, tail.length + chunk.length));
+      const keepOld = Math.max(0, joined.length - chunk.length);
+      joined.set(tail.subarray(tail.length - keepOld), 0);
+      joined.set(chunk.subarray(Math.max(0, chunk.length - joined.length)), keepOld);
+      tail = joined;
+    }
+  })();
+  const stderrTail = () => decoder.decode(tail).trim().split("\n").slice(-3).join("; ");
+  let exited = false;
+  const onAbort = () => kill("SIGTERM");
+  const kill = (signal: Deno.Signal = "SIGTERM") => {
+    if (exited) return;
+    try {
+      proc.kill(signal);
+    } catch {
+      // already gone
+    }
+  };
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  if (options.signal?.aborted) onAbort();
+  const done = (async () => {
+    const status = await proc.status;
+    exited = true;
+    options.signal?.removeEventListener("abort", onAbort);
+    await stderrDone.catch(() => {});
+    if (status.success) return;
+    const how = status.signal ? `killed by ${status.signal}` : `exit status ${status.code}`;
+    const err = stderrTail();
+    throw makeError(`Command failed (${how}): ${display}${err ? `: ${err}` : ""}`);
+  })();
+  // A rejected `done` that nobody awaits yet must not crash the process.
+  done.catch(() => {});
+  return {
+    argv,
+    stdin: options.stdin === "piped" ? proc.stdin : null,
+    stdout: options.stdout === "null" ? null : proc.stdout,
+    done,
+    stderrTail,
+    kill,
+  };
+}
+
+/** Runs a command to completion and returns its stdout as text; throws on non-zero exit. */
+export async function runText(
+  argv: readonly string[],
+  options: SpawnOptions = {},
+): Promise<string> {
+  const child = spawnChild(argv, { ...options, stdout: "piped" });
+  const text = await new Response(child.stdout).text();
+  await child.done;
+  return text;
+}

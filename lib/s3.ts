@@ -1,0 +1,431 @@
+/**
+ * The only module that speaks S3. A narrow interface over the AWS SDK's S3 client, set up for
+ * any S3 endpoint (path-style, custom endpoint, checksums only when required) with the SDK's own
+ * retries off: retry policy lives in `retry.ts`, one per call path.
+ *
+ * Contracts: every method either does what it says or throws an {@linkcode S3Error} whose
+ * `retryable` says whether trying again may help. Errors never carry credentials.
+ *
+ * @module
+ */
+
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type StorageClass,
+  UploadPartCommand,
+} from "@aws-sdk/client-s3";
+import { S3Error } from "./errors.ts";
+
+/** Connection settings for {@linkcode S3Store}. */
+export interface S3Settings {
+  /** Bucket name. */
+  bucket: string;
+  /** Endpoint URL, e.g. `http://127.0.0.1:7480`; `undefined` means AWS. */
+  endpoint?: string;
+  /** Region. @default {"us-east-1"} */
+  region?: string;
+  /** Access key id; `undefined` uses the SDK's default credential chain. */
+  keyId?: string;
+  /** Secret access key. */
+  secret?: string;
+  /** Path-style addressing. @default {true when an endpoint is set} */
+  pathStyle?: boolean;
+  /**
+   * When to send/validate the SDK's flexible checksums. Many S3-compatible servers (Ceph 16
+   * among them) reject the streamed CRC trailer the SDK sends by default since January 2025.
+   * @default {"when_required"}
+   */
+  checksums?: "when_required" | "when_supported";
+}
+
+/** What HeadObject tells about an object. */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** The ETag without quotes. */
+  etag: string;
+  /** User metadata, keys lower-cased. */
+  metadata: Record<string, string>;
+  lastModified?: Date;
+}
+
+/** One entry of a listing. */
+export interface ListedObject {
+  key: string;
+  size: number;
+  etag: string;
+  lastModified?: Date;
+}
+
+/** A multipart upload that was started and not completed or aborted. */
+export interface PendingUpload {
+  key: string;
+  uploadId: string;
+  initiated?: Date;
+}
+
+/** Options for writing an object. */
+export interface WriteOptions {
+  metadata?: Record<string, string>;
+  storageClass?: string;
+  signal?: AbortSignal;
+}
+
+/** An error from S3, classified. */
+export class S3RequestError extends S3Error {
+  /** Whether another attempt may succeed (network, 5xx, throttling). */
+  readonly retryable: boolean;
+  /** HTTP status, when the server answered. */
+  readonly status?: number;
+  /** S3 error code, when the server answered with one. */
+  readonly code?: string;
+  constructor(
+    message: string,
+    retryable: boolean,
+    status?: number,
+    code?: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.retryable = retryable;
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const RETRYABLE_CODES = new Set([
+  "SlowDown",
+  "RequestTimeout",
+  "RequestTimeTooSkewed",
+  "InternalError",
+  "ServiceUnavailable",
+  "Throttling",
+  "ThrottlingException",
+]);
+
+interface SdkErrorShape {
+  name?: string;
+  message?: string;
+  code?: string;
+  Code?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+/** Turns whatever the SDK (or the network) threw into an {@linkcode S3RequestError}. */
+export function classifyError(what: string, err: unknown): S3RequestError {
+  if (err instanceof S3RequestError) return err;
+  const e = (err ?? {}) as SdkErrorShape;
+  const status = e.$metadata?.httpStatusCode;
+  const code = e.Code ?? (e.name && e.name !== "Error" ? e.name : e.code);
+  if ((err as Error)?.name === "AbortError") {
+    return new S3RequestError(`Cannot ${what}: aborted`, false, undefined, "AbortError", {
+      cause: err,
+    });
+  }
+  let retryable: boolean;
+  let detail: string;
+  if (status !== undefined) {
+    retryable = status >= 500 || status === 429 || RETRYABLE_CODES.has(code ?? "");
+    detail = `${code ?? "error"} (HTTP ${status})`;
+    const msg = e.message && e.message !== code && e.message !== "UnknownError"
+      ? `: ${e.message}`
+      : "";
+    detail += msg;
+    if (status === 403) detail += " (check S3_KEY_ID / S3_SECRET and the bucket policy)";
+    if (code === "NoSuchBucket") detail += " (check BUCKET)";
+  } else {
+    retryable = true; // no HTTP answer: connection refused/reset, DNS, timeout
+    detail = `${e.code ?? e.name ?? "network error"}: ${e.message ?? String(err)}`;
+  }
+  return new S3RequestError(`Cannot ${what}: ${detail}`, retryable, status, code, { cause: err });
+}
+
+const unquote = (etag: string | undefined) => (etag ?? "").replaceAll('"', "");
+
+/** A bucket on an S3 endpoint. */
+export class S3Store {
+  /** The bucket name. */
+  readonly bucket: string;
+  #client: S3Client;
+  #endpointLabel: string;
+
+  constructor(settings: S3Settings) {
+    this.bucket = settings.bucket;
+    this.#endpointLabel = settings.endpoint ?? "AWS S3";
+    const mode = settings.checksums === "when_supported" ? "WHEN_SUPPORTED" : "WHEN_REQUIRED";
+    this.#client = new S3Client({
+      endpoint: settings.endpoint,
+      region: settings.region ?? "us-east-1",
+      forcePathStyle: settings.pathStyle ?? settings.endpoint !== undefined,
+      credentials: settings.keyId !== undefined && settings.secret !== undefined
+        ? { accessKeyId: settings.keyId, secretAccessKey: settings.secret }
+        : undefined,
+      requestChecksumCalculation: mode,
+      responseChecksumValidation: mode,
+      maxAttempts: 1,
+    });
+    // Content-MD5 protects every part we send; hashing the payload again with SHA-256 for SigV4
+    // costs a CPU second per GB for nothing. Parts and single puts go UNSIGNED-PAYLOAD.
+    this.#client.middlewareStack.add(
+      (next, context) => (args) => {
+        const cmd = (context as { commandName?: string }).commandName;
+        const req = args.request as { headers?: Record<string, string> };
+        if ((cmd === "UploadPartCommand" || cmd === "PutObjectCommand") && req.headers) {
+          req.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
+        }
+        return next(args);
+      },
+      { step: "build", name: "z3UnsignedPayload" },
+    );
+  }
+
+  /** Where requests go, for messages. */
+  get endpoint(): string {
+    return this.#endpointLabel;
+  }
+
+  async #send<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw classifyError(what, err);
+    }
+  }
+
+  /** Creates the bucket (tests and demo). */
+  async createBucket(): Promise<void> {
+    await this.#send(
+      `create bucket "${this.bucket}"`,
+      () => this.#client.send(new CreateBucketCommand({ Bucket: this.bucket })),
+    );
+  }
+
+  /** Object metadata, or `undefined` when there is no such object. */
+  async head(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined> {
+    try {
+      const out = await this.#client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: key }),
+        {
+          abortSignal: signal,
+        },
+      );
+      return {
+        key,
+        size: out.ContentLength ?? 0,
+        etag: unquote(out.ETag),
+        metadata: lowerKeys(out.Metadata ?? {}),
+        lastModified: out.LastModified,
+      };
+    } catch (err) {
+      const e = err as SdkErrorShape;
+      if (e.$metadata?.httpStatusCode === 404) return undefined;
+      throw classifyError(`read metadata of "${key}" in bucket "${this.bucket}"`, err);
+    }
+  }
+
+  /** Every object whose key starts with `prefix`, in key order, all pages. */
+  async *list(prefix: string, signal?: AbortSignal): AsyncGenerator<ListedObject> {
+    let token: string | undefined;
+    do {
+      const out = await this.#send(
+        `list bucket "${this.bucket}" under "${prefix}"`,
+        () =>
+          this.#client.send(
+            new ListObjectsV2Command({
+              Bucket: this.bucket,
+              Prefix: prefix,
+              ContinuationToken: token,
+            }),
+            { abortSignal: signal },
+          ),
+      );
+      for (const o of out.Contents ?? []) {
+        yield {
+          key: o.Key!,
+          size: o.Size ?? 0,
+          etag: unquote(o.ETag),
+          lastModified: o.LastModified,
+        };
+      }
+      token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  /** The object's bytes (or a byte range, inclusive) as a stream. */
+  async get(
+    key: string,
+    range?: { start: number; end: number },
+    signal?: AbortSignal,
+  ): Promise<ReadableStream<Uint8Array>> {
+    const what = `download "${key}" from bucket "${this.bucket}"`;
+    const out = await this.#send(what, () =>
+      this.#client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Range: range ? `bytes=${range.start}-${range.end}` : undefined,
+        }),
+        { abortSignal: signal },
+      ));
+    const body = out.Body as
+      | { transformToWebStream?: () => ReadableStream<Uint8Array> }
+      | undefined;
+    if (!body?.transformToWebStream) throw new S3RequestError(`Cannot ${what}: no body`, true);
+    return body.transformToWebStream();
+  }
+
+  /** Stores `body` as one object with one PutObject; returns the ETag. */
+  async put(
+    key: string,
+    body: Uint8Array,
+    md5Base64: string,
+    options: WriteOptions = {},
+  ): Promise<string> {
+    const out = await this.#send(
+      `upload "${key}" to bucket "${this.bucket}"`,
+      () =>
+        this.#client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: key,
+            Body: body,
+            ContentLength: body.length,
+            ContentMD5: md5Base64,
+            Metadata: options.metadata,
+            StorageClass: options.storageClass as StorageClass | undefined,
+          }),
+          { abortSignal: options.signal },
+        ),
+    );
+    return unquote(out.ETag);
+  }
+
+  /** Starts a multipart upload and returns its id. */
+  async createMultipart(key: string, options: WriteOptions = {}): Promise<string> {
+    const out = await this.#send(
+      `start multipart upload of "${key}" in bucket "${this.bucket}"`,
+      () =>
+        this.#client.send(
+          new CreateMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: key,
+            Metadata: options.metadata,
+            StorageClass: options.storageClass as StorageClass | undefined,
+          }),
+          { abortSignal: options.signal },
+        ),
+    );
+    if (!out.UploadId) {
+      throw new S3RequestError(`Cannot start multipart upload of "${key}": no UploadId`, false);
+    }
+    return out.UploadId;
+  }
+
+  /** Uploads one part with its Content-MD5; returns the part's ETag. */
+  async uploadPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Uint8Array,
+    md5Base64: string,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const out = await this.#send(`upload part ${partNumber} of "${key}"`, () =>
+      this.#client.send(
+        new UploadPartCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          Body: body,
+          ContentLength: body.length,
+          ContentMD5: md5Base64,
+        }),
+        { abortSignal: signal },
+      ));
+    return unquote(out.ETag);
+  }
+
+  /** Completes a multipart upload from its parts in order. */
+  async completeMultipart(
+    key: string,
+    uploadId: string,
+    parts: { partNumber: number; etag: string }[],
+  ): Promise<void> {
+    await this.#send(`complete multipart upload of "${key}"`, () =>
+      this.#client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: {
+            Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${p.etag}"` })),
+          },
+        }),
+      ));
+  }
+
+  /** Aborts a multipart upload; an upload that is already gone counts as aborted. */
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.#client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }),
+      );
+    } catch (err) {
+      if ((err as SdkErrorShape).$metadata?.httpStatusCode === 404) return;
+      throw classifyError(`abort multipart upload of "${key}"`, err);
+    }
+  }
+
+  /** Multipart uploads in progress under `prefix`. */
+  async *listMultipartUploads(prefix: string): AsyncGenerator<PendingUpload> {
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    do {
+      const out = await this.#send(
+        `list multipart uploads in bucket "${this.bucket}"`,
+        () =>
+          this.#client.send(
+            new ListMultipartUploadsCommand({
+              Bucket: this.bucket,
+              Prefix: prefix,
+              KeyMarker: keyMarker,
+              UploadIdMarker: idMarker,
+            }),
+          ),
+      );
+      for (const u of out.Uploads ?? []) {
+        yield { key: u.Key!, uploadId: u.UploadId!, initiated: u.Initiated };
+      }
+      keyMarker = out.IsTruncated ? out.NextKeyMarker : undefined;
+      idMarker = out.IsTruncated ? out.NextUploadIdMarker : undefined;
+    } while (keyMarker);
+  }
+
+  /** Deletes an object (absent objects are fine). */
+  async delete(key: string): Promise<void> {
+    await this.#send(
+      `delete "${key}" from bucket "${this.bucket}"`,
+      () => this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })),
+    );
+  }
+
+  /** Releases sockets. */
+  close(): void {
+    this.#client.destroy();
+  }
+}
+
+function lowerKeys(metadata: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k.toLowerCase(), v]));
+}

@@ -1,0 +1,83 @@
+/**
+ * The real S3 server for tests: Ceph radosgw on 127.0.0.1, started (and installed, as root) by
+ * `tests/bed/s3_server.sh` and reused between runs while healthy. Each test file gets a fresh
+ * bucket. Credentials are random per server and never printed.
+ *
+ * @module
+ */
+
+import { S3Store } from "../../lib/s3.ts";
+import { run } from "./run.ts";
+
+const SCRIPT = new URL("./s3_server.sh", import.meta.url).pathname;
+
+/** Where the test server listens and how to log in. */
+export interface S3Env {
+  S3_ENDPOINT: string;
+  S3_KEY_ID: string;
+  S3_SECRET: string;
+  S3_REGION: string;
+}
+
+let cached: S3Env | undefined;
+
+/** Starts (or reuses) the server; returns its settings, or a reason it cannot be had. */
+export async function ensureS3(): Promise<S3Env | string> {
+  if (cached) return cached;
+  const start = await new Deno.Command("bash", {
+    args: [SCRIPT, "start"],
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .output();
+  if (!start.success) {
+    const why = new TextDecoder().decode(start.stderr).trim().split("\n").slice(-2).join(" ");
+    return `the S3 test server did not start (exit ${start.code}): ${why}`;
+  }
+  const text = await run(["bash", SCRIPT, "env"]);
+  const env: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const eq = line.indexOf("=");
+    if (eq > 0) env[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  if (!env.S3_ENDPOINT || !env.S3_KEY_ID || !env.S3_SECRET) {
+    return "the S3 test server wrote no usable env file";
+  }
+  cached = {
+    S3_ENDPOINT: env.S3_ENDPOINT,
+    S3_KEY_ID: env.S3_KEY_ID,
+    S3_SECRET: env.S3_SECRET,
+    S3_REGION: env.S3_REGION ?? "us-east-1",
+  };
+  return cached;
+}
+
+/** A unique bucket name for one test file. */
+export function uniqueBucket(label: string): string {
+  const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
+  return `z3t-${label}-${Deno.pid}-${rand}`.toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 63);
+}
+
+/** Creates a fresh bucket and returns a store for it. */
+export async function freshBucket(env: S3Env, label: string): Promise<S3Store> {
+  const store = new S3Store({
+    bucket: uniqueBucket(label),
+    endpoint: env.S3_ENDPOINT,
+    region: env.S3_REGION,
+    keyId: env.S3_KEY_ID,
+    secret: env.S3_SECRET,
+  });
+  await store.createBucket();
+  return store;
+}
+
+/** The environment a z3/pput child process needs to reach `bucket` on the test server. */
+export function childEnv(env: S3Env, bucket: string): Record<string, string> {
+  return {
+    BUCKET: bucket,
+    HOST: env.S3_ENDPOINT,
+    S3_KEY_ID: env.S3_KEY_ID,
+    S3_SECRET: env.S3_SECRET,
+    S3_REGION: env.S3_REGION,
+  };
+}

@@ -1,0 +1,107 @@
+/**
+ * Real ZFS for tests: Debian's zfs-fuse, installed (as root) and started when missing. Each test
+ * makes its own pool on a sparse image file with a unique name and destroys it afterwards; no
+ * other pool is ever touched.
+ *
+ * @module
+ */
+
+import { isRoot, run } from "./run.ts";
+
+const POOL_DIR = "/var/tmp/z3-test-pools";
+
+/** Which ZFS the tests ran on, for the test output. */
+export let zfsFlavour = "unknown";
+
+async function zpoolWorks(): Promise<boolean> {
+  try {
+    await run(["zpool", "list", "-H", "-o", "name"]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function hasCommand(name: string): Promise<boolean> {
+  const out = await run(["sh", "-c", 'command -v "$1"', "sh", name], { allowFail: true });
+  return out.trim() !== "";
+}
+
+/** Makes sure zfs works; returns undefined when ready, or the reason it cannot be had. */
+export async function ensureZfs(): Promise<string | undefined> {
+  if (!(await hasCommand("zpool"))) {
+    if (!isRoot()) return "zfs is not installed and we are not root to install zfs-fuse";
+    await run([
+      "sh",
+      "-c",
+      "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends zfs-fuse >/dev/null",
+    ]);
+  }
+  if (!(await zpoolWorks())) {
+    if (!(await hasCommand("zfs-fuse"))) return "zpool does not work and zfs-fuse is not installed";
+    if (!isRoot()) return "the zfs daemon is not running and we are not root to start zfs-fuse";
+    try {
+      await Deno.stat("/dev/fuse");
+    } catch {
+      return "/dev/fuse is missing: zfs-fuse cannot run here";
+    }
+    await run(["zfs-fuse", "--pidfile", "/var/run/zfs-fuse.pid"], { allowFail: true });
+    for (let i = 0; i < 50 && !(await zpoolWorks()); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    if (!(await zpoolWorks())) return "zfs-fuse was started but zpool still fails";
+  }
+  zfsFlavour = (await hasCommand("zfs-fuse")) ? "zfs-fuse" : "kernel ZFS";
+  return undefined;
+}
+
+/** A throwaway pool on an image file. */
+export interface TestPool {
+  /** Pool name, unique per test. */
+  name: string;
+  /** Where the pool's root dataset is mounted. */
+  mountpoint: string;
+  /** Creates a dataset and returns where it is mounted. */
+  createDataset(relative: string): Promise<string>;
+  /** Takes a snapshot `pool/relative@snap`. */
+  snapshot(relative: string, snap: string): Promise<void>;
+  /** Destroys the pool and removes its image. */
+  destroy(): Promise<void>;
+}
+
+/** Creates a pool of `sizeMiB` on a sparse file. */
+export async function createPool(sizeMiB = 512): Promise<TestPool> {
+  await Deno.mkdir(POOL_DIR, { recursive: true });
+  const name = `z3t${Deno.pid}x${crypto.getRandomValues(new Uint32Array(1))[0].toString(36)}`;
+  const image = `${POOL_DIR}/${name}.img`;
+  const mountpoint = `${POOL_DIR}/${name}.mnt`;
+  const f = await Deno.open(image, { create: true, write: true, truncate: true });
+  await f.truncate(sizeMiB * 1024 * 1024);
+  f.close();
+  await run(["zpool", "create", "-m", mountpoint, name, image]);
+  return {
+    name,
+    mountpoint,
+    async createDataset(relative) {
+      await run(["zfs", "create", `${name}/${relative}`]);
+      return `${mountpoint}/${relative}`;
+    },
+    async snapshot(relative, snap) {
+      await run(["zfs", "snapshot", `${name}/${relative}@${snap}`]);
+    },
+    async destroy() {
+      // zfs-fuse may call a freshly received dataset busy for a moment.
+      for (let i = 0;; i++) {
+        try {
+          await run(["zpool", "destroy", "-f", name]);
+          break;
+        } catch (err) {
+          if (i >= 20) throw err;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+      await Deno.remove(image).catch(() => {});
+      await Deno.remove(mountpoint, { recursive: true }).catch(() => {});
+    },
+  };
+}
