@@ -1,0 +1,491 @@
+/**
+ * Pure: local snapshots + the bucket's objects → backup plans, restore plans, chain health and
+ * status rows. No I/O; callers list the pool and the bucket and feed the results in.
+ *
+ * Reads buckets written by the original Python z3: an object's key is `S3_PREFIX` +
+ * `dataset@snap`; its metadata says `isfull=true` (old objects: `is_full`) or names its
+ * `parent` as `dataset@snap`, and may carry `compressor` and `size` (an estimate, in bytes).
+ * Objects written by this z3 also record `z3-guid`, `z3-parent-guid` and `z3-created`; where
+ * present they are checked against the pool's GUIDs, where absent matching is by name alone.
+ *
+ * @module
+ */
+
+import { ChainError, UsageError } from "./errors.ts";
+import type { LocalSnapshot } from "./zfs.ts";
+
+/** Health of an object in the bucket, worded as the original z3's status table. */
+export type Health = "ok" | "missing parent" | "parent broken" | "cycle detected";
+
+/** Metadata keys this module reads (all lower case, as S3 returns them). */
+export const META_KEYS = {
+  isFull: "isfull",
+  isFullLegacy: "is_full",
+  parent: "parent",
+  compressor: "compressor",
+  size: "size",
+  guid: "z3-guid",
+  parentGuid: "z3-parent-guid",
+  created: "z3-created",
+} as const;
+
+/** One snapshot stored as an object in the bucket. */
+export interface RemoteSnapshot {
+  /** Full name, `dataset@snap`. */
+  name: string;
+  /** The short name after `@`. */
+  snapshot: string;
+  /** The object key (prefix + name). */
+  key: string;
+  /** True for a full stream, false for an incremental one. */
+  isFull: boolean;
+  /** Full name of the parent of an incremental; undefined for a full or when not recorded. */
+  parent?: string;
+  /** ZFS GUID of the snapshot (decimal), when recorded. */
+  guid?: string;
+  /** ZFS GUID of the parent snapshot (decimal), when recorded. */
+  parentGuid?: string;
+  /** Snapshot creation time, seconds since the epoch, when recorded. */
+  created?: number;
+  /** Name of the compressor the stream went through (`pigz1`, …), if any. */
+  compressor?: string;
+  /** Estimated size of the uncompressed stream in bytes, when recorded and well formed. */
+  size?: number;
+  /** Size of the object itself in bytes. */
+  objectSize: number;
+  /** When the object was written, if the listing says. */
+  lastModified?: Date;
+  /** All metadata, keys lower-cased. */
+  metadata: Record<string, string>;
+}
+
+/** Returns `prefix` ending in exactly one `/`, or `""` when it is empty (or only slashes). */
+export function normalizePrefix(prefix: string): string {
+  const trimmed = prefix.replace(/\/+$/, "");
+  return trimmed === "" ? "" : `${trimmed}/`;
+}
+
+/** The object key of `snapshotFullName` (`dataset@snap`) under `prefix`. */
+export function keyFor(prefix: string, snapshotFullName: string): string {
+  return normalizePrefix(prefix) + snapshotFullName;
+}
+
+/** Short name after the first `@`, or the whole name when it has none. */
+export function shortName(fullName: string): string {
+  const at = fullName.indexOf("@");
+  return at < 0 ? fullName : fullName.slice(at + 1);
+}
+
+const DECIMAL = /^[0-9]+$/;
+
+function decimal(value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  return trimmed !== undefined && DECIMAL.test(trimmed) ? trimmed : undefined;
+}
+
+function safeNumber(value: string | undefined): number | undefined {
+  const text = decimal(value);
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+function isTrue(value: string | undefined): boolean {
+  return value?.trim().toLowerCase() === "true";
+}
+
+/**
+ * Parses one listed object of `dataset`. Returns `undefined` for keys that are not
+ * `prefix + dataset@snap` (other datasets, child datasets, stray objects). Malformed optional
+ * metadata (`size`, GUIDs, `z3-created`) is treated as absent.
+ */
+export function parseRemote(
+  prefix: string,
+  dataset: string,
+  key: string,
+  metadata: Record<string, string>,
+  objectSize: number,
+  lastModified?: Date,
+): RemoteSnapshot | undefined {
+  const head = normalizePrefix(prefix) + dataset + "@";
+  if (!key.startsWith(head)) return undefined;
+  const snapshot = key.slice(head.length);
+  if (snapshot === "" || snapshot.includes("@") || snapshot.includes("/")) return undefined;
+  const meta: Record<string, string> = {};
+  for (const [k, v] of Object.entries(metadata)) meta[k.toLowerCase()] = v;
+  const isFull = isTrue(meta[META_KEYS.isFull]) || isTrue(meta[META_KEYS.isFullLegacy]);
+  const parent = isFull ? undefined : meta[META_KEYS.parent]?.trim() || undefined;
+  const remote: RemoteSnapshot = {
+    name: `${dataset}@${snapshot}`,
+    snapshot,
+    key,
+    isFull,
+    objectSize,
+    metadata: meta,
+  };
+  if (parent !== undefined) remote.parent = parent;
+  const guid = decimal(meta[META_KEYS.guid]);
+  if (guid !== undefined) remote.guid = guid;
+  const parentGuid = isFull ? undefined : decimal(meta[META_KEYS.parentGuid]);
+  if (parentGuid !== undefined) remote.parentGuid = parentGuid;
+  const created = safeNumber(meta[META_KEYS.created]);
+  if (created !== undefined) remote.created = created;
+  const compressor = meta[META_KEYS.compressor]?.trim();
+  if (compressor) remote.compressor = compressor;
+  const size = safeNumber(meta[META_KEYS.size]);
+  if (size !== undefined) remote.size = size;
+  if (lastModified !== undefined) remote.lastModified = lastModified;
+  return remote;
+}
+
+/** Indexes parsed objects by full name, the shape the other functions take. */
+export function indexRemote(snapshots: Iterable<RemoteSnapshot>): Map<string, RemoteSnapshot> {
+  const map = new Map<string, RemoteSnapshot>();
+  for (const snap of snapshots) map.set(snap.name, snap);
+  return map;
+}
+
+/** Health inherited by the child of a snapshot whose health is `parent`. */
+function inherit(parent: Health): Health {
+  if (parent === "ok" || parent === "cycle detected") return parent;
+  return "parent broken";
+}
+
+/**
+ * Health of every object, keyed by full name: a full is ok; an incremental whose parent object
+ * is absent has a missing parent; one above a broken parent has a broken parent, unless a cycle
+ * lies anywhere up its chain. Iterative and memoised: linear in the number of objects.
+ */
+export function chainHealth(remote: Map<string, RemoteSnapshot>): Map<string, Health> {
+  const health = new Map<string, Health>();
+  for (const start of remote.keys()) {
+    if (health.has(start)) continue;
+    const path: string[] = [];
+    const onPath = new Set<string>();
+    let name = start;
+    let found: Health;
+    for (;;) {
+      const known = health.get(name);
+      if (known !== undefined) {
+        found = known;
+        break;
+      }
+      if (onPath.has(name)) {
+        found = "cycle detected";
+        break;
+      }
+      const snap = remote.get(name)!;
+      if (snap.isFull) {
+        health.set(name, "ok");
+        found = "ok";
+        break;
+      }
+      if (snap.parent === undefined || !remote.has(snap.parent)) {
+        health.set(name, "missing parent");
+        found = "missing parent";
+        break;
+      }
+      path.push(name);
+      onPath.add(name);
+      name = snap.parent;
+    }
+    for (let i = path.length - 1; i >= 0; i--) {
+      found = inherit(found);
+      health.set(path[i], found);
+    }
+  }
+  return health;
+}
+
+/** Explains why `name`'s chain is broken, naming the object where it breaks. */
+function whyBroken(
+  remote: Map<string, RemoteSnapshot>,
+  health: Map<string, Health>,
+  name: string,
+): string {
+  const reason = health.get(name) ?? "missing parent";
+  if (reason === "cycle detected") return "cycle detected: the parents in the bucket form a loop";
+  const seen = new Set<string>();
+  let current = remote.get(name);
+  while (current !== undefined && !seen.has(current.name)) {
+    seen.add(current.name);
+    if (health.get(current.name) === "missing parent") {
+      const detail = current.parent === undefined
+        ? `"${current.name}" records no parent`
+        : `"${current.name}" needs "${current.parent}", which is not in the bucket`;
+      return `${reason}: ${detail}`;
+    }
+    current = current.parent === undefined ? undefined : remote.get(current.parent);
+  }
+  return reason;
+}
+
+/** One `zfs send` to upload: a full when `from` is undefined, else incremental from `from`. */
+export interface BackupStep {
+  /** The snapshot to send. */
+  snapshot: LocalSnapshot;
+  /** The incremental source; undefined for a full stream. */
+  from?: LocalSnapshot;
+}
+
+/** What a backup will upload, oldest first. */
+export interface BackupPlan {
+  /** Sends to run in order; empty when the bucket is up to date. */
+  steps: BackupStep[];
+  /** Newest snapshot already in the bucket that the plan builds on; undefined for a full. */
+  base?: LocalSnapshot;
+  /** The snapshot the backup brings the bucket up to. */
+  target: LocalSnapshot;
+}
+
+/** Options for {@linkcode planBackup}. */
+export interface PlanBackupOptions {
+  /** Send a full stream of the target, whatever the bucket holds. @default {false} */
+  full?: boolean;
+  /** Short name of the snapshot to back up. @default {the latest local snapshot} */
+  target?: string;
+}
+
+const START_OVER = "run `z3 backup --full` to start a new chain";
+
+/** Throws unless every snapshot on both sides with a recorded GUID has the same GUID. */
+function checkGuids(
+  target: LocalSnapshot,
+  local: LocalSnapshot[],
+  remote: Map<string, RemoteSnapshot>,
+): void {
+  for (const snap of local) {
+    const stored = remote.get(snap.name)?.guid;
+    if (stored === undefined || stored === snap.guid) continue;
+    throw new ChainError(
+      `Cannot back up "${target.name}": the local and bucket histories diverged at ` +
+        `"${snap.name}" (guid: local ${snap.guid} vs bucket ${stored}); the dataset was ` +
+        `probably recreated or rolled back; ${START_OVER}, or use another S3_PREFIX`,
+    );
+  }
+}
+
+/**
+ * Plans a backup of `options.target` (default: the latest of `local`, which is oldest first and
+ * already filtered by snapshot prefix). Incremental from the newest local snapshot already in
+ * the bucket, or a full when there is none; refuses a broken or diverged chain.
+ */
+export function planBackup(
+  local: LocalSnapshot[],
+  remote: Map<string, RemoteSnapshot>,
+  health: Map<string, Health>,
+  options: PlanBackupOptions = {},
+): BackupPlan {
+  let index = local.length - 1;
+  if (options.target !== undefined) {
+    const wanted = options.target;
+    index = local.findIndex((s) => s.snapshot === wanted || s.name === wanted);
+    if (index < 0) {
+      throw new UsageError(`Cannot back up "${wanted}": no such local snapshot`);
+    }
+  } else if (index < 0) {
+    throw new UsageError(
+      `Cannot back up: no local snapshots; check FILESYSTEM and SNAPSHOT_PREFIX`,
+    );
+  }
+  const target = local[index];
+  if (options.full) return { steps: [{ snapshot: target }], target };
+
+  let baseIndex = index;
+  while (baseIndex >= 0 && !remote.has(local[baseIndex].name)) baseIndex--;
+  if (baseIndex < 0) {
+    checkGuids(target, local, remote);
+    return { steps: [{ snapshot: target }], target };
+  }
+  const base = local[baseIndex];
+  const baseHealth = health.get(base.name) ?? "missing parent";
+  if (baseHealth !== "ok") {
+    throw new ChainError(
+      `Cannot back up "${target.name}": "${base.name}" in the bucket is broken ` +
+        `(${whyBroken(remote, health, base.name)}); ${START_OVER}`,
+    );
+  }
+  const stored = remote.get(base.name)!.guid;
+  if (stored !== undefined && stored !== base.guid) {
+    throw new ChainError(
+      `Cannot back up "${target.name}" on top of "${base.name}": the local and bucket ` +
+        `histories diverged (guid: local ${base.guid} vs bucket ${stored}); ${START_OVER}, ` +
+        `or use another S3_PREFIX`,
+    );
+  }
+  checkGuids(target, local, remote);
+  const steps: BackupStep[] = [];
+  for (let i = baseIndex + 1; i <= index; i++) {
+    steps.push({ snapshot: local[i], from: local[i - 1] });
+  }
+  return { steps, base, target };
+}
+
+/** One object to download and `zfs receive`. */
+export interface RestoreStep {
+  /** The object to restore. */
+  remote: RemoteSnapshot;
+}
+
+/** What a restore will download, oldest first. */
+export interface RestorePlan {
+  /** Objects to receive, oldest first; empty when the target already exists locally. */
+  steps: RestoreStep[];
+  /** Full name (as in the bucket) of the snapshot, present locally, the chain starts from. */
+  base?: string;
+}
+
+/**
+ * Plans the restore of `target` (full name in the bucket). Walks parents from the target until
+ * a snapshot that already exists locally (`localGuids`: short name → GUID at the restore
+ * target) or a full. Refuses a broken chain before anything is downloaded.
+ */
+export function planRestore(
+  remote: Map<string, RemoteSnapshot>,
+  health: Map<string, Health>,
+  target: string,
+  localGuids: Map<string, string>,
+): RestorePlan {
+  const top = remote.get(target);
+  if (top === undefined) throw new UsageError(`Cannot restore "${target}": not in the bucket`);
+  const topHealth = health.get(target) ?? "missing parent";
+  if (topHealth !== "ok") {
+    throw new ChainError(
+      `Cannot restore "${target}": its chain in the bucket is broken ` +
+        `(${whyBroken(remote, health, target)})`,
+    );
+  }
+  const newestFirst: RemoteSnapshot[] = [];
+  let base: string | undefined;
+  let current: RemoteSnapshot | undefined = top;
+  const seen = new Set<string>();
+  while (current !== undefined && !seen.has(current.name)) {
+    seen.add(current.name);
+    const localGuid = localGuids.get(current.snapshot);
+    if (localGuid !== undefined) {
+      if (current.guid !== undefined && current.guid !== localGuid) {
+        throw new ChainError(
+          `Cannot restore "${target}": local snapshot "${current.snapshot}" is not the one in ` +
+            `the bucket (guid: local ${localGuid} vs bucket ${current.guid}); destroy it or ` +
+            `restore into another dataset`,
+        );
+      }
+      const child = newestFirst.at(-1);
+      if (child?.parentGuid !== undefined && child.parentGuid !== localGuid) {
+        throw new ChainError(
+          `Cannot restore "${target}": "${child.name}" was sent from another ` +
+            `"${current.snapshot}" (guid: local ${localGuid} vs bucket ${child.parentGuid}); ` +
+            `destroy the local snapshot or restore into another dataset`,
+        );
+      }
+      base = current.name;
+      break;
+    }
+    newestFirst.push(current);
+    if (current.isFull || current.parent === undefined) break;
+    current = remote.get(current.parent);
+  }
+  const steps = newestFirst.reverse().map((snap) => ({ remote: snap }));
+  return base === undefined ? { steps } : { steps, base };
+}
+
+/** One line of `z3 status`, as in the original's table. */
+export interface StatusRow {
+  /** Short snapshot name. */
+  name: string;
+  /** Short parent name; `""` for a full, `"-"` when not in the bucket. */
+  parent: string;
+  /** Kind of object, or `missing` when the snapshot is not in the bucket. */
+  type: "full" | "incremental" | "missing";
+  /** Chain health, `"-"` when not in the bucket. */
+  health: Health | "-";
+  /** Whether the snapshot exists in the local pool. */
+  localState: "ok" | "missing";
+  /** Bytes: the recorded stream size estimate, else the object size; undefined if not stored. */
+  size?: number;
+  /** GUID: the local one, else the one recorded in the bucket. */
+  guid?: string;
+}
+
+function remoteRow(
+  snap: RemoteSnapshot,
+  health: Map<string, Health>,
+  localState: "ok" | "missing",
+  guid: string | undefined,
+): StatusRow {
+  const row: StatusRow = {
+    name: snap.snapshot,
+    parent: snap.isFull ? "" : snap.parent === undefined ? "" : shortName(snap.parent),
+    type: snap.isFull ? "full" : "incremental",
+    health: health.get(snap.name) ?? "-",
+    localState,
+    size: snap.size ?? snap.objectSize,
+  };
+  if (guid !== undefined) row.guid = guid;
+  return row;
+}
+
+/** Sort time of a bucket-only snapshot in ms: recorded creation, else upload time. */
+function sortTime(snap: RemoteSnapshot): number | undefined {
+  if (snap.created !== undefined) return snap.created * 1000;
+  return snap.lastModified?.getTime();
+}
+
+function compareRemote(a: RemoteSnapshot, b: RemoteSnapshot): number {
+  const ta = sortTime(a);
+  const tb = sortTime(b);
+  if (ta !== undefined && tb !== undefined && ta !== tb) return ta - tb;
+  if (ta !== undefined && tb === undefined) return -1;
+  if (ta === undefined && tb !== undefined) return 1;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/**
+ * Rows for `z3 status`: the local snapshots in their (creation) order, each with its object if
+ * any, then the snapshots only in the bucket, by recorded creation time, else upload time, else
+ * name.
+ */
+export function statusRows(
+  local: LocalSnapshot[],
+  remote: Map<string, RemoteSnapshot>,
+  health: Map<string, Health>,
+): StatusRow[] {
+  const rows: StatusRow[] = [];
+  const seen = new Set<string>();
+  for (const snap of local) {
+    seen.add(snap.name);
+    const stored = remote.get(snap.name);
+    if (stored !== undefined) {
+      rows.push(remoteRow(stored, health, "ok", snap.guid));
+    } else {
+      rows.push({
+        name: snap.snapshot,
+        parent: "-",
+        type: "missing",
+        health: "-",
+        localState: "ok",
+        guid: snap.guid,
+      });
+    }
+  }
+  const bucketOnly = [...remote.values()].filter((s) => !seen.has(s.name)).sort(compareRemote);
+  for (const snap of bucketOnly) rows.push(remoteRow(snap, health, "missing", snap.guid));
+  return rows;
+}
+
+/**
+ * Size as the original z3 printed it: mebibytes and up, two decimals at most, trailing zeros
+ * dropped (`"12.5 M"`, `"1.23 G"`, `"3 T"`); `""` when unknown.
+ */
+export function humanSize(bytes: number | undefined): string {
+  if (bytes === undefined || !Number.isFinite(bytes) || bytes < 0) return "";
+  const units = ["M", "G", "T"];
+  let size = bytes / 1024 ** 2;
+  let unit = 0;
+  while (size > 1024 && unit < units.length - 1) {
+    size /= 1024;
+    unit++;
+  }
+  const text = size.toFixed(2).replace(/0+$/, "").replace(/\.$/, "");
+  return `${text} ${units[unit]}`;
+}

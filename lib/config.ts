@@ -1,0 +1,322 @@
+/**
+ * Pure: one table of settings drives flags, environment variables, the INI file and `--help`.
+ * Precedence: flags > environment > `[fs:DATASET]` section > `[main]` section > defaults.
+ * `BUCKET`, `S3_KEY_ID` and `S3_SECRET` never come from argv. Values stay strings until the
+ * table parses them; every error names the value and where it came from.
+ *
+ * @module
+ */
+
+import { UsageError } from "./errors.ts";
+import type { IniFile } from "./ini.ts";
+import { parseSize } from "./size.ts";
+
+/** How a setting's string is parsed. */
+type Kind = "string" | "size" | "count" | "bool" | "endpoint";
+
+/** One setting. */
+export interface SettingDef {
+  /** Name in the file and the environment (the original z3's names). */
+  key: string;
+  /** Long flag without dashes; absent for settings that must not come from argv. */
+  flag?: string;
+  /** Other environment names accepted (e.g. the AWS SDK's). */
+  aliases?: string[];
+  kind: Kind;
+  /** Default as a string; absent means unset. */
+  default?: string;
+  /** Allowed values (lower-case). */
+  choices?: string[];
+  /** Never printed. */
+  secret?: boolean;
+  /** One line for `--help` and sample.conf. */
+  help: string;
+}
+
+/** The table. Order is the order of `--help` and `sample.conf`. */
+export const SETTINGS: readonly SettingDef[] = [
+  { key: "BUCKET", kind: "string", help: "S3 bucket name (environment or file only)" },
+  {
+    key: "S3_KEY_ID",
+    aliases: ["AWS_ACCESS_KEY_ID"],
+    kind: "string",
+    secret: true,
+    help: "access key id; unset: S3_KEY_ID_FILE, then the AWS credential chain",
+  },
+  {
+    key: "S3_SECRET",
+    aliases: ["AWS_SECRET_ACCESS_KEY"],
+    kind: "string",
+    secret: true,
+    help: "secret access key; unset: S3_SECRET_FILE, then the AWS credential chain",
+  },
+  { key: "S3_KEY_ID_FILE", kind: "string", help: "file holding the access key id" },
+  { key: "S3_SECRET_FILE", kind: "string", help: "file holding the secret access key" },
+  {
+    key: "HOST",
+    flag: "host",
+    kind: "endpoint",
+    help: "S3 endpoint: a host name (https) or a URL like http://127.0.0.1:7480; unset: AWS",
+  },
+  {
+    key: "S3_REGION",
+    flag: "region",
+    aliases: ["AWS_REGION"],
+    kind: "string",
+    default: "us-east-1",
+    help: "region",
+  },
+  {
+    key: "S3_PATH_STYLE",
+    flag: "path-style",
+    kind: "string",
+    default: "auto",
+    choices: ["auto", "true", "false"],
+    help: "path-style addressing; auto: on when HOST is set",
+  },
+  {
+    key: "S3_CHECKSUMS",
+    flag: "checksums",
+    kind: "string",
+    default: "when_required",
+    choices: ["when_required", "when_supported"],
+    help:
+      "SDK flexible checksums; when_required suits S3-compatible servers (parts carry Content-MD5 anyway)",
+  },
+  {
+    key: "S3_PREFIX",
+    flag: "s3-prefix",
+    kind: "string",
+    default: "z3-backup/",
+    help: "prefix of every object key",
+  },
+  {
+    key: "S3_STORAGE_CLASS",
+    flag: "storage-class",
+    kind: "string",
+    help: "storage class for new objects",
+  },
+  {
+    key: "FILESYSTEM",
+    flag: "filesystem",
+    kind: "string",
+    help: "the ZFS dataset to back up or restore",
+  },
+  {
+    key: "SNAPSHOT_PREFIX",
+    flag: "snapshot-prefix",
+    kind: "string",
+    default: "",
+    help: "only snapshots whose name starts with this (empty: all)",
+  },
+  {
+    key: "COMPRESSOR",
+    flag: "compressor",
+    kind: "string",
+    default: "none",
+    choices: ["none", "gzip", "zstd", "lz4", "pigz1", "pigz4"],
+    help: "compression of new backups",
+  },
+  {
+    key: "CONCURRENCY",
+    flag: "concurrency",
+    kind: "count",
+    default: "4",
+    help: "parts uploaded at once",
+  },
+  {
+    key: "MAX_RETRIES",
+    flag: "max-retries",
+    kind: "count",
+    default: "4",
+    help: "retries per request after the first try",
+  },
+  {
+    key: "CHUNK_SIZE",
+    flag: "chunk-size",
+    kind: "size",
+    default: "8M",
+    help: "part size (5M to 5G; grows for unknown sizes)",
+  },
+];
+
+/** Where a value came from, for messages: `--concurrency`, `$CONCURRENCY`, `file:line`, `default`. */
+export type Source = string;
+
+/** Parsed settings. */
+export interface Config {
+  bucket?: string;
+  keyId?: string;
+  secret?: string;
+  keyIdFile?: string;
+  secretFile?: string;
+  endpoint?: string;
+  region: string;
+  pathStyle?: boolean;
+  checksums: "when_required" | "when_supported";
+  s3Prefix: string;
+  storageClass?: string;
+  filesystem?: string;
+  snapshotPrefix: string;
+  compressor: string;
+  concurrency: number;
+  maxRetries: number;
+  chunkSize: number;
+  /** Where each key's value came from. */
+  sources: Record<string, Source>;
+  /** The secret values, for redaction. */
+  secrets: string[];
+}
+
+/** Inputs to {@linkcode resolveConfig}. */
+export interface ConfigInputs {
+  /** Flag values by flag name (only the table's flags). */
+  flags?: Record<string, string | undefined>;
+  /** The environment. */
+  env?: Record<string, string | undefined>;
+  /** Parsed config file and its path. */
+  file?: { path: string; ini: IniFile };
+  /** Dataset selected on the command line (picks the `[fs:DATASET]` section). */
+  dataset?: string;
+}
+
+const KNOWN = new Set(SETTINGS.map((s) => s.key));
+
+/** Checks a config file for unknown keys and sections (errors name the line). */
+export function validateFile(path: string, ini: IniFile): void {
+  for (const [section, values] of ini) {
+    if (section !== "main" && !section.startsWith("fs:")) {
+      throw new UsageError(
+        `Cannot use section [${section}] in ${path}: expected [main] or [fs:DATASET]`,
+      );
+    }
+    for (const [key, v] of values) {
+      if (!KNOWN.has(key)) {
+        throw new UsageError(`Cannot use unknown key ${key} in ${path}:${v.line}`);
+      }
+    }
+  }
+}
+
+/** Resolves every setting (see module doc). */
+export function resolveConfig(inputs: ConfigInputs): Config {
+  const env = inputs.env ?? {};
+  const flags = inputs.flags ?? {};
+  const raw = new Map<string, { value: string; source: Source }>();
+  const pick = (def: SettingDef, dataset: string | undefined) => {
+    if (def.flag && flags[def.flag] !== undefined) {
+      return { value: flags[def.flag]!, source: `--${def.flag}` };
+    }
+    for (const name of [def.key, ...(def.aliases ?? [])]) {
+      const v = env[name];
+      if (v !== undefined && v !== "") return { value: v, source: `$${name}` };
+    }
+    const file = inputs.file;
+    if (file) {
+      for (const section of [dataset ? `fs:${dataset}` : undefined, "main"]) {
+        const v = section ? file.ini.get(section)?.get(def.key) : undefined;
+        if (v !== undefined) return { value: v.value, source: `${file.path}:${v.line}` };
+      }
+    }
+    return def.default !== undefined ? { value: def.default, source: "default" } : undefined;
+  };
+  if (inputs.file) validateFile(inputs.file.path, inputs.file.ini);
+  // FILESYSTEM picks the [fs:…] section, so it is resolved first, from [main] at most.
+  const fsDef = SETTINGS.find((s) => s.key === "FILESYSTEM")!;
+  const dataset = inputs.dataset ?? pick(fsDef, undefined)?.value;
+  for (const def of SETTINGS) {
+    const got = pick(def, dataset);
+    if (got) raw.set(def.key, got);
+  }
+  const parsed: Record<string, unknown> = {};
+  const sources: Record<string, Source> = {};
+  for (const def of SETTINGS) {
+    const got = raw.get(def.key);
+    if (!got) continue;
+    parsed[def.key] = parseValue(def, got.value, got.source);
+    sources[def.key] = got.source;
+  }
+  const pathStyle = parsed.S3_PATH_STYLE === "auto" ? undefined : parsed.S3_PATH_STYLE === "true";
+  const secrets = [parsed.S3_SECRET, parsed.S3_KEY_ID].filter((s): s is string =>
+    typeof s === "string" && s !== ""
+  );
+  return {
+    bucket: parsed.BUCKET as string | undefined,
+    keyId: parsed.S3_KEY_ID as string | undefined,
+    secret: parsed.S3_SECRET as string | undefined,
+    keyIdFile: parsed.S3_KEY_ID_FILE as string | undefined,
+    secretFile: parsed.S3_SECRET_FILE as string | undefined,
+    endpoint: parsed.HOST as string | undefined,
+    region: parsed.S3_REGION as string,
+    pathStyle,
+    checksums: parsed.S3_CHECKSUMS as Config["checksums"],
+    s3Prefix: parsed.S3_PREFIX as string,
+    storageClass: parsed.S3_STORAGE_CLASS as string | undefined,
+    filesystem: parsed.FILESYSTEM as string | undefined,
+    snapshotPrefix: parsed.SNAPSHOT_PREFIX as string,
+    compressor: parsed.COMPRESSOR as string,
+    concurrency: parsed.CONCURRENCY as number,
+    maxRetries: parsed.MAX_RETRIES as number,
+    chunkSize: parsed.CHUNK_SIZE as number,
+    sources,
+    secrets,
+  };
+}
+
+function parseValue(def: SettingDef, value: string, source: Source): unknown {
+  const shown = def.secret ? "(secret)" : `"${value}"`;
+  const fail = (why: string): never => {
+    throw new UsageError(`Cannot parse ${def.key} ${shown} from ${source}: ${why}`);
+  };
+  switch (def.kind) {
+    case "string":
+      if (def.choices && !def.choices.includes(value.toLowerCase())) {
+        fail(`expected one of ${def.choices.join(", ")}`);
+      }
+      return def.choices ? value.toLowerCase() : value;
+    case "count": {
+      if (!/^\d+$/.test(value.trim())) fail("expected a whole number");
+      const n = Number(value.trim());
+      if (def.key === "CONCURRENCY" && (n < 1 || n > 64)) fail("expected 1 to 64");
+      if (n > 100) fail("expected at most 100");
+      return n;
+    }
+    case "size": {
+      try {
+        return parseSize(value);
+      } catch (err) {
+        return fail((err as Error).message);
+      }
+    }
+    case "bool":
+      if (!/^(true|false|yes|no|1|0)$/i.test(value)) fail("expected true or false");
+      return /^(true|yes|1)$/i.test(value);
+    case "endpoint":
+      return parseEndpoint(value, fail);
+  }
+}
+
+/** `host`, `host:port` or a URL → a URL string without a trailing slash. */
+function parseEndpoint(value: string, fail: (why: string) => never): string {
+  const text = /^[a-z]+:\/\//i.test(value) ? value : `https://${value}`;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return fail("expected a host name or a URL like http://127.0.0.1:7480");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") fail("expected http:// or https://");
+  if (url.username || url.password) {
+    fail("credentials do not belong in HOST; use S3_KEY_ID and S3_SECRET");
+  }
+  return url.origin + url.pathname.replace(/\/+$/, "");
+}
+
+/** Renders `--help`'s settings section from the table. */
+export function settingsHelp(): string {
+  return SETTINGS.map((s) => {
+    const flag = s.flag ? `--${s.flag}` : "(env/file only)";
+    const def = s.default !== undefined ? ` [default: ${s.default === "" ? '""' : s.default}]` : "";
+    return `  ${s.key.padEnd(17)} ${flag.padEnd(20)} ${s.help}${def}`;
+  }).join("\n");
+}

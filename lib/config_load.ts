@@ -1,0 +1,88 @@
+/**
+ * Loads configuration from the outside world: reads the config file (default
+ * `/etc/z3_backup/z3.conf`, or `--config` / `$Z3_CONFIG`), the `*_FILE` secrets and the
+ * environment, then resolves them with the pure table in `config.ts`.
+ *
+ * @module
+ */
+
+import { type Config, resolveConfig } from "./config.ts";
+import { UsageError } from "./errors.ts";
+import { type IniFile, parseIni } from "./ini.ts";
+
+/** The config file read when none is named. */
+export const DEFAULT_CONFIG_PATH = "/etc/z3_backup/z3.conf";
+
+/** Options for {@linkcode loadConfig}. */
+export interface LoadOptions {
+  /** `--config` value. */
+  configPath?: string;
+  /** Flag values by flag name. */
+  flags?: Record<string, string | undefined>;
+  /** Dataset picked on the command line. */
+  dataset?: string;
+  /** Called with warnings (group/world-readable file holding a secret). */
+  warn?: (message: string) => void;
+}
+
+function envSnapshot(): Record<string, string> {
+  try {
+    return Deno.env.toObject();
+  } catch (err) {
+    throw new UsageError(
+      `Cannot read the environment: ${(err as Error).message.split("\n")[0]} (grant --allow-env)`,
+    );
+  }
+}
+
+async function readFile(path: string, what: string): Promise<string | undefined> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    const why = err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied
+      ? `not permitted (grant --allow-read=${path} or fix its mode)`
+      : (err as Error).message;
+    throw new UsageError(`Cannot read ${what} ${path}: ${why}`);
+  }
+}
+
+/** Resolves the configuration; every error is a one-line {@linkcode UsageError}. */
+export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
+  const env = envSnapshot();
+  const named = options.configPath ?? (env.Z3_CONFIG || undefined);
+  const path = named ?? DEFAULT_CONFIG_PATH;
+  const text = await readFile(path, "config file");
+  if (text === undefined && named) {
+    throw new UsageError(`Cannot read config file ${path}: it does not exist`);
+  }
+  let file: { path: string; ini: IniFile } | undefined;
+  if (text !== undefined) file = { path, ini: parseIni(text, path) };
+  const config = resolveConfig({ flags: options.flags, env, file, dataset: options.dataset });
+  if (file && (config.sources.S3_SECRET ?? "").startsWith(path)) {
+    try {
+      const mode = (await Deno.stat(path)).mode;
+      if (mode !== null && (mode & 0o077) !== 0) {
+        options.warn?.(
+          `warning: ${path} holds S3_SECRET and is readable by other users; run chmod 600 ${path}`,
+        );
+      }
+    } catch { /* stat not permitted: nothing to warn about */ }
+  }
+  if (config.keyId === undefined && config.keyIdFile) {
+    config.keyId = await readSecretFile(config.keyIdFile, "S3_KEY_ID_FILE");
+  }
+  if (config.secret === undefined && config.secretFile) {
+    config.secret = await readSecretFile(config.secretFile, "S3_SECRET_FILE");
+  }
+  config.secrets = [config.secret, config.keyId].filter((s): s is string => !!s);
+  return config;
+}
+
+async function readSecretFile(path: string, key: string): Promise<string> {
+  const text = await readFile(path, `${key}`);
+  if (text === undefined) throw new UsageError(`Cannot read ${key} ${path}: it does not exist`);
+  const value = text.trim();
+  if (!value) throw new UsageError(`Cannot use ${key} ${path}: the file is empty`);
+  return value;
+}

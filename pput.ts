@@ -1,0 +1,167 @@
+/**
+ * pput: reads a stream (stdin, or a file descriptor) and stores it as one S3 object by multipart
+ * upload, or fails leaving no object and no pending upload. See `pput --help`.
+ *
+ * @module
+ */
+
+import { addSecrets, parseFlags, printErr, printOut, runCommand } from "./lib/cli.ts";
+import { loadConfig } from "./lib/config_load.ts";
+import { connect } from "./lib/connect.ts";
+import { UsageError } from "./lib/errors.ts";
+import { planSchedule } from "./lib/part_size.ts";
+import { Progress } from "./lib/progress.ts";
+import { parseSize } from "./lib/size.ts";
+import { uploadStream } from "./lib/upload.ts";
+
+const HELP = `Usage: pput [options] KEY
+Reads standard input (or --file-descriptor N) and stores it as the S3 object KEY in $BUCKET.
+
+Options:
+  --chunk-size SIZE        part size, 5M to 5G [default: CHUNK_SIZE, 8M]. With no --estimated the
+                           part size doubles every max-parts/10 parts, so any stream up to S3's
+                           5 TiB limit fits; the schedule is recorded in the object's metadata
+  --estimated SIZE         expected stream size: picks one fixed part size so that at most
+                           9,999 parts are needed (never below --chunk-size or 5M)
+  --concurrency N          parts uploaded at once [default: CONCURRENCY, 4]
+  --max-retries N          retries per request after the first try [default: MAX_RETRIES, 4]
+  --max-parts N            most parts allowed [default: 10000]
+  --metadata K=V           user metadata; repeatable (--meta is accepted too)
+  --storage-class CLASS    storage class of the object
+  --file-descriptor N      read from this file descriptor instead of standard input
+  --progress               print progress on stderr (default when stderr is a terminal)
+  --quiet                  print nothing on success
+  --config PATH            config file [default: $Z3_CONFIG or /etc/z3_backup/z3.conf]
+  --host URL, --region R   S3 endpoint and region (BUCKET, S3_KEY_ID, S3_SECRET: environment or
+                           config file only, never argv)
+  --debug                  more detail on errors (secrets stay redacted)
+  -h, --help               this help
+
+Memory: at most (concurrency + 2) x part size of buffers (default 6 x 8 MiB = 48 MiB); a slow
+server makes pput read more slowly, never use more memory.
+
+Integrity: every part carries its Content-MD5; the object's ETag, read back after completion,
+must equal the one computed from the parts or the object is deleted. Any error, a read error or
+SIGINT/SIGTERM aborts the multipart upload: no object is left behind.
+pput cannot see whether the command feeding its stdin failed: \`zfs send ... | pput KEY\` stores
+whatever arrived if zfs dies after a clean end of stream. Use \`z3 backup\`, which runs zfs itself
+and checks its exit status before completing the upload.
+
+On success prints one JSON line: {"status":"success","etag":"…","bytes":N,"parts":N}
+
+Exit status: 0 success, 2 usage, 4 S3 error, 6 integrity (ETag mismatch), 130 SIGINT, 143 SIGTERM,
+1 unexpected error.
+`;
+
+await runCommand("pput", async ({ signal }) => {
+  const { values, positionals } = parseFlags(Deno.args, {
+    "chunk-size": { type: "string" },
+    estimated: { type: "string" },
+    concurrency: { type: "string" },
+    "max-retries": { type: "string" },
+    "max-parts": { type: "string" },
+    metadata: { type: "string", multiple: true },
+    meta: { type: "string", multiple: true },
+    "storage-class": { type: "string" },
+    "file-descriptor": { type: "string" },
+    progress: { type: "boolean" },
+    quiet: { type: "boolean" },
+    config: { type: "string" },
+    host: { type: "string" },
+    region: { type: "string" },
+    debug: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    printOut(HELP.trimEnd());
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    throw new UsageError("Cannot upload: expected exactly one KEY (see --help)");
+  }
+  const key = positionals[0];
+  const str = (name: string) => values[name] as string | undefined;
+  const config = await loadConfig({
+    configPath: str("config"),
+    flags: {
+      "chunk-size": str("chunk-size"),
+      concurrency: str("concurrency"),
+      "max-retries": str("max-retries"),
+      "storage-class": str("storage-class"),
+      host: str("host"),
+      region: str("region"),
+    },
+    warn: printErr,
+  });
+  addSecrets(config.secrets);
+  const metadata: Record<string, string> = {};
+  for (const kv of [...(values.metadata as string[] ?? []), ...(values.meta as string[] ?? [])]) {
+    const eq = kv.indexOf("=");
+    if (eq <= 0) throw new UsageError(`Cannot use metadata "${kv}": expected KEY=VALUE`);
+    metadata[kv.slice(0, eq).toLowerCase()] = kv.slice(eq + 1);
+  }
+  const sizeFlag = (name: string) => {
+    const v = str(name);
+    if (v === undefined) return undefined;
+    try {
+      return parseSize(v);
+    } catch (err) {
+      throw new UsageError(`Cannot parse --${name} "${v}": ${(err as Error).message}`);
+    }
+  };
+  const maxPartsText = str("max-parts");
+  const maxParts = maxPartsText === undefined ? undefined : Number(maxPartsText);
+  if (
+    maxParts !== undefined && !(Number.isInteger(maxParts) && maxParts >= 1 && maxParts <= 10_000)
+  ) {
+    throw new UsageError(`Cannot parse --max-parts "${maxPartsText}": expected 1 to 10000`);
+  }
+  const schedule = planSchedule({
+    partSize: config.chunkSize,
+    estimated: sizeFlag("estimated"),
+    maxParts,
+  });
+  let source: ReadableStream<Uint8Array> = Deno.stdin.readable;
+  const fd = str("file-descriptor");
+  if (fd !== undefined) {
+    if (!/^\d+$/.test(fd)) {
+      throw new UsageError(`Cannot parse --file-descriptor "${fd}": expected a number`);
+    }
+    try {
+      source = (await Deno.open(`/dev/fd/${fd}`)).readable;
+    } catch (err) {
+      throw new UsageError(
+        `Cannot read file descriptor ${fd}: ${(err as Error).message.split("\n")[0]}`,
+      );
+    }
+  }
+  const store = connect(config);
+  const showProgress = !values.quiet && (values.progress === true || Deno.stderr.isTerminal());
+  const progress = showProgress ? new Progress(key) : undefined;
+  try {
+    const result = await uploadStream(store, key, source, {
+      schedule,
+      maxParts,
+      concurrency: config.concurrency,
+      attempts: config.maxRetries + 1,
+      metadata,
+      storageClass: config.storageClass,
+      signal,
+      onProgress: progress ? (n) => progress.update(n) : undefined,
+    });
+    progress?.finish(result.bytes);
+    if (!values.quiet) {
+      printOut(
+        JSON.stringify({
+          status: "success",
+          etag: result.etag,
+          bytes: result.bytes,
+          parts: result.parts,
+        }),
+      );
+    }
+    return 0;
+  } finally {
+    store.close();
+  }
+});
