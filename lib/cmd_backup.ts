@@ -1,0 +1,149 @@
+/**
+ * `z3 backup`: uploads every local snapshot after the newest one already in the bucket, each as
+ * its own object (`zfs send -i PREV CUR`), oldest first; a full when the bucket holds nothing.
+ * `zfs send` runs as a child of z3, and its exit status (and the compressor's) is checked before
+ * an upload is completed: a send that fails midway never becomes an object.
+ *
+ * @module
+ */
+
+import { type BackupStep, chainHealth, keyFor, META_KEYS, planBackup } from "./chain.ts";
+import type { Config } from "./config.ts";
+import { compress, compressCommand } from "./compress.ts";
+import { formatArgv } from "./process.ts";
+import { planSchedule } from "./part_size.ts";
+import { Progress } from "./progress.ts";
+import { loadRemote } from "./remote.ts";
+import type { S3Store } from "./s3.ts";
+import { uploadStream } from "./upload.ts";
+import { VERSION } from "./version.ts";
+import * as zfs from "./zfs.ts";
+import { requireDataset } from "./dataset.ts";
+
+/** Options of `z3 backup`. */
+export interface BackupOptions {
+  /** Force a full backup of the target. @default {false} */
+  full?: boolean;
+  /** Short snapshot name to back up up to. @default {the latest matching one} */
+  snapshot?: string;
+  /** Print the plan and commands; touch nothing. */
+  dryRun?: boolean;
+  /** Show a progress line on stderr. */
+  progress?: boolean;
+  signal?: AbortSignal;
+  /** Where result lines go (stdout). */
+  out: (line: string) => void;
+  /** Where diagnostics go (stderr). */
+  err: (line: string) => void;
+}
+
+/** One uploaded snapshot. */
+export interface BackupRecord {
+  snapshot: string;
+  parent?: string;
+  type: "full" | "incremental";
+  key: string;
+  bytes: number;
+  parts: number;
+  etag: string;
+}
+
+/** Runs a backup; returns what was uploaded (empty when up to date). */
+export async function backup(
+  config: Config,
+  store: S3Store,
+  options: BackupOptions,
+): Promise<BackupRecord[]> {
+  const dataset = requireDataset(config);
+  const local = (await zfs.listSnapshots(dataset)).filter((s) =>
+    s.snapshot.startsWith(config.snapshotPrefix)
+  );
+  const remote = await loadRemote(store, config.s3Prefix, dataset, {
+    signal: options.signal,
+    attempts: config.maxRetries + 1,
+  });
+  const plan = planBackup(local, remote, chainHealth(remote), {
+    full: options.full,
+    target: options.snapshot,
+  });
+  if (plan.steps.length === 0) {
+    options.err(`${plan.target.name} is already in the bucket: up to date`);
+    return [];
+  }
+  if (options.dryRun) {
+    for (const step of plan.steps) options.out(describe(config, store, step));
+    return [];
+  }
+  const records: BackupRecord[] = [];
+  for (const step of plan.steps) {
+    options.signal?.throwIfAborted();
+    records.push(await backupOne(config, store, step, options));
+  }
+  return records;
+}
+
+function describe(config: Config, store: S3Store, step: BackupStep): string {
+  const send = formatArgv(zfs.sendArgv(step.snapshot.name, step.from?.name));
+  const comp = compressCommand(config.compressor);
+  const key = keyFor(config.s3Prefix, step.snapshot.name);
+  const kind = step.from ? `incremental from ${step.from.snapshot}` : "full";
+  return `${step.snapshot.name} (${kind}): ${send}${
+    comp ? ` | ${formatArgv(comp)}` : ""
+  } | upload s3://${store.bucket}/${key}`;
+}
+
+async function backupOne(
+  config: Config,
+  store: S3Store,
+  step: BackupStep,
+  options: BackupOptions,
+): Promise<BackupRecord> {
+  const { snapshot, from } = step;
+  const key = keyFor(config.s3Prefix, snapshot.name);
+  const estimated = await zfs.estimateSendSize(snapshot.name, from?.name);
+  const metadata: Record<string, string> = {
+    [META_KEYS.guid]: snapshot.guid,
+    [META_KEYS.created]: String(snapshot.creation),
+    "z3-version": VERSION,
+  };
+  if (from) {
+    metadata[META_KEYS.parent] = from.name;
+    metadata[META_KEYS.parentGuid] = from.guid;
+  } else {
+    metadata[META_KEYS.isFull] = "true";
+  }
+  if (config.compressor !== "none") metadata[META_KEYS.compressor] = config.compressor;
+  if (estimated !== undefined) metadata[META_KEYS.size] = String(estimated);
+  options.err(`${snapshot.name}: sending ${from ? `incremental from ${from.snapshot}` : "full"}`);
+  const sender = zfs.send(snapshot.name, from?.name, { signal: options.signal });
+  const packed = compress(config.compressor, sender.stdout!, options.signal);
+  const progress = options.progress ? new Progress(snapshot.snapshot, estimated) : undefined;
+  try {
+    const result = await uploadStream(store, key, packed.stream, {
+      schedule: planSchedule({ partSize: config.chunkSize, estimated }),
+      concurrency: config.concurrency,
+      attempts: config.maxRetries + 1,
+      metadata,
+      storageClass: config.storageClass,
+      signal: options.signal,
+      beforeComplete: async () => {
+        await sender.done;
+        await packed.done;
+      },
+      onProgress: progress ? (n) => progress.update(n) : undefined,
+    });
+    progress?.finish(result.bytes);
+    return {
+      snapshot: snapshot.name,
+      parent: from?.name,
+      type: from ? "incremental" : "full",
+      key,
+      bytes: result.bytes,
+      parts: result.parts,
+      etag: result.etag,
+    };
+  } catch (err) {
+    sender.kill(); // no-op when it already exited; stops it when the upload failed first
+    throw err;
+  }
+}

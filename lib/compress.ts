@@ -1,0 +1,128 @@
+/**
+ * Compressors by the names stored in object metadata. `gzip` runs in-process; `zstd` and `lz4`
+ * run the Debian commands; `pigz1` / `pigz4` (the original z3's names) write gzip streams with
+ * `pigz` when installed and read back in-process, so old backups restore without pigz.
+ *
+ * @module
+ */
+
+import { CommandError, UsageError } from "./errors.ts";
+import { spawnChild } from "./process.ts";
+
+/** Names accepted for new backups and found in old metadata. */
+export const COMPRESSORS = ["none", "gzip", "zstd", "lz4", "pigz1", "pigz4"] as const;
+
+/** A transformed stream and the promise that says whether the transform succeeded. */
+export interface Piped {
+  stream: ReadableStream<Uint8Array>;
+  /** Rejects if the helper command failed; await before trusting `stream`'s end. */
+  done: Promise<void>;
+}
+
+const COMPRESS_ARGV: Record<string, string[]> = {
+  zstd: ["zstd", "-1", "-T0", "-q", "-c"],
+  lz4: ["lz4", "-1", "-q", "-c"],
+  pigz1: ["pigz", "-1", "-c"],
+  pigz4: ["pigz", "-4", "-c"],
+};
+
+const DECOMPRESS_ARGV: Record<string, string[]> = {
+  zstd: ["zstd", "-d", "-q", "-c"],
+  lz4: ["lz4", "-d", "-q", "-c"],
+};
+
+const GZIP_FAMILY = new Set(["gzip", "pigz1", "pigz4"]);
+
+/** The argv of the compress step for `name` (for dry runs), or a description. */
+export function compressCommand(name: string): string[] | undefined {
+  if (name === "none") return undefined;
+  if (name === "gzip") return ["(in-process gzip)"];
+  return COMPRESS_ARGV[name];
+}
+
+function throughChild(
+  argv: string[],
+  source: ReadableStream<Uint8Array>,
+  signal?: AbortSignal,
+): Piped {
+  const child = spawnChild(argv, {
+    stdin: "piped",
+    signal,
+    makeError: (m) =>
+      new CommandError(`${m}${/not found/.test(m) ? ` (install the ${argv[0]} package)` : ""}`),
+  });
+  const pump = source.pipeTo(child.stdin!, { signal });
+  pump.catch(() => child.kill());
+  const done = Promise.all([pump, child.done]).then(() => {});
+  done.catch(() => {});
+  return { stream: child.stdout!, done };
+}
+
+function inProcess(
+  source: ReadableStream<Uint8Array>,
+  transform: CompressionStream | DecompressionStream,
+  what: string,
+): Piped {
+  let settle!: { resolve: () => void; reject: (err: unknown) => void };
+  const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+  done.catch(() => {});
+  const reader = source.pipeThrough(transform as unknown as TransformStream<Uint8Array, Uint8Array>)
+    .getReader();
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const r = await reader.read();
+        if (r.done) {
+          settle.resolve();
+          controller.close();
+        } else controller.enqueue(r.value);
+      } catch (err) {
+        const e = new CommandError(`Cannot ${what}: ${(err as Error).message}`);
+        settle.reject(e);
+        controller.error(e);
+      }
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+  return { stream, done };
+}
+
+function check(name: string | undefined): string {
+  const n = (name ?? "none").toLowerCase();
+  if (!(COMPRESSORS as readonly string[]).includes(n)) {
+    throw new UsageError(
+      `Cannot use compressor "${name}": expected one of ${COMPRESSORS.join(", ")}`,
+    );
+  }
+  return n;
+}
+
+/** Compresses `source` with compressor `name`. */
+export function compress(
+  name: string,
+  source: ReadableStream<Uint8Array>,
+  signal?: AbortSignal,
+): Piped {
+  const n = check(name);
+  if (n === "none") return { stream: source, done: Promise.resolve() };
+  if (n === "gzip") return inProcess(source, new CompressionStream("gzip"), "gzip-compress");
+  return throughChild(COMPRESS_ARGV[n], source, signal);
+}
+
+/** Undoes compressor `name` (as read from metadata; absent means none). */
+export function decompress(
+  name: string | undefined,
+  source: ReadableStream<Uint8Array>,
+  signal?: AbortSignal,
+): Piped {
+  const n = check(name);
+  if (n === "none") return { stream: source, done: Promise.resolve() };
+  if (GZIP_FAMILY.has(n)) {
+    return inProcess(
+      source,
+      new DecompressionStream("gzip"),
+      "gunzip (corrupt or not a gzip stream?)",
+    );
+  }
+  return throughChild(DECOMPRESS_ARGV[n], source, signal);
+}

@@ -1,0 +1,60 @@
+/**
+ * Reads what the bucket holds for one dataset: lists the keys under `S3_PREFIX + dataset@` and
+ * reads each object's metadata with bounded parallelism (a HEAD per object; 1,000 snapshots take
+ * a few seconds, not minutes).
+ *
+ * @module
+ */
+
+import { indexRemote, parseRemote, type RemoteSnapshot } from "./chain.ts";
+import { withRetry } from "./retry.ts";
+import type { S3Store } from "./s3.ts";
+
+/** HEAD requests in flight at once. */
+const HEAD_PARALLEL = 16;
+
+/** Runs `fn` over `items` with at most `limit` in flight; results in input order. */
+export async function mapLimit<T, R>(
+  items: T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/** The dataset's snapshots in the bucket, by full name. */
+export async function loadRemote(
+  store: S3Store,
+  prefix: string,
+  dataset: string,
+  options: { signal?: AbortSignal; attempts?: number } = {},
+): Promise<Map<string, RemoteSnapshot>> {
+  const listPrefix = `${prefix}${dataset}@`;
+  const listed = [];
+  for await (const o of store.list(listPrefix, options.signal)) listed.push(o);
+  const snaps = await mapLimit(listed, HEAD_PARALLEL, async (o) => {
+    const info = await withRetry(() => store.head(o.key, options.signal), {
+      attempts: options.attempts,
+      signal: options.signal,
+    });
+    if (!info) return undefined; // deleted between list and head
+    return parseRemote(
+      prefix,
+      dataset,
+      o.key,
+      info.metadata,
+      info.size,
+      info.lastModified ?? o.lastModified,
+    );
+  });
+  return indexRemote(snaps.filter((s): s is RemoteSnapshot => s !== undefined));
+}

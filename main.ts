@@ -1,0 +1,187 @@
+/**
+ * z3: ZFS snapshots to S3 and back. argv → config → subcommand. The only place (with pput.ts)
+ * that exits or handles signals; see `z3 --help`.
+ *
+ * @module
+ */
+
+import {
+  addSecrets,
+  type FlagSpec,
+  parseFlags,
+  printErr,
+  printOut,
+  runCommand,
+} from "./lib/cli.ts";
+import { backup } from "./lib/cmd_backup.ts";
+import { get, restore } from "./lib/cmd_restore.ts";
+import { formatParseable, formatTable, status } from "./lib/cmd_status.ts";
+import { SETTINGS, settingsHelp } from "./lib/config.ts";
+import { DEFAULT_CONFIG_PATH, loadConfig } from "./lib/config_load.ts";
+import { connect } from "./lib/connect.ts";
+import { UsageError } from "./lib/errors.ts";
+import { VERSION } from "./lib/version.ts";
+
+const HELP = `z3 ${VERSION}: ZFS snapshots to S3 and back
+
+Usage:
+  z3 status  [--json | --parseable]
+  z3 backup  [--full] [--snapshot NAME] [--dry-run] [--json | --parseable] [--progress]
+  z3 restore SNAPSHOT [--target DATASET] [--force] [--dry-run]
+  z3 get     KEY > file
+
+Commands:
+  status    every snapshot of FILESYSTEM (matching SNAPSHOT_PREFIX) locally and in the bucket:
+            NAME | PARENT | TYPE | HEALTH | LOCAL STATE | SIZE
+  backup    upload every snapshot after the newest one already in the bucket, each as its own
+            object (zfs send -i PREV CUR), oldest first; a full when the bucket holds none.
+            --full sends a full stream of the target; --snapshot picks the target (default:
+            the latest matching snapshot). A failed zfs send never becomes an object.
+  restore   receive SNAPSHOT (name or dataset@name) from the bucket: walks its chain back to a
+            snapshot that exists locally or to a full, checks every link first, then runs
+            zfs receive for each object oldest first, verifying each object's ETag and size
+            before ZFS can commit it. --target receives into another dataset; --force adds -F.
+  get       write one object's verified bytes to stdout (KEY as stored, or dataset@snap)
+
+Settings (flag > environment > [fs:DATASET] > [main] of the config file > default):
+${settingsHelp()}
+
+Other options:
+  --config PATH   config file [default: $Z3_CONFIG or ${DEFAULT_CONFIG_PATH}]
+  --debug         more detail on errors (secrets stay redacted)
+  -h, --help      this help; --version prints the version
+
+Exit status:
+  0    success (also: nothing to do)
+  1    unexpected error (a bug: please report it)
+  2    usage: bad flags, config, names or sizes
+  3    a zfs command failed
+  4    S3 refused or failed a request
+  5    the snapshot chain is broken or diverges from the local one
+  6    data did not verify (ETag or size mismatch)
+  7    a helper command (compressor) failed
+  130  interrupted by SIGINT; 143 by SIGTERM (uploads are aborted, nothing half-made remains)
+`;
+
+const COMMON: FlagSpec = {
+  config: { type: "string" },
+  debug: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean" },
+};
+for (const s of SETTINGS) if (s.flag) COMMON[s.flag] = { type: "string" };
+
+const COMMANDS: Record<string, FlagSpec> = {
+  status: { json: { type: "boolean" }, parseable: { type: "boolean" } },
+  backup: {
+    full: { type: "boolean" },
+    snapshot: { type: "string" },
+    "dry-run": { type: "boolean" },
+    json: { type: "boolean" },
+    parseable: { type: "boolean" },
+    progress: { type: "boolean" },
+    quiet: { type: "boolean" },
+  },
+  restore: {
+    target: { type: "string" },
+    force: { type: "boolean" },
+    "dry-run": { type: "boolean" },
+  },
+  get: {},
+};
+
+await runCommand("z3", async ({ signal }) => {
+  const [command, ...rest] = Deno.args;
+  if (command === undefined || command === "-h" || command === "--help" || command === "help") {
+    printOut(HELP.trimEnd());
+    return command === undefined ? 2 : 0;
+  }
+  if (command === "--version") {
+    printOut(`z3 ${VERSION}`);
+    return 0;
+  }
+  const spec = COMMANDS[command];
+  if (!spec) {
+    throw new UsageError(
+      `Cannot run unknown command "${command}": expected status, backup, restore or get`,
+    );
+  }
+  const { values, positionals } = parseFlags(rest, { ...COMMON, ...spec });
+  if (values.help) {
+    printOut(HELP.trimEnd());
+    return 0;
+  }
+  const flags: Record<string, string | undefined> = {};
+  for (const s of SETTINGS) if (s.flag) flags[s.flag] = values[s.flag] as string | undefined;
+  const config = await loadConfig({
+    configPath: values.config as string | undefined,
+    flags,
+    warn: printErr,
+  });
+  addSecrets(config.secrets);
+  const wantArgs = command === "restore" || command === "get" ? 1 : 0;
+  if (positionals.length !== wantArgs) {
+    throw new UsageError(
+      wantArgs
+        ? `Cannot run ${command}: expected exactly one ${command === "get" ? "KEY" : "SNAPSHOT"}`
+        : `Cannot run ${command}: unexpected argument "${positionals[0]}"`,
+    );
+  }
+  const store = connect(config);
+  try {
+    switch (command) {
+      case "status": {
+        const rows = await status(config, store, signal);
+        if (values.json) printOut(JSON.stringify(rows, null, 2));
+        else {(values.parseable ? formatParseable(rows) : formatTable(rows)).forEach((l) =>
+            printOut(l)
+          );}
+        return 0;
+      }
+      case "backup": {
+        const records = await backup(config, store, {
+          full: values.full === true,
+          snapshot: values.snapshot as string | undefined,
+          dryRun: values["dry-run"] === true,
+          progress: !values.quiet && (values.progress === true || Deno.stderr.isTerminal()),
+          signal,
+          out: printOut,
+          err: printErr,
+        });
+        if (values.json) printOut(JSON.stringify(records, null, 2));
+        else if (values.parseable) {
+          records.forEach((r) =>
+            printOut([r.snapshot, r.type, r.parent ?? "", r.bytes, r.key].join("\t"))
+          );
+        } else {
+          for (const r of records) {
+            printOut(
+              `${r.snapshot}: ${r.type}${
+                r.parent ? ` from ${r.parent}` : ""
+              }, ${r.bytes} bytes in ${r.parts} part(s)`,
+            );
+          }
+        }
+        return 0;
+      }
+      case "restore": {
+        const received = await restore(config, store, positionals[0], {
+          target: values.target as string | undefined,
+          force: values.force === true,
+          dryRun: values["dry-run"] === true,
+          signal,
+          out: printOut,
+          err: printErr,
+        });
+        for (const name of received) printOut(`received ${name}`);
+        return 0;
+      }
+      case "get":
+        await get(config, store, positionals[0], { signal, err: printErr });
+        return 0;
+    }
+    return 2;
+  } finally {
+    store.close();
+  }
+});
