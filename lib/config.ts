@@ -264,7 +264,9 @@ export function resolveConfig(inputs: ConfigInputs): Config {
 }
 
 function parseValue(def: SettingDef, value: string, source: Source): unknown {
-  const shown = def.secret ? "(secret)" : `"${value}"`;
+  // A URL may carry user:password; never echo that part.
+  const visible = def.kind === "endpoint" ? value.replace(/\/\/[^/]*@/, "//***@") : value;
+  const shown = def.secret ? "(secret)" : `"${visible}"`;
   const fail = (why: string): never => {
     throw new UsageError(`Cannot parse ${def.key} ${shown} from ${source}: ${why}`);
   };

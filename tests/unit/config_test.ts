@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { resolveConfig, SETTINGS } from "../../lib/config.ts";
+import { UsageError } from "../../lib/errors.ts";
+import { parseIni } from "../../lib/ini.ts";
+
+const ini = (text: string) => ({ path: "/etc/z3.conf", ini: parseIni(text, "/etc/z3.conf") });
+
+Deno.test("resolveConfig() takes flag over env over [fs:] over [main] over default", () => {
+  const file = ini(
+    "[main]\nCONCURRENCY=3\nCHUNK_SIZE=16M\nS3_PREFIX=a/\nFILESYSTEM=tank/x\n[fs:tank/x]\nS3_PREFIX=b/\n",
+  );
+  const cases: [Record<string, string>, Record<string, string>, string, number, string][] = [
+    [{}, {}, "b/", 3, "/etc/z3.conf:7"],
+    [{}, { CONCURRENCY: "5", S3_PREFIX: "e/" }, "e/", 5, "$S3_PREFIX"],
+    [
+      { concurrency: "7", "s3-prefix": "f/" },
+      { CONCURRENCY: "5", S3_PREFIX: "e/" },
+      "f/",
+      7,
+      "--s3-prefix",
+    ],
+  ];
+  for (const [flags, env, prefix, conc, source] of cases) {
+    const c = resolveConfig({ flags, env, file });
+    assert.equal(c.s3Prefix, prefix);
+    assert.equal(c.concurrency, conc);
+    assert.equal(c.sources.S3_PREFIX, source);
+    assert.equal(c.chunkSize, 16 * 1024 * 1024);
+  }
+  assert.equal(resolveConfig({}).concurrency, 4, "default");
+});
+
+Deno.test("resolveConfig() errors name the key, value and file line", () => {
+  const file = ini("[main]\n\nCONCURRENCY=abc\n");
+  assert.throws(() => resolveConfig({ file }), (e: Error) => {
+    assert.ok(e instanceof UsageError);
+    assert.equal(
+      e.message,
+      'Cannot parse CONCURRENCY "abc" from /etc/z3.conf:3: expected a whole number',
+    );
+    return true;
+  });
+  assert.throws(
+    () => resolveConfig({ file: ini("[main]\nBOGUS=1\n") }),
+    /unknown key BOGUS in \/etc\/z3.conf:2/,
+  );
+  assert.throws(() => resolveConfig({ file: ini("[other]\nBUCKET=x\n") }), /section \[other\]/);
+  assert.throws(() => parseIni("[main]\njunk line\n", "f.conf"), /f.conf:2: expected KEY=value/);
+  assert.throws(
+    () => resolveConfig({ env: { CHUNK_SIZE: "ten" } }),
+    /CHUNK_SIZE "ten" from \$CHUNK_SIZE/,
+  );
+  assert.throws(
+    () => resolveConfig({ flags: { compressor: "rar" } }),
+    /COMPRESSOR "rar" from --compressor: expected one of/,
+  );
+});
+
+Deno.test("resolveConfig() never prints a secret in an error and accepts HOST forms", () => {
+  assert.throws(
+    () => resolveConfig({ env: { HOST: "http://user:hunter22@h" } }),
+    (e: Error) => !e.message.includes("hunter22") || assert.fail(e.message),
+  );
+  assert.equal(
+    resolveConfig({ env: { HOST: "s3.example.com" } }).endpoint,
+    "https://s3.example.com",
+  );
+  assert.equal(
+    resolveConfig({ env: { HOST: "http://127.0.0.1:7480/" } }).endpoint,
+    "http://127.0.0.1:7480",
+  );
+  const c = resolveConfig({ env: { S3_SECRET: "sekrit-value", S3_KEY_ID: "AKIDVALUE" } });
+  assert.deepEqual(c.secrets.sort(), ["AKIDVALUE", "sekrit-value"]);
+});
+
+Deno.test("settings table gives BUCKET and the credentials no flag", () => {
+  for (const key of ["BUCKET", "S3_KEY_ID", "S3_SECRET"]) {
+    assert.equal(SETTINGS.find((s) => s.key === key)?.flag, undefined, key);
+  }
+});
+
+Deno.test("sample.conf parses to the defaults and names every key", async () => {
+  const path = new URL("../../sample.conf", import.meta.url).pathname;
+  const text = await Deno.readTextFile(path);
+  const fromSample = resolveConfig({ file: { path, ini: parseIni(text, path) } });
+  const defaults = resolveConfig({});
+  const { sources: _a, ...a } = fromSample;
+  const { sources: _b, ...b } = defaults;
+  assert.deepEqual(a, b);
+  for (const s of SETTINGS) {
+    assert.match(text, new RegExp(`^#?${s.key}=`, "m"), `sample.conf names ${s.key}`);
+  }
+});
