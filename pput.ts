@@ -19,7 +19,7 @@ Reads standard input (or --file-descriptor N) and stores it as the S3 object KEY
 
 Options:
   --chunk-size SIZE        part size, 5M to 5G [default: CHUNK_SIZE, 8M]. With no --estimated the
-                           part size doubles every max-parts/10 parts, so any stream up to S3's
+                           part size doubles every max-parts/11 parts, so any stream up to S3's
                            5 TiB limit fits; the schedule is recorded in the object's metadata
   --estimated SIZE         expected stream size: picks one fixed part size so that at most
                            9,999 parts are needed (never below --chunk-size or 5M)
@@ -37,8 +37,9 @@ Options:
   --debug                  more detail on errors (secrets stay redacted)
   -h, --help               this help
 
-Memory: at most (concurrency + 2) x part size of buffers (default 6 x 8 MiB = 48 MiB); a slow
-server makes pput read more slowly, never use more memory.
+Memory: at most (concurrency + 2) x part size of buffers (default 6 x 8 MiB = 48 MiB) on top of
+the runtime (~60 MiB with the S3 SDK loaded); a slow server makes pput read more slowly, never
+use more memory.
 
 Integrity: every part carries its Content-MD5; the object's ETag, read back after completion,
 must equal the one computed from the parts or the object is deleted. Any error, a read error or
@@ -147,6 +148,7 @@ await runCommand("pput", async ({ signal }) => {
       metadata,
       storageClass: config.storageClass,
       signal,
+      inputLabel: fd === undefined ? "standard input" : `file descriptor ${fd}`,
       onProgress: progress ? (n) => progress.update(n) : undefined,
     });
     progress?.finish(result.bytes);

@@ -7,6 +7,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { UsageError, Z3Error } from "./errors.ts";
 
 /** One filled part. */
 export interface FilledPart {
@@ -25,7 +26,11 @@ export class PartReader {
   /** Bytes read so far. */
   bytesRead = 0;
 
-  constructor(source: ReadableStream<Uint8Array>) {
+  #label: string;
+
+  /** `label` names the input in read errors (e.g. "standard input"). */
+  constructor(source: ReadableStream<Uint8Array>, label = "the input stream") {
+    this.#label = label;
     try {
       this.#byob = source.getReader({ mode: "byob" });
     } catch {
@@ -50,8 +55,13 @@ export class PartReader {
     const size = buffer.length; // a BYOB read detaches `buf`: its length reads 0 afterwards
     while (filled < size && !this.#done) {
       if (this.#byob) {
-        const { value, done } = await this.#byob.read(buf.subarray(filled));
-        if (value) {
+        const { value, done } = await this.#read(() => this.#byob!.read(buf.subarray(filled)));
+        if (!value) {
+          // Cancelled while waiting: the buffer went with the read; nothing more will come.
+          this.#done = true;
+          return undefined;
+        }
+        {
           buf = new Uint8Array(value.buffer, value.byteOffset - filled, size);
           if (value.length > 0) hash.update(value);
           filled += value.length;
@@ -61,7 +71,7 @@ export class PartReader {
         let chunk = this.#leftover;
         this.#leftover = undefined;
         if (!chunk) {
-          const { value, done } = await this.#reader!.read();
+          const { value, done } = await this.#read(() => this.#reader!.read());
           if (done) {
             this.#done = true;
             break;
@@ -78,6 +88,15 @@ export class PartReader {
     this.bytesRead += filled;
     if (filled === 0) return undefined;
     return { bytes: buf.subarray(0, filled), md5: new Uint8Array(hash.digest()) };
+  }
+
+  async #read<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof Z3Error) throw err; // a producer's own typed error
+      throw new UsageError(`Cannot read ${this.#label}: ${(err as Error)?.message ?? err}`);
+    }
   }
 
   /** Stops reading; cancels the source stream. */

@@ -3,8 +3,9 @@
  * in the object's metadata, so a reader can find every part boundary again and recompute the
  * multipart ETag from the bytes alone.
  *
- * With no size known the part size doubles every `maxParts / 10` parts: ten doublings of the
- * base size, so a stream never runs out of parts (8 MiB base: over 5 TiB, the S3 maximum).
+ * With no size known the part size doubles every `maxParts / 11` parts (909 of 10,000): eleven
+ * groups of parts, the last at 1024 × the base (capped at 5 GiB), so even at the 5 MiB minimum
+ * 10,000 parts hold more than S3's 5 TiB object limit.
  *
  * @module
  */
@@ -15,6 +16,8 @@ import { UsageError } from "./errors.ts";
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 /** S3's largest part. */
 export const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
+/** S3's largest object. */
+export const MAX_OBJECT_SIZE = 5 * 1024 ** 4;
 /** S3's largest part count. */
 export const MAX_PARTS = 10_000;
 
@@ -52,12 +55,19 @@ export function planSchedule(options: ScheduleOptions = {}): PartSchedule {
     );
   }
   if (options.estimated !== undefined) {
+    const e = options.estimated;
+    if (!Number.isSafeInteger(e) || e < 0) {
+      throw new UsageError(`Cannot use estimated size ${e}: expected a whole number of bytes`);
+    }
+    if (e > MAX_OBJECT_SIZE) {
+      throw new UsageError(`Cannot use estimated size ${e}: S3 objects hold at most 5 TiB`);
+    }
     // Leave one part of slack for estimates that come out a little low.
     const fit = Math.ceil(options.estimated / Math.max(1, maxParts - 1));
     const base = Math.min(MAX_PART_SIZE, Math.max(requested, fit));
     return { base, doubleEvery: 0 };
   }
-  return { base: requested, doubleEvery: Math.max(1, Math.floor(maxParts / 10)) };
+  return { base: requested, doubleEvery: Math.max(1, Math.floor(maxParts / 11)) };
 }
 
 /** Size of part `partNumber` (1-based) under `schedule`. */

@@ -43,6 +43,8 @@ export interface UploadOptions {
   beforeComplete?: () => Promise<void>;
   /** Called with the running byte count as parts are read. */
   onProgress?: (bytes: number) => void;
+  /** Names the input in read errors. @default {"the input stream"} */
+  inputLabel?: string;
   /** Called before each retry. */
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
 }
@@ -96,7 +98,7 @@ export async function uploadStream(
     signal,
     onRetry: options.onRetry,
   };
-  const reader = new PartReader(source);
+  const reader = new PartReader(source, options.inputLabel);
   const pool = new BufferPool();
   const sizeOf = (n: number) => partSizeOf(options.schedule, n);
   const readPart = async (n: number): Promise<FilledPart | undefined> => {
@@ -148,6 +150,10 @@ export async function uploadStream(
       return { key, etag: md5hex, bytes: first.bytes.length, parts: 1 };
     }
 
+    if (maxParts < 2) {
+      await reader.cancel();
+      throw new UsageError(`Cannot upload "${key}": the stream needs more than ${maxParts} parts`);
+    }
     const uploadId = await withRetry(
       () => store.createMultipart(key, { metadata, storageClass: options.storageClass, signal }),
       retry,
@@ -181,13 +187,13 @@ export async function uploadStream(
         signal?.throwIfAborted();
         while (running.size >= concurrency && failures.length === 0) await Promise.race(running);
         if (failures.length > 0) break;
+        const part = await readPart(count + 1);
+        if (!part) break;
         if (count + 1 > maxParts) {
           throw new UsageError(
             `Cannot upload "${key}": the stream needs more than ${maxParts} parts`,
           );
         }
-        const part = await readPart(count + 1);
-        if (!part) break;
         count++;
         total += part.bytes.length;
         sendPart(count, part);

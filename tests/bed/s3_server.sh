@@ -273,6 +273,7 @@ mon allow pool size one = true
 mon warn on pool no redundancy = false
 mon max pg per osd = 1000
 mon data avail crit = 1
+mon data avail warn = 2
 
 [mon]
 mon data = $STATE/mon/\$cluster-\$id
@@ -283,7 +284,7 @@ ms bind port min = $((PORT + 10))
 ms bind port max = $((PORT + 99))
 osd objectstore = bluestore
 bluestore block create = true
-bluestore block size = 20G
+bluestore block size = 64G
 bluestore fsck on mount = false
 bluestore cache autotune = false
 bluestore cache size = 256M
@@ -292,6 +293,11 @@ osd memory target = 1G
 [$RGW_NAME]
 rgw data = $STATE/rgw/\$cluster-\$id
 rgw frontends = beast endpoint=127.0.0.1:$PORT
+# Reclaim deleted objects' space within a minute (the default waits two hours), so a long-lived
+# test gateway that benchmarks write gigabytes to does not fill its OSD.
+rgw gc obj min wait = 10
+rgw gc processor period = 30
+rgw gc processor max time = 30
 EOF
 }
 

@@ -1,0 +1,297 @@
+import assert from "node:assert/strict";
+import { integration } from "../bed/bed.ts";
+import { type CliResult, runZ3 } from "../bed/cli.ts";
+import { pseudoRandom, treeDigest } from "../bed/files.ts";
+import { run } from "../bed/run.ts";
+import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
+import { createPool, type TestPool } from "../bed/zfs_bed.ts";
+import type { S3Store } from "../../lib/s3.ts";
+
+const MiB = 1024 * 1024;
+/** A dataset name with a space, so that any shell or argv slip shows. */
+const DATA = "my data";
+
+/** One test's pool, bucket and dataset. */
+interface Fixture {
+  pool: TestPool;
+  store: S3Store;
+  /** `pool/my data`. */
+  dataset: string;
+  /** Where the dataset is mounted. */
+  dir: string;
+  /** Runs z3 with FILESYSTEM = dataset against the test bucket; `env` adds or overrides. */
+  z3(args: string[], env?: Record<string, string | undefined>): Promise<CliResult>;
+  /** Every key in the bucket under `prefix`, sorted. */
+  keys(prefix?: string): Promise<string[]>;
+}
+
+async function withFixture(
+  s3: S3Env,
+  label: string,
+  fn: (f: Fixture) => Promise<void>,
+): Promise<void> {
+  const pool = await createPool(512);
+  let store: S3Store | undefined;
+  try {
+    store = await freshBucket(s3, label);
+    const bucket = store.bucket;
+    const dir = await pool.createDataset(DATA);
+    const dataset = `${pool.name}/${DATA}`;
+    const theStore = store;
+    await fn({
+      pool,
+      store: theStore,
+      dataset,
+      dir,
+      z3: (args, env = {}) => runZ3(args, { ...childEnv(s3, bucket), FILESYSTEM: dataset, ...env }),
+      async keys(prefix = "") {
+        const out: string[] = [];
+        for await (const o of theStore.list(prefix)) out.push(o.key);
+        return out.sort();
+      },
+    });
+  } finally {
+    store?.close();
+    await pool.destroy();
+  }
+}
+
+/** The GUID of a snapshot, as zfs-fuse prints it exactly (`zfs list -o guid` rounds). */
+async function guidOf(snapshot: string): Promise<string> {
+  return (await run(["zfs", "get", "-Hp", "-o", "value", "guid", snapshot])).trim();
+}
+
+/** Asserts exit 0 and returns stdout's lines. */
+function ok(result: CliResult): string[] {
+  assert.deepEqual(result.code, 0, `exit status; stderr: ${result.stderr}`);
+  return result.stdout.trimEnd().split("\n").filter((l) => l !== "");
+}
+
+/** Asserts a failure with `code`, nothing on stdout, and one `z3:` error line, last on stderr. */
+function failure(result: CliResult, code: number, pattern: RegExp): string {
+  assert.deepEqual(result.code, code, `exit status; stderr: ${result.stderr}`);
+  assert.deepEqual(result.stdout, "", "a failed run prints nothing on stdout");
+  const lines = result.stderr.trimEnd().split("\n");
+  const errors = lines.filter((l) => l.startsWith("z3: "));
+  assert.deepEqual(errors.length, 1, `expected one z3: error line, got: ${result.stderr}`);
+  assert.deepEqual(lines.at(-1), errors[0], "the error is the last line on stderr");
+  assert.match(errors[0], pattern);
+  return errors[0];
+}
+
+async function writeSome(dir: string, name: string, seed: number, size = 64 * 1024) {
+  await Deno.writeFile(`${dir}/${name}`, pseudoRandom(size, seed));
+}
+
+integration("z3 backup makes a full on an empty bucket", async (bed) => {
+  await withFixture(bed.s3, "bk-full", async (f) => {
+    await writeSome(f.dir, "a file.bin", 1);
+    await f.pool.snapshot(DATA, "s1");
+    const lines = ok(await f.z3(["backup"]));
+    assert.deepEqual(lines.length, 1);
+    assert.match(lines[0], new RegExp(`^${f.dataset}@s1: full, \\d+ bytes in 1 part\\(s\\)$`));
+
+    const key = `z3-backup/${f.dataset}@s1`;
+    assert.deepEqual(await f.keys(), [key]);
+    const info = await f.store.head(key);
+    assert.ok(info);
+    assert.deepEqual(info.metadata.isfull, "true");
+    assert.deepEqual(info.metadata["z3-guid"], await guidOf(`${f.dataset}@s1`));
+    assert.deepEqual(info.metadata.parent, undefined);
+    assert.deepEqual(info.metadata.compressor, undefined, "no compressor by default");
+    assert.match(info.metadata["z3-created"] ?? "", /^\d+$/);
+  });
+});
+
+// Snapshot names with spaces and the odd characters ZFS allows, to prove no shell is involved.
+const INCREMENTALS = ["s2 two", "s3:x.y", "s4-z_w"];
+
+integration("z3 backup sends three incrementals with the right parents", async (bed) => {
+  await withFixture(bed.s3, "bk-incr", async (f) => {
+    await writeSome(f.dir, "f1", 1);
+    await f.pool.snapshot(DATA, "s1");
+    ok(await f.z3(["backup"]));
+    const names = ["s1", ...INCREMENTALS];
+    for (const [i, snap] of INCREMENTALS.entries()) {
+      await writeSome(f.dir, `f${i + 2}`, i + 2);
+      await f.pool.snapshot(DATA, snap);
+    }
+    const lines = ok(await f.z3(["backup"]));
+    assert.deepEqual(
+      lines.map((l) => l.replace(/, \d+ bytes in \d+ part\(s\)$/, "")),
+      INCREMENTALS.map((s, i) => `${f.dataset}@${s}: incremental from ${f.dataset}@${names[i]}`),
+    );
+
+    assert.deepEqual(
+      await f.keys(),
+      names.map((s) => `z3-backup/${f.dataset}@${s}`).sort(),
+    );
+    for (const [i, snap] of INCREMENTALS.entries()) {
+      const info = await f.store.head(`z3-backup/${f.dataset}@${snap}`);
+      assert.ok(info, snap);
+      assert.deepEqual(info.metadata.parent, `${f.dataset}@${names[i]}`);
+      assert.deepEqual(info.metadata.isfull, undefined);
+      assert.deepEqual(info.metadata["z3-guid"], await guidOf(`${f.dataset}@${snap}`));
+      assert.deepEqual(info.metadata["z3-parent-guid"], await guidOf(`${f.dataset}@${names[i]}`));
+    }
+
+    const status = JSON.parse(ok(await f.z3(["status", "--json"])).join("\n")) as {
+      name: string;
+      parent: string;
+      type: string;
+      health: string;
+      localState: string;
+    }[];
+    assert.deepEqual(
+      status.map((r) => [r.name, r.parent, r.type, r.health, r.localState]),
+      [
+        ["s1", "", "full", "ok", "ok"],
+        ...INCREMENTALS.map((s, i) => [s, names[i], "incremental", "ok", "ok"]),
+      ],
+    );
+  });
+});
+
+integration("z3 backup uploads nothing when up to date", async (bed) => {
+  await withFixture(bed.s3, "bk-uptodate", async (f) => {
+    await writeSome(f.dir, "f1", 1);
+    await f.pool.snapshot(DATA, "s1");
+    ok(await f.z3(["backup"]));
+    const before = await f.keys();
+    const again = await f.z3(["backup"]);
+    assert.deepEqual(ok(again), [], "nothing on stdout");
+    assert.match(again.stderr, /up to date/);
+    assert.deepEqual(await f.keys(), before);
+  });
+});
+
+integration("z3 backup --dry-run touches nothing", async (bed) => {
+  await withFixture(bed.s3, "bk-dry", async (f) => {
+    await writeSome(f.dir, "f1", 1);
+    await f.pool.snapshot(DATA, "s1");
+    ok(await f.z3(["backup"]));
+    await writeSome(f.dir, "f2", 2);
+    await f.pool.snapshot(DATA, "s2 two");
+    const before = await f.keys();
+    const lines = ok(await f.z3(["backup", "--dry-run", "--compressor", "zstd"]));
+    assert.deepEqual(lines, [
+      `${f.dataset}@s2 two (incremental from s1): zfs send -i '${f.dataset}@s1' ` +
+      `'${f.dataset}@s2 two' | zstd -1 -T0 -q -c | ` +
+      `upload s3://${f.store.bucket}/z3-backup/${f.dataset}@s2 two`,
+    ]);
+    assert.deepEqual(await f.keys(), before, "no new objects");
+    assert.deepEqual(await Array.fromAsync(f.store.listMultipartUploads("")), []);
+  });
+});
+
+integration(
+  "z3 status shows the table and a missing row for a local-only snapshot",
+  async (bed) => {
+    await withFixture(bed.s3, "bk-status", async (f) => {
+      await writeSome(f.dir, "f1", 1);
+      await f.pool.snapshot(DATA, "s1");
+      ok(await f.z3(["backup"]));
+      await f.pool.snapshot(DATA, "s2");
+      const lines = ok(await f.z3(["status"]));
+      // A row with an empty SIZE ends in a bare "|" (trimEnd), so split on "|" alone.
+      const cells = lines.map((l) => l.split("|").map((c) => c.trim()));
+      assert.deepEqual(cells[0], ["NAME", "PARENT", "TYPE", "HEALTH", "LOCAL STATE", "SIZE"]);
+      assert.deepEqual(cells.length, 3, lines.join("\n"));
+      assert.deepEqual(cells[1].slice(0, 5), ["s1", "", "full", "ok", "ok"]);
+      assert.match(cells[1][5], /^\d+(\.\d+)? M$/);
+      assert.deepEqual(cells[2], ["s2", "-", "missing", "-", "ok", ""]);
+      const widths = lines.map((l) => l.indexOf(" | "));
+      assert.ok(widths.every((w) => w === widths[0]), "columns are aligned");
+    });
+  },
+);
+
+integration("a zfs send that fails midway leaves no object", async (bed) => {
+  await withFixture(bed.s3, "bk-cut", async (f) => {
+    await writeSome(f.dir, "big.bin", 3, 20 * MiB);
+    await f.pool.snapshot(DATA, "s1");
+    const realZfs = (await run(["sh", "-c", "command -v zfs"])).trim();
+    const tmp = await Deno.makeTempDir({ prefix: "z3-cut-" });
+    try {
+      // Named zfs so that messages show what a real failure would; cuts every real send short.
+      const wrapper = `${tmp}/zfs`;
+      await Deno.writeTextFile(
+        wrapper,
+        `#!/bin/sh
+if [ "$1" = send ]; then
+  case " $* " in *" -n "*) exec '${realZfs}' "$@" ;; esac
+  '${realZfs}' "$@" | head -c 6000000
+  echo "simulated failure: stream cut" >&2
+  exit 1
+fi
+exec '${realZfs}' "$@"
+`,
+      );
+      await Deno.chmod(wrapper, 0o755);
+      const result = await f.z3(["backup"], { Z3_ZFS_COMMAND: wrapper, CHUNK_SIZE: "5M" });
+      const line = failure(result, 3, /zfs/);
+      assert.match(line, /simulated failure: stream cut/, "the error carries zfs's stderr");
+      assert.deepEqual(await f.keys(), [], "no object for the failed snapshot");
+      assert.deepEqual(await Array.fromAsync(f.store.listMultipartUploads("")), []);
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  });
+});
+
+integration("diverged history is refused", async (bed) => {
+  await withFixture(bed.s3, "bk-diverged", async (f) => {
+    await writeSome(f.dir, "f1", 1);
+    await f.pool.snapshot(DATA, "s1");
+    ok(await f.z3(["backup"]));
+    const oldGuid = await guidOf(`${f.dataset}@s1`);
+    for (let i = 0;; i++) {
+      try {
+        await run(["zfs", "destroy", "-r", f.dataset]);
+        break;
+      } catch (err) {
+        if (i >= 20) throw err;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    const dir = await f.pool.createDataset(DATA);
+    await writeSome(dir, "other", 9);
+    await f.pool.snapshot(DATA, "s1");
+    await f.pool.snapshot(DATA, "s2");
+    const newGuid = await guidOf(`${f.dataset}@s1`);
+    assert.notDeepEqual(newGuid, oldGuid);
+    const before = await f.keys();
+    const line = failure(await f.z3(["backup"]), 5, /diverged/);
+    assert.ok(line.includes(oldGuid), `names the bucket's GUID: ${line}`);
+    assert.ok(line.includes(newGuid), `names the local GUID: ${line}`);
+    assert.deepEqual(await f.keys(), before);
+  });
+});
+
+integration("every compressor round-trips", async (bed) => {
+  await withFixture(bed.s3, "bk-comp", async (f) => {
+    // Half text (compressible), half noise.
+    await Deno.writeTextFile(`${f.dir}/text.txt`, "z3 backs up ZFS snapshots\n".repeat(40_000));
+    await writeSome(f.dir, "noise.bin", 5, 512 * 1024);
+    await f.pool.snapshot(DATA, "s1");
+    const want = await treeDigest(f.dir);
+    const hasPigz = (await run(["sh", "-c", "command -v pigz || true"])).trim() !== "";
+    if (!hasPigz) console.log("  pigz is not installed: pigz1 not tested");
+    const sizes: Record<string, number> = {};
+    for (const c of ["none", "gzip", "zstd", "lz4", ...(hasPigz ? ["pigz1"] : [])]) {
+      const env = { S3_PREFIX: `c-${c}/` };
+      ok(await f.z3(["backup", "--compressor", c], env));
+      const info = await f.store.head(`c-${c}/${f.dataset}@s1`);
+      assert.ok(info, c);
+      assert.deepEqual(info.metadata.compressor, c === "none" ? undefined : c);
+      sizes[c] = info.size;
+      const target = `${f.pool.name}/r_${c}`;
+      const restored = ok(await f.z3(["restore", "s1", "--target", target], env));
+      assert.deepEqual(restored, [`received ${target}@s1`]);
+      assert.deepEqual(await treeDigest(`${f.pool.mountpoint}/r_${c}`), want, c);
+    }
+    for (const [c, size] of Object.entries(sizes)) {
+      if (c !== "none") assert.ok(size < sizes.none, `${c} compresses: ${size} < ${sizes.none}`);
+    }
+  });
+});

@@ -1,0 +1,389 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import { gzipSync } from "node:zlib";
+import { integration } from "../bed/bed.ts";
+import { type CliOptions, type CliResult, runZ3 } from "../bed/cli.ts";
+import { pseudoRandom, treeDigest } from "../bed/files.ts";
+import { run } from "../bed/run.ts";
+import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
+import { createPool, type TestPool } from "../bed/zfs_bed.ts";
+import type { S3Store } from "../../lib/s3.ts";
+import * as zfs from "../../lib/zfs.ts";
+
+const MiB = 1024 * 1024;
+/** A dataset name with a space, so that any shell or argv slip shows. */
+const DATA = "my data";
+const SNAPS = ["s1", "s2", "s3", "s4"];
+
+/** One test's pool, bucket and a dataset with snapshots s1..s4. */
+interface Fixture {
+  pool: TestPool;
+  store: S3Store;
+  /** `pool/my data`. */
+  dataset: string;
+  /** treeDigest of the dataset at each snapshot, by short name. */
+  digests: Map<string, Map<string, string>>;
+  /** Runs z3 with FILESYSTEM = dataset against the test bucket; `env` adds or overrides. */
+  z3(
+    args: string[],
+    env?: Record<string, string | undefined>,
+    options?: CliOptions,
+  ): Promise<CliResult>;
+  /** `z3-backup/pool/my data@snap`. */
+  key(snap: string): string;
+}
+
+/**
+ * Makes a pool with `pool/my data` holding snapshots s1..s4 (each changes files; `bigFull` puts
+ * 11 MiB of noise in s1 so that its object takes three 5 MiB parts), then runs `fn`.
+ */
+async function withHistory(
+  s3: S3Env,
+  label: string,
+  options: { bigFull?: boolean },
+  fn: (f: Fixture) => Promise<void>,
+): Promise<void> {
+  const pool = await createPool(512);
+  let store: S3Store | undefined;
+  try {
+    store = await freshBucket(s3, label);
+    const bucket = store.bucket;
+    const dir = await pool.createDataset(DATA);
+    const dataset = `${pool.name}/${DATA}`;
+    const digests = new Map<string, Map<string, string>>();
+    for (const [i, snap] of SNAPS.entries()) {
+      const size = i === 0 && options.bigFull ? 11 * MiB : 48 * 1024;
+      await Deno.writeFile(`${dir}/file ${i + 1}.bin`, pseudoRandom(size, i + 1));
+      if (i === 2) await Deno.remove(`${dir}/file 2.bin`);
+      if (i === 3) await Deno.writeTextFile(`${dir}/file 1.bin`, "rewritten in s4\n");
+      await pool.snapshot(DATA, snap);
+      digests.set(snap, await treeDigest(dir));
+    }
+    const theStore = store;
+    await fn({
+      pool,
+      store: theStore,
+      dataset,
+      digests,
+      z3: (args, env = {}, options = {}) =>
+        runZ3(args, { ...childEnv(s3, bucket), FILESYSTEM: dataset, ...env }, options),
+      key: (snap) => `z3-backup/${dataset}@${snap}`,
+    });
+  } finally {
+    store?.close();
+    await pool.destroy();
+  }
+}
+
+/** Backs up s1 as a full, then s2..s4 as incrementals, in 5 MiB parts. */
+async function backupAll(f: Fixture): Promise<void> {
+  ok(await f.z3(["backup", "--snapshot", "s1", "--chunk-size", "5M"]));
+  ok(await f.z3(["backup", "--chunk-size", "5M"]));
+  const keys: string[] = [];
+  for await (const o of f.store.list("")) keys.push(o.key);
+  assert.deepEqual(keys.sort(), SNAPS.map(f.key));
+}
+
+/** Asserts exit 0 and returns stdout's lines. */
+function ok(result: CliResult): string[] {
+  assert.deepEqual(result.code, 0, `exit status; stderr: ${result.stderr}`);
+  return result.stdout.trimEnd().split("\n").filter((l) => l !== "");
+}
+
+/** Asserts a failure with `code`, nothing on stdout, and one `z3:` error line, last on stderr. */
+function failure(result: CliResult, code: number | number[], pattern: RegExp): string {
+  const codes = Array.isArray(code) ? code : [code];
+  assert.ok(
+    codes.includes(result.code),
+    `exit ${result.code}, expected ${codes}: ${result.stderr}`,
+  );
+  assert.deepEqual(result.stdout, "", "a failed run prints nothing on stdout");
+  const lines = result.stderr.trimEnd().split("\n");
+  const errors = lines.filter((l) => l.startsWith("z3: "));
+  assert.deepEqual(errors.length, 1, `expected one z3: error line, got: ${result.stderr}`);
+  assert.deepEqual(lines.at(-1), errors[0], "the error is the last line on stderr");
+  assert.match(errors[0], pattern);
+  return errors[0];
+}
+
+/** Short names of the snapshots of `dataset`, or undefined when it does not exist. */
+async function snapshotsOf(dataset: string): Promise<string[] | undefined> {
+  if (!(await zfs.datasetExists(dataset))) return undefined;
+  try {
+    return (await zfs.listSnapshots(dataset)).map((s) => s.snapshot);
+  } catch (err) {
+    if (!(await zfs.datasetExists(dataset))) return undefined; // vanished in between
+    throw err;
+  }
+}
+
+/**
+ * Snapshots of `dataset` after a failed receive. zfs-fuse's daemon cleans up a killed
+ * `zfs receive` after the client has exited, so give it a moment to settle first.
+ */
+async function snapshotsAfterFailure(dataset: string): Promise<string[]> {
+  for (let i = 0; i < 10 && (await zfs.datasetExists(dataset)); i++) {
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return (await snapshotsOf(dataset)) ?? [];
+}
+
+/** treeDigest of `dataset@snap` through a clone (zfs-fuse has no `.zfs/snapshot`). */
+async function digestAt(pool: TestPool, dataset: string, snap: string, clone: string) {
+  await run(["zfs", "clone", `${dataset}@${snap}`, `${pool.name}/${clone}`]);
+  return await treeDigest(`${pool.mountpoint}/${clone}`);
+}
+
+async function bytesOf(store: S3Store, key: string): Promise<Uint8Array> {
+  return await new Response(await store.get(key)).bytes();
+}
+
+function md5Base64(bytes: Uint8Array): string {
+  return createHash("md5").update(bytes).digest("base64");
+}
+
+async function zfsSend(...args: string[]): Promise<Uint8Array> {
+  const out = await new Deno.Command("zfs", { args: ["send", ...args], stdout: "piped" }).output();
+  assert.ok(out.success, `zfs send ${args.join(" ")}`);
+  return out.stdout;
+}
+
+integration("z3 restore brings back every snapshot of a full + incrementals", async (bed) => {
+  await withHistory(bed.s3, "rs-all", {}, async (f) => {
+    await backupAll(f);
+    const target = `${f.pool.name}/back again`;
+    const result = await f.z3(["restore", "s4", "--target", target]);
+    assert.deepEqual(ok(result), SNAPS.map((s) => `received ${target}@${s}`));
+    assert.deepEqual(await snapshotsOf(target), SNAPS);
+    const source = await zfs.listSnapshots(f.dataset);
+    const restored = await zfs.listSnapshots(target);
+    assert.deepEqual(restored.map((s) => s.guid), source.map((s) => s.guid), "GUIDs kept");
+    assert.deepEqual(await treeDigest(`${f.pool.mountpoint}/back again`), f.digests.get("s4"));
+    for (const snap of ["s1", "s2", "s3"]) {
+      assert.deepEqual(
+        await digestAt(f.pool, target, snap, `clone ${snap}`),
+        f.digests.get(snap),
+        snap,
+      );
+    }
+  });
+});
+
+integration("z3 restore to an intermediate snapshot", async (bed) => {
+  await withHistory(bed.s3, "rs-mid", {}, async (f) => {
+    await backupAll(f);
+    const target = `${f.pool.name}/mid`;
+    const lines = ok(await f.z3(["restore", "s2", "--target", target]));
+    assert.deepEqual(lines, [`received ${target}@s1`, `received ${target}@s2`]);
+    assert.deepEqual(await snapshotsOf(target), ["s1", "s2"]);
+    assert.deepEqual(await treeDigest(`${f.pool.mountpoint}/mid`), f.digests.get("s2"));
+  });
+});
+
+integration(
+  "z3 restore where the target already has older snapshots only downloads the rest",
+  async (bed) => {
+    await withHistory(bed.s3, "rs-rest", {}, async (f) => {
+      await backupAll(f);
+      const target = `${f.pool.name}/rest`;
+      ok(await f.z3(["restore", "s2", "--target", target]));
+      const second = await f.z3(["restore", "s4", "--target", target]);
+      assert.deepEqual(ok(second), [`received ${target}@s3`, `received ${target}@s4`]);
+      const receiving = second.stderr.split("\n").filter((l) => l.includes("receiving into"));
+      assert.deepEqual(receiving, [
+        `${f.dataset}@s3: receiving into ${target}`,
+        `${f.dataset}@s4: receiving into ${target}`,
+      ]);
+      assert.deepEqual(await snapshotsOf(target), SNAPS);
+      assert.deepEqual(await treeDigest(`${f.pool.mountpoint}/rest`), f.digests.get("s4"));
+      const again = await f.z3(["restore", "s4", "--target", target]);
+      assert.deepEqual(ok(again), [], "nothing left to restore");
+      assert.match(again.stderr, /nothing to restore/);
+    });
+  },
+);
+
+integration("a missing parent is refused before any download", async (bed) => {
+  await withHistory(bed.s3, "rs-gap", {}, async (f) => {
+    await backupAll(f);
+    await f.store.delete(f.key("s2"));
+    const target = `${f.pool.name}/gap`;
+    // s3's parent is missing, so s4's health is "parent broken"; the message names the gap.
+    failure(
+      await f.z3(["restore", "s4", "--target", target]),
+      5,
+      new RegExp(`broken \\((missing parent|parent broken): .*"${f.dataset}@s2", which is not`),
+    );
+    assert.deepEqual(await snapshotsOf(target), undefined, "the target was not created");
+  });
+});
+
+integration("z3 get writes an object's verified bytes to stdout", async (bed) => {
+  await withHistory(bed.s3, "rs-get", { bigFull: true }, async (f) => {
+    await backupAll(f);
+    const info = await f.store.head(f.key("s1"));
+    assert.match(info?.etag ?? "", /-3$/, "s1 is a three-part object");
+    const tmp = await Deno.makeTempDir({ prefix: "z3-get-" });
+    try {
+      for (const [name, arg] of [["by key", f.key("s1")], ["by name", `${f.dataset}@s1`]]) {
+        const out = `${tmp}/${name}`;
+        const result = await f.z3(["get", arg], {}, { redirect: `> '${out}'` });
+        assert.deepEqual(result.code, 0, `${name}: ${result.stderr}`);
+        assert.deepEqual(result.stderr, "", `${name}: nothing on stderr`);
+        const got = await Deno.readFile(out);
+        assert.ok(
+          Buffer.from(got).equals(await bytesOf(f.store, f.key("s1"))),
+          `${name}: the same bytes as the object`,
+        );
+      }
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  });
+});
+
+integration("a truncated object is detected and no snapshot is created", async (bed) => {
+  await withHistory(bed.s3, "rs-trunc", { bigFull: true }, async (f) => {
+    await backupAll(f);
+    // The object is replaced by its first half under the same metadata (part schedule included).
+    // Its new ETag and size match the half, so only zfs receive can tell: the stream ends early.
+    const info = (await f.store.head(f.key("s1")))!;
+    const whole = await bytesOf(f.store, f.key("s1"));
+    const half = whole.slice(0, Math.floor(whole.length / 2));
+    await f.store.put(f.key("s1"), half, md5Base64(half), { metadata: info.metadata });
+    const target = `${f.pool.name}/trunc`;
+    const result = await f.z3(["restore", "s1", "--target", target]);
+    console.log(`  exit ${result.code}: ${result.stderr.trimEnd().split("\n").at(-1)}`);
+    failure(result, [3, 6], /./);
+    assert.deepEqual(await snapshotsAfterFailure(target), [], "no snapshot was created");
+  });
+});
+
+/**
+ * A TCP proxy in front of the S3 server that, `at` bytes into the first response stream that
+ * gets that far, either flips one byte (corruption in transit the server cannot see, with the
+ * HTTP framing, and so the SDK, none the wiser) or cuts the connection (a truncated download).
+ * Signatures still match: the Host header is the proxy's, as the client signed it.
+ */
+function corruptingProxy(endpoint: string, at: number, mode: "flip" | "cut") {
+  const upstream = new URL(endpoint);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  let flipped = false;
+  const accepting = (async () => {
+    for await (const client of listener) {
+      const server = await Deno.connect({
+        hostname: upstream.hostname,
+        port: Number(upstream.port),
+      });
+      conns.add(client).add(server);
+      let seen = 0;
+      const flip = new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          if (!flipped && seen + chunk.length > at) {
+            flipped = true;
+            if (mode === "cut") {
+              controller.enqueue(chunk.subarray(0, at - seen));
+              controller.terminate();
+              server.close();
+              return;
+            }
+            chunk = chunk.slice();
+            chunk[at - seen] ^= 0xff;
+          }
+          seen += chunk.length;
+          controller.enqueue(chunk);
+        },
+      });
+      client.readable.pipeTo(server.writable).catch(() => {});
+      server.readable.pipeThrough(flip).pipeTo(client.writable).catch(() => {});
+    }
+  })().catch(() => {});
+  return {
+    endpoint: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    flipped: () => flipped,
+    async close() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* already closed by its pipe */ }
+      }
+      await accepting;
+    },
+  };
+}
+
+integration(
+  "a byte flipped in transit fails verification and no snapshot is created",
+  async (bed) => {
+    await withHistory(bed.s3, "rs-flip", { bigFull: true }, async (f) => {
+      await backupAll(f);
+      const proxy = corruptingProxy(bed.s3.S3_ENDPOINT, 7 * MiB, "flip");
+      try {
+        const target = `${f.pool.name}/flip`;
+        const result = await f.z3(["restore", "s1", "--target", target], { HOST: proxy.endpoint });
+        assert.ok(proxy.flipped(), "the proxy corrupted the download");
+        failure(result, 6, /^z3: Cannot verify ".*@s1": its bytes hash to ETag/);
+        assert.deepEqual(await snapshotsAfterFailure(target), [], "no snapshot was created");
+      } finally {
+        await proxy.close();
+      }
+    });
+  },
+);
+
+integration("objects shaped like the original z3's restore", async (bed) => {
+  await withHistory(bed.s3, "rs-legacy", { bigFull: true }, async (f) => {
+    // The original z3 (pput) wrote the full as a multipart upload without any z3-* metadata.
+    const full = gzipSync(await zfsSend(`${f.dataset}@s1`));
+    const fullKey = f.key("s1");
+    const uploadId = await f.store.createMultipart(fullKey, {
+      metadata: { isfull: "true", compressor: "pigz1", size: String(full.length) },
+    });
+    const parts = [];
+    for (let off = 0, n = 1; off < full.length; off += 5 * MiB, n++) {
+      const body = full.subarray(off, off + 5 * MiB);
+      parts.push({
+        partNumber: n,
+        etag: await f.store.uploadPart(fullKey, uploadId, n, body, md5Base64(body)),
+      });
+    }
+    await f.store.completeMultipart(fullKey, uploadId, parts);
+    const incr = gzipSync(await zfsSend("-i", `${f.dataset}@s1`, `${f.dataset}@s2`));
+    await f.store.put(f.key("s2"), incr, md5Base64(incr), {
+      metadata: { parent: `${f.dataset}@s1`, compressor: "pigz1" },
+    });
+
+    const target = `${f.pool.name}/legacy`;
+    const result = await f.z3(["restore", "s2", "--target", target]);
+    assert.deepEqual(ok(result), [`received ${target}@s1`, `received ${target}@s2`]);
+    assert.match(result.stderr, /warning: .*@s1 has no recorded part sizes/);
+    assert.doesNotMatch(result.stderr, /warning: .*@s2/, "a single PUT's ETag is an MD5");
+    assert.deepEqual(await snapshotsOf(target), ["s1", "s2"]);
+    assert.deepEqual(await treeDigest(`${f.pool.mountpoint}/legacy`), f.digests.get("s2"));
+  });
+});
+
+// PRODUCT BUG (reported, not fixed here): a connection reset in the middle of an object's body
+// reaches main.ts unclassified, so z3 exits 1 ("a bug") with just "z3: aborted" instead of an S3
+// error (4) that names the object. This test fails until lib/ classifies body stream errors.
+integration(
+  "a download cut short in transit fails as an S3 error and creates no snapshot",
+  async (bed) => {
+    await withHistory(bed.s3, "rs-cut", { bigFull: true }, async (f) => {
+      await backupAll(f);
+      const proxy = corruptingProxy(bed.s3.S3_ENDPOINT, 7 * MiB, "cut");
+      try {
+        const target = `${f.pool.name}/cut`;
+        const result = await f.z3(["restore", "s1", "--target", target], { HOST: proxy.endpoint });
+        assert.ok(proxy.flipped(), "the proxy cut the download");
+        assert.deepEqual(await snapshotsAfterFailure(target), [], "no snapshot was created");
+        failure(result, [4, 6], new RegExp(`^z3: Cannot .*"${f.key("s1")}"`));
+      } finally {
+        await proxy.close();
+      }
+    });
+  },
+);
