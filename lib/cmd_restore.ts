@@ -18,6 +18,7 @@ import { loadRemote } from "./remote.ts";
 import { withRetry } from "./retry.ts";
 import type { S3Store } from "./s3.ts";
 import { verifiability, verifying } from "./verify.ts";
+import { resumableDownload } from "./download.ts";
 import * as zfs from "./zfs.ts";
 
 /** Options of `z3 restore`. */
@@ -121,7 +122,11 @@ export async function openVerified(
       `warning: ${key} has no recorded part sizes (written by another tool?): checking its size only`,
     );
   }
-  const body = await withRetry(() => store.get(key, undefined, options.signal), retry);
+  const body = resumableDownload(store, key, {
+    etag: info.etag,
+    attempts: retry.attempts,
+    signal: options.signal,
+  });
   return verifying(body, expected, key);
 }
 

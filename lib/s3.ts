@@ -261,11 +261,14 @@ export class S3Store {
     } while (token);
   }
 
-  /** The object's bytes (or a byte range, inclusive) as a stream. */
+  /**
+   * The object's bytes from `start` (default 0) as a stream. With `etag`, the server must still
+   * hold that version (If-Match), so a resumed download never splices two versions. Errors while
+   * the body streams are classified like request errors.
+   */
   async get(
     key: string,
-    range?: { start: number; end: number },
-    signal?: AbortSignal,
+    options: { start?: number; etag?: string; signal?: AbortSignal } = {},
   ): Promise<ReadableStream<Uint8Array>> {
     const what = `download "${key}" from bucket "${this.bucket}"`;
     const out = await this.#send(what, () =>
@@ -273,15 +276,28 @@ export class S3Store {
         new GetObjectCommand({
           Bucket: this.bucket,
           Key: key,
-          Range: range ? `bytes=${range.start}-${range.end}` : undefined,
+          Range: options.start ? `bytes=${options.start}-` : undefined,
+          IfMatch: options.etag ? `"${options.etag}"` : undefined,
         }),
-        { abortSignal: signal },
+        { abortSignal: options.signal },
       ));
     const body = out.Body as
       | { transformToWebStream?: () => ReadableStream<Uint8Array> }
       | undefined;
     if (!body?.transformToWebStream) throw new S3RequestError(`Cannot ${what}: no body`, true);
-    return body.transformToWebStream();
+    const reader = body.transformToWebStream().getReader();
+    return new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          const r = await reader.read();
+          if (r.done) controller.close();
+          else controller.enqueue(r.value);
+        } catch (err) {
+          controller.error(classifyError(what, err));
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    });
   }
 
   /** Stores `body` as one object with one PutObject; returns the ETag. */
