@@ -18,7 +18,7 @@ import { loadRemote } from "./remote.ts";
 import { withRetry } from "./retry.ts";
 import type { S3Store } from "./s3.ts";
 import { verifiability, verifying } from "./verify.ts";
-import { resumableDownload } from "./download.ts";
+import { parallelDownload } from "./download.ts";
 import * as zfs from "./zfs.ts";
 
 /** Options of `z3 restore`. */
@@ -122,8 +122,11 @@ export async function openVerified(
       `warning: ${key} has no recorded part sizes (written by another tool?): checking its size only`,
     );
   }
-  const body = resumableDownload(store, key, {
+  const body = parallelDownload(store, key, {
     etag: info.etag,
+    size: info.size,
+    rangeSize: config.chunkSize,
+    concurrency: config.concurrency,
     attempts: retry.attempts,
     signal: options.signal,
   });

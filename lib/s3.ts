@@ -132,6 +132,24 @@ export function classifyError(what: string, err: unknown): S3RequestError {
       cause: err,
     });
   }
+  // Deno refused the request because a permission flag is missing: say which, and never retry.
+  const denied = status === undefined
+    ? /Requires (\w+) access(?: to "([^"]+)")?, run again with the (--allow-[a-z]+) flag/
+      .exec(e.message ?? "")
+    : null;
+  if (denied) {
+    const [, kind, value, flag] = denied;
+    const grant = value && flag !== "--allow-all" ? `${flag}=${value}` : flag;
+    return new S3RequestError(
+      `Cannot ${what}: not permitted: Deno needs ${kind} access${
+        value ? ` to "${value}"` : ""
+      }; grant it with ${grant}`,
+      false,
+      undefined,
+      "NotCapable",
+      { cause: err },
+    );
+  }
   let retryable: boolean;
   let detail: string;
   if (status !== undefined) {
@@ -262,13 +280,13 @@ export class S3Store {
   }
 
   /**
-   * The object's bytes from `start` (default 0) as a stream. With `etag`, the server must still
+   * The object's bytes from `start` (default 0) to `end` (inclusive, default the last) as a stream. With `etag`, the server must still
    * hold that version (If-Match), so a resumed download never splices two versions. Errors while
    * the body streams are classified like request errors.
    */
   async get(
     key: string,
-    options: { start?: number; etag?: string; signal?: AbortSignal } = {},
+    options: { start?: number; end?: number; etag?: string; signal?: AbortSignal } = {},
   ): Promise<ReadableStream<Uint8Array>> {
     const what = `download "${key}" from bucket "${this.bucket}"`;
     const out = await this.#send(what, () =>
@@ -276,7 +294,9 @@ export class S3Store {
         new GetObjectCommand({
           Bucket: this.bucket,
           Key: key,
-          Range: options.start ? `bytes=${options.start}-` : undefined,
+          Range: options.start || options.end !== undefined
+            ? `bytes=${options.start ?? 0}-${options.end ?? ""}`
+            : undefined,
           IfMatch: options.etag ? `"${options.etag}"` : undefined,
         }),
         { abortSignal: options.signal },

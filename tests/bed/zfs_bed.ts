@@ -51,7 +51,14 @@ export async function ensureZfs(): Promise<string | undefined> {
     }
     if (!(await zpoolWorks())) return "zfs-fuse was started but zpool still fails";
   }
-  zfsFlavour = (await hasCommand("zfs-fuse")) ? "zfs-fuse" : "kernel ZFS";
+  if (await hasCommand("zfs-fuse")) {
+    const version = await run(["dpkg-query", "-W", "-f", "${Version}", "zfs-fuse"], {
+      allowFail: true,
+    });
+    zfsFlavour = `zfs-fuse ${version.trim() || "(version unknown)"}`.trim();
+  } else {
+    zfsFlavour = "kernel ZFS";
+  }
   return undefined;
 }
 

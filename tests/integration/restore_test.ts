@@ -378,7 +378,7 @@ integration("objects shaped like the original z3's restore", async (bed) => {
 });
 
 integration(
-  "a download cut once in transit resumes from where it broke and restores",
+  "a download cut once in transit is retried and restores byte for byte",
   async (bed) => {
     await withHistory(bed.s3, "rs-cut", { bigFull: true }, async (f) => {
       await backupAll(f);
