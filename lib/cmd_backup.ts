@@ -16,6 +16,7 @@ import { Progress } from "./progress.ts";
 import { loadRemote } from "./remote.ts";
 import type { S3Store } from "./s3.ts";
 import { uploadStream } from "./upload.ts";
+import { writeCheck } from "./checks.ts";
 import { VERSION } from "./version.ts";
 import * as zfs from "./zfs.ts";
 import { requireDataset } from "./dataset.ts";
@@ -133,6 +134,14 @@ async function backupOne(
       onProgress: progress ? (n) => progress.update(n) : undefined,
     });
     progress?.finish(result.bytes);
+    try {
+      const record = { etag: result.etag, size: result.bytes, guid: snapshot.guid };
+      await writeCheck(store, config.s3Prefix, snapshot.name, record, config.maxRetries + 1);
+    } catch (err) {
+      // Without its record the object could not be verified later: take it back.
+      await store.delete(key).catch(() => {});
+      throw err;
+    }
     return {
       snapshot: snapshot.name,
       parent: from?.name,

@@ -6,18 +6,26 @@
  * @module
  */
 
-import { chainHealth, keyFor, planRestore, type RemoteSnapshot, shortName } from "./chain.ts";
+import {
+  chainHealth,
+  keyFor,
+  normalizePrefix,
+  planRestore,
+  type RemoteSnapshot,
+  shortName,
+} from "./chain.ts";
 import type { Config } from "./config.ts";
 import { decompress } from "./compress.ts";
 import { requireDataset } from "./dataset.ts";
-import { UsageError } from "./errors.ts";
+import { IntegrityError, UsageError } from "./errors.ts";
+import { checkKey, compareCheck, readCheck } from "./checks.ts";
 import { parseSnapshot, validateDataset } from "./names.ts";
 import { scheduleFromMetadata } from "./part_size.ts";
 import { formatArgv } from "./process.ts";
 import { loadRemote } from "./remote.ts";
 import { withRetry } from "./retry.ts";
 import type { S3Store } from "./s3.ts";
-import { verifiability, verifying } from "./verify.ts";
+import { type Expected, verifiability, verifying } from "./verify.ts";
 import { parallelDownload } from "./download.ts";
 import * as zfs from "./zfs.ts";
 
@@ -69,6 +77,8 @@ export async function restore(
     }
     return [];
   }
+  // Every object must still be what its backup verified before ZFS sees any of them.
+  for (const { remote: r } of plan.steps) await inspectObject(store, r.key, config, options.signal);
   const done: string[] = [];
   for (const { remote: r } of plan.steps) {
     options.signal?.throwIfAborted();
@@ -101,33 +111,53 @@ async function receiveOne(
 }
 
 /** Downloads `key` as a verified stream (see `verify.ts`). */
+/** HEADs `key` and checks it against its check record; returns what its bytes must match. */
+export async function inspectObject(
+  store: S3Store,
+  key: string,
+  config: Config,
+  signal?: AbortSignal,
+): Promise<Expected> {
+  const attempts = config.maxRetries + 1;
+  const info = await withRetry(() => store.head(key, signal), { attempts, signal });
+  if (!info) {
+    throw new UsageError(`Cannot download "${key}": no such object in bucket "${store.bucket}"`);
+  }
+  const prefix = normalizePrefix(config.s3Prefix);
+  const name = key.startsWith(prefix) ? key.slice(prefix.length) : undefined;
+  if (info.metadata["z3-version"] !== undefined && name?.includes("@")) {
+    // Written by z3 backup: the object must still be the one the backup verified.
+    const record = await readCheck(store, config.s3Prefix, name, attempts);
+    if (!record) {
+      throw new IntegrityError(
+        `Cannot trust "${key}": its check record "${checkKey(config.s3Prefix, name)}" is missing ` +
+          `(deleted, or the object was not written by z3 backup)`,
+      );
+    }
+    compareCheck(key, info, record);
+  }
+  return { etag: info.etag, size: info.size, schedule: scheduleFromMetadata(info.metadata) };
+}
+
+/** Downloads `key` as a verified stream (see `verify.ts`), after {@linkcode inspectObject}. */
 export async function openVerified(
   store: S3Store,
   key: string,
   config: Config,
   options: { signal?: AbortSignal; err: (line: string) => void },
 ): Promise<ReadableStream<Uint8Array>> {
-  const retry = { attempts: config.maxRetries + 1, signal: options.signal };
-  const info = await withRetry(() => store.head(key, options.signal), retry);
-  if (!info) {
-    throw new UsageError(`Cannot download "${key}": no such object in bucket "${store.bucket}"`);
-  }
-  const expected = {
-    etag: info.etag,
-    size: info.size,
-    schedule: scheduleFromMetadata(info.metadata),
-  };
+  const expected = await inspectObject(store, key, config, options.signal);
   if (verifiability(expected) !== "etag") {
     options.err(
       `warning: ${key} has no recorded part sizes (written by another tool?): checking its size only`,
     );
   }
   const body = parallelDownload(store, key, {
-    etag: info.etag,
-    size: info.size,
+    etag: expected.etag,
+    size: expected.size,
     rangeSize: config.chunkSize,
     concurrency: config.concurrency,
-    attempts: retry.attempts,
+    attempts: config.maxRetries + 1,
     signal: options.signal,
   });
   return verifying(body, expected, key);

@@ -44,7 +44,8 @@ async function withFixture(
       dataset,
       dir,
       z3: (args, env = {}) => runZ3(args, { ...childEnv(s3, bucket), FILESYSTEM: dataset, ...env }),
-      async keys(prefix = "") {
+      /** Backup objects (under S3_PREFIX; check records live beside it). */
+      async keys(prefix = "z3-backup/") {
         const out: string[] = [];
         for await (const o of theStore.list(prefix)) out.push(o.key);
         return out.sort();
@@ -93,6 +94,7 @@ integration("z3 backup makes a full on an empty bucket", async (bed) => {
 
     const key = `z3-backup/${f.dataset}@s1`;
     assert.deepEqual(await f.keys(), [key]);
+    assert.deepEqual(await f.keys("z3-backup.z3/"), [`z3-backup.z3/${f.dataset}@s1`], "check record");
     const info = await f.store.head(key);
     assert.ok(info);
     assert.deepEqual(info.metadata.isfull, "true");

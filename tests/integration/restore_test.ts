@@ -5,6 +5,8 @@ import { gzipSync } from "node:zlib";
 import { integration } from "../bed/bed.ts";
 import { type CliOptions, type CliResult, runZ3 } from "../bed/cli.ts";
 import { pseudoRandom, treeDigest } from "../bed/files.ts";
+import { checkKey } from "../../lib/checks.ts";
+import { datasetExists } from "../../lib/zfs.ts";
 import { run } from "../bed/run.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool, type TestPool } from "../bed/zfs_bed.ts";
@@ -81,7 +83,7 @@ async function backupAll(f: Fixture): Promise<void> {
   ok(await f.z3(["backup", "--snapshot", "s1", "--chunk-size", "5M"]));
   ok(await f.z3(["backup", "--chunk-size", "5M"]));
   const keys: string[] = [];
-  for await (const o of f.store.list("")) keys.push(o.key);
+  for await (const o of f.store.list("z3-backup/")) keys.push(o.key);
   assert.deepEqual(keys.sort(), SNAPS.map(f.key));
 }
 
@@ -243,20 +245,48 @@ integration("z3 get writes an object's verified bytes to stdout", async (bed) =>
   });
 });
 
-integration("a truncated object is detected and no snapshot is created", async (bed) => {
+integration("a truncated object is detected before zfs receive runs", async (bed) => {
   await withHistory(bed.s3, "rs-trunc", { bigFull: true }, async (f) => {
     await backupAll(f);
     // The object is replaced by its first half under the same metadata (part schedule included).
-    // Its new ETag and size match the half, so only zfs receive can tell: the stream ends early.
+    // Its new ETag and size match the half; only the check record written by backup tells.
     const info = (await f.store.head(f.key("s1")))!;
     const whole = await bytesOf(f.store, f.key("s1"));
     const half = whole.slice(0, Math.floor(whole.length / 2));
     await f.store.put(f.key("s1"), half, md5Base64(half), { metadata: info.metadata });
     const target = `${f.pool.name}/trunc`;
     const result = await f.z3(["restore", "s1", "--target", target]);
-    console.log(`  exit ${result.code}: ${result.stderr.trimEnd().split("\n").at(-1)}`);
-    failure(result, [3, 6], /./);
-    assert.deepEqual(await snapshotsAfterFailure(target), [], "no snapshot was created");
+    failure(result, 6, /^z3: Cannot trust ".*@s1": it changed in the bucket after the backup/);
+    assert.equal(await datasetExists(target), false, "zfs receive never ran");
+  });
+});
+
+integration(
+  "an object whose bytes changed in the bucket is refused before any receive",
+  async (bed) => {
+    await withHistory(bed.s3, "rs-changed", {}, async (f) => {
+      await backupAll(f);
+      // s3 (in the middle of the chain) is rewritten with one byte changed and its metadata kept.
+      const info = (await f.store.head(f.key("s3")))!;
+      const bytes = await bytesOf(f.store, f.key("s3"));
+      bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+      await f.store.put(f.key("s3"), bytes, md5Base64(bytes), { metadata: info.metadata });
+      const target = `${f.pool.name}/changed`;
+      const result = await f.z3(["restore", "s4", "--target", target]);
+      failure(result, 6, /^z3: Cannot trust ".*@s3": it changed in the bucket after the backup/);
+      assert.equal(await datasetExists(target), false, "nothing was received, not even s1 and s2");
+    });
+  },
+);
+
+integration("an object of z3 whose check record is gone is refused", async (bed) => {
+  await withHistory(bed.s3, "rs-norecord", {}, async (f) => {
+    await backupAll(f);
+    await f.store.delete(checkKey("z3-backup/", `${f.dataset}@s1`));
+    const target = `${f.pool.name}/norecord`;
+    const result = await f.z3(["restore", "s1", "--target", target]);
+    failure(result, 6, /check record .* is missing/);
+    assert.equal(await datasetExists(target), false);
   });
 });
 
