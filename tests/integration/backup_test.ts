@@ -94,7 +94,11 @@ integration("z3 backup makes a full on an empty bucket", async (bed) => {
 
     const key = `z3-backup/${f.dataset}@s1`;
     assert.deepEqual(await f.keys(), [key]);
-    assert.deepEqual(await f.keys("z3-backup.z3/"), [`z3-backup.z3/${f.dataset}@s1`], "check record");
+    assert.deepEqual(
+      await f.keys("z3-backup.z3/"),
+      [`z3-backup.z3/${f.dataset}@s1`],
+      "check record",
+    );
     const info = await f.store.head(key);
     assert.ok(info);
     assert.deepEqual(info.metadata.isfull, "true");
