@@ -64,11 +64,18 @@ export function spawnChild(argv: readonly string[], options: SpawnOptions = {}):
       env: { PATH: Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" },
     }).spawn();
   } catch (err) {
+    const message = String((err as Error)?.message ?? err).split("\n")[0];
+    // Deno's refusal when --allow-run lacks the command: name it and the flag that grants it.
+    const denied = /Requires run access to "([^"]+)"/.exec(message);
     const why = err instanceof Deno.errors.NotFound
       ? "command not found"
+      : denied
+      ? `not permitted: Deno needs run access to "${denied[1]}"; grant it with --allow-run=${
+        denied[1]
+      }`
       : err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied
-      ? `not permitted (${(err as Error).message.split("\n")[0]})`
-      : String((err as Error)?.message ?? err);
+      ? `not permitted (${message})`
+      : message;
     throw makeError(`Cannot run ${display}: ${why}`);
   }
   let tail = new Uint8Array(0);

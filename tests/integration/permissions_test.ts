@@ -1,0 +1,309 @@
+/**
+ * Issue #6: z3 and pput run with exactly the Deno permission flags that README.md documents
+ * (never `-A`), and a permission left out ends in one line on stderr that names it and the flag
+ * that grants it. The flags live here once; a test holds README.md and the `compile` task to
+ * them, so the three cannot drift apart.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { integration } from "../bed/bed.ts";
+import { type CliResult, runPput, runZ3 } from "../bed/cli.ts";
+import { pseudoRandom, treeDigest } from "../bed/files.ts";
+import { freshBucket, type S3Env } from "../bed/s3_bed.ts";
+import { createPool } from "../bed/zfs_bed.ts";
+import { classifyError, S3Store } from "../../lib/s3.ts";
+
+/** The S3 host in the README's command lines; the tests put the bed's `host:port` there. */
+export const README_S3_HOST = "s3.example.com";
+/** The config directory in the README's command lines; the tests use a temporary one. */
+export const README_CONFIG_DIR = "/etc/z3_backup";
+
+/** pput's permission flags, exactly as README.md documents them. */
+export const PPUT_PERMISSIONS: readonly string[] = [
+  `--allow-net=${README_S3_HOST}`,
+  `--allow-read=${README_CONFIG_DIR}`,
+  "--allow-env",
+  "--allow-sys=osRelease",
+];
+
+/** z3's permission flags, exactly as README.md documents them: pput's plus the commands. */
+export const Z3_PERMISSIONS: readonly string[] = [
+  ...PPUT_PERMISSIONS,
+  "--allow-run=zfs,zstd,lz4,pigz",
+];
+
+/** `flags` with the README's S3 host replaced by `net` and its config dir by `configDir`. */
+export function localize(flags: readonly string[], net: string, configDir: string): string[] {
+  return flags.map((f) =>
+    f === `--allow-net=${README_S3_HOST}`
+      ? `--allow-net=${net}`
+      : f === `--allow-read=${README_CONFIG_DIR}`
+      ? `--allow-read=${configDir}`
+      : f
+  );
+}
+
+const ROOT = new URL("../../", import.meta.url);
+const MiB = 1024 * 1024;
+const DATA = "perm data";
+const S3_ONLY = { zfs: false };
+
+/** README.md with shell line continuations joined, so a wrapped command reads as one line. */
+async function readmeCommands(): Promise<string> {
+  const text = await Deno.readTextFile(new URL("README.md", ROOT));
+  return text.replace(/\s*\\\n\s*/g, " ");
+}
+
+Deno.test("README.md documents exactly the permission flags the CLI tests use", async () => {
+  const readme = await readmeCommands();
+  const z3 = `deno run ${Z3_PERMISSIONS.join(" ")} main.ts`;
+  for (const command of ["status", "backup", "restore"]) {
+    assert.ok(readme.includes(`${z3} ${command}`), `README.md lacks: ${z3} ${command}`);
+  }
+  const pput = `deno run ${PPUT_PERMISSIONS.join(" ")} pput.ts`;
+  assert.ok(readme.includes(pput), `README.md lacks: ${pput}`);
+});
+
+Deno.test("deno task compile bakes the README's permission flags into dist/z3 and dist/pput", async () => {
+  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))) as {
+    tasks: Record<string, string | { command: string }>;
+  };
+  const task = config.tasks.compile;
+  const command = typeof task === "string" ? task : task.command;
+  const host = "$Z3_S3_HOST";
+  for (
+    const [flags, out, entry] of [
+      [Z3_PERMISSIONS, "dist/z3", "main.ts"],
+      [PPUT_PERMISSIONS, "dist/pput", "pput.ts"],
+    ] as const
+  ) {
+    const want = `deno compile ${
+      localize(flags, host, README_CONFIG_DIR).join(" ")
+    } --output ${out} ${entry}`;
+    assert.ok(command.includes(want), `the compile task lacks: ${want}\ngot: ${command}`);
+  }
+});
+
+Deno.test("classifyError() names a permission Deno refused and the flag, and never retries", () => {
+  const denied = new Deno.errors.NotCapable(
+    'Requires net access to "127.0.0.1:17480", run again with the --allow-net flag',
+  );
+  const err = classifyError('list bucket "b"', denied);
+  assert.deepEqual(
+    err.message,
+    'Cannot list bucket "b": not permitted: Deno needs net access to "127.0.0.1:17480"; ' +
+      "grant it with --allow-net=127.0.0.1:17480",
+  );
+  assert.deepEqual(err.retryable, false);
+  const all = classifyError(
+    "read",
+    new Deno.errors.NotCapable(
+      'Requires all access to "/dev/fd/5", run again with the --allow-all flag',
+    ),
+  );
+  assert.match(all.message, /all access to "\/dev\/fd\/5"; grant it with --allow-all$/);
+});
+
+/** A config directory holding `z3.conf` (mode 600) that points at `bucket` on the bed. */
+async function configDir(s3: S3Env, bucket: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "z3-perm-" });
+  const lines = [
+    "[main]",
+    `BUCKET=${bucket}`,
+    `HOST=${s3.S3_ENDPOINT}`,
+    `S3_REGION=${s3.S3_REGION}`,
+    `S3_KEY_ID=${s3.S3_KEY_ID}`,
+    `S3_SECRET=${s3.S3_SECRET}`,
+  ];
+  await Deno.writeTextFile(`${dir}/z3.conf`, lines.join("\n") + "\n", { mode: 0o600 });
+  return dir;
+}
+
+/** What the test needs to run a CLI the way the README says, against the bed. */
+interface PermFixture {
+  /** The config directory, standing in for /etc/z3_backup. */
+  dir: string;
+  /** The bed's S3 `host:port`, standing in for s3.example.com. */
+  net: string;
+  /** The environment: only the config file's path (the bed adds PATH and HOME). */
+  env: Record<string, string>;
+}
+
+async function withConfig(
+  s3: S3Env,
+  label: string,
+  fn: (f: PermFixture, bucket: string) => Promise<void>,
+): Promise<void> {
+  const store = await freshBucket(s3, label);
+  const dir = await configDir(s3, store.bucket);
+  try {
+    await fn(
+      { dir, net: new URL(s3.S3_ENDPOINT).host, env: { Z3_CONFIG: `${dir}/z3.conf` } },
+      store.bucket,
+    );
+  } finally {
+    store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Asserts exit 0 and returns stdout's lines. */
+function ok(result: CliResult): string[] {
+  assert.deepEqual(result.code, 0, `exit status; stderr: ${result.stderr}`);
+  return result.stdout.trimEnd().split("\n").filter((l) => l !== "");
+}
+
+/** Asserts a failure with `code`, nothing on stdout and exactly one line on stderr. */
+function oneLineFailure(result: CliResult, code: number, name: string): string {
+  assert.deepEqual(result.code, code, `exit status; stderr: ${result.stderr}`);
+  assert.deepEqual(result.stdout, "", "a failed run prints nothing on stdout");
+  const lines = result.stderr.trimEnd().split("\n");
+  assert.deepEqual(lines.length, 1, `expected one line on stderr, got: ${result.stderr}`);
+  assert.ok(lines[0].startsWith(`${name}: `), lines[0]);
+  return lines[0];
+}
+
+integration("z3 backup, status and restore --target run with exactly the README's flags", async (
+  bed,
+) => {
+  await withConfig(bed.s3, "perm-z3", async (f) => {
+    const pool = await createPool(256);
+    try {
+      const dir = await pool.createDataset(DATA);
+      const dataset = `${pool.name}/${DATA}`;
+      const flags = localize(Z3_PERMISSIONS, f.net, f.dir);
+      const z3 = (args: string[]) =>
+        runZ3([...args, "--filesystem", dataset], f.env, { permissions: flags });
+
+      await Deno.writeTextFile(`${dir}/text.txt`, "z3 keeps to its permissions\n".repeat(20_000));
+      await Deno.writeFile(`${dir}/noise.bin`, pseudoRandom(MiB, 61));
+      await pool.snapshot(DATA, "s1");
+      // zstd and lz4 run as children: --allow-run must admit them as well as zfs.
+      assert.match(ok(await z3(["backup", "--compressor", "zstd"]))[0], /@s1: full, /);
+      await Deno.writeFile(`${dir}/more.bin`, pseudoRandom(256 * 1024, 62));
+      await pool.snapshot(DATA, "s2");
+      const incremental = ok(await z3(["backup", "--compressor", "lz4"]));
+      assert.match(incremental[0], /@s2: incremental from .*@s1, /);
+
+      const rows = JSON.parse(ok(await z3(["status", "--json"])).join("\n")) as {
+        name: string;
+        health: string;
+      }[];
+      assert.deepEqual(rows.map((r) => [r.name, r.health]), [["s1", "ok"], ["s2", "ok"]]);
+
+      const target = `${pool.name}/restored`;
+      assert.deepEqual(ok(await z3(["restore", "s2", "--target", target])), [
+        `received ${target}@s1`,
+        `received ${target}@s2`,
+      ]);
+      assert.deepEqual(
+        await treeDigest(`${pool.mountpoint}/restored`),
+        await treeDigest(dir),
+        "the restored files are byte for byte the originals",
+      );
+    } finally {
+      await pool.destroy();
+    }
+  });
+});
+
+integration("pput stores stdin with exactly the README's flags", async (bed) => {
+  await withConfig(bed.s3, "perm-pput", async (f, bucket) => {
+    const data = pseudoRandom(6 * MiB + 123, 63);
+    const result = await runPput(["--chunk-size", "5M", "perm/key"], {
+      env: f.env,
+      stdin: data,
+      permissions: localize(PPUT_PERMISSIONS, f.net, f.dir),
+    });
+    const json = JSON.parse(ok(result)[0]) as { status: string; bytes: number; parts: number };
+    assert.deepEqual([json.status, json.bytes, json.parts], ["success", data.length, 2]);
+    const store = storeFor(bed.s3, bucket);
+    try {
+      const got = await new Response(await store.get("perm/key")).bytes();
+      assert.ok(Buffer.from(got).equals(data), "the object holds exactly the bytes sent");
+    } finally {
+      store.close();
+    }
+  });
+}, S3_ONLY);
+
+integration("z3 backup without the S3 host in --allow-net names it and the flag", async (bed) => {
+  await withConfig(bed.s3, "perm-nonet", async (f) => {
+    const pool = await createPool(128);
+    try {
+      await pool.createDataset(DATA);
+      await pool.snapshot(DATA, "s1");
+      // The README's flags as they stand: s3.example.com, not the bed's host.
+      const flags = localize(Z3_PERMISSIONS, README_S3_HOST, f.dir);
+      const result = await runZ3(["backup", "--filesystem", `${pool.name}/${DATA}`], f.env, {
+        permissions: flags,
+      });
+      const line = oneLineFailure(result, 4, "z3");
+      assert.ok(
+        line.endsWith(
+          `not permitted: Deno needs net access to "${f.net}"; grant it with --allow-net=${f.net}`,
+        ),
+        line,
+      );
+    } finally {
+      await pool.destroy();
+    }
+  });
+});
+
+integration("pput without the S3 host in --allow-net names it and the flag", async (bed) => {
+  await withConfig(bed.s3, "perm-nonet-pput", async (f) => {
+    const result = await runPput(["perm/key"], {
+      env: f.env,
+      stdin: pseudoRandom(1000, 64),
+      permissions: localize(PPUT_PERMISSIONS, README_S3_HOST, f.dir),
+    });
+    const line = oneLineFailure(result, 4, "pput");
+    assert.ok(
+      line.includes(
+        `not permitted: Deno needs net access to "${f.net}"; grant it with --allow-net=${f.net}`,
+      ),
+      line,
+    );
+  });
+}, S3_ONLY);
+
+integration("z3 backup without zfs in --allow-run names zfs and the flag", async (bed) => {
+  await withConfig(bed.s3, "perm-norun", async (f) => {
+    const pool = await createPool(128);
+    try {
+      await pool.createDataset(DATA);
+      await pool.snapshot(DATA, "s1");
+      const flags = localize(Z3_PERMISSIONS, f.net, f.dir).map((flag) =>
+        flag.startsWith("--allow-run=") ? "--allow-run=zstd,lz4,pigz" : flag
+      );
+      const result = await runZ3(["backup", "--filesystem", `${pool.name}/${DATA}`], f.env, {
+        permissions: flags,
+      });
+      const line = oneLineFailure(result, 3, "z3");
+      assert.match(line, /^z3: Cannot run zfs /);
+      assert.ok(
+        line.endsWith(
+          'not permitted: Deno needs run access to "zfs"; grant it with --allow-run=zfs',
+        ),
+        line,
+      );
+    } finally {
+      await pool.destroy();
+    }
+  });
+});
+
+/** A store for the existing `bucket` on the bed. */
+function storeFor(s3: S3Env, bucket: string): S3Store {
+  return new S3Store({
+    bucket,
+    endpoint: s3.S3_ENDPOINT,
+    region: s3.S3_REGION,
+    keyId: s3.S3_KEY_ID,
+    secret: s3.S3_SECRET,
+  });
+}
