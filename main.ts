@@ -19,7 +19,8 @@ import { formatParseable, formatTable, status } from "./lib/cmd_status.ts";
 import { SETTINGS, settingsHelp } from "./lib/config.ts";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "./lib/config_load.ts";
 import { connect } from "./lib/connect.ts";
-import { UsageError } from "./lib/errors.ts";
+import { IntegrityError, UsageError } from "./lib/errors.ts";
+import { verify } from "./lib/cmd_verify.ts";
 import { VERSION } from "./lib/version.ts";
 
 const HELP = `z3 ${VERSION}: ZFS snapshots to S3 and back
@@ -29,6 +30,7 @@ Usage:
   z3 backup  [--full] [--snapshot NAME] [--dry-run] [--json | --parseable] [--progress]
   z3 restore SNAPSHOT [--target DATASET] [--force] [--dry-run]
   z3 get     KEY > file
+  z3 verify  [SNAPSHOT] [--zfs PARENT] [--json]
 
 Commands:
   status    every snapshot of FILESYSTEM (matching SNAPSHOT_PREFIX) locally and in the bucket:
@@ -42,6 +44,11 @@ Commands:
             zfs receive for each object oldest first, verifying each object's ETag and size
             before ZFS can commit it. --target receives into another dataset; --force adds -F.
   get       write one object's verified bytes to stdout (KEY as stored, or dataset@snap)
+  verify    download every object of FILESYSTEM (or SNAPSHOT's chain), check it against its check
+            record and recompute its ETag; one line per snapshot: ok, corrupt, missing (broken
+            chain) or unverifiable (objects of the original z3: size checked only). --zfs PARENT
+            also receives each chain into a throwaway dataset under PARENT, destroyed after.
+            Exit 6 when anything is corrupt or missing.
 
 Settings (flag > environment > [fs:DATASET] > [main] of the config file > default):
 ${settingsHelp()}
@@ -88,6 +95,7 @@ const COMMANDS: Record<string, FlagSpec> = {
     "dry-run": { type: "boolean" },
   },
   get: {},
+  verify: { zfs: { type: "string" }, json: { type: "boolean" } },
 };
 
 await runCommand("z3", async ({ signal }) => {
@@ -103,7 +111,7 @@ await runCommand("z3", async ({ signal }) => {
   const spec = COMMANDS[command];
   if (!spec) {
     throw new UsageError(
-      `Cannot run unknown command "${command}": expected status, backup, restore or get`,
+      `Cannot run unknown command "${command}": expected status, backup, restore, get or verify`,
     );
   }
   const { values, positionals } = parseFlags(rest, { ...COMMON, ...spec });
@@ -120,7 +128,7 @@ await runCommand("z3", async ({ signal }) => {
   });
   addSecrets(config.secrets);
   const wantArgs = command === "restore" || command === "get" ? 1 : 0;
-  if (positionals.length !== wantArgs) {
+  if (positionals.length !== wantArgs && !(command === "verify" && positionals.length <= 1)) {
     throw new UsageError(
       wantArgs
         ? `Cannot run ${command}: expected exactly one ${command === "get" ? "KEY" : "SNAPSHOT"}`
@@ -174,6 +182,25 @@ await runCommand("z3", async ({ signal }) => {
           err: printErr,
         });
         for (const name of received) printOut(`received ${name}`);
+        return 0;
+      }
+      case "verify": {
+        const results = await verify(config, store, {
+          snapshot: positionals[0],
+          zfsParent: values.zfs as string | undefined,
+          signal,
+          err: printErr,
+        });
+        if (values.json) printOut(JSON.stringify(results, null, 2));
+        else results.forEach((r) => printOut(`${r.snapshot}\t${r.state}\t${r.detail}`));
+        const bad = results.filter((r) => r.state === "corrupt" || r.state === "missing");
+        if (bad.length > 0) {
+          throw new IntegrityError(
+            `Cannot verify ${bad.length} of ${results.length} snapshot(s): ${
+              bad.map((r) => `${r.snapshot} ${r.state}`).join(", ")
+            }`,
+          );
+        }
         return 0;
       }
       case "get":

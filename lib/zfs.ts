@@ -157,3 +157,21 @@ export async function estimateSendSize(
   const m = /^size\s+(\d+)$/m.exec(`${out}\n${child.stderrTail().replaceAll("; ", "\n")}`);
   return m ? Number(m[1]) : undefined;
 }
+
+/**
+ * Destroys `dataset` and everything below it (`zfs destroy -r`). Only for datasets z3 made
+ * itself (the throwaway target of `z3 verify --zfs`). zfs-fuse may call a freshly received
+ * dataset busy for a moment, so "busy" is retried briefly.
+ */
+export async function destroyRecursive(dataset: string): Promise<void> {
+  validateDataset(dataset);
+  for (let attempt = 1;; attempt++) {
+    try {
+      await zfsText(["destroy", "-r", dataset]);
+      return;
+    } catch (err) {
+      if (!(err instanceof ZfsError) || !/busy/.test(err.message) || attempt >= 20) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}

@@ -447,3 +447,43 @@ integration(
     });
   },
 );
+
+integration("z3 verify reports every snapshot ok and proves the chain with --zfs", async (bed) => {
+  await withHistory(bed.s3, "vf-ok", { bigFull: true }, async (f) => {
+    await backupAll(f);
+    const lines = ok(await f.z3(["verify", "--zfs", f.pool.name]));
+    assert.deepEqual(
+      lines.map((l) => l.split("\t").slice(0, 2)),
+      SNAPS.map((s) => [`${f.dataset}@${s}`, "ok"]),
+    );
+    const left = await run(["zfs", "list", "-H", "-o", "name", "-r", f.pool.name]);
+    assert.doesNotMatch(left, /z3-verify-/, "the throwaway dataset is destroyed");
+  });
+});
+
+integration(
+  "z3 verify finds a changed object corrupt and a broken link missing (exit 6)",
+  async (bed) => {
+    await withHistory(bed.s3, "vf-bad", {}, async (f) => {
+      await backupAll(f);
+      const info = (await f.store.head(f.key("s1")))!;
+      const bytes = await bytesOf(f.store, f.key("s1"));
+      bytes[100] ^= 0x01;
+      await f.store.put(f.key("s1"), bytes, md5Base64(bytes), { metadata: info.metadata });
+      await f.store.delete(f.key("s3"));
+      const result = await f.z3(["verify", "--json"]);
+      assert.equal(result.code, 6, result.stderr);
+      const states = Object.fromEntries(
+        (JSON.parse(result.stdout) as { snapshot: string; state: string }[]).map((
+          r,
+        ) => [r.snapshot, r.state]),
+      );
+      assert.deepEqual(states, {
+        [`${f.dataset}@s1`]: "corrupt",
+        [`${f.dataset}@s2`]: "ok",
+        [`${f.dataset}@s4`]: "missing",
+      });
+      assert.match(result.stderr, /^z3: Cannot verify 2 of 3 snapshot\(s\)/m);
+    });
+  },
+);

@@ -1,0 +1,183 @@
+/**
+ * `z3 verify`: downloads every object of the dataset's chains in the bucket (or the chain of one
+ * snapshot), checks each against its check record and recomputes its ETag from the bytes, checks
+ * every chain link, and reports per snapshot: ok / corrupt / missing / unverifiable. With
+ * `--zfs PARENT` it also receives each verified chain into a throwaway dataset under PARENT,
+ * destroyed afterwards, to prove it restores.
+ *
+ * @module
+ */
+
+import { chainHealth, planRestore, type RemoteSnapshot } from "./chain.ts";
+import type { Config } from "./config.ts";
+import { decompress } from "./compress.ts";
+import { requireDataset } from "./dataset.ts";
+import { describeError, UsageError } from "./errors.ts";
+import { parseSnapshot, validateDataset } from "./names.ts";
+import { inspectObject, openVerified } from "./cmd_restore.ts";
+import { loadRemote } from "./remote.ts";
+import type { S3Store } from "./s3.ts";
+import { verifiability } from "./verify.ts";
+import * as zfs from "./zfs.ts";
+
+/** The verdict on one snapshot. */
+export interface VerifyResult {
+  snapshot: string;
+  state: "ok" | "corrupt" | "missing" | "unverifiable";
+  detail: string;
+}
+
+/** Options of `z3 verify`. */
+export interface VerifyOptions {
+  /** Only this snapshot's chain (`snap` or `dataset@snap`). */
+  snapshot?: string;
+  /** Also receive into a throwaway dataset under this parent. */
+  zfsParent?: string;
+  signal?: AbortSignal;
+  err: (line: string) => void;
+}
+
+/** Verifies objects; never throws for a bad object (that is a result), only for setup errors. */
+export async function verify(
+  config: Config,
+  store: S3Store,
+  options: VerifyOptions,
+): Promise<VerifyResult[]> {
+  const dataset = options.snapshot?.includes("@")
+    ? parseSnapshot(options.snapshot).dataset
+    : requireDataset(config);
+  const remote = await loadRemote(store, config.s3Prefix, dataset, {
+    signal: options.signal,
+    attempts: config.maxRetries + 1,
+  });
+  const health = chainHealth(remote);
+  let chosen: RemoteSnapshot[] = [...remote.values()].filter((s) =>
+    s.snapshot.startsWith(config.snapshotPrefix)
+  );
+  if (options.snapshot) {
+    const name = options.snapshot.includes("@")
+      ? options.snapshot
+      : `${dataset}@${options.snapshot}`;
+    const target = remote.get(name);
+    if (!target) throw new UsageError(`Cannot verify "${name}": not in the bucket`);
+    chosen = [];
+    for (
+      let s: RemoteSnapshot | undefined = target;
+      s && !chosen.includes(s);
+      s = s.parent ? remote.get(s.parent) : undefined
+    ) {
+      chosen.unshift(s);
+      if (s.isFull) break;
+    }
+  }
+  const results = new Map<string, VerifyResult>();
+  for (const s of chosen) {
+    options.signal?.throwIfAborted();
+    const h = health.get(s.name) ?? "missing parent";
+    if (h !== "ok") {
+      results.set(s.name, { snapshot: s.name, state: "missing", detail: `chain: ${h}` });
+      continue;
+    }
+    results.set(s.name, await verifyObject(config, store, s, options));
+  }
+  if (options.zfsParent) {
+    validateDataset(options.zfsParent);
+    await proveRestores(config, store, remote, health, [...results.values()], options);
+  }
+  return [...results.values()];
+}
+
+async function verifyObject(
+  config: Config,
+  store: S3Store,
+  s: RemoteSnapshot,
+  options: VerifyOptions,
+): Promise<VerifyResult> {
+  try {
+    const expected = await inspectObject(store, s.key, config, options.signal);
+    const thorough = verifiability(expected) === "etag";
+    const stream = await openVerified(store, s.key, config, {
+      signal: options.signal,
+      err: () => {},
+    });
+    await stream.pipeTo(new WritableStream());
+    if (!thorough) {
+      return {
+        snapshot: s.name,
+        state: "unverifiable",
+        detail: "no part sizes recorded: size checked only",
+      };
+    }
+    return {
+      snapshot: s.name,
+      state: "ok",
+      detail: `ETag ${expected.etag}, ${expected.size} bytes`,
+    };
+  } catch (err) {
+    options.signal?.throwIfAborted();
+    const code = (err as { exitCode?: number }).exitCode;
+    const state = code === 2 ? "missing" : "corrupt";
+    return { snapshot: s.name, state, detail: describeError(err) };
+  }
+}
+
+async function proveRestores(
+  config: Config,
+  store: S3Store,
+  remote: Map<string, RemoteSnapshot>,
+  health: ReturnType<typeof chainHealth>,
+  results: VerifyResult[],
+  options: VerifyOptions,
+) {
+  // Receive each chain once, up to its newest verified snapshot.
+  const good = new Set(
+    results.filter((r) => r.state === "ok" || r.state === "unverifiable").map((r) => r.snapshot),
+  );
+  const tips = [...good].filter((name) =>
+    ![...good].some((other) => remote.get(other)?.parent === name)
+  );
+  for (const tip of tips) {
+    const scratch = `${options.zfsParent}/z3-verify-${crypto.randomUUID().slice(0, 8)}`;
+    options.err(`verify: receiving the chain of ${tip} into ${scratch}`);
+    try {
+      const plan = planRestore(remote, health, tip, new Map());
+      for (const { remote: r } of plan.steps) {
+        const receiver = zfs.receive(scratch, { signal: options.signal });
+        const unpacked = decompress(
+          r.compressor,
+          await openVerified(store, r.key, config, options),
+          options.signal,
+        );
+        try {
+          await unpacked.stream.pipeTo(receiver.stdin!, { signal: options.signal });
+        } catch (err) {
+          receiver.kill();
+          await receiver.done.catch(() => {});
+          throw err;
+        }
+        await unpacked.done;
+        await receiver.done;
+      }
+    } catch (err) {
+      for (const r of results) {
+        if (r.snapshot === tip || isAncestor(remote, r.snapshot, tip)) {
+          if (r.state === "ok" || r.state === "unverifiable") {
+            r.state = "corrupt";
+            r.detail = `zfs receive of the chain failed: ${describeError(err)}`;
+          }
+        }
+      }
+    } finally {
+      if (await zfs.datasetExists(scratch)) await zfs.destroyRecursive(scratch);
+    }
+  }
+}
+
+function isAncestor(remote: Map<string, RemoteSnapshot>, candidate: string, of: string): boolean {
+  const seen = new Set<string>();
+  for (let s = remote.get(of); s?.parent && !seen.has(s.name); s = remote.get(s.parent)) {
+    seen.add(s.name);
+    if (s.parent === candidate) return true;
+  }
+  return false;
+}
