@@ -166,7 +166,9 @@ await runCommand("z3", async ({ signal }) => {
             printOut(
               `${r.snapshot}: ${r.type}${
                 r.parent ? ` from ${r.parent}` : ""
-              }, ${r.bytes} bytes in ${r.parts} part(s)`,
+              }, ${r.bytes} bytes in ${r.parts} part(s)${
+                r.resumedParts ? ` (${r.resumedParts} resumed)` : ""
+              }`,
             );
           }
         }

@@ -15,7 +15,7 @@ import { planSchedule } from "./part_size.ts";
 import { Progress } from "./progress.ts";
 import { loadRemote } from "./remote.ts";
 import type { S3Store } from "./s3.ts";
-import { uploadStream } from "./upload.ts";
+import { ResumeMismatchError, uploadStream } from "./upload.ts";
 import { writeCheck } from "./checks.ts";
 import { VERSION } from "./version.ts";
 import * as zfs from "./zfs.ts";
@@ -46,6 +46,8 @@ export interface BackupRecord {
   key: string;
   bytes: number;
   parts: number;
+  /** Parts an interrupted earlier run had uploaded already (checked, not sent again). */
+  resumedParts: number;
   etag: string;
 }
 
@@ -115,44 +117,82 @@ async function backupOne(
   }
   if (config.compressor !== "none") metadata[META_KEYS.compressor] = config.compressor;
   if (estimated !== undefined) metadata[META_KEYS.size] = String(estimated);
-  options.err(`${snapshot.name}: sending ${from ? `incremental from ${from.snapshot}` : "full"}`);
-  const sender = zfs.send(snapshot.name, from?.name, { signal: options.signal });
-  const packed = compress(config.compressor, sender.stdout!, options.signal);
-  const progress = options.progress ? new Progress(snapshot.snapshot, estimated) : undefined;
-  try {
-    const result = await uploadStream(store, key, packed.stream, {
-      schedule: planSchedule({ partSize: config.chunkSize, estimated }),
-      concurrency: config.concurrency,
-      attempts: config.maxRetries + 1,
-      metadata,
-      storageClass: config.storageClass,
-      signal: options.signal,
-      beforeComplete: async () => {
-        await sender.done;
-        await packed.done;
-      },
-      onProgress: progress ? (n) => progress.update(n) : undefined,
-    });
-    progress?.finish(result.bytes);
+  const resume = await findPending(store, key, options);
+  const attempt = async (resume?: Resume) => {
+    options.err(`${snapshot.name}: sending ${from ? `incremental from ${from.snapshot}` : "full"}`);
+    const sender = zfs.send(snapshot.name, from?.name, { signal: options.signal });
+    const packed = compress(config.compressor, sender.stdout!, options.signal);
+    const progress = options.progress ? new Progress(snapshot.snapshot, estimated) : undefined;
     try {
-      const record = { etag: result.etag, size: result.bytes, guid: snapshot.guid };
-      await writeCheck(store, config.s3Prefix, snapshot.name, record, config.maxRetries + 1);
+      const result = await uploadStream(store, key, packed.stream, {
+        schedule: planSchedule({ partSize: config.chunkSize, estimated }),
+        concurrency: config.concurrency,
+        attempts: config.maxRetries + 1,
+        metadata,
+        storageClass: config.storageClass,
+        signal: options.signal,
+        resume,
+        beforeComplete: async () => {
+          await sender.done;
+          await packed.done;
+        },
+        onProgress: progress ? (n) => progress.update(n) : undefined,
+      });
+      progress?.finish(result.bytes);
+      return result;
     } catch (err) {
-      // Without its record the object could not be verified later: take it back.
-      await store.delete(key).catch(() => {});
+      sender.kill(); // no-op when it already exited; stops it when the upload failed first
       throw err;
     }
-    return {
-      snapshot: snapshot.name,
-      parent: from?.name,
-      type: from ? "incremental" : "full",
-      key,
-      bytes: result.bytes,
-      parts: result.parts,
-      etag: result.etag,
-    };
+  };
+  let result;
+  try {
+    result = await attempt(resume);
   } catch (err) {
-    sender.kill(); // no-op when it already exited; stops it when the upload failed first
+    if (!(err instanceof ResumeMismatchError)) throw err;
+    options.err(`${snapshot.name}: the interrupted upload holds other bytes; starting over`);
+    result = await attempt(undefined);
+  }
+  try {
+    const record = { etag: result.etag, size: result.bytes, guid: snapshot.guid };
+    await writeCheck(store, config.s3Prefix, snapshot.name, record, config.maxRetries + 1);
+  } catch (err) {
+    // Without its record the object could not be verified later: take it back.
+    await store.delete(key).catch(() => {});
     throw err;
   }
+  return {
+    snapshot: snapshot.name,
+    parent: from?.name,
+    type: from ? "incremental" : "full",
+    key,
+    bytes: result.bytes,
+    parts: result.parts,
+    resumedParts: result.resumedParts,
+    etag: result.etag,
+  };
+}
+
+type Resume = { uploadId: string; parts: Map<number, { etag: string; size: number }> };
+
+/**
+ * The newest pending multipart upload of exactly `key` (an earlier run that died before it could
+ * complete or abort), with its parts; older ones for the same key are aborted.
+ */
+async function findPending(
+  store: S3Store,
+  key: string,
+  options: BackupOptions,
+): Promise<Resume | undefined> {
+  const pending = [];
+  for await (const u of store.listMultipartUploads(key)) if (u.key === key) pending.push(u);
+  if (pending.length === 0) return undefined;
+  pending.sort((a, b) => (a.initiated?.getTime() ?? 0) - (b.initiated?.getTime() ?? 0));
+  const newest = pending.pop()!;
+  for (const old of pending) await store.abortMultipart(key, old.uploadId).catch(() => {});
+  const parts = await store.listParts(key, newest.uploadId);
+  options.err(
+    `${key}: resuming an interrupted upload (${parts.size} part(s) already in the bucket)`,
+  );
+  return { uploadId: newest.uploadId, parts };
 }

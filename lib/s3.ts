@@ -19,6 +19,7 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   PutObjectCommand,
   S3Client,
   type StorageClass,
@@ -446,6 +447,36 @@ export class S3Store {
       keyMarker = out.IsTruncated ? out.NextKeyMarker : undefined;
       idMarker = out.IsTruncated ? out.NextUploadIdMarker : undefined;
     } while (keyMarker);
+  }
+
+  /** The parts already uploaded to a pending multipart upload, by part number. */
+  async listParts(
+    key: string,
+    uploadId: string,
+  ): Promise<Map<number, { etag: string; size: number }>> {
+    const parts = new Map<number, { etag: string; size: number }>();
+    let marker: string | undefined;
+    do {
+      const out = await this.#send(
+        `list parts of the pending upload of "${key}"`,
+        () =>
+          this.#client.send(
+            new ListPartsCommand({
+              Bucket: this.bucket,
+              Key: key,
+              UploadId: uploadId,
+              PartNumberMarker: marker,
+            }),
+          ),
+      );
+      for (const p of out.Parts ?? []) {
+        if (p.PartNumber !== undefined) {
+          parts.set(p.PartNumber, { etag: unquote(p.ETag), size: p.Size ?? 0 });
+        }
+      }
+      marker = out.IsTruncated ? out.NextPartNumberMarker : undefined;
+    } while (marker);
+    return parts;
   }
 
   /** Deletes an object (absent objects are fine). */

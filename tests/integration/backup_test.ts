@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { integration } from "../bed/bed.ts";
-import { type CliResult, runZ3 } from "../bed/cli.ts";
+import { type CliResult, runZ3, spawnCli, Z3 } from "../bed/cli.ts";
+import { createHash } from "node:crypto";
 import { pseudoRandom, treeDigest } from "../bed/files.ts";
 import { run } from "../bed/run.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
@@ -301,3 +302,106 @@ integration("every compressor round-trips", async (bed) => {
     }
   });
 });
+
+integration(
+  "a backup killed midway resumes on the next run and uploads only the rest",
+  async (bed) => {
+    await withFixture(bed.s3, "bk-resume", async (f) => {
+      await Deno.writeFile(`${f.dir}/big.bin`, pseudoRandom(40 * 1024 * 1024, 9));
+      await f.pool.snapshot(DATA, "s1");
+      const key = `z3-backup/${f.dataset}@s1`;
+      const env = {
+        ...childEnv(bed.s3, f.store.bucket),
+        FILESYSTEM: f.dataset,
+        CHUNK_SIZE: "5M",
+        CONCURRENCY: "1",
+      };
+      // Slow the send so the kill lands midway: a zfs wrapper that trickles the stream.
+      const slow = await slowZfs();
+      const child = spawnCli(Z3, ["backup"], {
+        env: { ...env, Z3_CONFIG: "/dev/null", Z3_ZFS_COMMAND: slow },
+      });
+      let uploaded = 0;
+      for (let i = 0; i < 300 && uploaded < 2; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        for await (const u of f.store.listMultipartUploads(key)) {
+          uploaded = Math.max(uploaded, (await f.store.listParts(key, u.uploadId)).size);
+        }
+      }
+      assert.ok(uploaded >= 2, "at least two parts were uploaded before the kill");
+      child.kill("SIGKILL");
+      await child.result;
+      assert.deepEqual(await f.keys(), [], "no object after the kill");
+
+      const rerun = await f.z3(["backup", "--json"], { CHUNK_SIZE: "5M", CONCURRENCY: "1" });
+      assert.equal(rerun.code, 0, rerun.stderr);
+      const [record] = JSON.parse(rerun.stdout);
+      assert.ok(record.resumedParts >= 2, `resumed ${record.resumedParts} parts`);
+      assert.ok(record.resumedParts < record.parts, "and uploaded the rest");
+      assert.match(rerun.stderr, /resuming an interrupted upload/);
+      const pending = [];
+      for await (const u of f.store.listMultipartUploads("z3-backup/")) pending.push(u);
+      assert.deepEqual(pending, [], "no pending upload left");
+
+      const restored = await f.z3(["restore", "s1", "--target", `${f.pool.name}/back`]);
+      assert.equal(restored.code, 0, restored.stderr);
+      assert.deepEqual(await treeDigest(`${f.pool.mountpoint}/back`), await treeDigest(f.dir));
+    });
+  },
+);
+
+integration(
+  "a resumed upload whose bytes differ starts over and stores the right stream",
+  async (bed) => {
+    await withFixture(bed.s3, "bk-resume-differs", async (f) => {
+      await Deno.writeFile(`${f.dir}/big.bin`, pseudoRandom(12 * 1024 * 1024, 5));
+      await f.pool.snapshot(DATA, "s1");
+      const key = `z3-backup/${f.dataset}@s1`;
+      // A stale pending upload of the same key holding other bytes (as if a different stream).
+      const uploadId = await f.store.createMultipart(key);
+      const junk = pseudoRandom(5 * 1024 * 1024, 77);
+      await f.store.uploadPart(
+        key,
+        uploadId,
+        1,
+        junk,
+        createHash("md5").update(junk).digest("base64"),
+      );
+      const result = await f.z3(["backup", "--json"], { CHUNK_SIZE: "5M" });
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /holds other bytes; starting over/);
+      assert.equal(JSON.parse(result.stdout)[0].resumedParts, 0);
+      const restored = await f.z3(["restore", "s1", "--target", `${f.pool.name}/back`]);
+      assert.equal(restored.code, 0, restored.stderr);
+      assert.deepEqual(await treeDigest(`${f.pool.mountpoint}/back`), await treeDigest(f.dir));
+    });
+  },
+);
+
+/** A `zfs` wrapper whose `send` output trickles (~5 MiB/s) so a test can kill it midway. */
+async function slowZfs(): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "z3-slow-zfs-" });
+  const trickle = `${dir}/trickle.ts`;
+  await Deno.writeTextFile(
+    trickle,
+    `for await (const chunk of Deno.stdin.readable) {
+  await Deno.stdout.write(chunk);
+  await new Promise((r) => setTimeout(r, Math.ceil(chunk.length / 5000)));
+}
+`,
+  );
+  const path = `${dir}/zfs`;
+  await Deno.writeTextFile(
+    path,
+    `#!/bin/bash
+if [ "$1" = send ]; then
+  set -o pipefail
+  zfs "$@" | "${Deno.execPath()}" run --allow-all "${trickle}"
+  exit $?
+fi
+exec zfs "$@"
+`,
+  );
+  await Deno.chmod(path, 0o755);
+  return path;
+}
