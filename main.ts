@@ -21,16 +21,18 @@ import { DEFAULT_CONFIG_PATH, loadConfig } from "./lib/config_load.ts";
 import { connect } from "./lib/connect.ts";
 import { IntegrityError, UsageError } from "./lib/errors.ts";
 import { verify } from "./lib/cmd_verify.ts";
+import { prune } from "./lib/cmd_prune.ts";
 import { VERSION } from "./lib/version.ts";
 
 const HELP = `z3 ${VERSION}: ZFS snapshots to S3 and back
 
 Usage:
   z3 status  [--json | --parseable]
-  z3 backup  [--full] [--snapshot NAME] [--dry-run] [--json | --parseable] [--progress]
+  z3 backup  [--full] [--snapshot NAME] [--dry-run] [--json | --parseable] [--progress] [--prune]
   z3 restore SNAPSHOT [--target DATASET] [--force] [--dry-run]
   z3 get     KEY > file
   z3 verify  [SNAPSHOT] [--zfs PARENT] [--json]
+  z3 prune   [--dry-run] [--json] [--keep-last N] [--keep-daily N] …
 
 Commands:
   status    every snapshot of FILESYSTEM (matching SNAPSHOT_PREFIX) locally and in the bucket:
@@ -43,6 +45,10 @@ Commands:
             snapshot that exists locally or to a full, checks every link first, then runs
             zfs receive for each object oldest first, verifying each object's ETag and size
             before ZFS can commit it. --target receives into another dataset; --force adds -F.
+  prune     delete the bucket's objects that KEEP_LAST / KEEP_HOURLY / … / KEEP_YEARLY do not keep
+            (newest per hour/day/ISO week/month/year, UTC). Never deletes an object a kept
+            snapshot's chain needs, nor one of a broken chain; --dry-run prints every decision
+            and why. backup --prune prunes only after a successful backup.
   get       write one object's verified bytes to stdout (KEY as stored, or dataset@snap)
   verify    download every object of FILESYSTEM (or SNAPSHOT's chain), check it against its check
             record and recompute its ETag; one line per snapshot: ok, corrupt, missing (broken
@@ -88,6 +94,7 @@ const COMMANDS: Record<string, FlagSpec> = {
     parseable: { type: "boolean" },
     progress: { type: "boolean" },
     quiet: { type: "boolean" },
+    prune: { type: "boolean" },
   },
   restore: {
     target: { type: "string" },
@@ -96,6 +103,7 @@ const COMMANDS: Record<string, FlagSpec> = {
   },
   get: {},
   verify: { zfs: { type: "string" }, json: { type: "boolean" } },
+  prune: { "dry-run": { type: "boolean" }, json: { type: "boolean" } },
 };
 
 await runCommand("z3", async ({ signal }) => {
@@ -111,7 +119,7 @@ await runCommand("z3", async ({ signal }) => {
   const spec = COMMANDS[command];
   if (!spec) {
     throw new UsageError(
-      `Cannot run unknown command "${command}": expected status, backup, restore, get or verify`,
+      `Cannot run unknown command "${command}": expected status, backup, restore, get, verify or prune`,
     );
   }
   const { values, positionals } = parseFlags(rest, { ...COMMON, ...spec });
@@ -172,6 +180,11 @@ await runCommand("z3", async ({ signal }) => {
             );
           }
         }
+        if (values.prune && values["dry-run"] !== true) {
+          for (const l of await prune(config, store, { signal, err: printErr })) {
+            if (l.action === "delete") printErr(`pruned ${l.snapshot}`);
+          }
+        }
         return 0;
       }
       case "restore": {
@@ -203,6 +216,16 @@ await runCommand("z3", async ({ signal }) => {
             }`,
           );
         }
+        return 0;
+      }
+      case "prune": {
+        const lines = await prune(config, store, {
+          dryRun: values["dry-run"] === true,
+          signal,
+          err: printErr,
+        });
+        if (values.json) printOut(JSON.stringify(lines, null, 2));
+        else lines.forEach((l) => printOut(`${l.action}\t${l.snapshot}\t${l.reasons.join(", ")}`));
         return 0;
       }
       case "get":

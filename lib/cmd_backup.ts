@@ -7,7 +7,14 @@
  * @module
  */
 
-import { type BackupStep, chainHealth, keyFor, META_KEYS, planBackup } from "./chain.ts";
+import {
+  type BackupStep,
+  chainHealth,
+  keyFor,
+  META_KEYS,
+  planBackup,
+  type RemoteSnapshot,
+} from "./chain.ts";
 import type { Config } from "./config.ts";
 import { compress, compressCommand } from "./compress.ts";
 import { formatArgv } from "./process.ts";
@@ -65,10 +72,15 @@ export async function backup(
     signal: options.signal,
     attempts: config.maxRetries + 1,
   });
-  const plan = planBackup(local, remote, chainHealth(remote), {
-    full: options.full,
-    target: options.snapshot,
-  });
+  const health = chainHealth(remote);
+  let plan = planBackup(local, remote, health, { full: options.full, target: options.snapshot });
+  const run = plan.base ? incrementalsBelow(remote, plan.base.name) : 0;
+  if (config.fullEvery > 0 && plan.steps.length > 0 && run + plan.steps.length > config.fullEvery) {
+    options.err(
+      `${run} incrementals since the last full (FULL_EVERY=${config.fullEvery}): sending a new full`,
+    );
+    plan = planBackup(local, remote, health, { full: true, target: options.snapshot });
+  }
   if (plan.steps.length === 0) {
     options.err(`${plan.target.name} is already in the bucket: up to date`);
     return [];
@@ -195,4 +207,19 @@ async function findPending(
     `${key}: resuming an interrupted upload (${parts.size} part(s) already in the bucket)`,
   );
   return { uploadId: newest.uploadId, parts };
+}
+
+/** How many incrementals lie between `name` (included) and its full in the bucket. */
+function incrementalsBelow(remote: Map<string, RemoteSnapshot>, name: string): number {
+  let count = 0;
+  const seen = new Set<string>();
+  for (
+    let s = remote.get(name);
+    s && !s.isFull && !seen.has(s.name);
+    s = s.parent ? remote.get(s.parent) : undefined
+  ) {
+    seen.add(s.name);
+    count++;
+  }
+  return count;
 }

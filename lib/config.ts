@@ -138,6 +138,49 @@ export const SETTINGS: readonly SettingDef[] = [
     default: "8M",
     help: "part size (5M to 5G; grows for unknown sizes)",
   },
+  {
+    key: "FULL_EVERY",
+    flag: "full-every",
+    kind: "count",
+    default: "0",
+    help: "start a new full after this many incrementals in a row (0: never)",
+  },
+  {
+    key: "KEEP_LAST",
+    flag: "keep-last",
+    kind: "count",
+    help: "prune: keep the newest N snapshots",
+  },
+  {
+    key: "KEEP_HOURLY",
+    flag: "keep-hourly",
+    kind: "count",
+    help: "prune: keep the newest of each of the last N hours",
+  },
+  {
+    key: "KEEP_DAILY",
+    flag: "keep-daily",
+    kind: "count",
+    help: "prune: keep the newest of each of the last N days",
+  },
+  {
+    key: "KEEP_WEEKLY",
+    flag: "keep-weekly",
+    kind: "count",
+    help: "prune: keep the newest of each of the last N weeks",
+  },
+  {
+    key: "KEEP_MONTHLY",
+    flag: "keep-monthly",
+    kind: "count",
+    help: "prune: keep the newest of each of the last N months",
+  },
+  {
+    key: "KEEP_YEARLY",
+    flag: "keep-yearly",
+    kind: "count",
+    help: "prune: keep the newest of each of the last N years",
+  },
 ];
 
 /** Where a value came from, for messages: `--concurrency`, `$CONCURRENCY`, `file:line`, `default`. */
@@ -162,6 +205,10 @@ export interface Config {
   concurrency: number;
   maxRetries: number;
   chunkSize: number;
+  /** New full after this many incrementals in a row; 0: never. */
+  fullEvery: number;
+  /** Retention settings as given (KEEP_* → string), parsed by `retention.ts`. */
+  keep: Record<string, string | undefined>;
   /** Where each key's value came from. */
   sources: Record<string, Source>;
   /** The secret values, for redaction. */
@@ -258,6 +305,12 @@ export function resolveConfig(inputs: ConfigInputs): Config {
     concurrency: parsed.CONCURRENCY as number,
     maxRetries: parsed.MAX_RETRIES as number,
     chunkSize: parsed.CHUNK_SIZE as number,
+    fullEvery: parsed.FULL_EVERY as number,
+    keep: Object.fromEntries(
+      ["KEEP_LAST", "KEEP_HOURLY", "KEEP_DAILY", "KEEP_WEEKLY", "KEEP_MONTHLY", "KEEP_YEARLY"].map((
+        k,
+      ) => [k, parsed[k] === undefined ? undefined : String(parsed[k])]),
+    ),
     sources,
     secrets,
   };
@@ -280,7 +333,8 @@ function parseValue(def: SettingDef, value: string, source: Source): unknown {
       if (!/^\d+$/.test(value.trim())) fail("expected a whole number");
       const n = Number(value.trim());
       if (def.key === "CONCURRENCY" && (n < 1 || n > 64)) fail("expected 1 to 64");
-      if (n > 100) fail("expected at most 100");
+      if (def.key === "MAX_RETRIES" && n > 100) fail("expected at most 100");
+      if (!Number.isSafeInteger(n)) fail("expected a whole number");
       return n;
     }
     case "size": {

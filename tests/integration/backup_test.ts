@@ -405,3 +405,56 @@ exec zfs "$@"
   await Deno.chmod(path, 0o755);
   return path;
 }
+
+integration(
+  "FULL_EVERY starts new fulls and prune deletes only whole older chains",
+  async (bed) => {
+    await withFixture(bed.s3, "bk-prune", async (f) => {
+      const env = { FULL_EVERY: "1" };
+      for (const snap of ["s1", "s2", "s3", "s4"]) {
+        await writeSome(f.dir, `${snap}.bin`, 1);
+        await f.pool.snapshot(DATA, snap);
+        ok(await f.z3(["backup"], env));
+      }
+      const types = Object.fromEntries(
+        (JSON.parse((await f.z3(["status", "--json"])).stdout) as { name: string; type: string }[])
+          .map((r) => [r.name, r.type]),
+      );
+      assert.deepEqual(types, { s1: "full", s2: "incremental", s3: "full", s4: "incremental" });
+
+      const dry = ok(await f.z3(["prune", "--dry-run", "--keep-last", "1"]));
+      assert.deepEqual(dry, [
+        "delete\t" + `${f.dataset}@s1\t`,
+        "delete\t" + `${f.dataset}@s2\t`,
+        "keep\t" + `${f.dataset}@s3\tneeded by a kept snapshot`,
+        "keep\t" + `${f.dataset}@s4\tlast`,
+      ]);
+      assert.equal((await f.keys()).length, 4, "--dry-run deletes nothing");
+
+      // One chain: KEEP_LAST=1 pins the whole chain below s4, so nothing of it goes.
+      ok(await f.z3(["prune"], { KEEP_LAST: "1" }));
+      const left = [`z3-backup/${f.dataset}@s3`, `z3-backup/${f.dataset}@s4`];
+      assert.deepEqual(await f.keys(), left);
+      assert.deepEqual(
+        await f.keys("z3-backup.z3/"),
+        left.map((k) => k.replace("z3-backup/", "z3-backup.z3/")),
+        "check records go with their objects",
+      );
+      const restored = await f.z3(["restore", "s4", "--target", `${f.pool.name}/back`]);
+      assert.equal(restored.code, 0, restored.stderr);
+      assert.deepEqual(await treeDigest(`${f.pool.mountpoint}/back`), await treeDigest(f.dir));
+    });
+  },
+);
+
+integration("prune refuses a policy that keeps nothing and deletes nothing", async (bed) => {
+  await withFixture(bed.s3, "bk-prune-none", async (f) => {
+    await writeSome(f.dir, "a.bin", 1);
+    await f.pool.snapshot(DATA, "s1");
+    ok(await f.z3(["backup"]));
+    const result = await f.z3(["prune"]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /^z3: Cannot prune: the policy keeps nothing/);
+    assert.equal((await f.keys()).length, 1);
+  });
+});

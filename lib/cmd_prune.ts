@@ -1,0 +1,63 @@
+/**
+ * `z3 prune`: deletes the bucket's objects that the retention policy (KEEP_*) does not keep,
+ * never one that a kept snapshot's chain needs, never one of a broken chain. Deletes go newest
+ * first (children before parents), each object with its check record, so a prune that stops
+ * midway leaves only whole chains.
+ *
+ * @module
+ */
+
+import { chainHealth } from "./chain.ts";
+import { checkKey } from "./checks.ts";
+import type { Config } from "./config.ts";
+import { requireDataset } from "./dataset.ts";
+import { loadRemote } from "./remote.ts";
+import { parsePolicy, planPrune } from "./retention.ts";
+import { withRetry } from "./retry.ts";
+import type { S3Store } from "./s3.ts";
+
+/** One line of the prune report. */
+export interface PruneLine {
+  snapshot: string;
+  action: "keep" | "delete";
+  reasons: string[];
+}
+
+/** Options of `z3 prune`. */
+export interface PruneOptions {
+  dryRun?: boolean;
+  signal?: AbortSignal;
+  err: (line: string) => void;
+}
+
+/** Plans and (unless dry-run) carries out a prune; returns every decision, oldest first. */
+export async function prune(
+  config: Config,
+  store: S3Store,
+  options: PruneOptions,
+): Promise<PruneLine[]> {
+  const dataset = requireDataset(config);
+  const policy = parsePolicy(config.keep, (key) => config.sources[key] ?? "the configuration");
+  const remote = await loadRemote(store, config.s3Prefix, dataset, {
+    signal: options.signal,
+    attempts: config.maxRetries + 1,
+  });
+  const plan = planPrune(remote, chainHealth(remote), policy, new Date());
+  const lines = plan.decisions.map((d) => ({
+    snapshot: d.snapshot.name,
+    action: d.keep ? "keep" as const : "delete" as const,
+    reasons: d.reasons,
+  }));
+  if (options.dryRun) return lines;
+  const attempts = config.maxRetries + 1;
+  for (const s of plan.deletes) {
+    options.signal?.throwIfAborted();
+    options.err(`deleting ${s.key}`);
+    await withRetry(() => store.delete(s.key), { attempts, signal: options.signal });
+    await withRetry(() => store.delete(checkKey(config.s3Prefix, s.name)), {
+      attempts,
+      signal: options.signal,
+    });
+  }
+  return lines;
+}
