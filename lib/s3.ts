@@ -26,6 +26,7 @@ import {
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { S3Error } from "./errors.ts";
+import { FastPutHandler } from "./raw_put.ts";
 
 /** Connection settings for {@linkcode S3Store}. */
 export interface S3Settings {
@@ -47,6 +48,8 @@ export interface S3Settings {
    * @default {"when_required"}
    */
   checksums?: "when_required" | "when_supported";
+  /** A request whose socket makes no progress for this long fails (retryably). @default {120000} */
+  stallMs?: number;
 }
 
 /** What HeadObject tells about an object. */
@@ -192,6 +195,7 @@ export class S3Store {
       requestChecksumCalculation: mode,
       responseChecksumValidation: mode,
       maxAttempts: 1,
+      requestHandler: new FastPutHandler({ stallMs: settings.stallMs }),
     });
     // Content-MD5 protects every part we send; hashing the payload again with SHA-256 for SigV4
     // costs a CPU second per GB for nothing. Parts and single puts go UNSIGNED-PAYLOAD.
