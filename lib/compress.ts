@@ -1,6 +1,7 @@
 /**
  * Compressors by the names stored in object metadata. `gzip` runs in-process; `zstd` and `lz4`
- * run the Debian commands; `pigz1` / `pigz4` (the original z3's names) write gzip streams with
+ * run the Debian commands (`zstd` falls back to `node:zlib`'s zstd, same format, where the
+ * command is missing or not permitted); `pigz1` / `pigz4` (the original z3's names) write gzip streams with
  * `pigz` when installed and read back in-process, so old backups restore without pigz.
  *
  * @module
@@ -8,6 +9,8 @@
 
 import { CommandError, UsageError } from "./errors.ts";
 import { spawnChild } from "./process.ts";
+import { Duplex } from "node:stream";
+import { constants as zlibConstants, createZstdCompress, createZstdDecompress } from "node:zlib";
 
 /** Names accepted for new backups and found in old metadata. */
 export const COMPRESSORS = ["none", "gzip", "zstd", "lz4", "pigz1", "pigz4"] as const;
@@ -60,7 +63,7 @@ function throughChild(
 
 function inProcess(
   source: ReadableStream<Uint8Array>,
-  transform: CompressionStream | DecompressionStream,
+  transform: CompressionStream | DecompressionStream | TransformStream<Uint8Array, Uint8Array>,
   what: string,
 ): Piped {
   let settle!: { resolve: () => void; reject: (err: unknown) => void };
@@ -87,6 +90,36 @@ function inProcess(
   return { stream, done };
 }
 
+/** zstd through `node:zlib`, for hosts without the `zstd` command (same format, level 1). */
+function zstdInProcess(source: ReadableStream<Uint8Array>, mode: "compress" | "decompress"): Piped {
+  const codec = mode === "compress"
+    ? createZstdCompress({ params: { [zlibConstants.ZSTD_c_compressionLevel]: 1 } })
+    : createZstdDecompress();
+  const web = Duplex.toWeb(codec) as unknown as TransformStream<Uint8Array, Uint8Array>;
+  const what = mode === "compress"
+    ? "zstd-compress (in-process)"
+    : "zstd-decompress (corrupt or not a zstd stream?)";
+  return inProcess(source, web, what);
+}
+
+/** Runs `argv`, or `fallback` when the command is not installed (or not permitted). */
+function childOr(
+  argv: string[],
+  source: ReadableStream<Uint8Array>,
+  signal: AbortSignal | undefined,
+  fallback?: () => Piped,
+): Piped {
+  if (!fallback) return throughChild(argv, source, signal);
+  try {
+    return throughChild(argv, source, signal);
+  } catch (err) {
+    if (err instanceof CommandError && /not found|not permitted/.test(err.message)) {
+      return fallback();
+    }
+    throw err;
+  }
+}
+
 function check(name: string | undefined): string {
   const n = (name ?? "none").toLowerCase();
   if (!(COMPRESSORS as readonly string[]).includes(n)) {
@@ -106,7 +139,8 @@ export function compress(
   const n = check(name);
   if (n === "none") return { stream: source, done: Promise.resolve() };
   if (n === "gzip") return inProcess(source, new CompressionStream("gzip"), "gzip-compress");
-  return throughChild(COMPRESS_ARGV[n], source, signal);
+  const fallback = n === "zstd" ? () => zstdInProcess(source, "compress") : undefined;
+  return childOr(COMPRESS_ARGV[n], source, signal, fallback);
 }
 
 /** Undoes compressor `name` (as read from metadata; absent means none). */
@@ -124,5 +158,6 @@ export function decompress(
       "gunzip (corrupt or not a gzip stream?)",
     );
   }
-  return throughChild(DECOMPRESS_ARGV[n], source, signal);
+  const fallback = n === "zstd" ? () => zstdInProcess(source, "decompress") : undefined;
+  return childOr(DECOMPRESS_ARGV[n], source, signal, fallback);
 }

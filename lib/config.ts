@@ -113,9 +113,9 @@ export const SETTINGS: readonly SettingDef[] = [
     key: "COMPRESSOR",
     flag: "compressor",
     kind: "string",
-    default: "none",
+    default: "zstd",
     choices: ["none", "gzip", "zstd", "lz4", "pigz1", "pigz4"],
-    help: "compression of new backups",
+    help: "compression of new backups (zstd: the zstd command, else in-process)",
   },
   {
     key: "CONCURRENCY",

@@ -105,7 +105,7 @@ integration("z3 backup makes a full on an empty bucket", async (bed) => {
     assert.deepEqual(info.metadata.isfull, "true");
     assert.deepEqual(info.metadata["z3-guid"], await guidOf(`${f.dataset}@s1`));
     assert.deepEqual(info.metadata.parent, undefined);
-    assert.deepEqual(info.metadata.compressor, undefined, "no compressor by default");
+    assert.deepEqual(info.metadata.compressor, "zstd", "zstd by default");
     assert.match(info.metadata["z3-created"] ?? "", /^\d+$/);
   });
 });
@@ -456,5 +456,33 @@ integration("prune refuses a policy that keeps nothing and deletes nothing", asy
     assert.equal(result.code, 2);
     assert.match(result.stderr, /^z3: Cannot prune: the policy keeps nothing/);
     assert.equal((await f.keys()).length, 1);
+  });
+});
+
+integration("zstd works without the zstd command, and both ways read each other", async (bed) => {
+  await withFixture(bed.s3, "bk-zstd-nocli", async (f) => {
+    await Deno.writeTextFile(`${f.dir}/text.txt`, "zstd in-process\n".repeat(50_000));
+    await f.pool.snapshot(DATA, "s1");
+    const want = await treeDigest(f.dir);
+    // A PATH that holds zfs and nothing else: no zstd command.
+    const bin = await Deno.makeTempDir({ prefix: "z3-path-" });
+    const zfsPath = (await run(["sh", "-c", "command -v zfs"])).trim();
+    await Deno.symlink(zfsPath, `${bin}/zfs`);
+    const noCli = { PATH: bin, S3_PREFIX: "nocli/" };
+    ok(await f.z3(["backup"], noCli));
+    const info = await f.store.head(`nocli/${f.dataset}@s1`);
+    assert.equal(info?.metadata.compressor, "zstd");
+    // Written in-process, read back by the command; and written by the command, read in-process.
+    ok(await f.z3(["restore", "s1", "--target", `${f.pool.name}/a`], { S3_PREFIX: "nocli/" }));
+    assert.deepEqual(await treeDigest(`${f.pool.mountpoint}/a`), want);
+    ok(await f.z3(["backup"], { S3_PREFIX: "cli/" }));
+    ok(
+      await f.z3(["restore", "s1", "--target", `${f.pool.name}/b`], {
+        PATH: bin,
+        S3_PREFIX: "cli/",
+      }),
+    );
+    assert.deepEqual(await treeDigest(`${f.pool.mountpoint}/b`), want);
+    await Deno.remove(bin, { recursive: true });
   });
 });
