@@ -38,7 +38,7 @@ Options:
   -h, --help               this help
 
 Memory: at most (concurrency + 2) x part size of buffers (default 6 x 8 MiB = 48 MiB) on top of
-the runtime (~60 MiB with the S3 SDK loaded); a slow server makes pput read more slowly, never
+about 70 MiB of runtime, SDK and working heap; a slow server makes pput read more slowly, never
 use more memory.
 
 Integrity: every part carries its Content-MD5; the object's ETag, read back after completion,
