@@ -22,6 +22,7 @@ import { connect } from "./lib/connect.ts";
 import { IntegrityError, UsageError } from "./lib/errors.ts";
 import { verify } from "./lib/cmd_verify.ts";
 import { prune } from "./lib/cmd_prune.ts";
+import { cleanup, DEFAULT_MAX_AGE, parseDuration } from "./lib/cmd_cleanup.ts";
 import { VERSION } from "./lib/version.ts";
 
 const HELP = `z3 ${VERSION}: ZFS snapshots to S3 and back
@@ -33,6 +34,7 @@ Usage:
   z3 get     KEY > file
   z3 verify  [SNAPSHOT] [--zfs PARENT] [--json]
   z3 prune   [--dry-run] [--json] [--keep-last N] [--keep-daily N] …
+  z3 cleanup [--max-age AGE] [--dry-run]
 
 Commands:
   status    every snapshot of FILESYSTEM (matching SNAPSHOT_PREFIX) locally and in the bucket:
@@ -55,6 +57,10 @@ Commands:
             chain) or unverifiable (objects of the original z3: size checked only). --zfs PARENT
             also receives each chain into a throwaway dataset under PARENT, destroyed after.
             Exit 6 when anything is corrupt or missing.
+  cleanup   abort the multipart uploads under S3_PREFIX started more than AGE ago (default
+            ${DEFAULT_MAX_AGE}; e.g. 30m, 12h, 7d; 0 takes all, a backup running now included): what
+            a run killed outright or cut off from the endpoint leaves behind. One line per
+            upload on stdout: KEY, UPLOAD ID, AGE (tab-separated); --dry-run only lists them.
 
 Settings (flag > environment > [fs:DATASET] > [main] of the config file > default):
 ${settingsHelp()}
@@ -73,6 +79,7 @@ Exit status:
   5    the snapshot chain is broken or diverges from the local one
   6    data did not verify (ETag or size mismatch)
   7    a helper command (compressor) failed
+  8    another z3 backup or prune of the same dataset is running on this host (lock in /run/z3)
   130  interrupted by SIGINT; 143 by SIGTERM (uploads are aborted, nothing half-made remains)
 `;
 
@@ -104,6 +111,7 @@ const COMMANDS: Record<string, FlagSpec> = {
   get: {},
   verify: { zfs: { type: "string" }, json: { type: "boolean" } },
   prune: { "dry-run": { type: "boolean" }, json: { type: "boolean" } },
+  cleanup: { "max-age": { type: "string" }, "dry-run": { type: "boolean" } },
 };
 
 await runCommand("z3", async ({ signal }) => {
@@ -119,7 +127,7 @@ await runCommand("z3", async ({ signal }) => {
   const spec = COMMANDS[command];
   if (!spec) {
     throw new UsageError(
-      `Cannot run unknown command "${command}": expected status, backup, restore, get, verify or prune`,
+      `Cannot run unknown command "${command}": expected status, backup, restore, get, verify, prune or cleanup`,
     );
   }
   const { values, positionals } = parseFlags(rest, { ...COMMON, ...spec });
@@ -160,6 +168,13 @@ await runCommand("z3", async ({ signal }) => {
           snapshot: values.snapshot as string | undefined,
           dryRun: values["dry-run"] === true,
           progress: !values.quiet && (values.progress === true || Deno.stderr.isTerminal()),
+          afterSuccess: values.prune
+            ? async () => {
+              for (const l of await prune(config, store, { locked: true, signal, err: printErr })) {
+                if (l.action === "delete") printErr(`pruned ${l.snapshot}`);
+              }
+            }
+            : undefined,
           signal,
           out: printOut,
           err: printErr,
@@ -178,11 +193,6 @@ await runCommand("z3", async ({ signal }) => {
                 r.resumedParts ? ` (${r.resumedParts} resumed)` : ""
               }`,
             );
-          }
-        }
-        if (values.prune && values["dry-run"] !== true) {
-          for (const l of await prune(config, store, { signal, err: printErr })) {
-            if (l.action === "delete") printErr(`pruned ${l.snapshot}`);
           }
         }
         return 0;
@@ -226,6 +236,19 @@ await runCommand("z3", async ({ signal }) => {
         });
         if (values.json) printOut(JSON.stringify(lines, null, 2));
         else lines.forEach((l) => printOut(`${l.action}\t${l.snapshot}\t${l.reasons.join(", ")}`));
+        return 0;
+      }
+      case "cleanup": {
+        const maxAgeMs = parseDuration(
+          (values["max-age"] as string | undefined) ?? DEFAULT_MAX_AGE,
+        );
+        await cleanup(config, store, {
+          maxAgeMs,
+          dryRun: values["dry-run"] === true,
+          signal,
+          out: printOut,
+          err: printErr,
+        });
         return 0;
       }
       case "get":

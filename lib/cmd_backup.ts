@@ -27,6 +27,8 @@ import { writeCheck } from "./checks.ts";
 import { VERSION } from "./version.ts";
 import * as zfs from "./zfs.ts";
 import { requireDataset } from "./dataset.ts";
+import { acquireBackupLock } from "./lock.ts";
+import { withRetry } from "./retry.ts";
 
 /** Options of `z3 backup`. */
 export interface BackupOptions {
@@ -39,6 +41,8 @@ export interface BackupOptions {
   /** Show a progress line on stderr. */
   progress?: boolean;
   signal?: AbortSignal;
+  /** Runs after a successful (or up-to-date) backup, still under the lock: `--prune`. */
+  afterSuccess?: () => Promise<void>;
   /** Where result lines go (stdout). */
   out: (line: string) => void;
   /** Where diagnostics go (stderr). */
@@ -65,6 +69,23 @@ export async function backup(
   options: BackupOptions,
 ): Promise<BackupRecord[]> {
   const dataset = requireDataset(config);
+  // One backup per dataset at a time (see lock.ts); a dry run changes nothing and needs none.
+  const lock = options.dryRun ? undefined : acquireBackupLock(dataset);
+  try {
+    const records = await planAndUpload(config, store, dataset, options);
+    if (!options.dryRun) await options.afterSuccess?.();
+    return records;
+  } finally {
+    lock?.release();
+  }
+}
+
+async function planAndUpload(
+  config: Config,
+  store: S3Store,
+  dataset: string,
+  options: BackupOptions,
+): Promise<BackupRecord[]> {
   const local = (await zfs.listSnapshots(dataset)).filter((s) =>
     s.snapshot.startsWith(config.snapshotPrefix)
   );
@@ -129,7 +150,7 @@ async function backupOne(
   }
   if (config.compressor !== "none") metadata[META_KEYS.compressor] = config.compressor;
   if (estimated !== undefined) metadata[META_KEYS.size] = String(estimated);
-  const resume = await findPending(store, key, options);
+  const resume = await findPending(store, key, config.maxRetries + 1, options);
   const attempt = async (resume?: Resume) => {
     options.err(`${snapshot.name}: sending ${from ? `incremental from ${from.snapshot}` : "full"}`);
     const sender = zfs.send(snapshot.name, from?.name, { signal: options.signal });
@@ -194,15 +215,17 @@ type Resume = { uploadId: string; parts: Map<number, { etag: string; size: numbe
 async function findPending(
   store: S3Store,
   key: string,
+  attempts: number,
   options: BackupOptions,
 ): Promise<Resume | undefined> {
-  const pending = [];
-  for await (const u of store.listMultipartUploads(key)) if (u.key === key) pending.push(u);
+  const retry = { attempts, signal: options.signal };
+  const pending = (await withRetry(() => Array.fromAsync(store.listMultipartUploads(key)), retry))
+    .filter((u) => u.key === key);
   if (pending.length === 0) return undefined;
   pending.sort((a, b) => (a.initiated?.getTime() ?? 0) - (b.initiated?.getTime() ?? 0));
   const newest = pending.pop()!;
   for (const old of pending) await store.abortMultipart(key, old.uploadId).catch(() => {});
-  const parts = await store.listParts(key, newest.uploadId);
+  const parts = await withRetry(() => store.listParts(key, newest.uploadId), retry);
   options.err(
     `${key}: resuming an interrupted upload (${parts.size} part(s) already in the bucket)`,
   );

@@ -12,7 +12,8 @@ import { checkKey } from "./checks.ts";
 import type { Config } from "./config.ts";
 import { requireDataset } from "./dataset.ts";
 import { loadRemote } from "./remote.ts";
-import { parsePolicy, planPrune } from "./retention.ts";
+import { parsePolicy, planPrune, type PrunePlan } from "./retention.ts";
+import { acquireBackupLock } from "./lock.ts";
 import { withRetry } from "./retry.ts";
 import type { S3Store } from "./s3.ts";
 
@@ -26,6 +27,8 @@ export interface PruneLine {
 /** Options of `z3 prune`. */
 export interface PruneOptions {
   dryRun?: boolean;
+  /** The caller already holds the dataset's lock (`backup --prune`). */
+  locked?: boolean;
   signal?: AbortSignal;
   err: (line: string) => void;
 }
@@ -49,8 +52,25 @@ export async function prune(
     reasons: d.reasons,
   }));
   if (options.dryRun) return lines;
+  // Not while a backup of the dataset builds on what this would delete (`backup --prune` passes
+  // the lock it holds).
+  const lock = options.locked ? undefined : acquireBackupLock(dataset, { verb: "prune" });
+  try {
+    await deleteAll(config, store, plan.deletes, options);
+  } finally {
+    lock?.release();
+  }
+  return lines;
+}
+
+async function deleteAll(
+  config: Config,
+  store: S3Store,
+  deletes: PrunePlan["deletes"],
+  options: PruneOptions,
+): Promise<void> {
   const attempts = config.maxRetries + 1;
-  for (const s of plan.deletes) {
+  for (const s of deletes) {
     options.signal?.throwIfAborted();
     options.err(`deleting ${s.key}`);
     await withRetry(() => store.delete(s.key), { attempts, signal: options.signal });
@@ -59,5 +79,4 @@ export async function prune(
       signal: options.signal,
     });
   }
-  return lines;
 }

@@ -84,6 +84,13 @@ export const SETTINGS: readonly SettingDef[] = [
       "SDK flexible checksums; when_required suits S3-compatible servers (parts carry Content-MD5 anyway)",
   },
   {
+    key: "S3_TIMEOUT",
+    flag: "s3-timeout",
+    kind: "count",
+    default: "120",
+    help: "seconds a request may make no progress before it fails (and is retried)",
+  },
+  {
     key: "S3_PREFIX",
     flag: "s3-prefix",
     kind: "string",
@@ -197,6 +204,8 @@ export interface Config {
   region: string;
   pathStyle?: boolean;
   checksums: "when_required" | "when_supported";
+  /** Seconds without progress before a request fails. */
+  s3Timeout: number;
   s3Prefix: string;
   storageClass?: string;
   filesystem?: string;
@@ -297,6 +306,7 @@ export function resolveConfig(inputs: ConfigInputs): Config {
     region: parsed.S3_REGION as string,
     pathStyle,
     checksums: parsed.S3_CHECKSUMS as Config["checksums"],
+    s3Timeout: parsed.S3_TIMEOUT as number,
     s3Prefix: parsed.S3_PREFIX as string,
     storageClass: parsed.S3_STORAGE_CLASS as string | undefined,
     filesystem: parsed.FILESYSTEM as string | undefined,
@@ -333,6 +343,7 @@ function parseValue(def: SettingDef, value: string, source: Source): unknown {
       if (!/^\d+$/.test(value.trim())) fail("expected a whole number");
       const n = Number(value.trim());
       if (def.key === "CONCURRENCY" && (n < 1 || n > 64)) fail("expected 1 to 64");
+      if (def.key === "S3_TIMEOUT" && n < 1) fail("expected at least 1 second");
       if (def.key === "MAX_RETRIES" && n > 100) fail("expected at most 100");
       if (!Number.isSafeInteger(n)) fail("expected a whole number");
       return n;

@@ -29,5 +29,6 @@ export function connect(config: Config): S3Store {
     secret: config.secret,
     pathStyle: config.pathStyle,
     checksums: config.checksums,
+    stallMs: config.s3Timeout * 1000,
   });
 }

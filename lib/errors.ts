@@ -22,6 +22,8 @@ export const EXIT = {
   integrity: 6,
   /** Another helper command (compressor) failed. */
   command: 7,
+  /** Another `z3 backup` of the same dataset holds the lock on this host. */
+  locked: 8,
   /** Interrupted by SIGINT. */
   sigint: 130,
   /** Interrupted by SIGTERM. */
@@ -78,6 +80,13 @@ export class IntegrityError extends Z3Error {
 export class CommandError extends Z3Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, EXIT.command, options);
+  }
+}
+
+/** Another run holds the dataset's backup lock (see `lock.ts`). */
+export class LockedError extends Z3Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, EXIT.locked, options);
   }
 }
 

@@ -13,7 +13,7 @@
  */
 
 import { Buffer } from "node:buffer";
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 
 /** The parts of the SDK's HttpRequest this handler reads. */
@@ -192,12 +192,18 @@ export interface FastPutOptions {
 /** See the module doc. Implements the SDK's HttpHandler interface. */
 export class FastPutHandler {
   readonly metadata = { handlerProtocol: "http/1.1" };
-  #fallback = new NodeHttpHandler();
+  #fallback: NodeHttpHandler;
   #idle = new Map<string, Connection[]>();
   #stallMs: number;
 
   constructor(options: FastPutOptions = {}) {
     this.#stallMs = options.stallMs ?? 120_000;
+    // Other requests (GET, HEAD, list, complete) get the same bound (#withStallGuard), so a
+    // stalled server fails them (retryably) instead of hanging a nightly job forever.
+    this.#fallback = new NodeHttpHandler({
+      connectionTimeout: 30_000,
+      requestTimeout: this.#stallMs,
+    });
   }
 
   async handle(
@@ -205,13 +211,60 @@ export class FastPutHandler {
     options: { abortSignal?: unknown } = {},
   ): Promise<{ response: SdkResponse }> {
     if (request.method !== "PUT" || !(request.body instanceof Uint8Array)) {
-      // deno-lint-ignore no-explicit-any
-      return await this.#fallback.handle(request as any, options as any) as {
-        response: SdkResponse;
-      };
+      return await this.#withStallGuard(request, options.abortSignal);
     }
     const signal = options.abortSignal instanceof AbortSignal ? options.abortSignal : undefined;
     return { response: await this.#put(request, request.body, signal) };
+  }
+
+  /**
+   * Any other request goes to the SDK's Node handler, bounded: no answer within `stallMs`, or a
+   * response body that makes no progress for `stallMs`, fails it as a network error (retryable).
+   */
+  async #withStallGuard(request: SdkRequest, outer: unknown): Promise<{ response: SdkResponse }> {
+    const controller = new AbortController();
+    const signal = outer instanceof AbortSignal ? outer : undefined;
+    const onOuter = () => controller.abort(signal?.reason);
+    signal?.addEventListener("abort", onOuter, { once: true });
+    let timedOut = false;
+    const stall = () => new SocketError(`no progress for ${this.#stallMs / 1000} s`, "ETIMEDOUT");
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(stall());
+    }, this.#stallMs);
+    try {
+      const out = await this.#fallback.handle(
+        // deno-lint-ignore no-explicit-any
+        request as any,
+        { abortSignal: controller.signal },
+      ) as { response: SdkResponse };
+      clearTimeout(timer);
+      const body = out.response.body as unknown;
+      if (body instanceof Readable) {
+        const watched = new PassThrough();
+        let idle = setTimeout(() => watched.destroy(stall()), this.#stallMs);
+        const rearm = () => {
+          clearTimeout(idle);
+          idle = setTimeout(() => {
+            watched.destroy(stall());
+            body.destroy();
+          }, this.#stallMs);
+        };
+        body.on("data", rearm);
+        const stop = () => clearTimeout(idle);
+        watched.on("close", stop);
+        body.on("error", (err) => watched.destroy(err));
+        body.pipe(watched);
+        out.response.body = watched;
+      }
+      return out;
+    } catch (err) {
+      clearTimeout(timer);
+      if (timedOut) throw stall();
+      throw err;
+    } finally {
+      signal?.removeEventListener("abort", onOuter);
+    }
   }
 
   async #connect(request: SdkRequest): Promise<Connection> {

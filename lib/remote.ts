@@ -39,8 +39,12 @@ export async function loadRemote(
   options: { signal?: AbortSignal; attempts?: number } = {},
 ): Promise<Map<string, RemoteSnapshot>> {
   const listPrefix = `${prefix}${dataset}@`;
-  const listed = [];
-  for await (const o of store.list(listPrefix, options.signal)) listed.push(o);
+  const retry = { attempts: options.attempts, signal: options.signal };
+  // The whole listing is one retried step: a 503 on any page lists again from the start.
+  const listed = await withRetry(
+    () => Array.fromAsync(store.list(listPrefix, options.signal)),
+    retry,
+  );
   const snaps = await mapLimit(listed, HEAD_PARALLEL, async (o) => {
     const info = await withRetry(() => store.head(o.key, options.signal), {
       attempts: options.attempts,

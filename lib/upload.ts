@@ -176,6 +176,23 @@ export async function uploadStream(
       () => store.createMultipart(key, { metadata, storageClass: options.storageClass, signal }),
       retry,
     );
+    /**
+     * Aborts the upload, retried (also after a signal: the abort itself must still go out).
+     * When even that fails (the endpoint is gone), `err` says what is left and what removes it.
+     */
+    const abortOrExplain = async (err: unknown) => {
+      try {
+        await withRetry(() => store.abortMultipart(key, uploadId), { ...retry, signal: undefined });
+      } catch (abortErr) {
+        if (err instanceof Error) {
+          const why = String((abortErr as Error)?.message ?? abortErr)
+            .replace(`Cannot abort multipart upload of "${key}": `, "");
+          err.message +=
+            `; its multipart upload ${uploadId} is left pending (abort failed: ${why})` +
+            ": the next z3 backup resumes it, z3 cleanup aborts it";
+        }
+      }
+    };
     let resumedParts = 0;
     const md5s: Uint8Array[] = [];
     const etags: string[] = [];
@@ -243,7 +260,7 @@ export async function uploadStream(
     } catch (err) {
       await reader.cancel(err);
       await Promise.allSettled(running);
-      await store.abortMultipart(key, uploadId).catch(() => {});
+      await abortOrExplain(err);
       throw err;
     }
     const expected = multipartEtag(md5s);
@@ -273,8 +290,25 @@ async function verifyObject(
   throw new IntegrityError(`Cannot verify upload of "${key}": ${problem}; the object was deleted`);
 }
 
+/**
+ * One error for several failed parts, on one line: `Cannot upload "KEY": parts 1, 3: WHY; …`,
+ * parts that failed for the same reason grouped, the key said once.
+ */
 function combine(key: string, failures: unknown[]): Error {
-  const messages = [...new Set(failures.map((f) => (f as Error)?.message ?? String(f)))];
   if (failures.length === 1) return failures[0] as Error;
-  return new S3Error(`Cannot upload "${key}": ${messages.join("; ")}`);
+  const byReason = new Map<string, number[]>();
+  const others = new Set<string>();
+  for (const f of failures) {
+    const message = (f as Error)?.message ?? String(f);
+    const m = /^Cannot upload part (\d+) of "/.exec(message);
+    const rest = m ? message.slice(m[0].length) : "";
+    if (m && rest.startsWith(`${key}": `)) {
+      const reason = rest.slice(key.length + 3);
+      byReason.set(reason, [...(byReason.get(reason) ?? []), Number(m[1])]);
+    } else others.add(message);
+  }
+  const grouped = [...byReason].map(([reason, parts]) =>
+    `${parts.length > 1 ? "parts" : "part"} ${parts.sort((a, b) => a - b).join(", ")}: ${reason}`
+  );
+  return new S3Error(`Cannot upload "${key}": ${[...grouped, ...others].join("; ")}`);
 }

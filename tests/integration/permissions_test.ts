@@ -20,6 +20,8 @@ import { classifyError, S3Store } from "../../lib/s3.ts";
 export const README_S3_HOST = "s3.example.com";
 /** The config directory in the README's command lines; the tests use a temporary one. */
 export const README_CONFIG_DIR = "/etc/z3_backup";
+/** Where the backup lock lives (lib/lock.ts's default). */
+export const LOCK_DIR = "/run/z3";
 
 /** pput's permission flags, exactly as README.md documents them. */
 export const PPUT_PERMISSIONS: readonly string[] = [
@@ -31,7 +33,11 @@ export const PPUT_PERMISSIONS: readonly string[] = [
 
 /** z3's permission flags, exactly as README.md documents them: pput's plus the commands. */
 export const Z3_PERMISSIONS: readonly string[] = [
-  ...PPUT_PERMISSIONS,
+  `--allow-net=${README_S3_HOST}`,
+  `--allow-read=${README_CONFIG_DIR},${LOCK_DIR}`,
+  `--allow-write=${LOCK_DIR}`,
+  "--allow-env",
+  "--allow-sys=osRelease",
   "--allow-run=zfs,zstd,lz4,pigz",
 ];
 
@@ -40,8 +46,8 @@ export function localize(flags: readonly string[], net: string, configDir: strin
   return flags.map((f) =>
     f === `--allow-net=${README_S3_HOST}`
       ? `--allow-net=${net}`
-      : f === `--allow-read=${README_CONFIG_DIR}`
-      ? `--allow-read=${configDir}`
+      : f.startsWith(`--allow-read=${README_CONFIG_DIR}`)
+      ? f.replace(README_CONFIG_DIR, configDir)
       : f
   );
 }

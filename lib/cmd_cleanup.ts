@@ -1,0 +1,142 @@
+/**
+ * `z3 cleanup [--max-age AGE] [--dry-run]`: aborts the multipart uploads under `S3_PREFIX`
+ * started more than AGE ago. z3 aborts its own upload on any failure or signal, but a run that
+ * is killed outright, loses power, or loses the endpoint before it can abort leaves one behind,
+ * and the bucket bills for its parts until someone aborts it. (A rerun of the same backup
+ * resumes such an upload instead; cleanup is for the ones nobody will rerun.)
+ *
+ * @module
+ */
+
+import type { Config } from "./config.ts";
+import { S3Error, UsageError } from "./errors.ts";
+import { withRetry } from "./retry.ts";
+import type { PendingUpload, S3Store } from "./s3.ts";
+
+/** The default of `--max-age`: one day, far longer than any backup still running. */
+export const DEFAULT_MAX_AGE = "1d";
+
+const UNIT_MS: Record<string, number> = {
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 7 * 86_400_000,
+};
+
+/**
+ * Parses a duration: a whole number with a unit, `30s`, `30m`, `12h`, `1d`, `2w`, or several
+ * (`1d12h`); a bare `0` means no age at all. Throws {@linkcode UsageError} naming the value.
+ */
+export function parseDuration(text: string, what = "--max-age"): number {
+  const t = text.trim().toLowerCase();
+  if (t === "0") return 0;
+  if (!/^(\d+[smhdw])+$/.test(t)) {
+    throw new UsageError(
+      `Cannot parse ${what} "${text}": expected a duration like 30m, 12h, 1d or 0`,
+    );
+  }
+  let ms = 0;
+  for (const [, n, unit] of t.matchAll(/(\d+)([smhdw])/g)) ms += Number(n) * UNIT_MS[unit];
+  if (!Number.isSafeInteger(ms)) throw new UsageError(`Cannot parse ${what} "${text}": too long`);
+  return ms;
+}
+
+/** Renders an age for people: `3d4h`, `5h12m`, `7m3s`, `42s`. */
+export function formatAge(ms: number): string {
+  let s = Math.max(0, Math.floor(ms / 1000));
+  const parts: [number, string][] = [];
+  for (const [unit, size] of [["d", 86_400], ["h", 3600], ["m", 60], ["s", 1]] as const) {
+    parts.push([Math.floor(s / size), unit]);
+    s %= size;
+  }
+  const first = parts.findIndex(([n]) => n > 0);
+  if (first < 0) return "0s";
+  return parts.slice(first, first + 2).filter(([n]) => n > 0).map(([n, u]) => `${n}${u}`).join(
+    "",
+  );
+}
+
+/** Options of `z3 cleanup`. */
+export interface CleanupOptions {
+  /** Only uploads started at least this long ago (ms). @default {one day} */
+  maxAgeMs?: number;
+  /** Only list what would be aborted. @default {false} */
+  dryRun?: boolean;
+  /** The current time. @default {new Date()} */
+  now?: Date;
+  signal?: AbortSignal;
+  /** One line per upload (stdout): key, upload id, age, tab-separated. */
+  out: (line: string) => void;
+  /** Diagnostics and the summary (stderr). */
+  err: (line: string) => void;
+}
+
+/** One upload cleanup found old enough. */
+export interface CleanupRecord extends PendingUpload {
+  /** Milliseconds since it was started; undefined when the server did not say. */
+  ageMs?: number;
+  /** False on a dry run. */
+  aborted: boolean;
+}
+
+/**
+ * Lists the pending multipart uploads under `S3_PREFIX` and aborts those older than
+ * `maxAgeMs`, printing each as it goes. Aborts every one it can, then throws one error naming
+ * every upload it could not abort.
+ */
+export async function cleanup(
+  config: Config,
+  store: S3Store,
+  options: CleanupOptions,
+): Promise<CleanupRecord[]> {
+  const maxAgeMs = options.maxAgeMs ?? parseDuration(DEFAULT_MAX_AGE);
+  const now = (options.now ?? new Date()).getTime();
+  const prefix = config.s3Prefix;
+  const old: CleanupRecord[] = [];
+  let younger = 0;
+  const retry = { attempts: config.maxRetries + 1, signal: options.signal };
+  const uploads = await withRetry(() => Array.fromAsync(store.listMultipartUploads(prefix)), retry);
+  for (const u of uploads) {
+    const ageMs = u.initiated ? now - u.initiated.getTime() : undefined;
+    // Without a start time an upload's age is unknown: only "0" (everything) takes it.
+    if (maxAgeMs > 0 && (ageMs === undefined || ageMs < maxAgeMs)) {
+      younger++;
+      continue;
+    }
+    old.push({ ...u, ageMs, aborted: false });
+  }
+  const line = (r: CleanupRecord) =>
+    `${r.key}\t${r.uploadId}\t${r.ageMs === undefined ? "unknown" : formatAge(r.ageMs)}`;
+  const scope = `under "${prefix}" in bucket "${store.bucket}"`;
+  const limit = maxAgeMs > 0 ? ` started more than ${formatAge(maxAgeMs)} ago` : "";
+  if (options.dryRun) {
+    old.forEach((r) => options.out(line(r)));
+    options.err(
+      `dry run: ${old.length} pending multipart upload(s) ${scope}${limit} would be aborted` +
+        (younger ? `; ${younger} younger one(s) left alone` : ""),
+    );
+    return old;
+  }
+  const failures: string[] = [];
+  for (const r of old) {
+    options.signal?.throwIfAborted();
+    try {
+      await withRetry(() => store.abortMultipart(r.key, r.uploadId), retry);
+      r.aborted = true;
+      options.out(line(r));
+    } catch (err) {
+      failures.push(`"${r.key}" (upload id ${r.uploadId}): ${(err as Error)?.message ?? err}`);
+    }
+  }
+  options.err(
+    `aborted ${old.length - failures.length} pending multipart upload(s) ${scope}${limit}` +
+      (younger ? `; ${younger} younger one(s) left alone` : ""),
+  );
+  if (failures.length > 0) {
+    throw new S3Error(
+      `Cannot abort ${failures.length} multipart upload(s): ${failures.join("; ")}`,
+    );
+  }
+  return old;
+}
