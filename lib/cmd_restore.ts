@@ -89,12 +89,13 @@ export async function restore(
   return done;
 }
 
-async function receiveOne(
+/** Streams one object, verified and decompressed, into `zfs receive` at `target`. */
+export async function receiveOne(
   config: Config,
   store: S3Store,
   r: RemoteSnapshot,
   target: string,
-  options: RestoreOptions,
+  options: { force?: boolean; signal?: AbortSignal; err: (line: string) => void },
 ) {
   const stream = await openVerified(store, r.key, config, options);
   const receiver = zfs.receive(target, { force: options.force, signal: options.signal });
@@ -110,7 +111,6 @@ async function receiveOne(
   await receiver.done;
 }
 
-/** Downloads `key` as a verified stream (see `verify.ts`). */
 /** HEADs `key` and checks it against its check record; returns what its bytes must match. */
 export async function inspectObject(
   store: S3Store,

@@ -10,11 +10,10 @@
 
 import { chainHealth, planRestore, type RemoteSnapshot } from "./chain.ts";
 import type { Config } from "./config.ts";
-import { decompress } from "./compress.ts";
 import { requireDataset } from "./dataset.ts";
 import { describeError, UsageError } from "./errors.ts";
 import { parseSnapshot, validateDataset } from "./names.ts";
-import { inspectObject, openVerified } from "./cmd_restore.ts";
+import { inspectObject, openVerified, receiveOne } from "./cmd_restore.ts";
 import { loadRemote } from "./remote.ts";
 import type { S3Store } from "./s3.ts";
 import { verifiability } from "./verify.ts";
@@ -142,21 +141,7 @@ async function proveRestores(
     try {
       const plan = planRestore(remote, health, tip, new Map());
       for (const { remote: r } of plan.steps) {
-        const receiver = zfs.receive(scratch, { signal: options.signal });
-        const unpacked = decompress(
-          r.compressor,
-          await openVerified(store, r.key, config, options),
-          options.signal,
-        );
-        try {
-          await unpacked.stream.pipeTo(receiver.stdin!, { signal: options.signal });
-        } catch (err) {
-          receiver.kill();
-          await receiver.done.catch(() => {});
-          throw err;
-        }
-        await unpacked.done;
-        await receiver.done;
+        await receiveOne(config, store, r, scratch, options);
       }
     } catch (err) {
       for (const r of results) {
