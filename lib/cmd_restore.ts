@@ -17,13 +17,13 @@ import {
 import type { Config } from "./config.ts";
 import { decompress } from "./compress.ts";
 import { requireDataset } from "./dataset.ts";
-import { IntegrityError, UsageError } from "./errors.ts";
+import { IntegrityError, UsageError, Z3Error } from "./errors.ts";
 import { checkKey, compareCheck, readCheck } from "./checks.ts";
 import { parseSnapshot, validateDataset } from "./names.ts";
 import { scheduleFromMetadata } from "./part_size.ts";
 import { formatArgv } from "./process.ts";
 import { loadRemote } from "./remote.ts";
-import { withRetry } from "./retry.ts";
+import { sleep, withRetry } from "./retry.ts";
 import type { S3Store } from "./s3.ts";
 import { type Expected, verifiability, verifying } from "./verify.ts";
 import { parallelDownload } from "./download.ts";
@@ -103,6 +103,14 @@ export async function receiveOne(
   try {
     await unpacked.stream.pipeTo(receiver.stdin!, { signal: options.signal });
   } catch (err) {
+    if (!(err instanceof Z3Error)) {
+      // A failed write (broken pipe) means zfs receive stopped: its own error says why.
+      const own = await Promise.race([
+        receiver.done.then(() => undefined, (e) => e as Error),
+        sleep(5000).then(() => undefined),
+      ]);
+      if (own) throw own;
+    }
     receiver.kill();
     await receiver.done.catch(() => {});
     throw err;

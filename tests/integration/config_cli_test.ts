@@ -100,3 +100,30 @@ integration("a failing S3 call with --debug never shows the secret", async (bed)
   }
   assert.match(result.stderr, /^z3: /m);
 }, { zfs: false });
+
+integration("z3 takes the key id and secret from S3_KEY_ID_FILE / S3_SECRET_FILE", async (bed) => {
+  const store = await freshBucket(bed.s3, "cfg-file");
+  try {
+    const dir = await Deno.makeTempDir({ prefix: "z3-secrets-" });
+    await Deno.writeTextFile(`${dir}/id`, `${bed.s3.S3_KEY_ID}\n`);
+    await Deno.writeTextFile(`${dir}/secret`, `${bed.s3.S3_SECRET}\n`);
+    const env = {
+      BUCKET: store.bucket,
+      HOST: bed.s3.S3_ENDPOINT,
+      S3_KEY_ID_FILE: `${dir}/id`,
+      S3_SECRET_FILE: `${dir}/secret`,
+      FILESYSTEM: "nopool/none",
+    };
+    const result = await runZ3(["status", "--json"], env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(JSON.parse(result.stdout), []);
+    const missing = await runZ3(["status"], { ...env, S3_SECRET_FILE: `${dir}/nope` });
+    assert.equal(
+      oneLineFailure(missing, 2),
+      `z3: Cannot read S3_SECRET_FILE ${dir}/nope: it does not exist`,
+    );
+    await Deno.remove(dir, { recursive: true });
+  } finally {
+    store.close();
+  }
+}, { zfs: false });

@@ -623,3 +623,26 @@ integration(
     });
   },
 );
+
+integration(
+  "a restore into a pool that fills up fails with zfs's reason and leaves the bucket as it was",
+  async (bed) => {
+    await withFixture(bed.s3, "ft-full", async (f) => {
+      await snapshotWith(f, "s1", "big file.bin", 90 * MiB, 93);
+      ok(await f.z3(["backup"]));
+      const before = await f.keys();
+      const small = await createPool(64);
+      try {
+        const target = `${small.name}/restored`;
+        const result = await f.z3(["restore", "s1", "--target", target]);
+        const line = failure(result, 3, /^z3: Command failed .*zfs receive/);
+        assert.match(line, /space|quota/i, "the message says the pool ran out of space");
+        assert.deepEqual(await snapshotsAfterFailure(target), [], "no snapshot was received");
+      } finally {
+        await small.destroy();
+      }
+      assert.deepEqual(await f.keys(), before, "the bucket is untouched");
+      assert.deepEqual(await f.pending(), []);
+    });
+  },
+);
