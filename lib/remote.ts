@@ -6,7 +6,7 @@
  * @module
  */
 
-import { indexRemote, parseRemote, type RemoteSnapshot } from "./chain.ts";
+import { indexRemote, normalizePrefix, parseRemote, type RemoteSnapshot } from "./chain.ts";
 import { withRetry } from "./retry.ts";
 import type { S3Store } from "./s3.ts";
 
@@ -38,7 +38,7 @@ export async function loadRemote(
   dataset: string,
   options: { signal?: AbortSignal; attempts?: number } = {},
 ): Promise<Map<string, RemoteSnapshot>> {
-  const listPrefix = `${prefix}${dataset}@`;
+  const listPrefix = `${normalizePrefix(prefix)}${dataset}@`;
   const retry = { attempts: options.attempts, signal: options.signal };
   // The whole listing is one retried step: a 503 on any page lists again from the start.
   const listed = await withRetry(

@@ -486,3 +486,19 @@ integration("zstd works without the zstd command, and both ways read each other"
     await Deno.remove(bin, { recursive: true });
   });
 });
+
+integration(
+  "S3_PREFIX without a trailing slash means prefix/, as in the original z3",
+  async (bed) => {
+    await withFixture(bed.s3, "bk-noslash", async (f) => {
+      await writeSome(f.dir, "a.bin", 3);
+      await f.pool.snapshot(DATA, "s1");
+      ok(await f.z3(["backup"], { S3_PREFIX: "noslash" }));
+      assert.deepEqual(await f.keys("noslash/"), [`noslash/${f.dataset}@s1`]);
+      const again = await f.z3(["backup"], { S3_PREFIX: "noslash/" });
+      assert.match(again.stderr, /up to date/);
+      const rows = JSON.parse((await f.z3(["status", "--json"], { S3_PREFIX: "noslash" })).stdout);
+      assert.equal(rows[0].type, "full");
+    });
+  },
+);
