@@ -10,6 +10,7 @@
 import { UsageError } from "./errors.ts";
 import type { IniFile } from "./ini.ts";
 import { parseSize } from "./size.ts";
+import { normalizePrefix } from "./chain.ts";
 
 /** How a setting's string is parsed. */
 type Kind = "string" | "size" | "count" | "bool" | "endpoint";
@@ -206,6 +207,7 @@ export interface Config {
   checksums: "when_required" | "when_supported";
   /** Seconds without progress before a request fails. */
   s3Timeout: number;
+  /** Key prefix, ending in `/` when not empty (as the original z3 wrote keys). */
   s3Prefix: string;
   storageClass?: string;
   filesystem?: string;
@@ -307,7 +309,7 @@ export function resolveConfig(inputs: ConfigInputs): Config {
     pathStyle,
     checksums: parsed.S3_CHECKSUMS as Config["checksums"],
     s3Timeout: parsed.S3_TIMEOUT as number,
-    s3Prefix: parsed.S3_PREFIX as string,
+    s3Prefix: normalizePrefix(parsed.S3_PREFIX as string),
     storageClass: parsed.S3_STORAGE_CLASS as string | undefined,
     filesystem: parsed.FILESYSTEM as string | undefined,
     snapshotPrefix: parsed.SNAPSHOT_PREFIX as string,
