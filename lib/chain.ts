@@ -415,7 +415,12 @@ function remoteRow(
 ): StatusRow {
   const row: StatusRow = {
     name: snap.snapshot,
-    parent: snap.isFull ? "" : snap.parent === undefined ? "" : shortName(snap.parent),
+    // The short name, unless the parent lies in another dataset (then say which).
+    parent: snap.isFull || snap.parent === undefined
+      ? ""
+      : snap.parent.startsWith(snap.name.slice(0, snap.name.indexOf("@") + 1))
+      ? shortName(snap.parent)
+      : snap.parent,
     type: snap.isFull ? "full" : "incremental",
     health: health.get(snap.name) ?? "-",
     localState,

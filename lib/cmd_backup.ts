@@ -27,6 +27,7 @@ import { writeCheck } from "./checks.ts";
 import { VERSION } from "./version.ts";
 import * as zfs from "./zfs.ts";
 import { requireDataset } from "./dataset.ts";
+import { parseSnapshot, validateSnapshotName } from "./names.ts";
 import { acquireBackupLock } from "./lock.ts";
 import { withRetry } from "./retry.ts";
 
@@ -69,6 +70,11 @@ export async function backup(
   options: BackupOptions,
 ): Promise<BackupRecord[]> {
   const dataset = requireDataset(config);
+  if (options.snapshot !== undefined) {
+    // Refuse a bad name before listing anything: `snap` or `dataset@snap`.
+    if (options.snapshot.includes("@")) parseSnapshot(options.snapshot);
+    else validateSnapshotName(options.snapshot);
+  }
   // One backup per dataset at a time (see lock.ts); a dry run changes nothing and needs none.
   const lock = options.dryRun ? undefined : acquireBackupLock(dataset);
   try {

@@ -15,7 +15,7 @@ import {
   shortName,
 } from "./chain.ts";
 import type { Config } from "./config.ts";
-import { decompress } from "./compress.ts";
+import { checkCompressor, decompress } from "./compress.ts";
 import { requireDataset } from "./dataset.ts";
 import { IntegrityError, UsageError, Z3Error } from "./errors.ts";
 import { checkKey, compareCheck, readCheck } from "./checks.ts";
@@ -65,6 +65,14 @@ export async function restore(
   if (plan.steps.length === 0) {
     options.err(`${target}@${shortName(full)} exists locally: nothing to restore`);
     return [];
+  }
+  // Every object's compressor must be one z3 can undo, before any download or receive.
+  for (const { remote: r } of plan.steps) {
+    try {
+      checkCompressor(r.compressor);
+    } catch (err) {
+      throw new UsageError(`Cannot restore "${r.name}": ${(err as Error).message}`);
+    }
   }
   if (options.dryRun) {
     for (const { remote: r } of plan.steps) {

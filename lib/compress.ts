@@ -120,11 +120,12 @@ function childOr(
   }
 }
 
-function check(name: string | undefined): string {
+/** The compressor's canonical name; throws a UsageError for one z3 does not know. */
+export function checkCompressor(name: string | undefined): string {
   const n = (name ?? "none").toLowerCase();
   if (!(COMPRESSORS as readonly string[]).includes(n)) {
     throw new UsageError(
-      `Cannot use compressor "${name}": expected one of ${COMPRESSORS.join(", ")}`,
+      `Cannot use compressor ${JSON.stringify(name)}: expected one of ${COMPRESSORS.join(", ")}`,
     );
   }
   return n;
@@ -136,7 +137,7 @@ export function compress(
   source: ReadableStream<Uint8Array>,
   signal?: AbortSignal,
 ): Piped {
-  const n = check(name);
+  const n = checkCompressor(name);
   if (n === "none") return { stream: source, done: Promise.resolve() };
   if (n === "gzip") return inProcess(source, new CompressionStream("gzip"), "gzip-compress");
   const fallback = n === "zstd" ? () => zstdInProcess(source, "compress") : undefined;
@@ -149,7 +150,7 @@ export function decompress(
   source: ReadableStream<Uint8Array>,
   signal?: AbortSignal,
 ): Piped {
-  const n = check(name);
+  const n = checkCompressor(name);
   if (n === "none") return { stream: source, done: Promise.resolve() };
   if (GZIP_FAMILY.has(n)) {
     return inProcess(

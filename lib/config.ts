@@ -351,11 +351,16 @@ function parseValue(def: SettingDef, value: string, source: Source): unknown {
       return n;
     }
     case "size": {
+      let bytes: number;
       try {
-        return parseSize(value);
+        bytes = parseSize(value);
       } catch (err) {
         return fail((err as Error).message);
       }
+      if (def.key === "CHUNK_SIZE" && (bytes < 5 * 2 ** 20 || bytes > 5 * 2 ** 30)) {
+        fail("expected 5M to 5G (S3's part size limits)");
+      }
+      return bytes;
     }
     case "bool":
       if (!/^(true|false|yes|no|1|0)$/i.test(value)) fail("expected true or false");

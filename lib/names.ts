@@ -1,7 +1,8 @@
 /**
  * Pure validation of ZFS dataset and snapshot names and of object keys derived from them.
  * Every name that reaches a `zfs` argv passes through here first, so that no value can be taken
- * for an option (a leading `-`) or carry characters ZFS would refuse.
+ * for an option (a leading `-`) or carry characters ZFS would refuse. Refused values are shown
+ * JSON-quoted, so a newline or a quote in them stays visible.
  *
  * @module
  */
@@ -14,7 +15,9 @@ const COMPONENT = /^[A-Za-z0-9_.: -]+$/;
 function checkComponent(kind: string, whole: string, part: string): void {
   if (part === "" || !COMPONENT.test(part) || part === "." || part === "..") {
     throw new UsageError(
-      `Cannot use ${kind} "${whole}": ZFS names use letters, digits and _ - : . or space`,
+      `Cannot use ${kind} ${
+        JSON.stringify(whole)
+      }: ZFS names use letters, digits and _ - : . or space`,
     );
   }
 }
@@ -22,7 +25,9 @@ function checkComponent(kind: string, whole: string, part: string): void {
 /** Throws a {@linkcode UsageError} unless `name` is a valid dataset name like `pool/fs`. */
 export function validateDataset(name: string): string {
   if (name.startsWith("-") || name.startsWith("/") || name.endsWith("/")) {
-    throw new UsageError(`Cannot use dataset "${name}": expected a name like pool/fs`);
+    throw new UsageError(
+      `Cannot use dataset ${JSON.stringify(name)}: expected a name like pool/fs`,
+    );
   }
   for (const part of name.split("/")) checkComponent("dataset", name, part);
   return name;
@@ -31,7 +36,9 @@ export function validateDataset(name: string): string {
 /** Throws unless `name` is a valid short snapshot name (the part after `@`). */
 export function validateSnapshotName(name: string): string {
   if (name.startsWith("-")) {
-    throw new UsageError(`Cannot use snapshot "${name}": a name may not start with -`);
+    throw new UsageError(
+      `Cannot use snapshot ${JSON.stringify(name)}: a name may not start with -`,
+    );
   }
   checkComponent("snapshot", name, name);
   return name;
@@ -41,7 +48,7 @@ export function validateSnapshotName(name: string): string {
 export function parseSnapshot(full: string): { dataset: string; snapshot: string } {
   const at = full.indexOf("@");
   if (at < 0 || full.indexOf("@", at + 1) >= 0) {
-    throw new UsageError(`Cannot use snapshot "${full}": expected dataset@snapshot`);
+    throw new UsageError(`Cannot use snapshot ${JSON.stringify(full)}: expected dataset@snapshot`);
   }
   return {
     dataset: validateDataset(full.slice(0, at)),
