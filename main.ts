@@ -29,7 +29,8 @@ const HELP = `z3 ${VERSION}: ZFS snapshots to S3 and back
 
 Usage:
   z3 status  [--json | --parseable]
-  z3 backup  [--full] [--snapshot NAME] [--dry-run] [--json | --parseable] [--progress] [--prune]
+  z3 backup  [--full] [--snapshot NAME] [--dry-run] [--json | --parseable] [--progress | --quiet]
+             [--prune]
   z3 restore SNAPSHOT [--target DATASET] [--force] [--dry-run]
   z3 get     KEY > file
   z3 verify  [SNAPSHOT] [--zfs PARENT] [--json]
