@@ -6,6 +6,15 @@
  * @module
  */
 
+import {
+  AbortMultipartUploadCommand,
+  DeleteBucketCommand,
+  DeleteObjectCommand,
+  ListBucketsCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from "@aws-sdk/client-s3";
 import { S3Store } from "../../lib/s3.ts";
 import { run } from "./run.ts";
 
@@ -49,7 +58,52 @@ export async function ensureS3(): Promise<S3Env | string> {
     S3_SECRET: env.S3_SECRET,
     S3_REGION: env.S3_REGION ?? "us-east-1",
   };
+  await sweepOldBuckets(cached).catch((err) => console.error(`test bed: sweep skipped: ${err}`));
   return cached;
+}
+
+/**
+ * Deletes test buckets (`z3t-…`) older than an hour, with their objects and pending uploads, so
+ * a gateway kept between runs does not fill its OSD (Ceph frees the space within a minute, see
+ * `rgw gc` in s3_server.sh). Younger buckets may belong to a run in progress and are kept.
+ * Bounded: at most 40 buckets per test process. `Z3_TEST_SWEEP_AGE_S` changes the age (seconds).
+ */
+async function sweepOldBuckets(env: S3Env): Promise<void> {
+  const client = new S3Client({
+    endpoint: env.S3_ENDPOINT,
+    region: env.S3_REGION,
+    forcePathStyle: true,
+    credentials: { accessKeyId: env.S3_KEY_ID, secretAccessKey: env.S3_SECRET },
+  });
+  try {
+    const { Buckets = [] } = await client.send(new ListBucketsCommand({}));
+    const old = Buckets.filter((b) =>
+      b.Name?.startsWith("z3t-") && b.CreationDate &&
+      Date.now() - b.CreationDate.getTime() >
+        Number(Deno.env.get("Z3_TEST_SWEEP_AGE_S") ?? 3600) * 1000
+    ).slice(0, 40);
+    for (const { Name: Bucket } of old) {
+      const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket }));
+      for (const u of uploads.Uploads ?? []) {
+        await client.send(
+          new AbortMultipartUploadCommand({ Bucket, Key: u.Key, UploadId: u.UploadId }),
+        );
+      }
+      for (let token: string | undefined, more = true; more;) {
+        const page = await client.send(
+          new ListObjectsV2Command({ Bucket, ContinuationToken: token }),
+        );
+        for (const o of page.Contents ?? []) {
+          await client.send(new DeleteObjectCommand({ Bucket, Key: o.Key }));
+        }
+        token = page.NextContinuationToken;
+        more = page.IsTruncated === true;
+      }
+      await client.send(new DeleteBucketCommand({ Bucket }));
+    }
+  } finally {
+    client.destroy();
+  }
 }
 
 /** A unique bucket name for one test file. */
