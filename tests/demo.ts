@@ -63,6 +63,7 @@ try {
   await z3("backup");
   await z3("backup");
   await z3("status");
+  await z3("verify");
   await z3("restore", "daily-3", "--target", `${pool.name}/restored`);
   const same = JSON.stringify([...await treeDigest(dir)].sort()) ===
     JSON.stringify([...await treeDigest(`${pool.mountpoint}/restored`)].sort());
