@@ -18,12 +18,15 @@ import {
 import type { Config } from "./config.ts";
 import { compress, compressCommand } from "./compress.ts";
 import { formatArgv } from "./process.ts";
-import { planSchedule } from "./part_size.ts";
+import { planSchedule, scheduleFromMetadata } from "./part_size.ts";
 import { Progress } from "./progress.ts";
 import { loadRemote } from "./remote.ts";
 import type { S3Store } from "./s3.ts";
 import { ResumeMismatchError, uploadStream } from "./upload.ts";
-import { writeCheck } from "./checks.ts";
+import { readCheck, writeCheck } from "./checks.ts";
+import { downloadVerified } from "./cmd_restore.ts";
+import { ChainError, IntegrityError } from "./errors.ts";
+import { verifiability } from "./verify.ts";
 import { VERSION } from "./version.ts";
 import * as zfs from "./zfs.ts";
 import { requireDataset } from "./dataset.ts";
@@ -115,6 +118,10 @@ async function planAndUpload(
   if (options.dryRun) {
     for (const step of plan.steps) options.out(describe(config, store, step));
     return [];
+  }
+  const base = plan.base ? remote.get(plan.base.name) : undefined;
+  if (base && !plan.steps.every((s) => s.from === undefined)) {
+    await ensureRecorded(config, store, base, options);
   }
   const records: BackupRecord[] = [];
   for (const step of plan.steps) {
@@ -251,4 +258,49 @@ function incrementalsBelow(remote: Map<string, RemoteSnapshot>, name: string): n
     count++;
   }
   return count;
+}
+
+/**
+ * The object a backup builds on must carry its check record, or a restore would refuse the whole
+ * chain. A run that died between completing an object and writing its record leaves exactly that:
+ * then the object's bytes are checked against its ETag (recomputed from the recorded part sizes)
+ * and the record is written. Objects of the original z3 need none.
+ */
+async function ensureRecorded(
+  config: Config,
+  store: S3Store,
+  base: RemoteSnapshot,
+  options: BackupOptions,
+) {
+  if (base.metadata["z3-version"] === undefined) return;
+  const attempts = config.maxRetries + 1;
+  if (await readCheck(store, config.s3Prefix, base.name, attempts)) return;
+  options.err(
+    `${base.name}: its check record is missing (a run died right after uploading it?): checking its bytes`,
+  );
+  const info = await withRetry(() => store.head(base.key, options.signal), {
+    attempts,
+    signal: options.signal,
+  });
+  if (!info) {
+    throw new ChainError(`Cannot back up on "${base.name}": its object is gone from the bucket`);
+  }
+  const expected = {
+    etag: info.etag,
+    size: info.size,
+    schedule: scheduleFromMetadata(info.metadata),
+  };
+  if (verifiability(expected) !== "etag") {
+    throw new IntegrityError(
+      `Cannot back up on "${base.name}": it has no check record and no part sizes to check it by`,
+    );
+  }
+  await downloadVerified(store, base.key, expected, config, options.signal).pipeTo(
+    new WritableStream(),
+  );
+  await writeCheck(store, config.s3Prefix, base.name, {
+    etag: info.etag,
+    size: info.size,
+    guid: base.guid,
+  }, attempts);
 }

@@ -168,13 +168,24 @@ export async function openVerified(
       `warning: ${key} has no recorded part sizes (written by another tool?): checking its size only`,
     );
   }
+  return downloadVerified(store, key, expected, config, options.signal);
+}
+
+/** `key`'s bytes by parallel ranged GETs, checked against `expected` as they stream. */
+export function downloadVerified(
+  store: S3Store,
+  key: string,
+  expected: Expected,
+  config: Config,
+  signal?: AbortSignal,
+): ReadableStream<Uint8Array> {
   const body = parallelDownload(store, key, {
     etag: expected.etag,
     size: expected.size,
     rangeSize: config.chunkSize,
     concurrency: config.concurrency,
     attempts: config.maxRetries + 1,
-    signal: options.signal,
+    signal,
   });
   return verifying(body, expected, key);
 }

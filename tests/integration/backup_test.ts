@@ -502,3 +502,25 @@ integration(
     });
   },
 );
+
+integration(
+  "a base whose check record is missing is checked and recorded before a backup builds on it",
+  async (bed) => {
+    await withFixture(bed.s3, "bk-norecord", async (f) => {
+      await writeSome(f.dir, "a.bin", 4, 12 * 1024 * 1024);
+      await f.pool.snapshot(DATA, "s1");
+      ok(await f.z3(["backup", "--chunk-size", "5M"]));
+      const record = `z3-backup.z3/${f.dataset}@s1`;
+      await f.store.delete(record); // as if the run had died right after CompleteMultipartUpload
+      await writeSome(f.dir, "b.bin", 5);
+      await f.pool.snapshot(DATA, "s2");
+      const result = await f.z3(["backup", "--chunk-size", "5M"]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /@s1: its check record is missing .*checking its bytes/);
+      assert.ok(await f.store.head(record), "the record was written again");
+      const restored = await f.z3(["restore", "s2", "--target", `${f.pool.name}/back`]);
+      assert.equal(restored.code, 0, restored.stderr);
+      assert.deepEqual(await treeDigest(`${f.pool.mountpoint}/back`), await treeDigest(f.dir));
+    });
+  },
+);
