@@ -102,3 +102,19 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message.split("\n").join(" ").trim();
   return String(err);
 }
+
+/**
+ * For Deno's refusal of a permission ("Requires net access to "h:p", run again with the
+ * --allow-net flag"): one phrase naming the permission and the flag that grants it, or
+ * `undefined` for any other message.
+ */
+export function permissionHint(message: string): string | undefined {
+  const denied = /Requires (\w+) access(?: to "([^"]+)")?, run again with the (--allow-[a-z]+) flag/
+    .exec(message);
+  if (!denied) return undefined;
+  const [, kind, value, flag] = denied;
+  const grant = value && flag !== "--allow-all" ? `${flag}=${value}` : flag;
+  return `not permitted: Deno needs ${kind} access${
+    value ? ` to "${value}"` : ""
+  }; grant it with ${grant}`;
+}

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { Z3Error } from "./errors.ts";
+import { permissionHint, Z3Error } from "./errors.ts";
 
 /** How many bytes of a child's stderr are kept for error messages. */
 const STDERR_TAIL = 4096;
@@ -66,13 +66,11 @@ export function spawnChild(argv: readonly string[], options: SpawnOptions = {}):
   } catch (err) {
     const message = String((err as Error)?.message ?? err).split("\n")[0];
     // Deno's refusal when --allow-run lacks the command: name it and the flag that grants it.
-    const denied = /Requires run access to "([^"]+)"/.exec(message);
+    const denied = permissionHint(message);
     const why = err instanceof Deno.errors.NotFound
       ? "command not found"
       : denied
-      ? `not permitted: Deno needs run access to "${denied[1]}"; grant it with --allow-run=${
-        denied[1]
-      }`
+      ? denied
       : err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied
       ? `not permitted (${message})`
       : message;

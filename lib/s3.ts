@@ -25,7 +25,7 @@ import {
   type StorageClass,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import { S3Error } from "./errors.ts";
+import { permissionHint, S3Error } from "./errors.ts";
 import { FastPutHandler } from "./raw_put.ts";
 
 /** Connection settings for {@linkcode S3Store}. */
@@ -137,22 +137,11 @@ export function classifyError(what: string, err: unknown): S3RequestError {
     });
   }
   // Deno refused the request because a permission flag is missing: say which, and never retry.
-  const denied = status === undefined
-    ? /Requires (\w+) access(?: to "([^"]+)")?, run again with the (--allow-[a-z]+) flag/
-      .exec(e.message ?? "")
-    : null;
+  const denied = status === undefined ? permissionHint(e.message ?? "") : undefined;
   if (denied) {
-    const [, kind, value, flag] = denied;
-    const grant = value && flag !== "--allow-all" ? `${flag}=${value}` : flag;
-    return new S3RequestError(
-      `Cannot ${what}: not permitted: Deno needs ${kind} access${
-        value ? ` to "${value}"` : ""
-      }; grant it with ${grant}`,
-      false,
-      undefined,
-      "NotCapable",
-      { cause: err },
-    );
+    return new S3RequestError(`Cannot ${what}: ${denied}`, false, undefined, "NotCapable", {
+      cause: err,
+    });
   }
   let retryable: boolean;
   let detail: string;
