@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { integration } from "../bed/bed.ts";
+import { failure, ok } from "../bed/expect.ts";
 import { type CliResult, runZ3, spawnCli, Z3 } from "../bed/cli.ts";
 import { createHash } from "node:crypto";
 import { pseudoRandom, treeDigest } from "../bed/files.ts";
@@ -61,24 +62,6 @@ async function withFixture(
 /** The GUID of a snapshot, as zfs-fuse prints it exactly (`zfs list -o guid` rounds). */
 async function guidOf(snapshot: string): Promise<string> {
   return (await run(["zfs", "get", "-Hp", "-o", "value", "guid", snapshot])).trim();
-}
-
-/** Asserts exit 0 and returns stdout's lines. */
-function ok(result: CliResult): string[] {
-  assert.deepEqual(result.code, 0, `exit status; stderr: ${result.stderr}`);
-  return result.stdout.trimEnd().split("\n").filter((l) => l !== "");
-}
-
-/** Asserts a failure with `code`, nothing on stdout, and one `z3:` error line, last on stderr. */
-function failure(result: CliResult, code: number, pattern: RegExp): string {
-  assert.deepEqual(result.code, code, `exit status; stderr: ${result.stderr}`);
-  assert.deepEqual(result.stdout, "", "a failed run prints nothing on stdout");
-  const lines = result.stderr.trimEnd().split("\n");
-  const errors = lines.filter((l) => l.startsWith("z3: "));
-  assert.deepEqual(errors.length, 1, `expected one z3: error line, got: ${result.stderr}`);
-  assert.deepEqual(lines.at(-1), errors[0], "the error is the last line on stderr");
-  assert.match(errors[0], pattern);
-  return errors[0];
 }
 
 async function writeSome(dir: string, name: string, seed: number, size = 64 * 1024) {

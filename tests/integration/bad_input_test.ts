@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { integration } from "../bed/bed.ts";
+import { failure } from "../bed/expect.ts";
 import { type CliResult, runZ3 } from "../bed/cli.ts";
 import { pseudoRandom } from "../bed/files.ts";
 import { run } from "../bed/run.ts";
@@ -80,18 +81,6 @@ async function withFixture(s3: S3Env, fn: (f: Fixture) => Promise<void>): Promis
 function ok(result: CliResult): string {
   assert.deepEqual(result.code, 0, `exit status; stderr: ${result.stderr}`);
   return result.stdout;
-}
-
-/** Asserts a failure with `code`, nothing on stdout, and one `z3:` error line, last on stderr. */
-function failure(result: CliResult, code: number, pattern: RegExp): string {
-  assert.deepEqual(result.code, code, `exit status; stderr: ${result.stderr}`);
-  assert.deepEqual(result.stdout, "", "a failed run prints nothing on stdout");
-  const lines = result.stderr.trimEnd().split("\n");
-  const errors = lines.filter((l) => l.startsWith("z3: "));
-  assert.deepEqual(errors.length, 1, `expected one z3: error line, got: ${result.stderr}`);
-  assert.deepEqual(lines.at(-1), errors[0], "the error is the last line on stderr");
-  assert.match(errors[0], pattern);
-  return errors[0];
 }
 
 /** Everything a refused command must leave as it was. */

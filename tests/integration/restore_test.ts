@@ -3,6 +3,7 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { integration } from "../bed/bed.ts";
+import { failure, ok } from "../bed/expect.ts";
 import { type CliOptions, type CliResult, runZ3 } from "../bed/cli.ts";
 import { pseudoRandom, treeDigest } from "../bed/files.ts";
 import { checkKey } from "../../lib/checks.ts";
@@ -85,28 +86,6 @@ async function backupAll(f: Fixture): Promise<void> {
   const keys: string[] = [];
   for await (const o of f.store.list("z3-backup/")) keys.push(o.key);
   assert.deepEqual(keys.sort(), SNAPS.map(f.key));
-}
-
-/** Asserts exit 0 and returns stdout's lines. */
-function ok(result: CliResult): string[] {
-  assert.deepEqual(result.code, 0, `exit status; stderr: ${result.stderr}`);
-  return result.stdout.trimEnd().split("\n").filter((l) => l !== "");
-}
-
-/** Asserts a failure with `code`, nothing on stdout, and one `z3:` error line, last on stderr. */
-function failure(result: CliResult, code: number | number[], pattern: RegExp): string {
-  const codes = Array.isArray(code) ? code : [code];
-  assert.ok(
-    codes.includes(result.code),
-    `exit ${result.code}, expected ${codes}: ${result.stderr}`,
-  );
-  assert.deepEqual(result.stdout, "", "a failed run prints nothing on stdout");
-  const lines = result.stderr.trimEnd().split("\n");
-  const errors = lines.filter((l) => l.startsWith("z3: "));
-  assert.deepEqual(errors.length, 1, `expected one z3: error line, got: ${result.stderr}`);
-  assert.deepEqual(lines.at(-1), errors[0], "the error is the last line on stderr");
-  assert.match(errors[0], pattern);
-  return errors[0];
 }
 
 /** Short names of the snapshots of `dataset`, or undefined when it does not exist. */
