@@ -86,12 +86,15 @@ export async function restore(
     return [];
   }
   // Every object must still be what its backup verified before ZFS sees any of them.
-  for (const { remote: r } of plan.steps) await inspectObject(store, r.key, config, options.signal);
-  const done: string[] = [];
+  const expected: Expected[] = [];
   for (const { remote: r } of plan.steps) {
+    expected.push(await inspectObject(store, r.key, config, options.signal));
+  }
+  const done: string[] = [];
+  for (const [i, { remote: r }] of plan.steps.entries()) {
     options.signal?.throwIfAborted();
     options.err(`${r.name}: receiving into ${target}`);
-    await receiveOne(config, store, r, target, options);
+    await receiveOne(config, store, r, target, options, expected[i]);
     done.push(`${target}@${r.snapshot}`);
   }
   return done;
@@ -104,8 +107,9 @@ export async function receiveOne(
   r: RemoteSnapshot,
   target: string,
   options: { force?: boolean; signal?: AbortSignal; err: (line: string) => void },
+  expected?: Expected,
 ) {
-  const stream = await openVerified(store, r.key, config, options);
+  const stream = await openVerified(store, r.key, config, options, expected);
   const receiver = zfs.receive(target, { force: options.force, signal: options.signal });
   const unpacked = decompress(r.compressor, stream, options.signal);
   try {
@@ -155,14 +159,18 @@ export async function inspectObject(
   return { etag: info.etag, size: info.size, schedule: scheduleFromMetadata(info.metadata) };
 }
 
-/** Downloads `key` as a verified stream (see `verify.ts`), after {@linkcode inspectObject}. */
+/**
+ * Downloads `key` as a verified stream (see `verify.ts`), after {@linkcode inspectObject} (unless
+ * the caller already did and passes its result).
+ */
 export async function openVerified(
   store: S3Store,
   key: string,
   config: Config,
   options: { signal?: AbortSignal; err: (line: string) => void },
+  inspected?: Expected,
 ): Promise<ReadableStream<Uint8Array>> {
-  const expected = await inspectObject(store, key, config, options.signal);
+  const expected = inspected ?? await inspectObject(store, key, config, options.signal);
   if (verifiability(expected) !== "etag") {
     options.err(
       `warning: ${key} has no recorded part sizes (written by another tool?): checking its size only`,

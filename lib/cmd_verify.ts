@@ -98,7 +98,7 @@ async function verifyObject(
     const stream = await openVerified(store, s.key, config, {
       signal: options.signal,
       err: () => {},
-    });
+    }, expected);
     await stream.pipeTo(new WritableStream());
     if (!thorough) {
       return {
