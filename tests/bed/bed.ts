@@ -28,8 +28,12 @@ export interface Bed {
 
 const zfsWhy = await ensureZfs().catch((err) => `zfs setup failed: ${err.message}`);
 const s3 = await ensureS3().catch((err) => `S3 setup failed: ${err.message}`);
-if (!zfsWhy) console.error(`test bed: ZFS is ${zfsFlavour}`);
-if (typeof s3 !== "string") console.error(`test bed: S3 is Ceph radosgw at ${s3.S3_ENDPOINT}`);
+console.error(zfsWhy ? `test bed: ZFS is missing: ${zfsWhy}` : `test bed: ZFS is ${zfsFlavour}`);
+console.error(
+  typeof s3 === "string"
+    ? `test bed: S3 is missing: ${s3}`
+    : `test bed: S3 is Ceph radosgw at ${s3.S3_ENDPOINT}`,
+);
 
 function missing(needs: BedNeeds): string | undefined {
   if (needs.zfs !== false && zfsWhy) return `zfs: ${zfsWhy}`;

@@ -13,6 +13,28 @@ const POOL_DIR = "/var/tmp/z3-test-pools";
 /** Which ZFS the tests ran on, for the test output. */
 export let zfsFlavour = "unknown";
 
+const PIDFILE = "/var/run/zfs-fuse.pid";
+
+/**
+ * Clears what a killed zfs-fuse leaves behind (as at the end of a session, before CI runs on the
+ * same machine): its pidfile, which makes a new daemon exit 1 without a word, and its kstat FUSE
+ * mount, now a dead endpoint. A pidfile whose process is still a live zfs-fuse is left alone.
+ */
+async function clearStaleDaemon(): Promise<void> {
+  const pid = (await Deno.readTextFile(PIDFILE).catch(() => "")).trim();
+  if (pid) {
+    const comm = (await Deno.readTextFile(`/proc/${pid}/comm`).catch(() => "")).trim();
+    if (comm !== "zfs-fuse") await Deno.remove(PIDFILE).catch(() => {});
+  }
+  try {
+    await Deno.stat("/zfs-kstat");
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) {
+      await run(["umount", "-l", "/zfs-kstat"], { allowFail: true });
+    }
+  }
+}
+
 async function zpoolWorks(): Promise<boolean> {
   try {
     await run(["zpool", "list", "-H", "-o", "name"]);
@@ -45,7 +67,16 @@ export async function ensureZfs(): Promise<string | undefined> {
     } catch {
       return "/dev/fuse is missing: zfs-fuse cannot run here";
     }
-    await run(["zfs-fuse", "--pidfile", "/var/run/zfs-fuse.pid"], { allowFail: true });
+    await clearStaleDaemon();
+    const start = await new Deno.Command("zfs-fuse", {
+      args: ["--pidfile", PIDFILE],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!start.success) {
+      const stderr = new TextDecoder().decode(start.stderr).trim();
+      return `zfs-fuse would not start (exit ${start.code})${stderr ? `: ${stderr}` : ""}`;
+    }
     for (let i = 0; i < 50 && !(await zpoolWorks()); i++) {
       await new Promise((r) => setTimeout(r, 200));
     }
