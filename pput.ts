@@ -12,7 +12,7 @@ import { UsageError } from "./lib/errors.ts";
 import { planSchedule } from "./lib/part_size.ts";
 import { Progress } from "./lib/progress.ts";
 import { parseSize } from "./lib/size.ts";
-import { uploadStream } from "./lib/upload.ts";
+import { OVERHEAD_MIB, uploadStream } from "./lib/upload.ts";
 
 const HELP = `Usage: pput [options] KEY
 Reads standard input (or --file-descriptor N) and stores it as the S3 object KEY in $BUCKET.
@@ -38,8 +38,8 @@ Options:
   -h, --help               this help
 
 Memory: at most (concurrency + 2) x part size of buffers (default 6 x 8 MiB = 48 MiB) on top of
-about 70 MiB of runtime, SDK and working heap; a slow server makes pput read more slowly, never
-use more memory.
+about ${OVERHEAD_MIB} MiB of runtime, SDK and working heap; a slow server makes pput read more slowly,
+never use more memory.
 
 Integrity: every part carries its Content-MD5; the object's ETag, read back after completion,
 must equal the one computed from the parts or the object is deleted. Any error, a read error or

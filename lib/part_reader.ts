@@ -1,21 +1,12 @@
 /**
  * Cuts a byte stream into parts: fills caller-supplied buffers by copying (BYOB reads where the
- * stream supports them, so the bytes land in the part buffer directly), and hashes each part
- * with MD5 as it fills, in small steps, so no long synchronous stretch stalls the producer.
+ * stream supports them, so the bytes land in the part buffer directly). Hashing is the caller's
+ * (several parts at once: see `md5_lanes.ts`).
  *
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { UsageError, Z3Error } from "./errors.ts";
-
-/** One filled part. */
-export interface FilledPart {
-  /** The part's bytes: a view of the buffer passed to {@linkcode PartReader.fill}. */
-  bytes: Uint8Array;
-  /** MD5 digest of `bytes`. */
-  md5: Uint8Array;
-}
 
 /** Reads a stream part by part. */
 export class PartReader {
@@ -44,12 +35,11 @@ export class PartReader {
   }
 
   /**
-   * Fills `buffer` (its whole length, unless the stream ends first) and returns the filled view
-   * and its MD5, or `undefined` when the stream had no more bytes. The buffer's memory is reused
+   * Fills `buffer` (its whole length, unless the stream ends first) and returns the filled view,
+   * or `undefined` when the stream had no more bytes. The buffer's memory is reused
    * for the returned view, so `buffer` itself must not be used afterwards: use `bytes.buffer`.
    */
-  async fill(buffer: Uint8Array): Promise<FilledPart | undefined> {
-    const hash = createHash("md5");
+  async fill(buffer: Uint8Array): Promise<Uint8Array | undefined> {
     let filled = 0;
     let buf = buffer;
     const size = buffer.length; // a BYOB read detaches `buf`: its length reads 0 afterwards
@@ -61,11 +51,8 @@ export class PartReader {
           this.#done = true;
           return undefined;
         }
-        {
-          buf = new Uint8Array(value.buffer, value.byteOffset - filled, size);
-          if (value.length > 0) hash.update(value);
-          filled += value.length;
-        }
+        buf = new Uint8Array(value.buffer, value.byteOffset - filled, size);
+        filled += value.length;
         if (done) this.#done = true;
       } else {
         let chunk = this.#leftover;
@@ -80,14 +67,13 @@ export class PartReader {
         }
         const take = Math.min(chunk.length, size - filled);
         buf.set(chunk.subarray(0, take), filled);
-        hash.update(chunk.subarray(0, take));
         filled += take;
         if (take < chunk.length) this.#leftover = chunk.subarray(take);
       }
     }
     this.bytesRead += filled;
     if (filled === 0) return undefined;
-    return { bytes: buf.subarray(0, filled), md5: new Uint8Array(hash.digest()) };
+    return buf.subarray(0, filled);
   }
 
   async #read<T>(fn: () => Promise<T>): Promise<T> {

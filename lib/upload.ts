@@ -3,8 +3,9 @@
  *
  * - A stream that fits in one part goes up with one PutObject; an empty stream is refused.
  * - Otherwise a multipart upload with at most `concurrency` parts in flight. Memory is bounded
- *   by `(concurrency + 2) × part size`: reading waits for a free upload slot, so the producer
- *   blocks instead of memory growing.
+ *   by `(concurrency + 2) × part size` of buffers: reading waits for a free buffer, so the
+ *   producer blocks instead of memory growing. Parts are hashed (Content-MD5) up to four at a
+ *   time in SIMD lanes (`md5_lanes.ts`), which is why two buffers beyond the slots are kept.
  * - Every part carries its Content-MD5; the final ETag (read back with HeadObject) must equal
  *   the one computed from the part MD5s, or the object is deleted and the upload fails.
  * - `beforeComplete` (the producer's exit status) is awaited before the object is made: end of
@@ -16,7 +17,8 @@
 
 import { createHash } from "node:crypto";
 import { IntegrityError, S3Error, UsageError } from "./errors.ts";
-import { type FilledPart, PartReader } from "./part_reader.ts";
+import { LANES, Md5Lanes } from "./md5_lanes.ts";
+import { PartReader } from "./part_reader.ts";
 import { MAX_PART_SIZE, type PartSchedule, partSizeOf, scheduleToMetadata } from "./part_size.ts";
 import { withRetry } from "./retry.ts";
 import type { S3Store } from "./s3.ts";
@@ -86,17 +88,30 @@ export function multipartEtag(md5s: Uint8Array[]): string {
   return `${h.digest("hex")}-${md5s.length}`;
 }
 
+/**
+ * What z3 and pput hold beyond their part buffers (runtime, AWS SDK, working heap), in MiB, as
+ * `--help` states it. `deno task bench` checks peak RSS against `(concurrency + 2) × part size`
+ * plus this; measured 90–93 MiB at 4 × 8 MiB and at 8 × 32 MiB (bench/README.md).
+ */
+export const OVERHEAD_MIB = 100;
+
 /** A small pool of part buffers, reused so no part allocates. */
 class BufferPool {
   #free: ArrayBuffer[] = [];
   take(size: number): Uint8Array {
-    const i = this.#free.findIndex((b) => b.byteLength === size);
-    const buf = i >= 0 ? this.#free.splice(i, 1)[0] : new ArrayBuffer(size);
-    return new Uint8Array(buf);
+    // Part sizes only grow: buffers of another size are let go, so they cannot pile up.
+    this.#free = this.#free.filter((b) => b.byteLength === size);
+    return new Uint8Array(this.#free.pop() ?? new ArrayBuffer(size));
   }
   give(buf: ArrayBuffer): void {
     this.#free.push(buf);
   }
+}
+
+/** A part read and hashed: what one UploadPart sends. */
+interface HashedPart {
+  bytes: Uint8Array;
+  md5: Uint8Array;
 }
 
 /** Uploads `source` to `key`; see the module doc for the guarantees. */
@@ -118,7 +133,8 @@ export async function uploadStream(
   const reader = new PartReader(source, options.inputLabel);
   const pool = new BufferPool();
   const sizeOf = (n: number) => partSizeOf(options.schedule, n);
-  const readPart = async (n: number): Promise<FilledPart | undefined> => {
+  const hasher = new Md5Lanes();
+  const readPart = async (n: number): Promise<Uint8Array | undefined> => {
     if (sizeOf(n) > MAX_PART_SIZE) {
       throw new UsageError(`Cannot upload "${key}": part ${n} would exceed 5 GiB`);
     }
@@ -138,8 +154,8 @@ export async function uploadStream(
   }
 
   async function upload(): Promise<UploadResult> {
-    let first: FilledPart | undefined;
-    let second: FilledPart | undefined;
+    let first: Uint8Array | undefined;
+    let second: Uint8Array | undefined;
     try {
       first = await readPart(1);
       if (!first) throw new UsageError(`Cannot upload "${key}": the input stream is empty`);
@@ -154,18 +170,19 @@ export async function uploadStream(
       signal?.throwIfAborted();
       await options.beforeComplete?.();
       signal?.throwIfAborted();
-      const md5hex = toHex(first.md5);
+      const [md5] = await hasher.digest([first]);
+      const md5hex = toHex(md5);
       const etag = await withRetry(
         () =>
-          store.put(key, first!.bytes, toBase64(first!.md5), {
+          store.put(key, first!, toBase64(md5), {
             metadata,
             storageClass: options.storageClass,
             signal,
           }),
         retry,
       );
-      await verifyObject(store, key, md5hex, first.bytes.length, etag);
-      return { key, etag: md5hex, bytes: first.bytes.length, parts: 1, resumedParts: 0 };
+      await verifyObject(store, key, md5hex, first.length, etag);
+      return { key, etag: md5hex, bytes: first.length, parts: 1, resumedParts: 0 };
     }
 
     if (maxParts < 2) {
@@ -198,7 +215,7 @@ export async function uploadStream(
     const etags: string[] = [];
     const running = new Set<Promise<void>>();
     const failures: unknown[] = [];
-    const sendPart = (n: number, part: FilledPart) => {
+    const sendPart = (n: number, part: HashedPart) => {
       md5s[n - 1] = part.md5;
       const before = options.resume?.parts.get(n);
       if (before) {
@@ -224,25 +241,45 @@ export async function uploadStream(
       ).finally(() => running.delete(p));
       running.add(p);
     };
-    let total = first.bytes.length + second.bytes.length;
+    // The pipeline: parts are read into `unhashed`, hashed a group at a time (several lanes cost
+    // little more than one), queue in `hashed`, and go out as upload slots free up. Buffers in
+    // use (running + hashed + unhashed) never exceed concurrency + 2. A group is hashed when it
+    // is full, when the stream has ended, or when an upload slot would otherwise sit idle.
+    const buffers = concurrency + 2;
+    const unhashed: Uint8Array[] = [first, second];
+    const hashed: HashedPart[] = [];
+    let total = first.length + second.length;
     let count = 2;
+    let sent = 0;
     try {
-      sendPart(1, first);
-      sendPart(2, second);
-      while (!reader.done && failures.length === 0) {
+      while (failures.length === 0) {
         signal?.throwIfAborted();
-        while (running.size >= concurrency && failures.length === 0) await Promise.race(running);
-        if (failures.length > 0) break;
-        const part = await readPart(count + 1);
-        if (!part) break;
-        if (count + 1 > maxParts) {
-          throw new UsageError(
-            `Cannot upload "${key}": the stream needs more than ${maxParts} parts`,
-          );
+        while (hashed.length > 0 && running.size < concurrency) sendPart(++sent, hashed.shift()!);
+        const inUse = running.size + hashed.length + unhashed.length;
+        if (!reader.done && unhashed.length < LANES && inUse < buffers) {
+          const part = await readPart(count + 1);
+          if (!part) continue;
+          if (count + 1 > maxParts) {
+            throw new UsageError(
+              `Cannot upload "${key}": the stream needs more than ${maxParts} parts`,
+            );
+          }
+          count++;
+          total += part.length;
+          unhashed.push(part);
+          continue;
         }
-        count++;
-        total += part.bytes.length;
-        sendPart(count, part);
+        if (
+          unhashed.length > 0 &&
+          (unhashed.length === LANES || reader.done || running.size < concurrency)
+        ) {
+          const group = unhashed.splice(0);
+          const digests = await hasher.digest(group);
+          group.forEach((bytes, i) => hashed.push({ bytes, md5: digests[i] }));
+          continue;
+        }
+        if (reader.done && unhashed.length === 0 && hashed.length === 0) break;
+        await Promise.race(running);
       }
       await Promise.all(running);
       if (failures.length > 0) throw combine(key, failures);

@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { LANES, Md5Lanes } from "../../lib/md5_lanes.ts";
+
+const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+
+function random(n: number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let o = 0; o < n; o += 65536) crypto.getRandomValues(b.subarray(o, o + 65536));
+  return b;
+}
+
+Deno.test("Md5Lanes.digest() equals node:crypto at every padding boundary, lanes of unequal length", async () => {
+  const lanes = new Md5Lanes();
+  // 55/56/63/64/65: where MD5's padding needs one block or two; lengths spread over the lanes so
+  // that lanes finish at different steps and idle lanes must keep their state.
+  const lengths = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 1000, 65535, 65536, 65537];
+  for (let shift = 0; shift < LANES; shift++) {
+    const arrays = lengths.map((n, i) => random(n + ((i + shift) % 3)));
+    const got = await lanes.digest(arrays);
+    assert.deepEqual(got.map(hex), arrays.map(md5));
+  }
+});
+
+Deno.test("Md5Lanes.digest() hashes multi-MiB parts, a short last part and a single array", async () => {
+  const lanes = new Md5Lanes();
+  const big = [random(3 << 20), random(3 << 20), random(3 << 20), random(777_777)];
+  assert.deepEqual((await lanes.digest(big)).map(hex), big.map(md5));
+  assert.deepEqual((await lanes.digest([big[3]])).map(hex), [md5(big[3])]);
+  assert.deepEqual(await lanes.digest([]), []);
+  // Two groups through one instance: the state is reset between groups.
+  const six = [...big, big[0], big[1]];
+  assert.deepEqual((await lanes.digest(six)).map(hex), six.map(md5));
+});
+
+Deno.test("Md5Lanes.digest() refuses to run twice at once on one instance", async () => {
+  const lanes = new Md5Lanes();
+  const parts = [random(9 << 20), random(9 << 20)];
+  const first = lanes.digest(parts);
+  await assert.rejects(() => lanes.digest(parts), /already running/);
+  assert.deepEqual((await first).map(hex), parts.map(md5));
+});
