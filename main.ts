@@ -33,7 +33,7 @@ Usage:
              [--prune]
   z3 restore SNAPSHOT [--target DATASET] [--force] [--dry-run]
   z3 get     KEY > file
-  z3 verify  [SNAPSHOT] [--zfs PARENT] [--json]
+  z3 verify  [SNAPSHOT] [--zfs PARENT] [--repair] [--json]
   z3 prune   [--dry-run] [--json] [--keep-last N] [--keep-daily N] …
   z3 cleanup [--max-age AGE] [--dry-run]
 
@@ -57,6 +57,8 @@ Commands:
             record and recompute its ETag; one line per snapshot: ok, corrupt, missing (broken
             chain) or unverifiable (objects of the original z3: size checked only). --zfs PARENT
             also receives each chain into a throwaway dataset under PARENT, destroyed after.
+            --repair writes a z3 object's missing check record again when its bytes match its
+            ETag (reported "repaired"); a record that disagrees is never overwritten.
             Exit 6 when anything is corrupt or missing.
   cleanup   abort the multipart uploads under S3_PREFIX started more than AGE ago (default
             ${DEFAULT_MAX_AGE}; e.g. 30m, 12h, 7d; 0 takes all, a backup running now included): what
@@ -110,7 +112,7 @@ const COMMANDS: Record<string, FlagSpec> = {
     "dry-run": { type: "boolean" },
   },
   get: {},
-  verify: { zfs: { type: "string" }, json: { type: "boolean" } },
+  verify: { zfs: { type: "string" }, json: { type: "boolean" }, repair: { type: "boolean" } },
   prune: { "dry-run": { type: "boolean" }, json: { type: "boolean" } },
   cleanup: { "max-age": { type: "string" }, "dry-run": { type: "boolean" } },
 };
@@ -214,6 +216,7 @@ await runCommand("z3", async ({ signal }) => {
         const results = await verify(config, store, {
           snapshot: positionals[0],
           zfsParent: values.zfs as string | undefined,
+          repair: values.repair === true,
           signal,
           err: printErr,
         });

@@ -26,6 +26,16 @@ export function checkKey(prefix: string, name: string): string {
   return `${base}.z3/${name}`;
 }
 
+/** A z3 object has no check record (deleted, or a run died before writing it). */
+export class MissingRecordError extends IntegrityError {
+  constructor(key: string, recordKey: string) {
+    super(
+      `Cannot trust "${key}": its check record "${recordKey}" is missing ` +
+        `(deleted, or the object was not written by z3 backup)`,
+    );
+  }
+}
+
 /** Writes the record (a single small PutObject, retried). */
 export async function writeCheck(
   store: S3Store,

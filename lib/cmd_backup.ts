@@ -18,15 +18,13 @@ import {
 import type { Config } from "./config.ts";
 import { compress, compressCommand } from "./compress.ts";
 import { formatArgv } from "./process.ts";
-import { planSchedule, scheduleFromMetadata } from "./part_size.ts";
+import { planSchedule } from "./part_size.ts";
 import { Progress } from "./progress.ts";
 import { loadRemote } from "./remote.ts";
 import type { S3Store } from "./s3.ts";
 import { ResumeMismatchError, uploadStream } from "./upload.ts";
 import { readCheck, writeCheck } from "./checks.ts";
-import { downloadVerified } from "./cmd_restore.ts";
-import { ChainError, IntegrityError } from "./errors.ts";
-import { verifiability } from "./verify.ts";
+import { rerecord } from "./rerecord.ts";
 import { VERSION } from "./version.ts";
 import * as zfs from "./zfs.ts";
 import { requireDataset } from "./dataset.ts";
@@ -263,8 +261,8 @@ function incrementalsBelow(remote: Map<string, RemoteSnapshot>, name: string): n
 /**
  * The object a backup builds on must carry its check record, or a restore would refuse the whole
  * chain. A run that died between completing an object and writing its record leaves exactly that:
- * then the object's bytes are checked against its ETag (recomputed from the recorded part sizes)
- * and the record is written. Objects of the original z3 need none.
+ * then the record is written again from the object's checked bytes (`rerecord.ts`). Objects of
+ * the original z3 need none.
  */
 async function ensureRecorded(
   config: Config,
@@ -273,34 +271,9 @@ async function ensureRecorded(
   options: BackupOptions,
 ) {
   if (base.metadata["z3-version"] === undefined) return;
-  const attempts = config.maxRetries + 1;
-  if (await readCheck(store, config.s3Prefix, base.name, attempts)) return;
+  if (await readCheck(store, config.s3Prefix, base.name, config.maxRetries + 1)) return;
   options.err(
     `${base.name}: its check record is missing (a run died right after uploading it?): checking its bytes`,
   );
-  const info = await withRetry(() => store.head(base.key, options.signal), {
-    attempts,
-    signal: options.signal,
-  });
-  if (!info) {
-    throw new ChainError(`Cannot back up on "${base.name}": its object is gone from the bucket`);
-  }
-  const expected = {
-    etag: info.etag,
-    size: info.size,
-    schedule: scheduleFromMetadata(info.metadata),
-  };
-  if (verifiability(expected) !== "etag") {
-    throw new IntegrityError(
-      `Cannot back up on "${base.name}": it has no check record and no part sizes to check it by`,
-    );
-  }
-  await downloadVerified(store, base.key, expected, config, options.signal).pipeTo(
-    new WritableStream(),
-  );
-  await writeCheck(store, config.s3Prefix, base.name, {
-    etag: info.etag,
-    size: info.size,
-    guid: base.guid,
-  }, attempts);
+  await rerecord(config, store, base, { signal: options.signal, action: "back up on" });
 }

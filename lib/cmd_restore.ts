@@ -17,8 +17,8 @@ import {
 import type { Config } from "./config.ts";
 import { checkCompressor, decompress } from "./compress.ts";
 import { requireDataset } from "./dataset.ts";
-import { IntegrityError, UsageError, Z3Error } from "./errors.ts";
-import { checkKey, compareCheck, readCheck } from "./checks.ts";
+import { UsageError, Z3Error } from "./errors.ts";
+import { checkKey, compareCheck, MissingRecordError, readCheck } from "./checks.ts";
 import { parseSnapshot, validateDataset } from "./names.ts";
 import { scheduleFromMetadata } from "./part_size.ts";
 import { formatArgv } from "./process.ts";
@@ -149,10 +149,7 @@ export async function inspectObject(
     // Written by z3 backup: the object must still be the one the backup verified.
     const record = await readCheck(store, config.s3Prefix, name, attempts);
     if (!record) {
-      throw new IntegrityError(
-        `Cannot trust "${key}": its check record "${checkKey(config.s3Prefix, name)}" is missing ` +
-          `(deleted, or the object was not written by z3 backup)`,
-      );
+      throw new MissingRecordError(key, checkKey(config.s3Prefix, name));
     }
     compareCheck(key, info, record);
   }

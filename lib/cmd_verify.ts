@@ -14,6 +14,8 @@ import { requireDataset } from "./dataset.ts";
 import { describeError, UsageError } from "./errors.ts";
 import { parseSnapshot, validateDataset } from "./names.ts";
 import { inspectObject, openVerified, receiveOne } from "./cmd_restore.ts";
+import { MissingRecordError } from "./checks.ts";
+import { rerecord } from "./rerecord.ts";
 import { loadRemote } from "./remote.ts";
 import type { S3Store } from "./s3.ts";
 import { verifiability } from "./verify.ts";
@@ -22,7 +24,7 @@ import * as zfs from "./zfs.ts";
 /** The verdict on one snapshot. */
 export interface VerifyResult {
   snapshot: string;
-  state: "ok" | "corrupt" | "missing" | "unverifiable";
+  state: "ok" | "repaired" | "corrupt" | "missing" | "unverifiable";
   detail: string;
 }
 
@@ -32,6 +34,11 @@ export interface VerifyOptions {
   snapshot?: string;
   /** Also receive into a throwaway dataset under this parent. */
   zfsParent?: string;
+  /**
+   * Write a missing check record again when the object's bytes match its ETag (see
+   * `rerecord.ts`); the snapshot is then reported "repaired".
+   */
+  repair?: boolean;
   signal?: AbortSignal;
   err: (line: string) => void;
 }
@@ -114,9 +121,35 @@ async function verifyObject(
     };
   } catch (err) {
     options.signal?.throwIfAborted();
+    if (options.repair && err instanceof MissingRecordError) {
+      return await repair(config, store, s, options);
+    }
     const code = (err as { exitCode?: number }).exitCode;
     const state = code === 2 ? "missing" : "corrupt";
     return { snapshot: s.name, state, detail: describeError(err) };
+  }
+}
+
+async function repair(
+  config: Config,
+  store: S3Store,
+  s: RemoteSnapshot,
+  options: VerifyOptions,
+): Promise<VerifyResult> {
+  try {
+    const record = await rerecord(config, store, s, { signal: options.signal, action: "repair" });
+    const how = record
+      ? `ETag ${record.etag}, ${record.size} bytes`
+      : "another run wrote it meanwhile";
+    return {
+      snapshot: s.name,
+      state: "repaired",
+      detail:
+        `check record was missing; the bytes match the object's ETag, record written (${how})`,
+    };
+  } catch (err) {
+    options.signal?.throwIfAborted();
+    return { snapshot: s.name, state: "corrupt", detail: describeError(err) };
   }
 }
 
@@ -130,7 +163,9 @@ async function proveRestores(
 ) {
   // Receive each chain once, up to its newest verified snapshot.
   const good = new Set(
-    results.filter((r) => r.state === "ok" || r.state === "unverifiable").map((r) => r.snapshot),
+    results.filter((r) => ["ok", "repaired", "unverifiable"].includes(r.state)).map((r) =>
+      r.snapshot
+    ),
   );
   const tips = [...good].filter((name) =>
     ![...good].some((other) => remote.get(other)?.parent === name)
@@ -146,7 +181,7 @@ async function proveRestores(
     } catch (err) {
       for (const r of results) {
         if (r.snapshot === tip || isAncestor(remote, r.snapshot, tip)) {
-          if (r.state === "ok" || r.state === "unverifiable") {
+          if (["ok", "repaired", "unverifiable"].includes(r.state)) {
             r.state = "corrupt";
             r.detail = `zfs receive of the chain failed: ${describeError(err)}`;
           }

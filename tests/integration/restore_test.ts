@@ -466,3 +466,69 @@ integration(
     });
   },
 );
+
+integration(
+  "z3 verify --repair writes back a missing check record only when the bytes match, and restore works again",
+  async (bed) => {
+    await withHistory(bed.s3, "vf-repair", { bigFull: true }, async (f) => {
+      await backupAll(f);
+      // A run killed between completing these objects and writing their records.
+      for (const snap of ["s1", "s2"]) {
+        await f.store.delete(checkKey("z3-backup/", `${f.dataset}@${snap}`));
+      }
+      const stateOf = (stdout: string) =>
+        Object.fromEntries(
+          (JSON.parse(stdout) as { snapshot: string; state: string }[]).map((r) => [
+            r.snapshot.replace(/.*@/, ""),
+            r.state,
+          ]),
+        );
+      // Without --repair: refused, and nothing is written.
+      const plain = await f.z3(["verify", "--json"]);
+      assert.equal(plain.code, 6, plain.stderr);
+      assert.deepEqual(stateOf(plain.stdout), { s1: "corrupt", s2: "corrupt", s3: "ok", s4: "ok" });
+      assert.equal(await f.store.head(checkKey("z3-backup/", `${f.dataset}@s1`)), undefined);
+
+      // s1's bytes are corrupted on the way: its record must not be written.
+      const proxy = corruptingProxy(bed.s3.S3_ENDPOINT, 7 * MiB, "flip");
+      let flipped: CliResult;
+      try {
+        flipped = await f.z3(["verify", "--repair", "--json"], { HOST: proxy.endpoint });
+        assert.ok(proxy.flipped(), "the proxy corrupted s1's download");
+      } finally {
+        await proxy.close();
+      }
+      assert.equal(flipped.code, 6, flipped.stderr);
+      assert.deepEqual(stateOf(flipped.stdout), {
+        s1: "corrupt",
+        s2: "repaired",
+        s3: "ok",
+        s4: "ok",
+      });
+      assert.equal(await f.store.head(checkKey("z3-backup/", `${f.dataset}@s1`)), undefined);
+      const s2 = await f.store.head(f.key("s2"));
+      const record = JSON.parse(
+        await new Response(await f.store.get(checkKey("z3-backup/", `${f.dataset}@s2`))).text(),
+      );
+      assert.equal(record.etag, s2!.etag);
+      assert.equal(record.size, s2!.size);
+      const guid = (await zfs.listSnapshots(f.dataset)).find((s) => s.name.endsWith("@s2"))!.guid;
+      assert.equal(record.guid, guid);
+
+      // Still no record for s1: a restore through it is refused.
+      failure(
+        await f.z3(["restore", "s4", "--target", `${f.pool.name}/early`]),
+        6,
+        /check record .* is missing/,
+      );
+
+      // A clean pass repairs s1; the chain restores byte for byte.
+      const clean = await f.z3(["verify", "--repair", "--json"]);
+      assert.equal(clean.code, 0, clean.stderr);
+      assert.deepEqual(stateOf(clean.stdout), { s1: "repaired", s2: "ok", s3: "ok", s4: "ok" });
+      const target = `${f.pool.name}/repaired`;
+      ok(await f.z3(["restore", "s4", "--target", target]));
+      assert.deepEqual(await treeDigest(`${f.pool.mountpoint}/repaired`), f.digests.get("s4"));
+    });
+  },
+);

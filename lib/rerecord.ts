@@ -1,0 +1,62 @@
+/**
+ * Writes a missing check record again, from the object itself: the object's bytes are downloaded
+ * and checked against its ETag (recomputed from the part sizes recorded in its metadata), and
+ * only then is the record written. Used where a run died between completing an object and
+ * writing its record: by `z3 backup` for the object it builds on, and by `z3 verify --repair`.
+ *
+ * A record written this way proves the object is whole and self-consistent, not that it is the
+ * object the original run uploaded; that is why it is only ever written where none exists.
+ *
+ * @module
+ */
+
+import { type CheckRecord, readCheck, writeCheck } from "./checks.ts";
+import type { RemoteSnapshot } from "./chain.ts";
+import { downloadVerified } from "./cmd_restore.ts";
+import type { Config } from "./config.ts";
+import { ChainError, IntegrityError } from "./errors.ts";
+import { scheduleFromMetadata } from "./part_size.ts";
+import { withRetry } from "./retry.ts";
+import type { S3Store } from "./s3.ts";
+import { verifiability } from "./verify.ts";
+
+/**
+ * Re-creates the check record of `snapshot`'s object when it is missing; returns the record
+ * written, or `undefined` when the object already had one (or is not z3's and needs none).
+ * Throws when the object is gone, has no part sizes to check it by, or fails its check.
+ */
+export async function rerecord(
+  config: Config,
+  store: S3Store,
+  snapshot: RemoteSnapshot,
+  options: {
+    signal?: AbortSignal;
+    /** What the caller was doing, for errors: `Cannot ACTION "dataset@snap": …`. @default {"check"} */
+    action?: string;
+  } = {},
+): Promise<CheckRecord | undefined> {
+  const { signal, action = "check" } = options;
+  if (snapshot.metadata["z3-version"] === undefined) return undefined;
+  const attempts = config.maxRetries + 1;
+  if (await readCheck(store, config.s3Prefix, snapshot.name, attempts)) return undefined;
+  const info = await withRetry(() => store.head(snapshot.key, signal), { attempts, signal });
+  if (!info) {
+    throw new ChainError(`Cannot ${action} "${snapshot.name}": its object is gone from the bucket`);
+  }
+  const expected = {
+    etag: info.etag,
+    size: info.size,
+    schedule: scheduleFromMetadata(info.metadata),
+  };
+  if (verifiability(expected) !== "etag") {
+    throw new IntegrityError(
+      `Cannot ${action} "${snapshot.name}": it has no check record and no part sizes to check it by`,
+    );
+  }
+  await downloadVerified(store, snapshot.key, expected, config, signal).pipeTo(
+    new WritableStream(),
+  );
+  const record = { etag: info.etag, size: info.size, guid: snapshot.guid };
+  await writeCheck(store, config.s3Prefix, snapshot.name, record, attempts);
+  return record;
+}
