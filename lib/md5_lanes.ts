@@ -70,8 +70,26 @@ class Lane {
 
 /** Hashes byte arrays with MD5, several at once; not for use by two callers at a time. */
 export class Md5Lanes {
-  #k = kernel();
+  #k: ReturnType<typeof kernel> | undefined;
   #busy = false;
+
+  /**
+   * `simd: false`, or a runtime whose WebAssembly has no SIMD (V8 needs SSE4.1 on x86), hashes
+   * every array with `node:crypto`, one after another: the same digests, more CPU.
+   */
+  constructor(options: { simd?: boolean } = {}) {
+    if (options.simd === false) return;
+    try {
+      this.#k = kernel();
+    } catch {
+      this.#k = undefined;
+    }
+  }
+
+  /** Whether the SIMD kernel is in use. */
+  get simd(): boolean {
+    return this.#k !== undefined;
+  }
 
   /** The MD5 digests of `arrays` (any number; hashed in groups of {@linkcode LANES}). */
   async digest(arrays: Uint8Array[]): Promise<Uint8Array[]> {
@@ -81,7 +99,8 @@ export class Md5Lanes {
       const out: Uint8Array[] = [];
       for (let i = 0; i < arrays.length; i += LANES) {
         const group = arrays.slice(i, i + LANES);
-        out.push(...(group.length === 1 ? [scalar(group[0])] : await this.#group(group)));
+        const one = group.length === 1 || !this.#k;
+        out.push(...(one ? group.map(scalar) : await this.#group(this.#k!, group)));
       }
       return out;
     } finally {
@@ -89,8 +108,8 @@ export class Md5Lanes {
     }
   }
 
-  async #group(arrays: Uint8Array[]): Promise<Uint8Array[]> {
-    const mem = this.#k.memory.buffer;
+  async #group(k: ReturnType<typeof kernel>, arrays: Uint8Array[]): Promise<Uint8Array[]> {
+    const mem = k.memory.buffer;
     const bytes = new Uint8Array(mem);
     const state = new Uint32Array(mem, STATE, 4 * LANES);
     for (let w = 0; w < 4; w++) state.fill(INIT[w], w * LANES, (w + 1) * LANES);
@@ -109,7 +128,7 @@ export class Md5Lanes {
       const keep = [...Array(LANES).keys()].filter((i) => !active.includes(i)).map((i) =>
         [i, Uint32Array.from([0, 1, 2, 3], (w) => state[w * LANES + i])] as const
       );
-      this.#k.run(STATE, slot(0), slot(1), slot(2), slot(3), n / 64);
+      k.run(STATE, slot(0), slot(1), slot(2), slot(3), n / 64);
       for (const [i, s] of keep) for (let w = 0; w < 4; w++) state[w * LANES + i] = s[w];
       sinceYield += n * active.length;
       if (sinceYield >= YIELD_EVERY) {

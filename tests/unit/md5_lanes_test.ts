@@ -41,3 +41,11 @@ Deno.test("Md5Lanes.digest() refuses to run twice at once on one instance", asyn
   await assert.rejects(() => lanes.digest(parts), /already running/);
   assert.deepEqual((await first).map(hex), parts.map(md5));
 });
+
+Deno.test("Md5Lanes uses the SIMD kernel here, and without it gives the same digests", async () => {
+  assert.equal(new Md5Lanes().simd, true, "WebAssembly SIMD is available on this runtime");
+  const scalar = new Md5Lanes({ simd: false });
+  assert.equal(scalar.simd, false);
+  const arrays = [random(100_000), random(64), random(0), random(5_000_001)];
+  assert.deepEqual((await scalar.digest(arrays)).map(hex), arrays.map(md5));
+});
