@@ -138,14 +138,11 @@ async function repair(
 ): Promise<VerifyResult> {
   try {
     const record = await rerecord(config, store, s, { signal: options.signal, action: "repair" });
-    const how = record
-      ? `ETag ${record.etag}, ${record.size} bytes`
-      : "another run wrote it meanwhile";
     return {
       snapshot: s.name,
       state: "repaired",
-      detail:
-        `check record was missing; the bytes match the object's ETag, record written (${how})`,
+      detail: `check record was missing; the bytes match the object's ETag, record written ` +
+        `(ETag ${record.etag}, ${record.size} bytes)`,
     };
   } catch (err) {
     options.signal?.throwIfAborted();
@@ -163,9 +160,7 @@ async function proveRestores(
 ) {
   // Receive each chain once, up to its newest verified snapshot.
   const good = new Set(
-    results.filter((r) => ["ok", "repaired", "unverifiable"].includes(r.state)).map((r) =>
-      r.snapshot
-    ),
+    results.filter(restorable).map((r) => r.snapshot),
   );
   const tips = [...good].filter((name) =>
     ![...good].some((other) => remote.get(other)?.parent === name)
@@ -181,7 +176,7 @@ async function proveRestores(
     } catch (err) {
       for (const r of results) {
         if (r.snapshot === tip || isAncestor(remote, r.snapshot, tip)) {
-          if (["ok", "repaired", "unverifiable"].includes(r.state)) {
+          if (restorable(r)) {
             r.state = "corrupt";
             r.detail = `zfs receive of the chain failed: ${describeError(err)}`;
           }
@@ -191,6 +186,11 @@ async function proveRestores(
       if (await zfs.datasetExists(scratch)) await zfs.destroyRecursive(scratch);
     }
   }
+}
+
+/** Whether a snapshot passed verification well enough to be received. */
+function restorable(r: VerifyResult): boolean {
+  return r.state === "ok" || r.state === "repaired" || r.state === "unverifiable";
 }
 
 function isAncestor(remote: Map<string, RemoteSnapshot>, candidate: string, of: string): boolean {

@@ -26,15 +26,19 @@ const PAGES = Math.ceil((SLOTS + LANES * WINDOW) / 65536);
 const YIELD_EVERY = 8 * 1024 * 1024;
 const INIT = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476];
 
-type Kernel = (s: number, p0: number, p1: number, p2: number, p3: number, n: number) => void;
+/** An instance of the kernel with its own memory. */
+interface Kernel {
+  run: (s: number, p0: number, p1: number, p2: number, p3: number, n: number) => void;
+  memory: WebAssembly.Memory;
+}
 
 let compiled: WebAssembly.Module | undefined;
 
-function kernel(): { run: Kernel; memory: WebAssembly.Memory } {
+function kernel(): Kernel {
   compiled ??= new WebAssembly.Module(Uint8Array.from(atob(MD5X4_WASM), (c) => c.charCodeAt(0)));
   const memory = new WebAssembly.Memory({ initial: PAGES, maximum: PAGES });
   const instance = new WebAssembly.Instance(compiled, { env: { memory } });
-  return { run: instance.exports.md5x4 as Kernel, memory };
+  return { run: instance.exports.md5x4 as Kernel["run"], memory };
 }
 
 /** One input as the kernel sees it: its bytes, then MD5's padding and bit length. */
@@ -70,7 +74,7 @@ class Lane {
 
 /** Hashes byte arrays with MD5, several at once; not for use by two callers at a time. */
 export class Md5Lanes {
-  #k: ReturnType<typeof kernel> | undefined;
+  #k: Kernel | undefined;
   #busy = false;
 
   /**
@@ -108,28 +112,30 @@ export class Md5Lanes {
     }
   }
 
-  async #group(k: ReturnType<typeof kernel>, arrays: Uint8Array[]): Promise<Uint8Array[]> {
+  async #group(k: Kernel, arrays: Uint8Array[]): Promise<Uint8Array[]> {
     const mem = k.memory.buffer;
     const bytes = new Uint8Array(mem);
     const state = new Uint32Array(mem, STATE, 4 * LANES);
     for (let w = 0; w < 4; w++) state.fill(INIT[w], w * LANES, (w + 1) * LANES);
     const lanes = arrays.map((a) => new Lane(a));
     const slot = (i: number) => SLOTS + i * WINDOW;
+    const saved = new Uint32Array(state.length);
     let sinceYield = 0;
     for (;;) {
-      const active = [...Array(LANES).keys()].filter((i) =>
-        i < lanes.length && lanes[i].pos < lanes[i].total
-      );
+      const active = lanes.filter((l) => l.pos < l.total);
       if (active.length === 0) break;
-      const n = Math.min(WINDOW, ...active.map((i) => lanes[i].total - lanes[i].pos));
-      for (const i of active) lanes[i].copy(bytes.subarray(slot(i), slot(i) + n), n);
+      const n = Math.min(WINDOW, ...active.map((l) => l.total - l.pos));
+      lanes.forEach((l, i) => {
+        if (l.pos < l.total) l.copy(bytes.subarray(slot(i), slot(i) + n), n);
+      });
       // Lanes with nothing to hash (finished, or unused) run on whatever is in their window;
       // their state is put back afterwards.
-      const keep = [...Array(LANES).keys()].filter((i) => !active.includes(i)).map((i) =>
-        [i, Uint32Array.from([0, 1, 2, 3], (w) => state[w * LANES + i])] as const
-      );
+      saved.set(state);
       k.run(STATE, slot(0), slot(1), slot(2), slot(3), n / 64);
-      for (const [i, s] of keep) for (let w = 0; w < 4; w++) state[w * LANES + i] = s[w];
+      for (let i = 0; i < LANES; i++) {
+        if (active.includes(lanes[i])) continue;
+        for (let w = 0; w < 4; w++) state[w * LANES + i] = saved[w * LANES + i];
+      }
       sinceYield += n * active.length;
       if (sinceYield >= YIELD_EVERY) {
         sinceYield = 0;

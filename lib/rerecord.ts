@@ -10,7 +10,7 @@
  * @module
  */
 
-import { type CheckRecord, readCheck, writeCheck } from "./checks.ts";
+import { type CheckRecord, writeCheck } from "./checks.ts";
 import type { RemoteSnapshot } from "./chain.ts";
 import { downloadVerified } from "./cmd_restore.ts";
 import type { Config } from "./config.ts";
@@ -21,9 +21,9 @@ import type { S3Store } from "./s3.ts";
 import { verifiability } from "./verify.ts";
 
 /**
- * Re-creates the check record of `snapshot`'s object when it is missing; returns the record
- * written, or `undefined` when the object already had one (or is not z3's and needs none).
- * Throws when the object is gone, has no part sizes to check it by, or fails its check.
+ * Writes the check record of `snapshot`'s object, a z3 object the caller found without one, and
+ * returns it. Throws when the object is gone, has no part sizes to check it by, or fails its
+ * check; then nothing is written.
  */
 export async function rerecord(
   config: Config,
@@ -34,11 +34,9 @@ export async function rerecord(
     /** What the caller was doing, for errors: `Cannot ACTION "dataset@snap": …`. @default {"check"} */
     action?: string;
   } = {},
-): Promise<CheckRecord | undefined> {
+): Promise<CheckRecord> {
   const { signal, action = "check" } = options;
-  if (snapshot.metadata["z3-version"] === undefined) return undefined;
   const attempts = config.maxRetries + 1;
-  if (await readCheck(store, config.s3Prefix, snapshot.name, attempts)) return undefined;
   const info = await withRetry(() => store.head(snapshot.key, signal), { attempts, signal });
   if (!info) {
     throw new ChainError(`Cannot ${action} "${snapshot.name}": its object is gone from the bucket`);

@@ -68,14 +68,10 @@ export async function ensureZfs(): Promise<string | undefined> {
       return "/dev/fuse is missing: zfs-fuse cannot run here";
     }
     await clearStaleDaemon();
-    const start = await new Deno.Command("zfs-fuse", {
-      args: ["--pidfile", PIDFILE],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (!start.success) {
-      const stderr = new TextDecoder().decode(start.stderr).trim();
-      return `zfs-fuse would not start (exit ${start.code})${stderr ? `: ${stderr}` : ""}`;
+    try {
+      await run(["zfs-fuse", "--pidfile", PIDFILE]);
+    } catch (err) {
+      return `zfs-fuse would not start: ${(err as Error).message}`;
     }
     for (let i = 0; i < 50 && !(await zpoolWorks()); i++) {
       await new Promise((r) => setTimeout(r, 200));
