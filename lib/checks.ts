@@ -13,11 +13,25 @@ import { withRetry } from "./retry.ts";
 import type { S3Store } from "./s3.ts";
 import { createHash } from "node:crypto";
 
-/** What a check record holds. */
+/**
+ * What a check record holds. Records written before z3 0.x held only `etag`, `size` and `guid`;
+ * the other fields are absent in those.
+ */
 export interface CheckRecord {
+  /** The object's ETag, without quotes. */
   etag: string;
+  /** The object's size in bytes. */
   size: number;
+  /** The snapshot's GUID (`z3-guid`). */
   guid?: string;
+  /** The chain's shape: whether the object is a full stream. */
+  full?: boolean;
+  /** For an incremental: its parent, `dataset@snap` (`parent`). */
+  parent?: string;
+  /** For an incremental: its parent's GUID (`z3-parent-guid`). */
+  parentGuid?: string;
+  /** Each part's MD5 (hex), in part order; the ETag is the MD5 of these (one for a single PUT). */
+  parts?: string[];
 }
 
 /** The record's key for the backup object of `name` (`dataset@snap`). */

@@ -23,7 +23,7 @@ import { Progress } from "./progress.ts";
 import { loadRemote } from "./remote.ts";
 import type { S3Store } from "./s3.ts";
 import { ResumeMismatchError, uploadStream } from "./upload.ts";
-import { readCheck, writeCheck } from "./checks.ts";
+import { type CheckRecord, readCheck, writeCheck } from "./checks.ts";
 import { rerecord } from "./rerecord.ts";
 import { VERSION } from "./version.ts";
 import * as zfs from "./zfs.ts";
@@ -198,7 +198,14 @@ async function backupOne(
     result = await attempt(undefined);
   }
   try {
-    const record = { etag: result.etag, size: result.bytes, guid: snapshot.guid };
+    const record: CheckRecord = {
+      etag: result.etag,
+      size: result.bytes,
+      guid: snapshot.guid,
+      full: from === undefined,
+      ...(from ? { parent: from.name, parentGuid: from.guid } : {}),
+      parts: result.partMd5s,
+    };
     await writeCheck(store, config.s3Prefix, snapshot.name, record, config.maxRetries + 1);
   } catch (err) {
     // Without its record the object could not be verified later: take it back.

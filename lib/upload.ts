@@ -67,6 +67,8 @@ export interface UploadResult {
   parts: number;
   /** Parts found already uploaded in a resumed upload (not sent again). */
   resumedParts: number;
+  /** Each part's MD5 (hex), in part order; one entry for a single PutObject. */
+  partMd5s: string[];
 }
 
 /** The regenerated stream differs from what a pending upload holds; it was aborted. */
@@ -182,7 +184,14 @@ export async function uploadStream(
         retry,
       );
       await verifyObject(store, key, md5hex, first.length, etag);
-      return { key, etag: md5hex, bytes: first.length, parts: 1, resumedParts: 0 };
+      return {
+        key,
+        etag: md5hex,
+        bytes: first.length,
+        parts: 1,
+        resumedParts: 0,
+        partMd5s: [md5hex],
+      };
     }
 
     if (maxParts < 2) {
@@ -302,7 +311,14 @@ export async function uploadStream(
     }
     const expected = multipartEtag(md5s);
     await verifyObject(store, key, expected, total);
-    return { key, etag: expected, bytes: total, parts: count, resumedParts };
+    return {
+      key,
+      etag: expected,
+      bytes: total,
+      parts: count,
+      resumedParts,
+      partMd5s: md5s.map(toHex),
+    };
   }
 }
 
