@@ -26,7 +26,18 @@ export function isRoot(): boolean {
   return Deno.uid?.() === 0;
 }
 
-/** True when running under CI, where a skipped integration test is a failure. */
+/**
+ * True when running under CI, where a skipped integration test is a failure. Any `CI` value but
+ * unset, empty, `0`, `false`, `no` or `off` (in any case) counts: runners set `CI=1` or `CI=True`
+ * as often as `CI=true`.
+ */
 export function underCI(): boolean {
-  return Deno.env.get("CI") === "true";
+  const value = (Deno.env.get("CI") ?? "").trim().toLowerCase();
+  return !["", "0", "false", "no", "off"].includes(value);
+}
+
+/** Where `name` is found on PATH, or undefined when it is not there. */
+export async function commandPath(name: string): Promise<string | undefined> {
+  const out = await run(["sh", "-c", 'command -v "$1"', "sh", name], { allowFail: true });
+  return out.trim() || undefined;
 }
