@@ -41,6 +41,20 @@ function kernel(): Kernel {
   return { run: instance.exports.md5x4 as Kernel["run"], memory };
 }
 
+/**
+ * What MD5 appends to `length` bytes of input (RFC 1321, 3.1-3.2): 0x80, zeros up to 56 mod 64,
+ * then the length in bits as 64 bits, little-endian. Exported for its test: bit lengths of 2^32
+ * and more (parts of 512 MiB and up) need the high word.
+ */
+export function md5Tail(length: number): Uint8Array {
+  const tail = new Uint8Array(Math.ceil((length + 9) / 64) * 64 - length);
+  tail[0] = 0x80;
+  const bits = new DataView(tail.buffer);
+  bits.setUint32(tail.length - 8, (length * 8) >>> 0, true);
+  bits.setUint32(tail.length - 4, Math.floor(length / 2 ** 29), true);
+  return tail;
+}
+
 /** One input as the kernel sees it: its bytes, then MD5's padding and bit length. */
 class Lane {
   pos = 0;
@@ -50,13 +64,8 @@ class Lane {
 
   constructor(data: Uint8Array) {
     this.#data = data;
-    this.total = Math.ceil((data.length + 9) / 64) * 64;
-    this.#tail = new Uint8Array(this.total - data.length);
-    this.#tail[0] = 0x80;
-    const bits = new DataView(this.#tail.buffer);
-    const end = this.#tail.length;
-    bits.setUint32(end - 8, (data.length * 8) >>> 0, true);
-    bits.setUint32(end - 4, Math.floor(data.length / 2 ** 29), true);
+    this.#tail = md5Tail(data.length);
+    this.total = data.length + this.#tail.length;
   }
 
   /** Copies the next `n` bytes of the padded input to `to` and advances. */

@@ -90,8 +90,10 @@ export function scheduleToMetadata(schedule: PartSchedule): Record<string, strin
 
 /** Reads a schedule back from metadata; `undefined` if absent or malformed. */
 export function scheduleFromMetadata(metadata: Record<string, string>): PartSchedule | undefined {
-  const base = Number(metadata[SCHEDULE_KEYS.base]);
-  const doubleEvery = Number(metadata[SCHEDULE_KEYS.doubleEvery]);
+  // Plain decimal digits only: Number() also reads "", "0x10", "8e6" and " 1000 ".
+  const count = (v: string | undefined) => (v !== undefined && /^\d+$/.test(v) ? Number(v) : NaN);
+  const base = count(metadata[SCHEDULE_KEYS.base]);
+  const doubleEvery = count(metadata[SCHEDULE_KEYS.doubleEvery]);
   if (!Number.isSafeInteger(base) || base < 1) return undefined;
   if (!Number.isSafeInteger(doubleEvery) || doubleEvery < 0) return undefined;
   return { base, doubleEvery };

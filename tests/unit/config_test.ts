@@ -75,7 +75,9 @@ Deno.test("resolveConfig() never prints a secret in an error and accepts HOST fo
 
 Deno.test("settings table gives BUCKET and the credentials no flag", () => {
   for (const key of ["BUCKET", "S3_KEY_ID", "S3_SECRET"]) {
-    assert.equal(SETTINGS.find((s) => s.key === key)?.flag, undefined, key);
+    const setting = SETTINGS.find((s) => s.key === key);
+    assert.ok(setting, `${key} is in the settings table`);
+    assert.equal(setting.flag, undefined, key);
   }
 });
 

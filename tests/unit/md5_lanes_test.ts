@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { LANES, Md5Lanes } from "../../lib/md5_lanes.ts";
+import { LANES, Md5Lanes, md5Tail } from "../../lib/md5_lanes.ts";
 
 const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
@@ -48,4 +48,29 @@ Deno.test("Md5Lanes uses the SIMD kernel here, and without it gives the same dig
   assert.equal(scalar.simd, false);
   const arrays = [random(100_000), random(64), random(0), random(5_000_001)];
   assert.deepEqual((await scalar.digest(arrays)).map(hex), arrays.map(md5));
+});
+
+Deno.test("md5Tail() pads to 64-byte blocks and ends in the 64-bit bit length, past 2^32 bits too", () => {
+  // RFC 1321 3.1-3.2: 0x80, zeros to 56 mod 64, then length × 8 as a little-endian uint64.
+  const reference = (length: number) => {
+    const size = (length % 64 < 56 ? 64 : 128) - (length % 64);
+    const tail = new Uint8Array(size);
+    tail[0] = 0x80;
+    new DataView(tail.buffer).setBigUint64(size - 8, BigInt(length) * 8n, true);
+    return tail;
+  };
+  const lengths = [
+    0,
+    55,
+    56,
+    64,
+    2 ** 29 - 1, // the last length whose bit length fits in 32 bits
+    2 ** 29, // 512 MiB: bit length exactly 2^32
+    2 ** 29 + 1,
+    5 * 2 ** 30 + 7, // a 5 GiB part, S3's largest
+    5 * 2 ** 40 + 13, // a 5 TiB stream, S3's largest object
+  ];
+  for (const length of lengths) {
+    assert.deepEqual(hex(md5Tail(length)), hex(reference(length)), `length ${length}`);
+  }
 });

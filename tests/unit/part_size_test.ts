@@ -194,6 +194,16 @@ Deno.test("scheduleFromMetadata() returns undefined for absent or malformed keys
     { ...good, [SCHEDULE_KEYS.doubleEvery]: "-1" },
     { ...good, [SCHEDULE_KEYS.doubleEvery]: "two" },
     { ...good, [SCHEDULE_KEYS.doubleEvery]: "0.5" },
+    // Plain decimal digits only: Number() alone would read each of these as a count.
+    { ...good, [SCHEDULE_KEYS.base]: "" },
+    { ...good, [SCHEDULE_KEYS.base]: "0x800000" },
+    { ...good, [SCHEDULE_KEYS.base]: "8e6" },
+    { ...good, [SCHEDULE_KEYS.base]: " 1000 " },
+    { ...good, [SCHEDULE_KEYS.base]: "+8388608" },
+    { ...good, [SCHEDULE_KEYS.doubleEvery]: "" },
+    { ...good, [SCHEDULE_KEYS.doubleEvery]: "0x10" },
+    { ...good, [SCHEDULE_KEYS.doubleEvery]: "1e3" },
+    { ...good, [SCHEDULE_KEYS.doubleEvery]: " 1000 " },
   ];
   for (const metadata of table) {
     assert.deepEqual(scheduleFromMetadata(metadata), undefined, JSON.stringify(metadata));
