@@ -21,9 +21,8 @@ import {
 import { pseudoRandom, treeDigest } from "../bed/files.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool, type TestPool } from "../bed/zfs_bed.ts";
-import { formatAge, parseDuration } from "../../lib/cmd_cleanup.ts";
-import { LockedError, UsageError } from "../../lib/errors.ts";
-import { acquireBackupLock, lockFileName } from "../../lib/lock.ts";
+import { parseDuration } from "../../lib/cmd_cleanup.ts";
+import { lockFileName } from "../../lib/lock.ts";
 import type { PendingUpload, S3Store } from "../../lib/s3.ts";
 import * as zfs from "../../lib/zfs.ts";
 
@@ -451,73 +450,7 @@ integration(
   { zfs: false },
 );
 
-Deno.test("parseDuration() reads 30m, 12h, 1d, 1d12h and 0; formatAge() writes them back", () => {
-  assert.equal(parseDuration("0"), 0);
-  assert.equal(parseDuration("30m"), 30 * 60_000);
-  assert.equal(parseDuration("12h"), 12 * 3_600_000);
-  assert.equal(parseDuration("1d"), 86_400_000);
-  assert.equal(parseDuration("1D12H"), 36 * 3_600_000);
-  assert.equal(parseDuration(" 45s "), 45_000);
-  for (const bad of ["", "1", "1x", "-1d", "1.5h", "d"]) {
-    assert.throws(() => parseDuration(bad), UsageError, bad);
-  }
-  assert.equal(formatAge(0), "0s");
-  assert.equal(formatAge(42_400), "42s");
-  assert.equal(formatAge(90_000), "1m30s");
-  assert.equal(formatAge(36 * 3_600_000 + 60_000), "1d12h");
-  assert.equal(formatAge(86_400_000), "1d");
-});
-
 // --- concurrent runs -----------------------------------------------------------------------
-
-Deno.test("acquireBackupLock() refuses a second holder, names the pid, and is released", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "z3-locks-" });
-  try {
-    assert.equal(lockFileName("pool/my data"), "backup-pool%2Fmy%20data.lock");
-    const first = acquireBackupLock("pool/my data", { dir });
-    assert.equal(first.path, `${dir}/backup-pool%2Fmy%20data.lock`);
-    assert.equal((await Deno.readTextFile(first.path)).trim(), String(Deno.pid));
-    assert.throws(
-      () => acquireBackupLock("pool/my data", { dir }),
-      (err: unknown) =>
-        err instanceof LockedError && err.exitCode === 8 &&
-        err.message ===
-          `Cannot back up "pool/my data": another z3 run (pid ${Deno.pid}) is running; ` +
-            `lock file ${first.path}`,
-    );
-    const other = acquireBackupLock("pool/my data2", { dir }); // another dataset: no conflict
-    other.release();
-    first.release();
-    first.release(); // twice is harmless
-    await assert.rejects(Deno.stat(first.path), Deno.errors.NotFound);
-    acquireBackupLock("pool/my data", { dir }).release();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("z3 backup without write access to the lock directory names it and the flags", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "z3-locks-" });
-  try {
-    const result = await runZ3(["backup"], {
-      BUCKET: "b",
-      FILESYSTEM: "pool/my data",
-      Z3_LOCK_DIR: dir,
-    }, {
-      permissions: ["--allow-read", "--allow-env", "--allow-sys", "--allow-run", "--allow-net"],
-    });
-    failure(
-      result,
-      2,
-      new RegExp(
-        `^z3: Cannot take the backup lock in "${dir}": not permitted: .*` +
-          `grant it with --allow-read=${dir} --allow-write=${dir} `,
-      ),
-    );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
 
 integration(
   "two z3 backups of one dataset: the second exits 8 naming the first's pid; then backups succeed",

@@ -1,8 +1,8 @@
 /**
  * Issue #6: z3 and pput run with exactly the Deno permission flags that README.md documents
  * (never `-A`), and a permission left out ends in one line on stderr that names it and the flag
- * that grants it. The flags live here once; a test holds README.md and the `compile` task to
- * them, so the three cannot drift apart.
+ * that grants it. The flags live once in tests/bed/permission_flags.ts (re-exported here), and
+ * tests/unit/permission_flags_test.ts holds README.md and the `compile` task to them.
  *
  * @module
  */
@@ -14,104 +14,21 @@ import { type CliResult, runPput, runZ3 } from "../bed/cli.ts";
 import { pseudoRandom, treeDigest } from "../bed/files.ts";
 import { freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool } from "../bed/zfs_bed.ts";
-import { classifyError, S3Store } from "../../lib/s3.ts";
+import { S3Store } from "../../lib/s3.ts";
+import {
+  localize,
+  LOCK_DIR,
+  PPUT_PERMISSIONS,
+  README_CONFIG_DIR,
+  README_S3_HOST,
+  Z3_PERMISSIONS,
+} from "../bed/permission_flags.ts";
 
-/** The S3 host in the README's command lines; the tests put the bed's `host:port` there. */
-export const README_S3_HOST = "s3.example.com";
-/** The config directory in the README's command lines; the tests use a temporary one. */
-export const README_CONFIG_DIR = "/etc/z3_backup";
-/** Where the backup lock lives (lib/lock.ts's default). */
-export const LOCK_DIR = "/run/z3";
+export { localize, LOCK_DIR, PPUT_PERMISSIONS, README_CONFIG_DIR, README_S3_HOST, Z3_PERMISSIONS };
 
-/** pput's permission flags, exactly as README.md documents them. */
-export const PPUT_PERMISSIONS: readonly string[] = [
-  `--allow-net=${README_S3_HOST}`,
-  `--allow-read=${README_CONFIG_DIR}`,
-  "--allow-env",
-  "--allow-sys=osRelease",
-];
-
-/** z3's permission flags, exactly as README.md documents them: pput's plus the commands. */
-export const Z3_PERMISSIONS: readonly string[] = [
-  `--allow-net=${README_S3_HOST}`,
-  `--allow-read=${README_CONFIG_DIR},${LOCK_DIR}`,
-  `--allow-write=${LOCK_DIR}`,
-  "--allow-env",
-  "--allow-sys=osRelease",
-  "--allow-run=zfs,zstd,lz4,pigz",
-];
-
-/** `flags` with the README's S3 host replaced by `net` and its config dir by `configDir`. */
-export function localize(flags: readonly string[], net: string, configDir: string): string[] {
-  return flags.map((f) =>
-    f === `--allow-net=${README_S3_HOST}`
-      ? `--allow-net=${net}`
-      : f.startsWith(`--allow-read=${README_CONFIG_DIR}`)
-      ? f.replace(README_CONFIG_DIR, configDir)
-      : f
-  );
-}
-
-const ROOT = new URL("../../", import.meta.url);
 const MiB = 1024 * 1024;
 const DATA = "perm data";
 const S3_ONLY = { zfs: false };
-
-/** README.md with shell line continuations joined, so a wrapped command reads as one line. */
-async function readmeCommands(): Promise<string> {
-  const text = await Deno.readTextFile(new URL("README.md", ROOT));
-  return text.replace(/\s*\\\n\s*/g, " ");
-}
-
-Deno.test("README.md documents exactly the permission flags the CLI tests use", async () => {
-  const readme = await readmeCommands();
-  const z3 = `deno run ${Z3_PERMISSIONS.join(" ")} main.ts`;
-  for (const command of ["status", "backup", "restore"]) {
-    assert.ok(readme.includes(`${z3} ${command}`), `README.md lacks: ${z3} ${command}`);
-  }
-  const pput = `deno run ${PPUT_PERMISSIONS.join(" ")} pput.ts`;
-  assert.ok(readme.includes(pput), `README.md lacks: ${pput}`);
-});
-
-Deno.test("deno task compile bakes the README's permission flags into dist/z3 and dist/pput", async () => {
-  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))) as {
-    tasks: Record<string, string | { command: string }>;
-  };
-  const task = config.tasks.compile;
-  const command = typeof task === "string" ? task : task.command;
-  const host = "$Z3_S3_HOST";
-  for (
-    const [flags, out, entry] of [
-      [Z3_PERMISSIONS, "dist/z3", "main.ts"],
-      [PPUT_PERMISSIONS, "dist/pput", "pput.ts"],
-    ] as const
-  ) {
-    const want = `deno compile ${
-      localize(flags, host, README_CONFIG_DIR).join(" ")
-    } --output ${out} ${entry}`;
-    assert.ok(command.includes(want), `the compile task lacks: ${want}\ngot: ${command}`);
-  }
-});
-
-Deno.test("classifyError() names a permission Deno refused and the flag, and never retries", () => {
-  const denied = new Deno.errors.NotCapable(
-    'Requires net access to "127.0.0.1:17480", run again with the --allow-net flag',
-  );
-  const err = classifyError('list bucket "b"', denied);
-  assert.deepEqual(
-    err.message,
-    'Cannot list bucket "b": not permitted: Deno needs net access to "127.0.0.1:17480"; ' +
-      "grant it with --allow-net=127.0.0.1:17480",
-  );
-  assert.deepEqual(err.retryable, false);
-  const all = classifyError(
-    "read",
-    new Deno.errors.NotCapable(
-      'Requires all access to "/dev/fd/5", run again with the --allow-all flag',
-    ),
-  );
-  assert.match(all.message, /all access to "\/dev\/fd\/5"; grant it with --allow-all$/);
-});
 
 /** A config directory holding `z3.conf` (mode 600) that points at `bucket` on the bed. */
 async function configDir(s3: S3Env, bucket: string): Promise<string> {
