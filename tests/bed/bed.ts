@@ -69,7 +69,7 @@ async function withoutZfs(fn: () => Promise<void>): Promise<void> {
   const path = Deno.env.get("PATH") ?? "/usr/bin:/bin";
   Deno.env.set("PATH", `${NO_ZFS}:${path}`);
   await Deno.remove(NO_ZFS_LOG).catch(() => {});
-  await withCleanup(fn, async () => {
+  await withCleanup([async () => {
     Deno.env.set("PATH", path);
     const ran = await Deno.readTextFile(NO_ZFS_LOG).catch(() => "");
     if (ran) {
@@ -77,7 +77,7 @@ async function withoutZfs(fn: () => Promise<void>): Promise<void> {
         `this test ran ZFS without declaring it (its needs say zfs: false): ${ran.trim()}`,
       );
     }
-  });
+  }], fn);
 }
 
 function missing(needs: BedNeeds): string | undefined {

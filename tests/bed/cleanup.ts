@@ -16,9 +16,10 @@ function describe(err: unknown): string {
 /**
  * Runs `body`, then every cleanup in order (each one even when an earlier one failed). The
  * first error (the body's, else the first cleanup's) is rethrown as itself; later errors are
- * appended to its message, so the test report shows them all.
+ * appended to its message, so the test report shows them all. Written like `try`/`finally`:
+ * `await withCleanup([() => pool.destroy()], async () => { … })`.
  */
-export async function withCleanup<T>(body: () => Promise<T>, ...cleanups: Cleanup[]): Promise<T> {
+export async function withCleanup<T>(cleanups: Cleanup[], body: () => Promise<T>): Promise<T> {
   const errors: unknown[] = [];
   let result: T | undefined;
   try {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { integration } from "../bed/bed.ts";
+import { withCleanup } from "../bed/cleanup.ts";
 import { failure, ok } from "../bed/expect.ts";
 import { type CliResult, runZ3, spawnCli, Z3 } from "../bed/cli.ts";
 import { createHash } from "node:crypto";
@@ -34,7 +35,8 @@ async function withFixture(
 ): Promise<void> {
   const pool = await createPool(512);
   let store: S3Store | undefined;
-  try {
+  // The test's own failure is the one reported; a cleanup that fails too is added to it.
+  await withCleanup([() => store?.close(), () => pool.destroy()], async () => {
     store = await freshBucket(s3, label);
     const bucket = store.bucket;
     const dir = await pool.createDataset(DATA);
@@ -53,10 +55,7 @@ async function withFixture(
         return out.sort();
       },
     });
-  } finally {
-    store?.close();
-    await pool.destroy();
-  }
+  });
 }
 
 /** The GUID of a snapshot, as zfs-fuse prints it exactly (`zfs list -o guid` rounds). */

@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { integration } from "../bed/bed.ts";
+import { withCleanup } from "../bed/cleanup.ts";
 import { failure } from "../bed/expect.ts";
 import { type CliResult, runZ3 } from "../bed/cli.ts";
 import { pseudoRandom } from "../bed/files.ts";
@@ -46,7 +47,12 @@ async function withFixture(s3: S3Env, fn: (f: Fixture) => Promise<void>): Promis
   const pool = await createPool(256);
   const tmp = await Deno.makeTempDir({ prefix: "z3-bad-input-" });
   let store: S3Store | undefined;
-  try {
+  // The test's own failure is the one reported; a cleanup that fails too is added to it.
+  await withCleanup([
+    () => store?.close(),
+    () => pool.destroy(),
+    () => Deno.remove(tmp, { recursive: true }),
+  ], async () => {
     store = await freshBucket(s3, "bad-input");
     const bucket = store.bucket;
     const dir = await pool.createDataset(DATA);
@@ -70,11 +76,7 @@ async function withFixture(s3: S3Env, fn: (f: Fixture) => Promise<void>): Promis
     ok(await f.z3(["backup", "--snapshot", "s1"]));
     ok(await f.z3(["backup", "--snapshot", "s3"]));
     await fn(f);
-  } finally {
-    store?.close();
-    await pool.destroy();
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 }
 
 /** Asserts exit 0 and returns stdout. */

@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { integration } from "../bed/bed.ts";
+import { withCleanup } from "../bed/cleanup.ts";
 import { failure, ok } from "../bed/expect.ts";
 import { type CliChild, type CliResult, runZ3, spawnCli, Z3 } from "../bed/cli.ts";
 import {
@@ -64,7 +65,12 @@ async function withFixture(
   const pool = await createPool(512);
   const lockDir = await Deno.makeTempDir({ prefix: "z3-locks-" });
   let store: S3Store | undefined;
-  try {
+  // The test's own failure is the one reported; a cleanup that fails too is added to it.
+  await withCleanup([
+    () => store?.close(),
+    () => pool.destroy(),
+    () => Deno.remove(lockDir, { recursive: true }),
+  ], async () => {
     store = await freshBucket(s3, label);
     const theStore = store;
     const dir = await pool.createDataset(DATA);
@@ -93,11 +99,7 @@ async function withFixture(
       },
       pending: () => Array.fromAsync(theStore.listMultipartUploads("")),
     });
-  } finally {
-    store?.close();
-    await pool.destroy();
-    await Deno.remove(lockDir, { recursive: true }).catch(() => {});
-  }
+  });
 }
 
 /** Runs `fn` with a fault proxy in front of the real server, closed afterwards. */

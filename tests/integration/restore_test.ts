@@ -3,6 +3,7 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { integration } from "../bed/bed.ts";
+import { withCleanup } from "../bed/cleanup.ts";
 import { failure, ok } from "../bed/expect.ts";
 import { type CliOptions, type CliResult, runZ3 } from "../bed/cli.ts";
 import { pseudoRandom, treeDigest } from "../bed/files.ts";
@@ -49,7 +50,8 @@ async function withHistory(
 ): Promise<void> {
   const pool = await createPool(512);
   let store: S3Store | undefined;
-  try {
+  // The test's own failure is the one reported; a cleanup that fails too is added to it.
+  await withCleanup([() => store?.close(), () => pool.destroy()], async () => {
     store = await freshBucket(s3, label);
     const bucket = store.bucket;
     const dir = await pool.createDataset(DATA);
@@ -73,10 +75,7 @@ async function withHistory(
         runZ3(args, { ...childEnv(s3, bucket), FILESYSTEM: dataset, ...env }, options),
       key: (snap) => `z3-backup/${dataset}@${snap}`,
     });
-  } finally {
-    store?.close();
-    await pool.destroy();
-  }
+  });
 }
 
 /** Backs up s1 as a full, then s2..s4 as incrementals, in 5 MiB parts. */
