@@ -7,6 +7,8 @@
  * - reset the connection after N bytes of the request body (both sides closed mid-body);
  * - stall before forwarding (for `ms`, or until {@linkcode FaultProxy.releaseStalls});
  * - stall the response after N bytes of it;
+ * - flip one byte of the response, N bytes into it (corruption in transit: the HTTP framing, and
+ *   so the client's SDK, none the wiser);
  * - go away for good: every request and connection from then on is closed unanswered.
  *
  * It parses only request heads (method, target, headers, Content-Length) to count and classify
@@ -56,6 +58,7 @@ export type Fault =
   | { kind: "reset"; afterBodyBytes: number }
   | { kind: "stall"; ms: number }
   | { kind: "stallResponse"; afterBytes: number; ms: number }
+  | { kind: "flipResponse"; atByte: number }
   | { kind: "gone" };
 
 /** `503 SlowDown`, S3's throttling answer. */
@@ -84,6 +87,8 @@ export interface LogEntry {
   nth: number;
   method: string;
   target: string;
+  /** The request's Range header, when it had one. */
+  range?: string;
   /** The fault injected, by kind (`error 503`, `reset`, …), or undefined when forwarded. */
   fault?: string;
 }
@@ -263,6 +268,8 @@ function describeFault(f: Fault): string {
       return `stall ${f.ms} ms`;
     case "stallResponse":
       return `stall response after ${f.afterBytes} bytes for ${f.ms} ms`;
+    case "flipResponse":
+      return `flip response byte ${f.atByte}`;
     case "gone":
       return "gone";
   }
@@ -310,6 +317,8 @@ export function faultProxy(upstream: string, options: FaultProxyOptions = {}): F
     let pumping: Promise<void> | undefined;
     /** Set per forwarded request: pause its response after `afterBytes` of it. */
     let responseStall: { afterBytes: number; ms: number } | undefined;
+    /** Set per forwarded request: flip its response's byte `atByte` (counted from its start). */
+    let responseFlip: { atByte: number } | undefined;
     const pump = async (from: Deno.Conn) => {
       const buf = new Uint8Array(64 * 1024);
       try {
@@ -317,6 +326,13 @@ export function faultProxy(upstream: string, options: FaultProxyOptions = {}): F
           const n = await from.read(buf);
           if (n === null) break;
           let chunk = buf.subarray(0, n);
+          if (responseFlip && chunk.length > responseFlip.atByte) {
+            chunk = chunk.slice();
+            chunk[responseFlip.atByte] ^= 0xff;
+            responseFlip = undefined;
+          } else if (responseFlip) {
+            responseFlip.atByte -= chunk.length;
+          }
           if (responseStall && chunk.length > responseStall.afterBytes) {
             const { afterBytes, ms } = responseStall;
             responseStall = undefined;
@@ -363,6 +379,7 @@ export function faultProxy(upstream: string, options: FaultProxyOptions = {}): F
           nth,
           method,
           target: path,
+          range: headers.get("range"),
           fault: fault ? describeFault(fault) : undefined,
         });
         changed();
@@ -392,6 +409,7 @@ export function faultProxy(upstream: string, options: FaultProxyOptions = {}): F
         responseStall = fault?.kind === "stallResponse"
           ? { afterBytes: fault.afterBytes, ms: fault.ms }
           : undefined;
+        responseFlip = fault?.kind === "flipResponse" ? { atByte: fault.atByte } : undefined;
         await writeAll(upstreamConn, raw);
         if (fault?.kind === "reset") {
           await wire.body(

@@ -8,6 +8,7 @@ import { pseudoRandom, treeDigest } from "../bed/files.ts";
 import { run } from "../bed/run.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool, type TestPool } from "../bed/zfs_bed.ts";
+import { faultProxy } from "../bed/fault_proxy.ts";
 import type { S3Store } from "../../lib/s3.ts";
 
 const MiB = 1024 * 1024;
@@ -26,6 +27,8 @@ interface Fixture {
   z3(args: string[], env?: Record<string, string | undefined>): Promise<CliResult>;
   /** Every key in the bucket under `prefix`, sorted. */
   keys(prefix?: string): Promise<string[]>;
+  /** Every object in the bucket (backups and check records): key, ETag, size, LastModified. */
+  objects(): Promise<string[]>;
 }
 
 async function withFixture(
@@ -52,6 +55,13 @@ async function withFixture(
       async keys(prefix = "z3-backup/") {
         const out: string[] = [];
         for await (const o of theStore.list(prefix)) out.push(o.key);
+        return out.sort();
+      },
+      async objects() {
+        const out: string[] = [];
+        for await (const o of theStore.list("")) {
+          out.push(`${o.key} ${o.etag} ${o.size} ${o.lastModified?.toISOString()}`);
+        }
         return out.sort();
       },
     });
@@ -146,11 +156,13 @@ integration("z3 backup uploads nothing when up to date", async (bed) => {
     await writeSome(f.dir, "f1", 1);
     await f.pool.snapshot(DATA, "s1");
     ok(await f.z3(["backup"]));
-    const before = await f.keys();
+    const before = await f.objects();
+    // S3 dates have whole seconds: a rewrite after this pause gets a later LastModified.
+    await new Promise((r) => setTimeout(r, 1100));
     const again = await f.z3(["backup"]);
     assert.deepEqual(ok(again), [], "nothing on stdout");
     assert.match(again.stderr, /up to date/);
-    assert.deepEqual(await f.keys(), before);
+    assert.deepEqual(await f.objects(), before, "no object or check record was written again");
   });
 });
 
@@ -264,10 +276,8 @@ integration("every compressor round-trips", async (bed) => {
     await writeSome(f.dir, "noise.bin", 5, 512 * 1024);
     await f.pool.snapshot(DATA, "s1");
     const want = await treeDigest(f.dir);
-    const hasPigz = (await run(["sh", "-c", "command -v pigz || true"])).trim() !== "";
-    if (!hasPigz) console.log("  pigz is not installed: pigz1 not tested");
     const sizes: Record<string, number> = {};
-    for (const c of ["none", "gzip", "zstd", "lz4", ...(hasPigz ? ["pigz1"] : [])]) {
+    for (const c of ["none", "gzip", "zstd", "lz4", "pigz1"]) {
       const env = { S3_PREFIX: `c-${c}/` };
       ok(await f.z3(["backup", "--compressor", c], env));
       const info = await f.store.head(`c-${c}/${f.dataset}@s1`);
@@ -283,7 +293,7 @@ integration("every compressor round-trips", async (bed) => {
       if (c !== "none") assert.ok(size < sizes.none, `${c} compresses: ${size} < ${sizes.none}`);
     }
   });
-});
+}, { commands: ["zstd", "lz4", "pigz"] });
 
 integration(
   "a backup killed midway resumes on the next run and uploads only the rest",
@@ -314,12 +324,34 @@ integration(
       child.kill("SIGKILL");
       await child.result;
       assert.deepEqual(await f.keys(), [], "no object after the kill");
+      const stored = new Set<number>();
+      for await (const u of f.store.listMultipartUploads(key)) {
+        for (const n of (await f.store.listParts(key, u.uploadId)).keys()) stored.add(n);
+      }
+      assert.ok(stored.size >= 2, `parts in the bucket after the kill: ${[...stored]}`);
 
-      const rerun = await f.z3(["backup", "--json"], { CHUNK_SIZE: "5M", CONCURRENCY: "1" });
+      // The rerun goes through a proxy that logs every request: what went up on the wire.
+      const proxy = faultProxy(bed.s3.S3_ENDPOINT);
+      let rerun: CliResult;
+      try {
+        rerun = await f.z3(["backup", "--json"], {
+          CHUNK_SIZE: "5M",
+          CONCURRENCY: "1",
+          HOST: proxy.endpoint,
+        });
+      } finally {
+        await proxy.close();
+      }
       assert.equal(rerun.code, 0, rerun.stderr);
       const [record] = JSON.parse(rerun.stdout);
-      assert.ok(record.resumedParts >= 2, `resumed ${record.resumedParts} parts`);
-      assert.ok(record.resumedParts < record.parts, "and uploaded the rest");
+      assert.equal(record.resumedParts, stored.size, "every stored part was kept");
+      const sent = proxy.log.filter((e) => e.kind === "UploadPart")
+        .map((e) => Number(new URL(e.target, "http://proxy").searchParams.get("partNumber")));
+      const rest = Array.from({ length: record.parts }, (_, i) => i + 1).filter((n) =>
+        !stored.has(n)
+      );
+      assert.ok(rest.length > 0, "there was a rest to upload");
+      assert.deepEqual(sent, rest, "UploadPart on the wire: only the parts not stored, once each");
       assert.match(rerun.stderr, /resuming an interrupted upload/);
       const pending = [];
       for await (const u of f.store.listMultipartUploads("z3-backup/")) pending.push(u);
@@ -349,10 +381,24 @@ integration(
         junk,
         createHash("md5").update(junk).digest("base64"),
       );
-      const result = await f.z3(["backup", "--json"], { CHUNK_SIZE: "5M" });
+      const proxy = faultProxy(bed.s3.S3_ENDPOINT);
+      let result: CliResult;
+      try {
+        result = await f.z3(["backup", "--json"], { CHUNK_SIZE: "5M", HOST: proxy.endpoint });
+      } finally {
+        await proxy.close();
+      }
       assert.equal(result.code, 0, result.stderr);
       assert.match(result.stderr, /holds other bytes; starting over/);
       assert.equal(JSON.parse(result.stdout)[0].resumedParts, 0);
+      const aborts = proxy.log.filter((e) => e.kind === "AbortMultipartUpload")
+        .map((e) => new URL(e.target, "http://proxy").searchParams.get("uploadId"));
+      assert.deepEqual(aborts, [uploadId], "the stale upload was aborted");
+      assert.deepEqual(
+        await Array.fromAsync(f.store.listMultipartUploads("")),
+        [],
+        "no upload is left pending",
+      );
       const restored = await f.z3(["restore", "s1", "--target", `${f.pool.name}/back`]);
       assert.equal(restored.code, 0, restored.stderr);
       assert.deepEqual(await treeDigest(`${f.pool.mountpoint}/back`), await treeDigest(f.dir));
@@ -446,28 +492,52 @@ integration("zstd works without the zstd command, and both ways read each other"
     await Deno.writeTextFile(`${f.dir}/text.txt`, "zstd in-process\n".repeat(50_000));
     await f.pool.snapshot(DATA, "s1");
     const want = await treeDigest(f.dir);
-    // A PATH that holds zfs and nothing else: no zstd command.
+    // Two PATHs that hold zfs: one without zstd, one with a zstd that logs each run.
     const bin = await Deno.makeTempDir({ prefix: "z3-path-" });
+    const logged = await Deno.makeTempDir({ prefix: "z3-path-zstd-" });
     const zfsPath = (await run(["sh", "-c", "command -v zfs"])).trim();
+    const zstdPath = (await run(["sh", "-c", "command -v zstd"])).trim();
     await Deno.symlink(zfsPath, `${bin}/zfs`);
-    const noCli = { PATH: bin, S3_PREFIX: "nocli/" };
-    ok(await f.z3(["backup"], noCli));
-    const info = await f.store.head(`nocli/${f.dataset}@s1`);
-    assert.equal(info?.metadata.compressor, "zstd");
-    // Written in-process, read back by the command; and written by the command, read in-process.
-    ok(await f.z3(["restore", "s1", "--target", `${f.pool.name}/a`], { S3_PREFIX: "nocli/" }));
-    assert.deepEqual(await treeDigest(`${f.pool.mountpoint}/a`), want);
-    ok(await f.z3(["backup"], { S3_PREFIX: "cli/" }));
-    ok(
-      await f.z3(["restore", "s1", "--target", `${f.pool.name}/b`], {
-        PATH: bin,
-        S3_PREFIX: "cli/",
-      }),
+    await Deno.symlink(zfsPath, `${logged}/zfs`);
+    await Deno.writeTextFile(
+      `${logged}/zstd`,
+      `#!/bin/sh\necho "zstd $*" >> '${logged}/log'\nexec '${zstdPath}' "$@"\n`,
+      { mode: 0o755 },
     );
-    assert.deepEqual(await treeDigest(`${f.pool.mountpoint}/b`), want);
-    await Deno.remove(bin, { recursive: true });
+    const runs = async () => (await Deno.readTextFile(`${logged}/log`).catch(() => "")).trim();
+    try {
+      const noCli = { PATH: bin, S3_PREFIX: "nocli/" };
+      ok(await f.z3(["backup"], noCli));
+      const info = await f.store.head(`nocli/${f.dataset}@s1`);
+      assert.equal(info?.metadata.compressor, "zstd");
+      // Written in-process, read back by the command; and written by the command, read
+      // in-process.
+      ok(
+        await f.z3(["restore", "s1", "--target", `${f.pool.name}/a`], {
+          PATH: logged,
+          S3_PREFIX: "nocli/",
+        }),
+      );
+      assert.match(await runs(), /^zstd .*-d/, "the restore ran zstd -d");
+      assert.deepEqual(await treeDigest(`${f.pool.mountpoint}/a`), want);
+      await Deno.remove(`${logged}/log`);
+      ok(await f.z3(["backup"], { PATH: logged, S3_PREFIX: "cli/" }));
+      assert.match(await runs(), /^zstd -1 -T0/, "the backup ran zstd -1 -T0");
+      await Deno.remove(`${logged}/log`);
+      ok(
+        await f.z3(["restore", "s1", "--target", `${f.pool.name}/b`], {
+          PATH: bin,
+          S3_PREFIX: "cli/",
+        }),
+      );
+      assert.deepEqual(await treeDigest(`${f.pool.mountpoint}/b`), want);
+      assert.equal(await runs(), "", "nothing ran zstd from the logging PATH meanwhile");
+    } finally {
+      await Deno.remove(bin, { recursive: true });
+      await Deno.remove(logged, { recursive: true });
+    }
   });
-});
+}, { commands: ["zstd"] });
 
 integration(
   "S3_PREFIX without a trailing slash means prefix/, as in the original z3",
@@ -496,6 +566,26 @@ integration(
       await f.store.delete(record); // as if the run had died right after CompleteMultipartUpload
       await writeSome(f.dir, "b.bin", 5);
       await f.pool.snapshot(DATA, "s2");
+      // s1's bytes arrive corrupted (one byte flipped on every GET of it): nothing builds on it.
+      const objectPath = `/${f.store.bucket}/z3-backup/`;
+      const proxy = faultProxy(bed.s3.S3_ENDPOINT, {
+        faults: (r) =>
+          r.kind === "GetObject" && r.target.startsWith(objectPath)
+            ? { kind: "flipResponse", atByte: 1024 * 1024 }
+            : undefined,
+      });
+      let corrupted: CliResult;
+      try {
+        corrupted = await f.z3(["backup", "--chunk-size", "5M"], { HOST: proxy.endpoint });
+        assert.ok(proxy.injected().length > 0, "s1 was read, and corrupted on the way");
+      } finally {
+        await proxy.close();
+      }
+      failure(corrupted, 6, /@s1/);
+      assert.deepEqual(await f.keys(), [`z3-backup/${f.dataset}@s1`], "no s2 was uploaded");
+      assert.equal(await f.store.head(record), undefined, "no record was written for s1");
+      assert.deepEqual(await Array.fromAsync(f.store.listMultipartUploads("")), []);
+
       const result = await f.z3(["backup", "--chunk-size", "5M"]);
       assert.equal(result.code, 0, result.stderr);
       assert.match(result.stderr, /@s1: its check record is missing .*checking its bytes/);
