@@ -139,3 +139,48 @@ export async function createPool(sizeMiB = 512): Promise<TestPool> {
     },
   };
 }
+
+/** A `zfs` that logs each run; see {@linkcode loggingZfs}. */
+export interface LoggingZfs {
+  /** The wrapper's path, for `Z3_ZFS_COMMAND`. */
+  path: string;
+  /**
+   * What ran so far, one line per run (its arguments), each successful `zfs receive` followed by
+   * `  has DATASET@SNAP` lines: the snapshots its target held right after.
+   */
+  lines(): Promise<string[]>;
+  /** Removes the wrapper. */
+  remove(): Promise<void>;
+}
+
+/** Makes a wrapper around the real `zfs` that logs each run and then does it. */
+export async function loggingZfs(): Promise<LoggingZfs> {
+  const real = (await run(["sh", "-c", "command -v zfs"])).trim();
+  const dir = await Deno.makeTempDir({ prefix: "z3-zfs-log-" });
+  const log = `${dir}/log`;
+  const path = `${dir}/zfs`;
+  await Deno.writeTextFile(
+    path,
+    `#!/bin/bash
+echo "$*" >> '${log}'
+if [ "$1" = receive ]; then
+  '${real}' "$@"
+  status=$?
+  if [ $status = 0 ]; then
+    '${real}' list -H -o name -t snapshot -r "\${@: -1}" | sed 's/^/  has /' >> '${log}'
+  fi
+  exit $status
+fi
+exec '${real}' "$@"
+`,
+    { mode: 0o755 },
+  );
+  return {
+    path,
+    async lines() {
+      const text = await Deno.readTextFile(log).catch(() => "");
+      return text.split("\n").filter((l) => l !== "");
+    },
+    remove: () => Deno.remove(dir, { recursive: true }),
+  };
+}

@@ -11,7 +11,8 @@ import { checkKey } from "../../lib/checks.ts";
 import { datasetExists } from "../../lib/zfs.ts";
 import { run } from "../bed/run.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
-import { createPool, type TestPool } from "../bed/zfs_bed.ts";
+import { createPool, loggingZfs, type TestPool } from "../bed/zfs_bed.ts";
+import { faultProxy } from "../bed/fault_proxy.ts";
 import type { S3Store } from "../../lib/s3.ts";
 import * as zfs from "../../lib/zfs.ts";
 
@@ -36,6 +37,8 @@ interface Fixture {
   ): Promise<CliResult>;
   /** `z3-backup/pool/my data@snap`. */
   key(snap: string): string;
+  /** The test server. */
+  s3: S3Env;
 }
 
 /**
@@ -74,6 +77,7 @@ async function withHistory(
       z3: (args, env = {}, options = {}) =>
         runZ3(args, { ...childEnv(s3, bucket), FILESYSTEM: dataset, ...env }, options),
       key: (snap) => `z3-backup/${dataset}@${snap}`,
+      s3,
     });
   });
 }
@@ -127,6 +131,41 @@ async function zfsSend(...args: string[]): Promise<Uint8Array> {
   const out = await new Deno.Command("zfs", { args: ["send", ...args], stdout: "piped" }).output();
   assert.ok(out.success, `zfs send ${args.join(" ")}`);
   return out.stdout;
+}
+
+/** What a run did on the wire and with ZFS; see {@linkcode watched}. */
+interface Seen {
+  /** GetObject requests of backup objects (check records not included), by target. */
+  downloads: string[];
+  /** `zfs receive` runs, by their arguments. */
+  receives: string[];
+}
+
+/**
+ * Runs `fn` with HOST through a logging proxy and Z3_ZFS_COMMAND a logging zfs, hands `check`
+ * what they saw, and returns `fn`'s result.
+ */
+async function watched(
+  f: Fixture,
+  fn: (env: Record<string, string>) => Promise<CliResult>,
+  check: (seen: Seen) => void,
+): Promise<CliResult> {
+  const proxy = faultProxy(f.s3.S3_ENDPOINT);
+  const zfsLog = await loggingZfs();
+  let result: CliResult;
+  try {
+    result = await fn({ HOST: proxy.endpoint, Z3_ZFS_COMMAND: zfsLog.path });
+    const objectPath = `/${f.store.bucket}/z3-backup/`;
+    check({
+      downloads: proxy.log.filter((e) => e.kind === "GetObject" && e.target.startsWith(objectPath))
+        .map((e) => e.target),
+      receives: (await zfsLog.lines()).filter((l) => l.startsWith("receive")),
+    });
+  } finally {
+    await proxy.close();
+    await zfsLog.remove();
+  }
+  return result;
 }
 
 integration("z3 restore brings back every snapshot of a full + incrementals", async (bed) => {
@@ -190,8 +229,16 @@ integration("a missing parent is refused before any download", async (bed) => {
     await f.store.delete(f.key("s2"));
     const target = `${f.pool.name}/gap`;
     // s3's parent is missing, so s4's health is "parent broken"; the message names the gap.
+    const result = await watched(
+      f,
+      (env) => f.z3(["restore", "s4", "--target", target], env),
+      (seen) => {
+        assert.deepEqual(seen.downloads, [], "no object was downloaded");
+        assert.deepEqual(seen.receives, [], "zfs receive never ran");
+      },
+    );
     failure(
-      await f.z3(["restore", "s4", "--target", target]),
+      result,
       5,
       new RegExp(`broken \\((missing parent|parent broken): .*"${f.dataset}@s2", which is not`),
     );
@@ -217,6 +264,27 @@ integration("z3 get writes an object's verified bytes to stdout", async (bed) =>
           `${name}: the same bytes as the object`,
         );
       }
+      // One byte flipped in transit: exit 6, and stdout never got the whole (bad) object.
+      const objectPath = `/${f.store.bucket}/z3-backup/`;
+      const proxy = faultProxy(bed.s3.S3_ENDPOINT, {
+        faults: (r) =>
+          r.kind === "GetObject" && r.target.startsWith(objectPath)
+            ? { kind: "flipResponse", atByte: 3 * MiB }
+            : undefined,
+      });
+      const out = `${tmp}/corrupted`;
+      let result: CliResult;
+      try {
+        result = await f.z3(["get", f.key("s1")], { HOST: proxy.endpoint }, {
+          redirect: `> '${out}'`,
+        });
+        assert.ok(proxy.injected().length > 0, "the proxy corrupted the download");
+      } finally {
+        await proxy.close();
+      }
+      failure(result, 6, /^z3: Cannot verify ".*@s1": its bytes hash to ETag/);
+      const got = await Deno.readFile(out);
+      assert.ok(got.length < info!.size, `held back the end: ${got.length} of ${info!.size}`);
     } finally {
       await Deno.remove(tmp, { recursive: true });
     }
@@ -233,9 +301,16 @@ integration("a truncated object is detected before zfs receive runs", async (bed
     const half = whole.slice(0, Math.floor(whole.length / 2));
     await f.store.put(f.key("s1"), half, md5Base64(half), { metadata: info.metadata });
     const target = `${f.pool.name}/trunc`;
-    const result = await f.z3(["restore", "s1", "--target", target]);
+    const result = await watched(
+      f,
+      (env) => f.z3(["restore", "s1", "--target", target], env),
+      (seen) => {
+        assert.deepEqual(seen.downloads, [], "no object was downloaded");
+        assert.deepEqual(seen.receives, [], "zfs receive never ran");
+      },
+    );
     failure(result, 6, /^z3: Cannot trust ".*@s1": it changed in the bucket after the backup/);
-    assert.equal(await datasetExists(target), false, "zfs receive never ran");
+    assert.equal(await datasetExists(target), false, "no dataset was created");
   });
 });
 
@@ -429,13 +504,65 @@ integration(
 integration("z3 verify reports every snapshot ok and proves the chain with --zfs", async (bed) => {
   await withHistory(bed.s3, "vf-ok", { bigFull: true }, async (f) => {
     await backupAll(f);
-    const lines = ok(await f.z3(["verify", "--zfs", f.pool.name]));
-    assert.deepEqual(
-      lines.map((l) => l.split("\t").slice(0, 2)),
-      SNAPS.map((s) => [`${f.dataset}@${s}`, "ok"]),
-    );
+    const zfsLog = await loggingZfs();
+    try {
+      const lines = ok(
+        await f.z3(["verify", "--zfs", f.pool.name], { Z3_ZFS_COMMAND: zfsLog.path }),
+      );
+      assert.deepEqual(
+        lines.map((l) => l.split("\t").slice(0, 2)),
+        SNAPS.map((s) => [`${f.dataset}@${s}`, "ok"]),
+      );
+      // The chain was received, in order, into one throwaway dataset that ended up holding all.
+      const log = await zfsLog.lines();
+      const receives = log.filter((l) => l.startsWith("receive"));
+      assert.equal(receives.length, SNAPS.length, log.join("\n"));
+      const scratch = receives[0].split(" ").at(-1)!;
+      assert.match(scratch, new RegExp(`^${f.pool.name}/z3-verify-`));
+      assert.ok(receives.every((l) => l.endsWith(` ${scratch}`)), "one throwaway dataset");
+      assert.deepEqual(
+        log.slice(log.lastIndexOf(receives.at(-1)!) + 1).filter((l) => l.startsWith("  has "))
+          .map((l) => l.slice("  has ".length)),
+        SNAPS.map((s) => `${scratch}@${s}`),
+        "after the last receive the throwaway dataset held the whole chain",
+      );
+    } finally {
+      await zfsLog.remove();
+    }
     const left = await run(["zfs", "list", "-H", "-o", "name", "-r", f.pool.name]);
     assert.doesNotMatch(left, /z3-verify-/, "the throwaway dataset is destroyed");
+
+    // An object whose bytes match its ETag and its check record but are no ZFS stream (made
+    // by a zfs whose send writes noise): only --zfs can tell.
+    const junk = `${f.pool.mountpoint}/junk-zfs`;
+    const realZfs = (await run(["sh", "-c", "command -v zfs"])).trim();
+    await Deno.writeTextFile(
+      junk,
+      `#!/bin/sh
+if [ "$1" = send ]; then
+  case " $* " in *" -n "*) exec '${realZfs}' "$@" ;; esac
+  head -c 300000 /dev/urandom
+  exit 0
+fi
+exec '${realZfs}' "$@"
+`,
+      { mode: 0o755 },
+    );
+    const env = { S3_PREFIX: "junk/" };
+    ok(await f.z3(["backup", "--snapshot", "s1"], { ...env, Z3_ZFS_COMMAND: junk }));
+    const plain = ok(await f.z3(["verify"], env));
+    assert.deepEqual(plain.map((l) => l.split("\t").slice(0, 2)), [[`${f.dataset}@s1`, "ok"]]);
+    const proved = await f.z3(["verify", "--json", "--zfs", f.pool.name], env);
+    assert.equal(proved.code, 6, proved.stderr);
+    const [row] = JSON.parse(proved.stdout) as {
+      snapshot: string;
+      state: string;
+      detail: string;
+    }[];
+    assert.deepEqual([row.snapshot, row.state], [`${f.dataset}@s1`, "corrupt"]);
+    assert.match(row.detail, /zfs receive of the chain failed/);
+    const after = await run(["zfs", "list", "-H", "-o", "name", "-r", f.pool.name]);
+    assert.doesNotMatch(after, /z3-verify-/, "the throwaway dataset is destroyed");
   });
 });
 
