@@ -429,16 +429,23 @@ integration("pput exits 4 on a wrong secret and never prints either secret", asy
   const store = await freshBucket(bed.s3, "pput-secret");
   try {
     const wrong = `wrong-${crypto.randomUUID()}`;
-    for (const extra of [[], ["--debug"]]) {
+    const wrongId = `Z3WRONG${crypto.randomUUID().replaceAll("-", "").slice(0, 13).toUpperCase()}`;
+    const cases: [string[], Record<string, string>][] = [
+      [[], { S3_SECRET: wrong }],
+      [["--debug"], { S3_SECRET: wrong }],
+      [["--debug"], { S3_KEY_ID: wrongId }],
+    ];
+    for (const [extra, env] of cases) {
       const result = await pput(bed.s3, store, [...extra, "k"], {
         stdin: pseudoRandom(6 * MiB, 23),
-        env: { S3_SECRET: wrong },
+        env,
       });
       failure(result, 4, /403/);
       assert.match(result.stderr, /S3_SECRET|credential/i);
-      for (const secret of [wrong, bed.s3.S3_SECRET]) {
-        assert.ok(!result.stderr.includes(secret), "stderr must not contain a secret");
-        assert.ok(!result.stdout.includes(secret), "stdout must not contain a secret");
+      // The key id and the secret, the ones used and the right ones.
+      for (const secret of [wrong, wrongId, bed.s3.S3_SECRET, bed.s3.S3_KEY_ID]) {
+        assert.ok(!result.stderr.includes(secret), "stderr must not contain a key id or secret");
+        assert.ok(!result.stdout.includes(secret), "stdout must not contain a key id or secret");
       }
     }
     await assertNothingLeft(store, "k");
