@@ -1,5 +1,6 @@
 /**
- * Test data: deterministic pseudo-random files, and a byte-exact comparison of two trees.
+ * Test data: deterministic pseudo-random files, and an exact comparison of two trees (bytes,
+ * modes, symlinks, empty directories).
  *
  * @module
  */
@@ -21,16 +22,30 @@ export function pseudoRandom(size: number, seed = 1): Uint8Array {
   return out;
 }
 
-/** Map of relative path → sha256 of every regular file under `root`. */
+/**
+ * Map of relative path → what a restore must bring back of every entry under `root` (`root`
+ * itself aside): `file MODE SHA256` for a regular file, `dir MODE` for a directory (so empty ones
+ * count), `symlink -> TARGET` for a symbolic link, `other MODE` for anything else. MODE is the
+ * permission bits in octal (setuid, setgid and sticky included).
+ */
 export async function treeDigest(root: string): Promise<Map<string, string>> {
   const result = new Map<string, string>();
+  const mode = (info: Deno.FileInfo) => ((info.mode ?? 0) & 0o7777).toString(8).padStart(4, "0");
   async function walk(dir: string, rel: string) {
     for await (const entry of Deno.readDir(dir)) {
       const path = `${dir}/${entry.name}`;
       const relPath = rel ? `${rel}/${entry.name}` : entry.name;
-      if (entry.isDirectory) await walk(path, relPath);
-      else if (entry.isFile) {
-        result.set(relPath, createHash("sha256").update(await Deno.readFile(path)).digest("hex"));
+      const info = await Deno.lstat(path);
+      if (info.isSymlink) {
+        result.set(relPath, `symlink -> ${await Deno.readLink(path)}`);
+      } else if (info.isDirectory) {
+        result.set(relPath, `dir ${mode(info)}`);
+        await walk(path, relPath);
+      } else if (info.isFile) {
+        const sha = createHash("sha256").update(await Deno.readFile(path)).digest("hex");
+        result.set(relPath, `file ${mode(info)} ${sha}`);
+      } else {
+        result.set(relPath, `other ${mode(info)}`);
       }
     }
   }

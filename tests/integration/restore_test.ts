@@ -42,8 +42,9 @@ interface Fixture {
 }
 
 /**
- * Makes a pool with `pool/my data` holding snapshots s1..s4 (each changes files; `bigFull` puts
- * 11 MiB of noise in s1 so that its object takes three 5 MiB parts), then runs `fn`.
+ * Makes a pool with `pool/my data` holding snapshots s1..s4 (each changes files, s2 adds an empty
+ * directory, a symlink and a mode; `bigFull` puts 11 MiB of noise in s1 so that its object takes
+ * three 5 MiB parts), then runs `fn`.
  */
 async function withHistory(
   s3: S3Env,
@@ -63,6 +64,12 @@ async function withHistory(
     for (const [i, snap] of SNAPS.entries()) {
       const size = i === 0 && options.bigFull ? 11 * MiB : 48 * 1024;
       await Deno.writeFile(`${dir}/file ${i + 1}.bin`, pseudoRandom(size, i + 1));
+      if (i === 1) {
+        // What a restore can lose besides bytes: an empty directory, a symlink, a mode.
+        await Deno.mkdir(`${dir}/empty dir`);
+        await Deno.symlink("file 1.bin", `${dir}/link to 1`);
+        await Deno.chmod(`${dir}/file 2.bin`, 0o640);
+      }
       if (i === 2) await Deno.remove(`${dir}/file 2.bin`);
       if (i === 3) await Deno.writeTextFile(`${dir}/file 1.bin`, "rewritten in s4\n");
       await pool.snapshot(DATA, snap);
