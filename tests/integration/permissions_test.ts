@@ -131,7 +131,7 @@ integration("z3 backup, status and restore --target run with exactly the README'
       await pool.destroy();
     }
   });
-});
+}, { commands: ["zstd", "lz4"] });
 
 integration("pput stores stdin with exactly the README's flags", async (bed) => {
   await withConfig(bed.s3, "perm-pput", async (f, bucket) => {
