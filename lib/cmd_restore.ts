@@ -25,15 +25,8 @@ import { formatArgv } from "./process.ts";
 import { loadRemote } from "./remote.ts";
 import { sleep, withRetry } from "./retry.ts";
 import type { S3Store } from "./s3.ts";
-import {
-  etagNotMd5,
-  etagNotMd5Error,
-  type Expected,
-  holdingBack,
-  partsOf,
-  verifiability,
-  verifying,
-} from "./verify.ts";
+import { etagNotMd5, etagNotMd5Error } from "./etag_md5.ts";
+import { type Expected, holdingBack, partsOf, verifiability, verifying } from "./verify.ts";
 import { type DownloadOptions, parallelDownload } from "./download.ts";
 import * as zfs from "./zfs.ts";
 

@@ -61,7 +61,7 @@ export interface ObjectInfo {
   /** User metadata, keys lower-cased. */
   metadata: Record<string, string>;
   lastModified?: Date;
-  /** The SSE response headers, where the server sent them (see `verify.ts` `etagNotMd5`). */
+  /** The SSE response headers, where the server sent them (see `etag_md5.ts`). */
   encryption: { serverSideEncryption?: string; customerAlgorithm?: string };
 }
 

@@ -8,7 +8,6 @@
  * - {@linkcode holdingBack}: passes a stream through but keeps its last {@linkcode HOLD_BACK}
  *   bytes until a gate (the checks) resolves; when the gate or the source fails, the stream errors
  *   and the held bytes are never released.
- * - {@linkcode etagNotMd5}: whether the bucket says an object's ETag is not an MD5 at all.
  *
  * Restore puts {@linkcode holdingBack} on the bytes going into `zfs receive`, after the
  * decompressor, gated on the object's checks and the decompressor's exit status. A zfs stream
@@ -20,7 +19,7 @@
 
 import { Buffer } from "node:buffer";
 import { createHash, type Hash } from "node:crypto";
-import { IntegrityError, S3Error } from "./errors.ts";
+import { IntegrityError } from "./errors.ts";
 import { type PartSchedule, partSizeOf } from "./part_size.ts";
 import { multipartEtag } from "./upload.ts";
 
@@ -188,39 +187,5 @@ export function holdingBack(
         for (const chunk of held) controller.enqueue(chunk);
       },
     }),
-  );
-}
-
-/** What HeadObject says about how an object is encrypted (the SSE response headers). */
-export interface Encryption {
-  /** `x-amz-server-side-encryption` (`AES256`, `aws:kms`, `aws:kms:dsse`). */
-  serverSideEncryption?: string;
-  /** `x-amz-server-side-encryption-customer-algorithm` (SSE-C). */
-  customerAlgorithm?: string;
-}
-
-/**
- * Why the object's ETag cannot be the MD5 of its bytes, or `undefined` when it can be: S3 gives
- * objects encrypted with SSE-KMS or SSE-C (customer keys) an ETag that is not the MD5 of their
- * data, so neither z3's upload check nor its download checks can work there. SSE-S3 (`AES256`)
- * keeps MD5 ETags.
- */
-export function etagNotMd5(encryption: Encryption): string | undefined {
-  const sse = encryption.serverSideEncryption;
-  if (encryption.customerAlgorithm) {
-    return `it is encrypted with a customer key (SSE-C, ` +
-      `x-amz-server-side-encryption-customer-algorithm: ${encryption.customerAlgorithm})`;
-  }
-  if (sse && sse.startsWith("aws:kms")) {
-    return `it is encrypted with SSE-KMS (x-amz-server-side-encryption: ${sse})`;
-  }
-  return undefined;
-}
-
-/** The error for an object whose ETag is not an MD5 (see {@linkcode etagNotMd5}). */
-export function etagNotMd5Error(action: string, key: string, why: string): S3Error {
-  return new S3Error(
-    `Cannot ${action} "${key}": ${why}, so its ETag is not the MD5 of its bytes and z3 cannot ` +
-      `check them; use a bucket without SSE-KMS or SSE-C default encryption (SSE-S3 is fine)`,
   );
 }

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { integration } from "../bed/bed.ts";
 import { failure, ok } from "../bed/expect.ts";
-import { type CliOptions, type CliResult, runZ3 } from "../bed/cli.ts";
+import { type CliOptions, type CliResult, runPput, runZ3 } from "../bed/cli.ts";
 import { faultProxy, GONE } from "../bed/fault_proxy.ts";
 import { pseudoRandom, treeDigest } from "../bed/files.ts";
 import { type Exchange, type ProxiedResponse, rewriteProxy } from "../bed/rewrite_proxy.ts";
@@ -312,6 +312,31 @@ integration(
         await proxy.close();
       }
     });
+  },
+);
+
+integration(
+  "pput to a bucket with SSE-KMS ETags names the cause (exit 4), not an integrity failure",
+  async (bed) => {
+    const store = await freshBucket(bed.s3, "vr-kms-put");
+    const proxy = kmsProxy(bed.s3, store.bucket);
+    try {
+      const key = "z3-backup/kms-put";
+      const result = await runPput([key], {
+        env: { ...childEnv(bed.s3, store.bucket), HOST: proxy.endpoint },
+        stdin: pseudoRandom(1024, 3),
+      });
+      assert.equal(result.code, 4, result.stderr);
+      assert.match(
+        result.stderr,
+        /Cannot upload "z3-backup\/kms-put": it is encrypted with SSE-KMS .* the object was deleted/,
+      );
+      assert.doesNotMatch(result.stderr, /Cannot verify upload/);
+      assert.equal(await store.head(key), undefined, "no object is left");
+    } finally {
+      await proxy.close();
+      store.close();
+    }
   },
 );
 
