@@ -201,9 +201,11 @@ async function proveRestores(
       }
     } catch (err) {
       options.signal?.throwIfAborted();
-      // Only bytes that fail (a check, the decompressor, zfs refusing the stream) make the chain
-      // corrupt; a zfs or endpoint problem here is thrown with its own exit status.
-      const badBytes = err instanceof IntegrityError || err instanceof CommandError ||
+      // Only bytes that fail (a check, a decompressor that ran and rejected them, zfs refusing
+      // the stream) make the chain corrupt; a decompressor that could not start ("Cannot run
+      // lz4 …: command not found"), a zfs or an endpoint problem is thrown with its own exit status.
+      const badBytes = err instanceof IntegrityError ||
+        (err instanceof CommandError && !err.message.startsWith("Cannot run ")) ||
         (err instanceof ZfsError && zfs.saysBadStream(err.stderr));
       if (!badBytes) throw err;
       for (const r of results) {

@@ -381,6 +381,35 @@ integration(
 );
 
 integration(
+  "z3 verify --zfs whose zfs receive fails for a local reason exits 3 and calls nothing corrupt",
+  async (bed) => {
+    await withDataset(bed.s3, "vr-localzfs", 64 * 1024, async (f) => {
+      ok(await f.z3(["backup"]));
+      const tmp = await Deno.makeTempDir({ prefix: "z3-shim-" });
+      try {
+        // OpenZFS's EDQUOT text (lib/libzfs/libzfs_sendrecv.c, zfs_receive_one()).
+        const shim = `${tmp}/zfs`;
+        await Deno.writeTextFile(
+          shim,
+          `#!/bin/bash\nif [ "$1" = receive ]; then\n` +
+            `  echo "cannot receive new filesystem stream: destination \${@: -1} space quota exceeded." >&2\n` +
+            `  exit 1\nfi\nexec /usr/sbin/zfs "$@"\n`,
+        );
+        await Deno.chmod(shim, 0o755);
+        const result = await f.z3(["verify", "--zfs", f.pool.name], { Z3_ZFS_COMMAND: shim });
+        assert.equal(result.code, 3, result.stderr);
+        assert.match(result.stderr, /^z3: .*space quota exceeded/m);
+        assert.doesNotMatch(result.stdout + result.stderr, /corrupt/);
+        const left = await run(["zfs", "list", "-H", "-o", "name", "-r", f.pool.name]);
+        assert.doesNotMatch(left, /z3-verify-/, "the throwaway dataset is destroyed");
+      } finally {
+        await Deno.remove(tmp, { recursive: true });
+      }
+    });
+  },
+);
+
+integration(
   'a dataset named "does not exist": restored into, and a zfs list failure of it is not "absent"',
   async (bed) => {
     await withDataset(bed.s3, "vr-dne", 64 * 1024, async (f) => {
