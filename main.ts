@@ -46,8 +46,9 @@ Commands:
             the latest matching snapshot). A failed zfs send never becomes an object.
   restore   receive SNAPSHOT (name or dataset@name) from the bucket: walks its chain back to a
             snapshot that exists locally or to a full, checks every link first, then runs
-            zfs receive for each object oldest first, verifying each object's ETag and size
-            before ZFS can commit it. --target receives into another dataset; --force adds -F.
+            zfs receive for each object oldest first, checking each part's MD5 (a bad part is
+            fetched again) or the object's ETag, and the size, before ZFS can commit it.
+            --target receives into another dataset; --force adds -F.
   prune     delete the bucket's objects that KEEP_LAST / KEEP_HOURLY / … / KEEP_YEARLY do not keep
             (newest per hour/day/ISO week/month/year, UTC). Never deletes an object a kept
             snapshot's chain needs, nor one of a broken chain; --dry-run prints every decision
@@ -56,10 +57,11 @@ Commands:
   verify    download every object of FILESYSTEM (or SNAPSHOT's chain), check it against its check
             record and recompute its ETag; one line per snapshot: ok, corrupt, missing (broken
             chain) or unverifiable (objects of the original z3: size checked only). --zfs PARENT
-            also receives each chain into a throwaway dataset under PARENT, destroyed after.
+            also receives each chain into a throwaway, unmounted dataset under PARENT,
+            destroyed after.
             --repair writes a z3 object's missing check record again when its bytes match its
             ETag (reported "repaired"); a record that disagrees is never overwritten.
-            Exit 6 when anything is corrupt or missing.
+            Exit 6 when anything is corrupt or missing; an S3 or zfs failure exits 4 or 3.
   cleanup   abort the multipart uploads under S3_PREFIX started more than AGE ago (default
             ${DEFAULT_MAX_AGE}; e.g. 30m, 12h, 7d; 0 takes all, a backup running now included): what
             a run killed outright or cut off from the endpoint leaves behind. One line per

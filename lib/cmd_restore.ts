@@ -25,8 +25,9 @@ import { formatArgv } from "./process.ts";
 import { loadRemote } from "./remote.ts";
 import { sleep, withRetry } from "./retry.ts";
 import type { S3Store } from "./s3.ts";
-import { type Expected, verifiability, verifying } from "./verify.ts";
-import { parallelDownload } from "./download.ts";
+import { etagNotMd5, etagNotMd5Error } from "./etag_md5.ts";
+import { type Expected, holdingBack, partsOf, verifiability, verifying } from "./verify.ts";
+import { type DownloadOptions, parallelDownload } from "./download.ts";
 import * as zfs from "./zfs.ts";
 
 /** Options of `z3 restore`. */
@@ -79,7 +80,7 @@ export async function restore(
       const dec = r.compressor && r.compressor !== "none" ? ` | decompress ${r.compressor}` : "";
       options.out(
         `${r.name}: download s3://${store.bucket}/${r.key}${dec} | ${
-          formatArgv(zfs.receiveArgv(target, options.force))
+          formatArgv(zfs.receiveArgv(target, { force: options.force }))
         }`,
       );
     }
@@ -100,7 +101,11 @@ export async function restore(
   return done;
 }
 
-/** Streams one object, verified and decompressed, into `zfs receive` at `target`. */
+/**
+ * Streams one object, verified and decompressed, into `zfs receive` at `target`. The last bytes
+ * going into zfs receive are held back until the object has verified and the decompressor has
+ * exited cleanly (see `verify.ts`), so a stream that fails either never reaches its END record.
+ */
 export async function receiveOne(
   config: Config,
   store: S3Store,
@@ -112,8 +117,11 @@ export async function receiveOne(
   const stream = await openVerified(store, r.key, config, options, expected);
   const receiver = zfs.receive(target, { force: options.force, signal: options.signal });
   const unpacked = decompress(r.compressor, stream, options.signal);
+  // `unpacked.done` settles only once the decompressor has read its input (the verified stream)
+  // to a clean end and exited; it rejects when either failed.
+  const gated = holdingBack(unpacked.stream, unpacked.done);
   try {
-    await unpacked.stream.pipeTo(receiver.stdin!, { signal: options.signal });
+    await gated.pipeTo(receiver.stdin!, { signal: options.signal });
   } catch (err) {
     if (!(err instanceof Z3Error)) {
       // A failed write (broken pipe) means zfs receive stopped: its own error says why.
@@ -131,7 +139,10 @@ export async function receiveOne(
   await receiver.done;
 }
 
-/** HEADs `key` and checks it against its check record; returns what its bytes must match. */
+/**
+ * HEADs `key` and checks it against its check record; returns what its bytes must match (the
+ * record's part MD5s included, where it has them).
+ */
 export async function inspectObject(
   store: S3Store,
   key: string,
@@ -143,8 +154,15 @@ export async function inspectObject(
   if (!info) {
     throw new UsageError(`Cannot download "${key}": no such object in bucket "${store.bucket}"`);
   }
+  const notMd5 = etagNotMd5(info.encryption);
+  if (notMd5) throw etagNotMd5Error("verify", key, notMd5);
   const prefix = normalizePrefix(config.s3Prefix);
   const name = key.startsWith(prefix) ? key.slice(prefix.length) : undefined;
+  const expected: Expected = {
+    etag: info.etag,
+    size: info.size,
+    schedule: scheduleFromMetadata(info.metadata),
+  };
   if (info.metadata["z3-version"] !== undefined && name?.includes("@")) {
     // Written by z3 backup: the object must still be the one the backup verified.
     const record = await readCheck(store, config.s3Prefix, name, attempts);
@@ -152,8 +170,9 @@ export async function inspectObject(
       throw new MissingRecordError(key, checkKey(config.s3Prefix, name));
     }
     compareCheck(key, info, record);
+    if (record.parts !== undefined) expected.parts = record.parts;
   }
-  return { etag: info.etag, size: info.size, schedule: scheduleFromMetadata(info.metadata) };
+  return expected;
 }
 
 /**
@@ -173,26 +192,41 @@ export async function openVerified(
       `warning: ${key} has no recorded part sizes (written by another tool?): checking its size only`,
     );
   }
-  return downloadVerified(store, key, expected, config, options.signal);
+  return downloadVerified(store, key, expected, config, {
+    signal: options.signal,
+    onRefetch: (part, attempt, got) =>
+      options.err(
+        `${key}: part ${part} hashes to MD5 ${got}, not its recorded one: fetching it again ` +
+          `(attempt ${attempt + 1})`,
+      ),
+  });
 }
 
-/** `key`'s bytes by parallel ranged GETs, checked against `expected` as they stream. */
+/**
+ * `key`'s bytes by parallel ranged GETs, checked against `expected` as they stream: part by part
+ * where its part MD5s are known, else as a whole against its ETag. The last bytes are held back
+ * until the checks pass, so no reader sees the end of bytes that did not verify.
+ */
 export function downloadVerified(
   store: S3Store,
   key: string,
   expected: Expected,
   config: Config,
-  signal?: AbortSignal,
+  options: { signal?: AbortSignal; onRefetch?: DownloadOptions["onRefetch"] } = {},
 ): ReadableStream<Uint8Array> {
-  const body = parallelDownload(store, key, {
+  const download = {
     etag: expected.etag,
     size: expected.size,
     rangeSize: config.chunkSize,
     concurrency: config.concurrency,
     attempts: config.maxRetries + 1,
-    signal,
-  });
-  return verifying(body, expected, key);
+    signal: options.signal,
+    onRefetch: options.onRefetch,
+  };
+  const checked = expected.parts
+    ? parallelDownload(store, key, { ...download, parts: partsOf(expected, key) })
+    : verifying(parallelDownload(store, key, download), expected, key);
+  return holdingBack(checked, Promise.resolve());
 }
 
 /** `z3 get KEY`: the object's verified bytes to stdout (the key as given, or under S3_PREFIX). */

@@ -11,7 +11,14 @@
 import { chainHealth, planRestore, type RemoteSnapshot } from "./chain.ts";
 import type { Config } from "./config.ts";
 import { requireDataset } from "./dataset.ts";
-import { describeError, UsageError } from "./errors.ts";
+import {
+  ChainError,
+  CommandError,
+  describeError,
+  IntegrityError,
+  UsageError,
+  ZfsError,
+} from "./errors.ts";
 import { parseSnapshot, validateDataset } from "./names.ts";
 import { inspectObject, openVerified, receiveOne } from "./cmd_restore.ts";
 import { MissingRecordError } from "./checks.ts";
@@ -84,7 +91,7 @@ export async function verify(
       results.set(s.name, { snapshot: s.name, state: "missing", detail: `chain: ${h}` });
       continue;
     }
-    results.set(s.name, await verifyObject(config, store, s, options));
+    results.set(s.name, await checkSnapshot(config, store, s, options));
   }
   if (options.zfsParent) {
     validateDataset(options.zfsParent);
@@ -93,7 +100,13 @@ export async function verify(
   return [...results.values()];
 }
 
-async function verifyObject(
+/**
+ * Downloads and checks one snapshot's object. Bytes that do not match (and a z3 object without
+ * its record) are a result, "corrupt"; an object gone since the listing is "missing". Anything
+ * else (the endpoint, a permission, a signal) is not about the bytes: it is thrown, with its
+ * own exit status.
+ */
+async function checkSnapshot(
   config: Config,
   store: S3Store,
   s: RemoteSnapshot,
@@ -124,10 +137,20 @@ async function verifyObject(
     if (options.repair && err instanceof MissingRecordError) {
       return await repair(config, store, s, options);
     }
-    const code = (err as { exitCode?: number }).exitCode;
-    const state = code === 2 ? "missing" : "corrupt";
-    return { snapshot: s.name, state, detail: describeError(err) };
+    return verdict(s, err);
   }
+}
+
+/** "corrupt" for bytes that did not verify, "missing" for an object gone; else rethrows. */
+function verdict(s: RemoteSnapshot, err: unknown): VerifyResult {
+  if (err instanceof IntegrityError) {
+    return { snapshot: s.name, state: "corrupt", detail: describeError(err) };
+  }
+  if (err instanceof UsageError || err instanceof ChainError) {
+    // HeadObject found no object (UsageError), or rerecord() found it gone (ChainError).
+    return { snapshot: s.name, state: "missing", detail: describeError(err) };
+  }
+  throw err;
 }
 
 async function repair(
@@ -146,7 +169,7 @@ async function repair(
     };
   } catch (err) {
     options.signal?.throwIfAborted();
-    return { snapshot: s.name, state: "corrupt", detail: describeError(err) };
+    return verdict(s, err);
   }
 }
 
@@ -166,14 +189,25 @@ async function proveRestores(
     ![...good].some((other) => remote.get(other)?.parent === name)
   );
   for (const tip of tips) {
+    // The chain is received into `scratch/chain`; scratch has mountpoint=none, inherited, so
+    // nothing received is ever mounted.
     const scratch = `${options.zfsParent}/z3-verify-${crypto.randomUUID().slice(0, 8)}`;
-    options.err(`verify: receiving the chain of ${tip} into ${scratch}`);
+    options.err(`verify: receiving the chain of ${tip} into ${scratch}/chain`);
     try {
+      await zfs.createUnmounted(scratch);
       const plan = planRestore(remote, health, tip, new Map());
       for (const { remote: r } of plan.steps) {
-        await receiveOne(config, store, r, scratch, options);
+        await receiveOne(config, store, r, `${scratch}/chain`, options);
       }
     } catch (err) {
+      options.signal?.throwIfAborted();
+      // Only bytes that fail (a check, a decompressor that ran and rejected them, zfs refusing
+      // the stream) make the chain corrupt; a decompressor that could not start ("Cannot run
+      // lz4 …: command not found"), a zfs or an endpoint problem is thrown with its own exit status.
+      const badBytes = err instanceof IntegrityError ||
+        (err instanceof CommandError && !err.message.startsWith("Cannot run ")) ||
+        (err instanceof ZfsError && zfs.saysBadStream(err.stderr));
+      if (!badBytes) throw err;
       for (const r of results) {
         if (r.snapshot === tip || isAncestor(remote, r.snapshot, tip)) {
           if (restorable(r)) {

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { CommandError, UsageError } from "./errors.ts";
+import { CommandError, UsageError, Z3Error } from "./errors.ts";
 import { spawnChild } from "./process.ts";
 import { Duplex } from "node:stream";
 import { constants as zlibConstants, createZstdCompress, createZstdDecompress } from "node:zlib";
@@ -80,7 +80,10 @@ function inProcess(
           controller.close();
         } else controller.enqueue(r.value);
       } catch (err) {
-        const e = new CommandError(`Cannot ${what}: ${(err as Error).message}`);
+        // A failure of the input (an object that did not verify) keeps its own error and code.
+        const e = err instanceof Z3Error
+          ? err
+          : new CommandError(`Cannot ${what}: ${(err as Error).message}`);
         settle.reject(e);
         controller.error(e);
       }

@@ -3,13 +3,30 @@
  * stream so `zfs receive` stays fed. Each range is fetched whole into its own buffer, with
  * `If-Match` on the ETag from HeadObject (so no two versions of an object are ever spliced) and
  * retried with the retry policy when it fails or comes back short; a range that fails for good
- * errors the stream. Memory: at most `concurrency × rangeSize` bytes of ranges in flight.
+ * errors the stream. At most `concurrency` ranges of at most `rangeSize` bytes are in memory.
+ *
+ * With the object's part MD5s (from its check record), ranges never cross a part boundary and
+ * each part is checked against its MD5:
+ * - a part of at most `concurrency` ranges is held until all of it has arrived and matches, and
+ *   fetched again when it does not (up to `attempts` times in all), so bad bytes never leave;
+ * - a larger part streams range by range (memory stays bounded) and is checked when its last
+ *   range arrives: a mismatch then errors the stream, since its first bytes have already gone.
  *
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { withRetry } from "./retry.ts";
 import { S3RequestError, type S3Store } from "./s3.ts";
+import { verifyError } from "./verify.ts";
+
+/** One part of the object and its MD5, as its check record has it. */
+export interface PartMd5 {
+  /** Bytes in the part. */
+  size: number;
+  /** Lower-case hex MD5 of the part. */
+  md5: string;
+}
 
 /** Options for {@linkcode parallelDownload}. */
 export interface DownloadOptions {
@@ -21,10 +38,14 @@ export interface DownloadOptions {
   rangeSize?: number;
   /** Ranged GETs in flight. @default {4} */
   concurrency?: number;
-  /** Attempts per range (first included). @default {5} */
+  /** Attempts per range, and per part whose MD5 does not match (first included). @default {5} */
   attempts?: number;
+  /** The object's parts in order, summing to `size`: each is checked on its own (module doc). */
+  parts?: PartMd5[];
   signal?: AbortSignal;
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
+  /** Called when part `part` (1-based) did not match its MD5 and is fetched again. */
+  onRefetch?: (part: number, attempt: number, gotMd5: string) => void;
 }
 
 async function fetchRange(
@@ -56,6 +77,49 @@ async function fetchRange(
   return out;
 }
 
+/** A run of bytes fetched and released together: one range, or one held part. */
+interface Unit {
+  /** Inclusive byte ranges, each one GET. */
+  ranges: [number, number][];
+  /** The part this unit belongs to (1-based), with its MD5, when parts are known. */
+  part?: { number: number; md5: string; held: boolean; last: boolean };
+}
+
+function rangesOf(start: number, end: number, rangeSize: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let s = start; s < end; s += rangeSize) out.push([s, Math.min(end, s + rangeSize) - 1]);
+  return out;
+}
+
+function unitsOf(options: DownloadOptions, rangeSize: number, concurrency: number): Unit[] {
+  if (!options.parts) {
+    return rangesOf(0, options.size, rangeSize).map((r) => ({ ranges: [r] }));
+  }
+  const units: Unit[] = [];
+  let start = 0;
+  for (const [i, p] of options.parts.entries()) {
+    const ranges = rangesOf(start, start + p.size, rangeSize);
+    if (ranges.length <= concurrency) {
+      units.push({ ranges, part: { number: i + 1, md5: p.md5, held: true, last: true } });
+    } else {
+      ranges.forEach((r, j) =>
+        units.push({
+          ranges: [r],
+          part: { number: i + 1, md5: p.md5, held: false, last: j === ranges.length - 1 },
+        })
+      );
+    }
+    start += p.size;
+  }
+  return units;
+}
+
+function md5Of(chunks: Uint8Array[]): string {
+  const h = createHash("md5");
+  for (const c of chunks) h.update(c);
+  return h.digest("hex");
+}
+
 /** The object's bytes, in order, fetched as parallel ranges (see module doc). */
 export function parallelDownload(
   store: S3Store,
@@ -64,29 +128,70 @@ export function parallelDownload(
 ): ReadableStream<Uint8Array> {
   const rangeSize = Math.max(1, options.rangeSize ?? 8 * 1024 * 1024);
   const concurrency = Math.max(1, options.concurrency ?? 4);
-  const retry = { attempts: options.attempts, signal: options.signal, onRetry: options.onRetry };
-  let next = 0;
-  const inflight: Promise<Uint8Array>[] = [];
-  const launch = () => {
-    while (inflight.length < concurrency && next < options.size) {
-      const start = next;
-      const end = Math.min(options.size, start + rangeSize) - 1;
-      next = end + 1;
-      const p = withRetry(() => fetchRange(store, key, start, end, options), retry);
-      p.catch(() => {}); // surfaced when its turn comes
-      inflight.push(p);
+  const attempts = Math.max(1, options.attempts ?? 5);
+  const retry = { attempts, signal: options.signal, onRetry: options.onRetry };
+  const units = unitsOf(options, rangeSize, concurrency);
+  const fetchUnit = async (unit: Unit): Promise<Uint8Array[]> => {
+    for (let attempt = 1;; attempt++) {
+      const chunks = await Promise.all(
+        unit.ranges.map(([s, e]) => withRetry(() => fetchRange(store, key, s, e, options), retry)),
+      );
+      if (!unit.part?.held) return chunks;
+      const got = md5Of(chunks);
+      if (got === unit.part.md5) return chunks;
+      if (attempt >= attempts) {
+        throw verifyError(
+          key,
+          `part ${unit.part.number} hashes to MD5 ${got} on each of ${attempt} downloads, its ` +
+            `check record says ${unit.part.md5}`,
+        );
+      }
+      options.onRefetch?.(unit.part.number, attempt, got);
     }
   };
+  let next = 0;
+  let rangesInFlight = 0;
+  const inflight: { unit: Unit; chunks: Promise<Uint8Array[]> }[] = [];
+  const launch = () => {
+    while (next < units.length) {
+      const unit = units[next];
+      if (inflight.length > 0 && rangesInFlight + unit.ranges.length > concurrency) return;
+      next++;
+      rangesInFlight += unit.ranges.length;
+      const chunks = fetchUnit(unit);
+      chunks.catch(() => {}); // surfaced when its turn comes
+      inflight.push({ unit, chunks });
+    }
+  };
+  // A part too large to hold streams; its MD5 is checked as its ranges pass.
+  let streamed = createHash("md5");
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       launch();
       const head = inflight.shift();
       if (!head) return controller.close();
-      controller.enqueue(await head);
+      const chunks = await head.chunks;
+      rangesInFlight -= head.unit.ranges.length;
+      const part = head.unit.part;
+      if (part && !part.held) {
+        for (const c of chunks) streamed.update(c);
+        if (part.last) {
+          const got = streamed.digest("hex");
+          streamed = createHash("md5");
+          if (got !== part.md5) {
+            throw verifyError(
+              key,
+              `part ${part.number} hashes to MD5 ${got}, its check record says ${part.md5} ` +
+                `(a part larger than CONCURRENCY × CHUNK_SIZE streams and is not fetched again)`,
+            );
+          }
+        }
+      }
+      for (const c of chunks) controller.enqueue(c);
       launch();
     },
     cancel() {
-      next = options.size; // start nothing more; running ranges end on their own
+      next = units.length; // start nothing more; running ranges end on their own
     },
   }, { highWaterMark: 0 });
 }

@@ -50,8 +50,11 @@ export class UsageError extends Z3Error {
 
 /** A `zfs` command failed; `stderr` holds the (bounded) tail of what it printed. */
 export class ZfsError extends Z3Error {
-  constructor(message: string, options?: ErrorOptions) {
+  /** The last lines zfs printed on stderr, newlines kept (empty when it did not run). */
+  readonly stderr: string;
+  constructor(message: string, options?: ErrorOptions & { stderr?: string }) {
     super(message, EXIT.zfs, options);
+    this.stderr = options?.stderr ?? "";
   }
 }
 

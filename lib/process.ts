@@ -8,8 +8,10 @@
 
 import { permissionHint, Z3Error } from "./errors.ts";
 
-/** How many bytes of a child's stderr are kept for error messages. */
+/** How many bytes of a child's stderr are kept for error messages: its last ones. */
 const STDERR_TAIL = 4096;
+/** And its first ones, where a usage error puts its reason before pages of usage text. */
+const STDERR_HEAD = 1024;
 
 /** Options for {@linkcode spawnChild}. */
 export interface SpawnOptions {
@@ -19,8 +21,12 @@ export interface SpawnOptions {
   stdout?: "piped" | "null";
   /** Aborting kills the child (SIGTERM). */
   signal?: AbortSignal;
-  /** Builds the error thrown on a non-zero exit. */
-  makeError?: (message: string) => Z3Error;
+  /**
+   * Builds the error thrown on a non-zero exit (or a failed start); `stderr` is what the child
+   * printed (its first lines and last three when it printed more than 4 KiB), lines kept, for
+   * callers that classify it.
+   */
+  makeError?: (message: string, stderr: string) => Z3Error;
 }
 
 /** A running child process. */
@@ -74,12 +80,22 @@ export function spawnChild(argv: readonly string[], options: SpawnOptions = {}):
       : err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied
       ? `not permitted (${message})`
       : message;
-    throw makeError(`Cannot run ${display}: ${why}`);
+    throw makeError(`Cannot run ${display}: ${why}`, "");
   }
   let tail = new Uint8Array(0);
+  let head = new Uint8Array(0);
+  let seen = 0;
   const decoder = new TextDecoder();
   const stderrDone = (async () => {
     for await (const chunk of proc.stderr) {
+      if (head.length < STDERR_HEAD) {
+        const more = chunk.subarray(0, STDERR_HEAD - head.length);
+        const grown = new Uint8Array(head.length + more.length);
+        grown.set(head);
+        grown.set(more, head.length);
+        head = grown;
+      }
+      seen += chunk.length;
       const joined = new Uint8Array(Math.min(STDERR_TAIL, tail.length + chunk.length));
       const keepOld = Math.max(0, joined.length - chunk.length);
       joined.set(tail.subarray(tail.length - keepOld), 0);
@@ -87,7 +103,15 @@ export function spawnChild(argv: readonly string[], options: SpawnOptions = {}):
       tail = joined;
     }
   })();
-  const stderrTail = () => decoder.decode(tail).trim().split("\n").slice(-3).join("; ");
+  const stderrLines = () => decoder.decode(tail).trim().split("\n").slice(-3);
+  const stderrTail = () => stderrLines().join("; ");
+  /** The first lines of stderr and its last three, newlines kept, for callers that classify. */
+  const stderrKept = () =>
+    seen <= STDERR_TAIL
+      ? decoder.decode(tail).trim()
+      : `${decoder.decode(head).split("\n").slice(0, -1).join("\n")}\n…\n${
+        stderrLines().join("\n")
+      }`;
   let exited = false;
   const onAbort = () => kill("SIGTERM");
   const kill = (signal: Deno.Signal = "SIGTERM") => {
@@ -108,7 +132,10 @@ export function spawnChild(argv: readonly string[], options: SpawnOptions = {}):
     if (status.success) return;
     const how = status.signal ? `killed by ${status.signal}` : `exit status ${status.code}`;
     const err = stderrTail();
-    throw makeError(`Command failed (${how}): ${display}${err ? `: ${err}` : ""}`);
+    throw makeError(
+      `Command failed (${how}): ${display}${err ? `: ${err}` : ""}`,
+      stderrKept(),
+    );
   })();
   // A rejected `done` that nobody awaits yet must not crash the process.
   done.catch(() => {});

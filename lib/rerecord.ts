@@ -51,7 +51,7 @@ export async function rerecord(
       `Cannot ${action} "${snapshot.name}": it has no check record and no part sizes to check it by`,
     );
   }
-  await downloadVerified(store, snapshot.key, expected, config, signal).pipeTo(
+  await downloadVerified(store, snapshot.key, expected, config, { signal }).pipeTo(
     new WritableStream(),
   );
   const record = { etag: info.etag, size: info.size, guid: snapshot.guid };

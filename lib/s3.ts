@@ -61,6 +61,8 @@ export interface ObjectInfo {
   /** User metadata, keys lower-cased. */
   metadata: Record<string, string>;
   lastModified?: Date;
+  /** The SSE response headers, where the server sent them (see `etag_md5.ts`). */
+  encryption: { serverSideEncryption?: string; customerAlgorithm?: string };
 }
 
 /** One entry of a listing. */
@@ -237,6 +239,10 @@ export class S3Store {
         etag: unquote(out.ETag),
         metadata: lowerKeys(out.Metadata ?? {}),
         lastModified: out.LastModified,
+        encryption: {
+          serverSideEncryption: out.ServerSideEncryption,
+          customerAlgorithm: out.SSECustomerAlgorithm,
+        },
       };
     } catch (err) {
       const e = err as SdkErrorShape;

@@ -17,6 +17,7 @@
 
 import { createHash } from "node:crypto";
 import { IntegrityError, S3Error, UsageError } from "./errors.ts";
+import { etagNotMd5, etagNotMd5Error } from "./etag_md5.ts";
 import { LANES, Md5Lanes } from "./md5_lanes.ts";
 import { PartReader } from "./part_reader.ts";
 import { MAX_PART_SIZE, type PartSchedule, partSizeOf, scheduleToMetadata } from "./part_size.ts";
@@ -340,6 +341,8 @@ async function verifyObject(
     : undefined;
   if (!problem) return;
   await store.delete(key).catch(() => {});
+  const notMd5 = info && etagNotMd5(info.encryption);
+  if (notMd5) throw etagNotMd5Error("upload", key, notMd5, "the object was deleted");
   throw new IntegrityError(`Cannot verify upload of "${key}": ${problem}; the object was deleted`);
 }
 

@@ -1,7 +1,13 @@
 /**
  * The only module that runs `zfs`. Every call is an argv array built from validated names.
- * Written for, and tested on, both current OpenZFS and the old zfs-fuse (which lacks
- * `list -p`, `send -nvP`, resume tokens and raw sends): features it lacks degrade cleanly.
+ *
+ * Run and tested here on zfs-fuse 0.7 (the test bed), which lacks `list -p`, `send -nvP`, resume
+ * tokens and raw sends; those degrade cleanly. For OpenZFS 2.x the texts z3 recognises are quoted
+ * from its source beside the unit-test fixtures (`tests/unit/zfs_test.ts`); no test here runs on
+ * OpenZFS itself.
+ *
+ * Errors are classified by zfs's own message on stderr (`ZfsError.stderr`), never by the composed
+ * message, which repeats the argv and so any dataset name.
  *
  * @module
  */
@@ -28,7 +34,7 @@ export interface ZfsStreamOptions {
   signal?: AbortSignal;
 }
 
-const zfsError = (message: string) => new ZfsError(message);
+const zfsError = (message: string, stderr: string) => new ZfsError(message, { stderr });
 
 /** The `zfs` executable. Tests may point `Z3_ZFS_COMMAND` elsewhere to inject faults. */
 function zfsCommand(): string {
@@ -44,6 +50,47 @@ async function zfsText(args: string[]): Promise<string> {
   return await runText(zfs(...args), { makeError: zfsError });
 }
 
+/** Whether zfs's stderr says that `dataset` itself does not exist (`zfs_open` on ENOENT). */
+export function saysNoSuchDataset(stderr: string, dataset: string): boolean {
+  for (const m of stderr.matchAll(/^cannot open '([^']*)': dataset does not exist$/gm)) {
+    if (m[1] === dataset) return true;
+  }
+  return false;
+}
+
+/** Whether zfs's stderr says the dataset is busy (`zfs_standard_error` on EBUSY). */
+export function saysBusy(stderr: string): boolean {
+  return /: (pool or )?dataset is busy$/m.test(stderr);
+}
+
+/** Whether zfs rejected command-line option `flag` (`invalid option 'p'`: zfs-fuse's `list`). */
+export function saysInvalidOption(stderr: string, flag: string): boolean {
+  return stderr.split("\n").some((line) => line === `invalid option '${flag}'`);
+}
+
+/**
+ * Whether `zfs receive` refused the stream's bytes themselves: OpenZFS's EZFS_BADSTREAM
+ * ("invalid backup stream") and its ECKSUM text ("checksum mismatch or incomplete stream"), and
+ * zfs-fuse's "invalid stream (checksum mismatch)".
+ */
+export function saysBadStream(stderr: string): boolean {
+  return /^cannot receive[^:\n]*: (invalid backup stream|invalid stream \(checksum mismatch\)|checksum mismatch or incomplete stream)/m
+    .test(stderr);
+}
+
+/**
+ * What to do next when `zfs receive` failed because its target changed since its latest
+ * snapshot, or `undefined` for any other failure. zfs prints that reason over two lines; z3 joins
+ * stderr lines with "; " in messages, so both forms are matched.
+ */
+export function receiveHint(stderr: string): string | undefined {
+  const modified = /destination (.+) has been modified(?:\n|; |\s+)since most recent snapshot/
+    .exec(stderr);
+  if (!modified) return undefined;
+  return `"${modified[1]}" changed since its latest snapshot: roll it back ` +
+    `(zfs rollback), or pass --force to let zfs receive -F do so`;
+}
+
 /** True when `dataset` exists (any type). */
 export async function datasetExists(dataset: string): Promise<boolean> {
   validateDataset(dataset);
@@ -51,22 +98,30 @@ export async function datasetExists(dataset: string): Promise<boolean> {
     await zfsText(["list", "-H", "-o", "name", dataset]);
     return true;
   } catch (err) {
-    if (err instanceof ZfsError && /does not exist/.test(err.message)) return false;
+    if (err instanceof ZfsError && saysNoSuchDataset(err.stderr, dataset)) return false;
     throw err;
   }
 }
 
-/**
- * Lists the snapshots of `dataset` (not of its children), oldest first, with GUID and creation
- * time. GUIDs come from `zfs get -Hp` because zfs-fuse's `zfs list -o guid` rounds them.
- */
-export async function listSnapshots(dataset: string): Promise<LocalSnapshot[]> {
-  validateDataset(dataset);
-  const order =
-    (await zfsText(["list", "-H", "-r", "-d", "1", "-t", "snapshot", "-o", "name", dataset]))
-      .split("\n").filter((line) => line.startsWith(`${dataset}@`));
-  if (order.length === 0) return [];
-  const props = await zfsText([
+/** The argv of the one call that lists `dataset`'s snapshots with GUID, txg and creation. */
+export function listSnapshotsArgv(dataset: string): string[] {
+  return zfs(
+    "list",
+    "-H",
+    "-p",
+    "-o",
+    "name,guid,createtxg,creation",
+    "-t",
+    "snapshot",
+    "-d",
+    "1",
+    dataset,
+  );
+}
+
+/** The same for a zfs without `list -p` (zfs-fuse): one `zfs get -Hp`, the dataset included. */
+export function getSnapshotsArgv(dataset: string): string[] {
+  return zfs(
     "get",
     "-H",
     "-p",
@@ -75,30 +130,81 @@ export async function listSnapshots(dataset: string): Promise<LocalSnapshot[]> {
     "1",
     "-o",
     "name,property,value",
-    "guid,creation",
+    "guid,createtxg,creation",
     dataset,
-  ]);
-  const byName = new Map<string, { guid?: string; creation?: number }>();
-  for (const line of props.split("\n")) {
+  );
+}
+
+function snapshotOf(dataset: string, name: string, guid?: string, txg?: string, creation?: string) {
+  if (!guid || !/^\d+$/.test(guid) || !/^\d+$/.test(txg ?? "") || !/^\d+$/.test(creation ?? "")) {
+    throw new ZfsError(
+      `Cannot read the guid, createtxg and creation of "${name}" from zfs: got ` +
+        JSON.stringify([guid, txg, creation]),
+    );
+  }
+  const snapshot = {
+    name,
+    snapshot: name.slice(dataset.length + 1),
+    guid,
+    creation: Number(creation),
+  };
+  return { snapshot, createtxg: Number(txg) };
+}
+
+/** Oldest first: by the transaction group each snapshot was created in. */
+function inTxgOrder(rows: { snapshot: LocalSnapshot; createtxg: number }[]): LocalSnapshot[] {
+  return rows.sort((a, b) => a.createtxg - b.createtxg).map((r) => r.snapshot);
+}
+
+/** Parses {@linkcode listSnapshotsArgv}'s output: `name TAB guid TAB createtxg TAB creation`. */
+export function parseSnapshotList(dataset: string, text: string): LocalSnapshot[] {
+  const out: { snapshot: LocalSnapshot; createtxg: number }[] = [];
+  for (const line of text.split("\n")) {
+    if (line === "") continue;
+    const [name, guid, txg, creation] = line.split("\t");
+    if (!name.startsWith(`${dataset}@`)) continue;
+    out.push(snapshotOf(dataset, name, guid, txg, creation));
+  }
+  return inTxgOrder(out);
+}
+
+/** Parses {@linkcode getSnapshotsArgv}'s output: `name TAB property TAB value`, one per line. */
+export function parseSnapshotProps(dataset: string, text: string): LocalSnapshot[] {
+  const byName = new Map<string, Record<string, string>>();
+  for (const line of text.split("\n")) {
     const [name, property, value] = line.split("\t");
-    if (!name?.startsWith(`${dataset}@`)) continue;
+    if (!name?.startsWith(`${dataset}@`) || value === undefined) continue;
     const entry = byName.get(name) ?? {};
-    if (property === "guid") entry.guid = value;
-    if (property === "creation") entry.creation = Number(value);
+    entry[property] = value;
     byName.set(name, entry);
   }
-  return order.map((name) => {
-    const entry = byName.get(name);
-    if (!entry?.guid || !/^\d+$/.test(entry.guid) || !Number.isFinite(entry.creation)) {
-      throw new ZfsError(`Cannot read guid and creation of "${name}" from zfs get`);
+  return inTxgOrder(
+    [...byName].map(([name, p]) => snapshotOf(dataset, name, p.guid, p.createtxg, p.creation)),
+  );
+}
+
+/** Whether this zfs takes `list -p`; learned from the first listing (zfs-fuse does not). */
+let listTakesP: boolean | undefined;
+
+/**
+ * Lists the snapshots of `dataset` (not of its children), oldest first (by createtxg), with GUID
+ * and creation time, in one zfs call, so a snapshot destroyed meanwhile is simply absent. On a
+ * zfs without `list -p` (zfs-fuse, whose `list -o guid` prints a rounded `1.94E`), one
+ * `zfs get -Hp` instead.
+ */
+export async function listSnapshots(dataset: string): Promise<LocalSnapshot[]> {
+  validateDataset(dataset);
+  if (listTakesP !== false) {
+    try {
+      const text = await zfsText(listSnapshotsArgv(dataset).slice(1));
+      listTakesP = true;
+      return parseSnapshotList(dataset, text);
+    } catch (err) {
+      if (!(err instanceof ZfsError) || !saysInvalidOption(err.stderr, "p")) throw err;
+      listTakesP = false;
     }
-    return {
-      name,
-      snapshot: name.slice(dataset.length + 1),
-      guid: entry.guid,
-      creation: entry.creation!,
-    };
-  });
+  }
+  return parseSnapshotProps(dataset, await zfsText(getSnapshotsArgv(dataset).slice(1)));
 }
 
 /** The argv of `zfs send` for a full stream of `snapshot`, or an incremental from `from`. */
@@ -121,18 +227,24 @@ export interface ReceiveOptions extends ZfsStreamOptions {
 }
 
 /** The argv of `zfs receive` into `target` (a dataset name). */
-export function receiveArgv(target: string, force = false): string[] {
+export function receiveArgv(target: string, options: { force?: boolean } = {}): string[] {
   validateDataset(target);
-  return force ? zfs("receive", "-F", target) : zfs("receive", target);
+  return options.force ? zfs("receive", "-F", target) : zfs("receive", target);
 }
 
-/** Starts `zfs receive`; write the stream to `stdin`, close it, then await `done`. */
+/**
+ * Starts `zfs receive`; write the stream to `stdin`, close it, then await `done`. A failure
+ * because the target changed since its latest snapshot says what to do next.
+ */
 export function receive(target: string, options: ReceiveOptions = {}): Child {
-  return spawnChild(receiveArgv(target, options.force), {
+  return spawnChild(receiveArgv(target, options), {
     stdin: "piped",
     stdout: "null",
     signal: options.signal,
-    makeError: zfsError,
+    makeError: (message, stderr) => {
+      const hint = receiveHint(stderr);
+      return new ZfsError(hint ? `${message} (${hint})` : message, { stderr });
+    },
   });
 }
 
@@ -159,6 +271,17 @@ export async function estimateSendSize(
 }
 
 /**
+ * Creates `dataset` with `mountpoint=none`, inherited by everything received below it, so none
+ * of it is ever mounted. This stands in for `zfs receive -u`, which zfs-fuse's receive lacks
+ * (its usage: `receive [-vnF] <filesystem|volume|snapshot>`). Only for z3's own throwaway
+ * datasets (`z3 verify --zfs`).
+ */
+export async function createUnmounted(dataset: string): Promise<void> {
+  validateDataset(dataset);
+  await zfsText(["create", "-o", "mountpoint=none", dataset]);
+}
+
+/**
  * Destroys `dataset` and everything below it (`zfs destroy -r`). Only for datasets z3 made
  * itself (the throwaway target of `z3 verify --zfs`). zfs-fuse may call a freshly received
  * dataset busy for a moment, so "busy" is retried briefly.
@@ -170,7 +293,7 @@ export async function destroyRecursive(dataset: string): Promise<void> {
       await zfsText(["destroy", "-r", dataset]);
       return;
     } catch (err) {
-      if (!(err instanceof ZfsError) || !/busy/.test(err.message) || attempt >= 20) throw err;
+      if (!(err instanceof ZfsError) || !saysBusy(err.stderr) || attempt >= 20) throw err;
       await new Promise((r) => setTimeout(r, 250));
     }
   }

@@ -421,12 +421,17 @@ integration(
   async (bed) => {
     await withHistory(bed.s3, "rs-flip", { bigFull: true }, async (f) => {
       await backupAll(f);
-      const proxy = corruptingProxy(bed.s3.S3_ENDPOINT, 7 * MiB, "flip");
+      // 3 MiB in: inside one part's range (ranges never cross 5 MiB parts). With no retries
+      // the part is not fetched again, so the restore fails.
+      const proxy = corruptingProxy(bed.s3.S3_ENDPOINT, 3 * MiB, "flip");
       try {
         const target = `${f.pool.name}/flip`;
-        const result = await f.z3(["restore", "s1", "--target", target], { HOST: proxy.endpoint });
+        const result = await f.z3(["restore", "s1", "--target", target], {
+          HOST: proxy.endpoint,
+          MAX_RETRIES: "0",
+        });
         assert.ok(proxy.flipped(), "the proxy corrupted the download");
-        failure(result, 6, /^z3: Cannot verify ".*@s1": its bytes hash to ETag/);
+        failure(result, 6, /^z3: Cannot verify ".*@s1": part \d hashes to MD5 /);
         assert.deepEqual(await snapshotsAfterFailure(target), [], "no snapshot was created");
       } finally {
         await proxy.close();
@@ -472,7 +477,7 @@ integration(
   async (bed) => {
     await withHistory(bed.s3, "rs-cut", { bigFull: true }, async (f) => {
       await backupAll(f);
-      const proxy = corruptingProxy(bed.s3.S3_ENDPOINT, 7 * MiB, "cut");
+      const proxy = corruptingProxy(bed.s3.S3_ENDPOINT, 3 * MiB, "cut");
       try {
         const target = `${f.pool.name}/cut`;
         const result = await f.z3(["restore", "s1", "--target", target], { HOST: proxy.endpoint });
@@ -491,7 +496,7 @@ integration(
   async (bed) => {
     await withHistory(bed.s3, "rs-cut-always", { bigFull: true }, async (f) => {
       await backupAll(f);
-      const proxy = corruptingProxy(bed.s3.S3_ENDPOINT, 7 * MiB, "cut then gone");
+      const proxy = corruptingProxy(bed.s3.S3_ENDPOINT, 3 * MiB, "cut then gone");
       try {
         const target = `${f.pool.name}/cut`;
         const result = await f.z3(["restore", "s1", "--target", target], {
