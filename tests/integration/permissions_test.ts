@@ -170,8 +170,8 @@ async function withConfig(
 function ok(result: CliResult): string[] {
   assert.deepEqual(result.code, 0, `exit status; stderr: ${result.stderr}`);
   assert.doesNotMatch(
-    result.stderr,
-    /^(?:\x1b\[[0-9;]*m)*(?:Info|Warning|warning|error)\b/m,
+    result.stderr.replaceAll("\u001b", ""),
+    /^(?:\[[0-9;]*m)*(?:Info|Warning|warning|error)\b/m,
     "Deno printed nothing of its own",
   );
   return result.stdout.trimEnd().split("\n").filter((l) => l !== "");
