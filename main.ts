@@ -75,6 +75,11 @@ Other options:
   --debug         more detail on errors (secrets stay redacted)
   -h, --help      this help; --version prints the version
 
+Environment (besides the settings above):
+  Z3_CONFIG       config file, when --config is not given
+  Z3_LOCK_DIR     directory of backup/prune lock files [default: /run/z3, else /tmp/z3-<uid>]
+  Z3_ZFS_COMMAND  the zfs executable [default: zfs, found on PATH]
+
 Exit status:
   0    success (also: nothing to do)
   1    unexpected error (a bug: please report it)

@@ -34,6 +34,8 @@ Options:
   --config PATH            config file [default: $Z3_CONFIG or /etc/z3_backup/z3.conf]
   --host URL, --region R   S3 endpoint and region (BUCKET, S3_KEY_ID, S3_SECRET: environment or
                            config file only, never argv)
+  --ca-file PATH           PEM file of CA certificates trusted for HTTPS besides the built-in
+                           roots [default: S3_CA_FILE]
   --debug                  more detail on errors (secrets stay redacted)
   -h, --help               this help
 
@@ -70,6 +72,7 @@ await runCommand("pput", async ({ signal }) => {
     config: { type: "string" },
     host: { type: "string" },
     region: { type: "string" },
+    "ca-file": { type: "string" },
     debug: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
@@ -91,6 +94,7 @@ await runCommand("pput", async ({ signal }) => {
       "storage-class": str("storage-class"),
       host: str("host"),
       region: str("region"),
+      "ca-file": str("ca-file"),
     },
     warn: printErr,
   });

@@ -92,6 +92,12 @@ export const SETTINGS: readonly SettingDef[] = [
     help: "seconds a request may make no progress before it fails (and is retried)",
   },
   {
+    key: "S3_CA_FILE",
+    flag: "ca-file",
+    kind: "string",
+    help: "PEM file of CA certificates trusted for HTTPS besides the built-in roots",
+  },
+  {
     key: "S3_PREFIX",
     flag: "s3-prefix",
     kind: "string",
@@ -207,6 +213,10 @@ export interface Config {
   checksums: "when_required" | "when_supported";
   /** Seconds without progress before a request fails. */
   s3Timeout: number;
+  /** `S3_CA_FILE`: path of a PEM bundle trusted for HTTPS besides the built-in roots. */
+  caFile?: string;
+  /** The certificates read from `caFile` (by `config_load.ts`), one PEM block each. */
+  caCerts?: string[];
   /** Key prefix, ending in `/` when not empty (as the original z3 wrote keys). */
   s3Prefix: string;
   storageClass?: string;
@@ -309,6 +319,7 @@ export function resolveConfig(inputs: ConfigInputs): Config {
     pathStyle,
     checksums: parsed.S3_CHECKSUMS as Config["checksums"],
     s3Timeout: parsed.S3_TIMEOUT as number,
+    caFile: parsed.S3_CA_FILE as string | undefined,
     s3Prefix: normalizePrefix(parsed.S3_PREFIX as string),
     storageClass: parsed.S3_STORAGE_CLASS as string | undefined,
     filesystem: parsed.FILESYSTEM as string | undefined,

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { X509Certificate } from "node:crypto";
 import { type Config, resolveConfig } from "./config.ts";
 import { UsageError } from "./errors.ts";
 import { type IniFile, parseIni } from "./ini.ts";
@@ -76,7 +77,32 @@ export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
     config.secret = await readSecretFile(config.secretFile, "S3_SECRET_FILE");
   }
   config.secrets = [config.secret, config.keyId].filter((s): s is string => !!s);
+  if (config.caFile) config.caCerts = await readCaFile(config.caFile);
   return config;
+}
+
+/** The PEM certificates in `S3_CA_FILE`, each parsed once so a bad file fails here (exit 2). */
+async function readCaFile(path: string): Promise<string[]> {
+  const text = await readFile(path, "S3_CA_FILE");
+  if (text === undefined) throw new UsageError(`Cannot read S3_CA_FILE ${path}: it does not exist`);
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) {
+    throw new UsageError(
+      `Cannot use S3_CA_FILE ${path}: it holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+    );
+  }
+  blocks.forEach((pem, i) => {
+    try {
+      new X509Certificate(pem);
+    } catch (err) {
+      throw new UsageError(
+        `Cannot use S3_CA_FILE ${path}: certificate ${i + 1} does not parse: ${
+          (err as Error).message.split("\n")[0]
+        }`,
+      );
+    }
+  });
+  return blocks;
 }
 
 async function readSecretFile(path: string, key: string): Promise<string> {

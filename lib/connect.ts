@@ -30,5 +30,6 @@ export function connect(config: Config): S3Store {
     pathStyle: config.pathStyle,
     checksums: config.checksums,
     stallMs: config.s3Timeout * 1000,
+    caCerts: config.caCerts,
   });
 }

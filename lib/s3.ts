@@ -1,7 +1,8 @@
 /**
  * The only module that speaks S3. A narrow interface over the AWS SDK's S3 client, set up for
  * any S3 endpoint (path-style, custom endpoint, checksums only when required) with the SDK's own
- * retries off: retry policy lives in `retry.ts`, one per call path.
+ * retries off: retry policy lives in `retry.ts`, one per call path. Every request goes through
+ * `http.ts`, the one HTTP path.
  *
  * Contracts: every method either does what it says or throws an {@linkcode S3Error} whose
  * `retryable` says whether trying again may help. Errors never carry credentials.
@@ -26,7 +27,7 @@ import {
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { permissionHint, S3Error } from "./errors.ts";
-import { FastPutHandler } from "./raw_put.ts";
+import { HttpHandler, TlsCertificateError } from "./http.ts";
 
 /** Connection settings for {@linkcode S3Store}. */
 export interface S3Settings {
@@ -50,6 +51,8 @@ export interface S3Settings {
   checksums?: "when_required" | "when_supported";
   /** A request whose socket makes no progress for this long fails (retryably). @default {120000} */
   stallMs?: number;
+  /** PEM certificates trusted for HTTPS besides Deno's built-in roots (`S3_CA_FILE`). */
+  caCerts?: string[];
 }
 
 /** What HeadObject tells about an object. */
@@ -138,6 +141,18 @@ export function classifyError(what: string, err: unknown): S3RequestError {
       cause: err,
     });
   }
+  // A refused certificate will be refused again: say which host and the setting, never retry.
+  if (err instanceof TlsCertificateError) {
+    return new S3RequestError(
+      `Cannot ${what}: ${err.message}`,
+      false,
+      undefined,
+      "TlsCertificate",
+      {
+        cause: err,
+      },
+    );
+  }
   // Deno refused the request because a permission flag is missing: say which, and never retry.
   const denied = status === undefined ? permissionHint(e.message ?? "") : undefined;
   if (denied) {
@@ -186,7 +201,7 @@ export class S3Store {
       requestChecksumCalculation: mode,
       responseChecksumValidation: mode,
       maxAttempts: 1,
-      requestHandler: new FastPutHandler({ stallMs: settings.stallMs }),
+      requestHandler: new HttpHandler({ stallMs: settings.stallMs, caCerts: settings.caCerts }),
     });
     // Content-MD5 protects every part we send; hashing the payload again with SHA-256 for SigV4
     // costs a CPU second per GB for nothing. Parts and single puts go UNSIGNED-PAYLOAD.

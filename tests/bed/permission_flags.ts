@@ -15,6 +15,7 @@ export const LOCK_DIR = "/run/z3";
 
 /** pput's permission flags, exactly as README.md documents them. */
 export const PPUT_PERMISSIONS: readonly string[] = [
+  "--no-prompt",
   `--allow-net=${README_S3_HOST}`,
   `--allow-read=${README_CONFIG_DIR}`,
   "--allow-env",
@@ -23,12 +24,13 @@ export const PPUT_PERMISSIONS: readonly string[] = [
 
 /** z3's permission flags, exactly as README.md documents them: pput's plus the commands. */
 export const Z3_PERMISSIONS: readonly string[] = [
+  "--no-prompt",
   `--allow-net=${README_S3_HOST}`,
   `--allow-read=${README_CONFIG_DIR},${LOCK_DIR}`,
   `--allow-write=${LOCK_DIR}`,
   "--allow-env",
   "--allow-sys=osRelease",
-  "--allow-run=zfs,zstd,lz4,pigz",
+  "--allow-run=zfs,zstd",
 ];
 
 /** `flags` with the README's S3 host replaced by `net` and its config dir by `configDir`. */

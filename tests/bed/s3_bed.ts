@@ -22,7 +22,12 @@ const SCRIPT = new URL("./s3_server.sh", import.meta.url).pathname;
 
 /** Where the test server listens and how to log in. */
 export interface S3Env {
+  /** Plain HTTP endpoint (`http://127.0.0.1:PORT`), used by most tests. */
   S3_ENDPOINT: string;
+  /** The same gateway over HTTPS (`https://127.0.0.1:PORT+3`), certificate signed by `S3_TLS_CA`. */
+  S3_TLS_ENDPOINT: string;
+  /** Path of the throwaway CA's PEM certificate that signed the HTTPS endpoint's certificate. */
+  S3_TLS_CA: string;
   S3_KEY_ID: string;
   S3_SECRET: string;
   S3_REGION: string;
@@ -49,11 +54,15 @@ export async function ensureS3(): Promise<S3Env | string> {
     const eq = line.indexOf("=");
     if (eq > 0) env[line.slice(0, eq)] = line.slice(eq + 1);
   }
-  if (!env.S3_ENDPOINT || !env.S3_KEY_ID || !env.S3_SECRET) {
+  if (
+    !env.S3_ENDPOINT || !env.S3_TLS_ENDPOINT || !env.S3_TLS_CA || !env.S3_KEY_ID || !env.S3_SECRET
+  ) {
     return "the S3 test server wrote no usable env file";
   }
   cached = {
     S3_ENDPOINT: env.S3_ENDPOINT,
+    S3_TLS_ENDPOINT: env.S3_TLS_ENDPOINT,
+    S3_TLS_CA: env.S3_TLS_CA,
     S3_KEY_ID: env.S3_KEY_ID,
     S3_SECRET: env.S3_SECRET,
     S3_REGION: env.S3_REGION ?? "us-east-1",

@@ -6,14 +6,17 @@
 #   install  install radosgw, ceph-mon and ceph-osd from Debian when missing (needs root)
 #   start    reuse a healthy gateway from an earlier start, or build a fresh cluster; on success
 #            writes $STATE/env (mode 600) and prints a one-line summary on stderr
-#   env      print the env file (S3_ENDPOINT, S3_KEY_ID, S3_SECRET, S3_REGION) on stdout
+#   env      print the env file (S3_ENDPOINT, S3_TLS_ENDPOINT, S3_TLS_CA, S3_KEY_ID, S3_SECRET,
+#            S3_REGION) on stdout
 #   status   exit 0 when the gateway is healthy, 1 otherwise; one line on stderr
 #   stop     stop the daemons this script started (by recorded PID), remove the state directory
 #
 # Environment:
 #   Z3_S3_STATE_DIR     state directory (default /var/tmp/z3-s3-bed)
-#   Z3_S3_PORT          gateway port on 127.0.0.1 (default 17480); the monitor listens on
-#                       PORT+1 (msgr2) and PORT+2 (msgr1), the OSD on PORT+10..PORT+99
+#   Z3_S3_PORT          gateway port on 127.0.0.1 (default 17480); the gateway also serves HTTPS
+#                       on PORT+3 with a certificate for 127.0.0.1 and localhost from a throwaway
+#                       CA made at start ($STATE/tls/ca.pem, the env file's S3_TLS_CA); the monitor
+#                       listens on PORT+1 (msgr2) and PORT+2 (msgr1), the OSD on PORT+10..PORT+99
 #   Z3_S3_STEP_TIMEOUT  seconds allowed for each start step (default 120)
 #
 # Exit status: 0 success, 1 failure or not healthy, 2 usage, 3 cannot install (not root).
@@ -25,12 +28,14 @@ set -euo pipefail
 readonly PROG=s3_server
 readonly STATE=${Z3_S3_STATE_DIR:-/var/tmp/z3-s3-bed}
 readonly PORT=${Z3_S3_PORT:-17480}
+readonly TLS_PORT=$((${Z3_S3_PORT:-17480} + 3))
 readonly STEP_TIMEOUT=${Z3_S3_STEP_TIMEOUT:-120}
 readonly REGION=us-east-1
 readonly CONF=$STATE/ceph.conf
 readonly LOGS=$STATE/log
 readonly CLI_LOG=$STATE/log/cli.log
 readonly MARKER=$STATE/.z3-s3-bed
+readonly TLS=$STATE/tls
 readonly RGW_NAME=client.rgw.z3
 readonly PACKAGES=(radosgw ceph-mon ceph-osd)
 readonly BINARIES=(radosgw radosgw-admin ceph-mon ceph-osd ceph ceph-authtool monmaptool)
@@ -192,6 +197,24 @@ healthy() {
     UNHEALTHY_REASON="GET $endpoint/ answered \"$code\", not 200"
     return 1
   }
+  tls_healthy
+}
+
+# The HTTPS side: the env file names it and its CA, and a GET / verified against that CA
+# answers 200. A gateway started before the bed served HTTPS fails this (UNHEALTHY_REASON says so).
+tls_healthy() {
+  local endpoint ca code
+  endpoint=$(env_value S3_TLS_ENDPOINT)
+  ca=$(env_value S3_TLS_CA)
+  [[ -n $endpoint && -r $ca ]] || {
+    UNHEALTHY_REASON="no HTTPS endpoint in $STATE/env"
+    return 1
+  }
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$ca" "$endpoint/" 2>/dev/null || true)
+  [[ $code == 200 ]] || {
+    UNHEALTHY_REASON="GET $endpoint/ (CA $ca) answered \"$code\", not 200"
+    return 1
+  }
 }
 
 # A signed ListBuckets; the credentials go to curl on stdin, never in argv. curl 7.88 does not
@@ -241,6 +264,48 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 mon_ready() { ceph_cli mon stat; }
 osd_up() { ceph_cli osd dump | grep -q "^osd\.$1 up"; }
 rgw_ready() { [[ $(http_code "$1/") == 200 ]]; }
+rgw_tls_ready() {
+  [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$TLS/ca.pem" \
+    "https://127.0.0.1:$TLS_PORT/" 2>/dev/null) == 200 ]]
+}
+
+# A throwaway CA (ca.pem) and a server certificate it signed for 127.0.0.1 and localhost
+# (server.pem, server.key), valid 30 days, in $TLS. The CA's key is deleted once it has signed.
+make_tls() {
+  rm -rf -- "$TLS"
+  mkdir -p "$TLS"
+  chmod 700 "$TLS"
+  step "make test CA" "$CLI_LOG" openssl req -x509 -newkey rsa:2048 -nodes -days 30 \
+    -subj "/CN=z3 test bed CA" -keyout "$TLS/ca.key" -out "$TLS/ca.pem" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+  step "make server key" "$CLI_LOG" openssl req -new -newkey rsa:2048 -nodes \
+    -subj "/CN=127.0.0.1" -keyout "$TLS/server.key" -out "$TLS/server.csr"
+  printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+    "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost" >"$TLS/server.ext"
+  step "sign server certificate" "$CLI_LOG" openssl x509 -req -days 30 -in "$TLS/server.csr" \
+    -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" -CAcreateserial -extfile "$TLS/server.ext" \
+    -out "$TLS/server.pem"
+  rm -f -- "$TLS/ca.key" "$TLS/server.csr" "$TLS/server.ext" "$TLS/ca.srl"
+  chmod 644 "$TLS/ca.pem"
+  chmod 755 "$TLS"
+}
+
+frontends_line() {
+  printf 'rgw frontends = beast endpoint=127.0.0.1:%s ssl_endpoint=127.0.0.1:%s ssl_certificate=%s ssl_private_key=%s\n' \
+    "$PORT" "$TLS_PORT" "$TLS/server.pem" "$TLS/server.key"
+}
+
+write_env() {
+  local key=$1 secret=$2
+  (
+    umask 077
+    printf 'S3_ENDPOINT=%s\nS3_TLS_ENDPOINT=%s\nS3_TLS_CA=%s\nS3_KEY_ID=%s\nS3_SECRET=%s\nS3_REGION=%s\n' \
+      "http://127.0.0.1:$PORT" "https://127.0.0.1:$TLS_PORT" "$TLS/ca.pem" "$key" "$secret" \
+      "$REGION" >"$STATE/env.tmp"
+  )
+  chmod 600 "$STATE/env.tmp"
+  mv -f "$STATE/env.tmp" "$STATE/env"
+}
 
 rand_hex() { od -An -v -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 
@@ -292,7 +357,7 @@ osd memory target = 1G
 
 [$RGW_NAME]
 rgw data = $STATE/rgw/\$cluster-\$id
-rgw frontends = beast endpoint=127.0.0.1:$PORT
+$(frontends_line)
 # Reclaim deleted objects' space within a minute (the default waits two hours), so a long-lived
 # test gateway that benchmarks write gigabytes to does not fill its OSD.
 rgw gc obj min wait = 10
@@ -313,7 +378,7 @@ on_exit() {
 
 build_cluster() {
   local t0=$SECONDS fsid osd_uuid osd_id key secret endpoint=http://127.0.0.1:$PORT p
-  for p in "$PORT" $((PORT + 1)) $((PORT + 2)); do
+  for p in "$PORT" $((PORT + 1)) $((PORT + 2)) "$TLS_PORT"; do
     port_in_use "$p" && die "start: port 127.0.0.1:$p is already in use by another process; set Z3_S3_PORT"
   done
 
@@ -324,6 +389,7 @@ build_cluster() {
   mkdir -p "$LOGS" "$STATE/run" "$STATE/crash" "$STATE/mon" "$STATE/osd" "$STATE/rgw"
   fsid=$(cat /proc/sys/kernel/random/uuid)
   osd_uuid=$(cat /proc/sys/kernel/random/uuid)
+  make_tls
   write_conf "$fsid"
 
   step "create keyring" "$CLI_LOG" ceph-authtool --create-keyring "$STATE/keyring" \
@@ -355,16 +421,30 @@ build_cluster() {
     --display-name "z3 test bed" --access-key "$key" --secret "$secret" >/dev/null 2>>"$CLI_LOG" ||
     die "start: step \"create S3 user\" failed; read $CLI_LOG"
   wait_for "signed request accepted" "$LOGS/$RGW_NAME.log" rgw signed_list_ok "$endpoint" "$key" "$secret"
+  wait_for "gateway answers HTTPS 200" "$LOGS/$RGW_NAME.log" rgw rgw_tls_ready
 
-  (
-    umask 077
-    printf 'S3_ENDPOINT=%s\nS3_KEY_ID=%s\nS3_SECRET=%s\nS3_REGION=%s\n' \
-      "$endpoint" "$key" "$secret" "$REGION" >"$STATE/env.tmp"
-  )
-  chmod 600 "$STATE/env.tmp"
-  mv -f "$STATE/env.tmp" "$STATE/env"
+  write_env "$key" "$secret"
   BUILDING=0
-  say "started $endpoint (key id $key, region $REGION, state $STATE) in $((SECONDS - t0)) s"
+  say "started $endpoint and https://127.0.0.1:$TLS_PORT (key id $key, region $REGION, state $STATE) in $((SECONDS - t0)) s"
+}
+
+# A healthy gateway from before the bed served HTTPS: keep the monitor, the OSD, the user and
+# every bucket; make the certificates, add the TLS endpoint to ceph.conf and restart only radosgw.
+add_tls() {
+  local t0=$SECONDS key secret
+  key=$(env_value S3_KEY_ID)
+  secret=$(env_value S3_SECRET)
+  [[ -n $key && -n $secret ]] || return 1
+  port_in_use "$TLS_PORT" && die "start: port 127.0.0.1:$TLS_PORT is already in use by another process; set Z3_S3_PORT"
+  make_tls
+  sed -i "s|^rgw frontends = .*|$(frontends_line)|" "$CONF"
+  stop_daemon rgw || return 1
+  launch rgw radosgw -c "$CONF" -f -n "$RGW_NAME"
+  wait_for "gateway answers HTTP 200" "$LOGS/$RGW_NAME.log" rgw rgw_ready "http://127.0.0.1:$PORT"
+  wait_for "gateway answers HTTPS 200" "$LOGS/$RGW_NAME.log" rgw rgw_tls_ready
+  wait_for "signed request accepted" "$LOGS/$RGW_NAME.log" rgw signed_list_ok "http://127.0.0.1:$PORT" "$key" "$secret"
+  write_env "$key" "$secret"
+  say "restarted radosgw with HTTPS on https://127.0.0.1:$TLS_PORT in $((SECONDS - t0)) s"
 }
 
 lock() {
@@ -378,6 +458,9 @@ cmd_start() {
   cmd_install
   if healthy && [[ $(env_value S3_ENDPOINT) == "http://127.0.0.1:$PORT" ]]; then
     say "reusing $(env_value S3_ENDPOINT) (key id $(env_value S3_KEY_ID), state $STATE)"
+    return 0
+  fi
+  if [[ $UNHEALTHY_REASON == "no HTTPS endpoint in $STATE/env" ]] && add_tls; then
     return 0
   fi
   if [[ -e $STATE ]]; then
