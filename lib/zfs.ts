@@ -74,7 +74,7 @@ export function saysInvalidOption(stderr: string, flag: string): boolean {
  * zfs-fuse's "invalid stream (checksum mismatch)".
  */
 export function saysBadStream(stderr: string): boolean {
-  return /^cannot receive[^:\n]*: (invalid backup stream|invalid stream \(checksum mismatch\)|checksum mismatch or incomplete stream)/m
+  return /^cannot receive[^:\n]*: (invalid backup stream|invalid stream \([^)\n]*\)|checksum mismatch or incomplete stream)/m
     .test(stderr);
 }
 

@@ -169,6 +169,8 @@ Deno.test("saysBadStream() knows a refused stream from other receive failures", 
     true,
   );
   assert.equal(saysBadStream("cannot receive new filesystem stream: invalid backup stream"), true);
+  // zfs-fuse 0.7, real run (verify --zfs of an object that is no ZFS stream).
+  assert.equal(saysBadStream("cannot receive: invalid stream (bad magic number)"), true);
   // openzfs/zfs lib/libzfs/libzfs_sendrecv.c (00a38210), EDQUOT: a local problem.
   assert.equal(
     saysBadStream("cannot receive new filesystem stream: destination tank/x space quota exceeded."),
