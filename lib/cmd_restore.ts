@@ -170,7 +170,10 @@ export async function inspectObject(
       throw new MissingRecordError(key, checkKey(config.s3Prefix, name));
     }
     compareCheck(key, info, record);
-    if (record.parts !== undefined) expected.parts = record.parts;
+    if (record.parts !== undefined) {
+      expected.parts = record.parts;
+      partsOf(expected, key); // they must fit the object before any byte reaches ZFS
+    }
   }
   return expected;
 }

@@ -15,6 +15,7 @@ import { type Exchange, type ProxiedResponse, rewriteProxy } from "../bed/rewrit
 import { run } from "../bed/run.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool, type TestPool } from "../bed/zfs_bed.ts";
+import { readCheck, writeCheck } from "../../lib/checks.ts";
 import type { S3Store } from "../../lib/s3.ts";
 import * as zfs from "../../lib/zfs.ts";
 
@@ -251,6 +252,26 @@ integration(
       } finally {
         await proxy.close();
       }
+    });
+  },
+);
+
+integration(
+  "a check record whose part MD5s do not fit its object is refused before any receive",
+  async (bed) => {
+    await withDataset(bed.s3, "vr-badparts", 64 * 1024, async (f) => {
+      await Deno.writeTextFile(`${f.dir}/second.txt`, "s2\n");
+      await f.pool.snapshot(DATA, "s2");
+      ok(await f.z3(["backup", "--snapshot", "s1"]));
+      ok(await f.z3(["backup"]));
+      const name = `${f.dataset}@s2`;
+      const record = (await readCheck(f.store, "z3-backup/", name, 1))!;
+      record.parts = [createHash("md5").update("other bytes").digest("hex")];
+      await writeCheck(f.store, "z3-backup/", name, record, 1);
+      const target = `${f.pool.name}/badparts`;
+      const result = await f.z3(["restore", "s2", "--target", target]);
+      failure(result, 6, /^z3: Cannot trust ".*@s2": its check record's part MD5s do not match/);
+      assert.equal(await zfs.datasetExists(target), false, "nothing was received, not even s1");
     });
   },
 );
