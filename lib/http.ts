@@ -525,9 +525,8 @@ export class HttpHandler {
       }
       if (err instanceof TlsCertificateError || err instanceof Deno.errors.NotCapable) throw err;
       const e = err as Error;
-      throw new HttpTransportError(`cannot connect to ${where}: ${e.message}`, codeOf(e), {
-        cause: err,
-      });
+      const reason = (e?.message ?? String(err)).replace(/ \(os error \d+\)$/, "");
+      throw new HttpTransportError(`${reason}, connecting to ${where}`, codeOf(e), { cause: err });
     } finally {
       clearTimeout(timer);
       stop.removeEventListener("abort", onStop);
