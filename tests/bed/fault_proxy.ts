@@ -7,6 +7,8 @@
  * - reset the connection after N bytes of the request body (both sides closed mid-body);
  * - stall before forwarding (for `ms`, or until {@linkcode FaultProxy.releaseStalls});
  * - stall the response after N bytes of it;
+ * - drop the response: the request reaches the server, which carries it out; its whole answer is
+ *   read and thrown away, and the client's connection closed (a lost answer);
  * - go away for good: every request and connection from then on is closed unanswered.
  *
  * It parses only request heads (method, target, headers, Content-Length) to count and classify
@@ -56,6 +58,7 @@ export type Fault =
   | { kind: "reset"; afterBodyBytes: number }
   | { kind: "stall"; ms: number }
   | { kind: "stallResponse"; afterBytes: number; ms: number }
+  | { kind: "dropResponse" }
   | { kind: "gone" };
 
 /** `503 SlowDown`, S3's throttling answer. */
@@ -263,9 +266,22 @@ function describeFault(f: Fault): string {
       return `stall ${f.ms} ms`;
     case "stallResponse":
       return `stall response after ${f.afterBytes} bytes for ${f.ms} ms`;
+    case "dropResponse":
+      return "drop response";
     case "gone":
       return "gone";
   }
+}
+
+/** Whether `bytes` hold one whole HTTP response (Content-Length or chunked body). */
+function wholeResponse(bytes: Uint8Array): boolean {
+  const end = findHeadEnd(bytes);
+  if (end < 0) return false;
+  const { headers } = parseHead(bytes.subarray(0, end));
+  if (headers.get("transfer-encoding")?.includes("chunked")) {
+    return decoder.decode(bytes.subarray(Math.max(end, bytes.length - 5))).endsWith("0\r\n\r\n");
+  }
+  return bytes.length >= end + Number(headers.get("content-length") ?? "0");
 }
 
 /** Starts a proxy in front of `upstream` (an `http://host:port` URL); see the module doc. */
@@ -310,6 +326,8 @@ export function faultProxy(upstream: string, options: FaultProxyOptions = {}): F
     let pumping: Promise<void> | undefined;
     /** Set per forwarded request: pause its response after `afterBytes` of it. */
     let responseStall: { afterBytes: number; ms: number } | undefined;
+    /** Set per forwarded request: the bytes of its response read so far, to be thrown away. */
+    let dropping: Uint8Array | undefined;
     const pump = async (from: Deno.Conn) => {
       const buf = new Uint8Array(64 * 1024);
       try {
@@ -317,6 +335,11 @@ export function faultProxy(upstream: string, options: FaultProxyOptions = {}): F
           const n = await from.read(buf);
           if (n === null) break;
           let chunk = buf.subarray(0, n);
+          if (dropping) {
+            dropping = new Uint8Array([...dropping, ...chunk]);
+            if (wholeResponse(dropping)) break; // answered, and the answer is lost
+            continue;
+          }
           if (responseStall && chunk.length > responseStall.afterBytes) {
             const { afterBytes, ms } = responseStall;
             responseStall = undefined;
@@ -392,6 +415,7 @@ export function faultProxy(upstream: string, options: FaultProxyOptions = {}): F
         responseStall = fault?.kind === "stallResponse"
           ? { afterBytes: fault.afterBytes, ms: fault.ms }
           : undefined;
+        dropping = fault?.kind === "dropResponse" ? new Uint8Array(0) : undefined;
         await writeAll(upstreamConn, raw);
         if (fault?.kind === "reset") {
           await wire.body(
