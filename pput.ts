@@ -5,7 +5,14 @@
  * @module
  */
 
-import { addSecrets, parseFlags, printErr, printOut, runCommand } from "./lib/cli.ts";
+import {
+  addSecrets,
+  parseFlags,
+  printErr,
+  printOut,
+  runCommand,
+  STOP_DEADLINE_MS,
+} from "./lib/cli.ts";
 import { loadConfig } from "./lib/config_load.ts";
 import { connect } from "./lib/connect.ts";
 import { UsageError } from "./lib/errors.ts";
@@ -19,6 +26,9 @@ import { OVERHEAD_MIB, uploadStream } from "./lib/upload.ts";
 /** Buffer memory along the default schedule: `48 MiB up to 7.1 GiB, 96 MiB up to 21.3 GiB, …`. */
 const memorySteps = sizeSteps(planSchedule(), 10_000).slice(0, 3)
   .map((s) => `${humanBytes(6 * s.size)} up to ${humanBytes(s.upTo)}`).join(", ");
+
+const abortS = ABORT_DEADLINE_MS / 1000;
+const stopS = STOP_DEADLINE_MS / 1000;
 
 const HELP = `Usage: pput [options] KEY
 Reads standard input (or --file-descriptor N) and stores it as the S3 object KEY in $BUCKET.
@@ -58,11 +68,9 @@ A slow server makes pput read more slowly, never use more memory.
 Integrity: every part carries its Content-MD5; the object's ETag, read back after completion,
 must equal the one computed from the parts or the object is deleted. Any error, a read error or
 SIGINT/SIGTERM aborts the multipart upload: no object is left behind. After a signal, requests in
-flight are cancelled and the abort gets one attempt of at most ${
-  ABORT_DEADLINE_MS / 1000
-} s, so pput exits within 15 s
-whatever the endpoint does; an upload it could not abort is named ("left pending"): z3 cleanup
-aborts it.
+flight are cancelled and the abort gets one attempt of at most ${abortS} s, and whatever still runs
+${stopS} s after the signal does not hold pput up: it exits within 15 s whatever the endpoint does.
+An upload it could not abort is named ("left pending"): z3 cleanup aborts it.
 pput cannot see whether the command feeding its stdin failed: \`zfs send ... | pput KEY\` stores
 whatever arrived if zfs dies after a clean end of stream. Use \`z3 backup\`, which runs zfs itself
 and checks its exit status before completing the upload.

@@ -313,3 +313,59 @@ integration(
     });
   },
 );
+
+integration(
+  "z3 exits 143 within the bound after SIGTERM even when what it waits for ignores the signal",
+  async () => {
+    // A zfs that ignores SIGTERM and never answers: z3 waits for it, then its watchdog ends the
+    // run STOP_DEADLINE_MS (12 s) after the signal.
+    const dir = await Deno.makeTempDir({ prefix: "z3-deaf-zfs-" });
+    const pidFile = `${dir}/pid`;
+    const shim = `${dir}/zfs`;
+    await Deno.writeTextFile(
+      shim,
+      `#!/bin/bash\ntrap '' TERM\necho $$ > '${pidFile}'\nexec sleep 300\n`,
+    );
+    await Deno.chmod(shim, 0o755);
+    const child = spawnCli(Z3, ["backup"], {
+      env: {
+        Z3_CONFIG: "/dev/null",
+        BUCKET: "unused",
+        HOST: "http://127.0.0.1:9",
+        FILESYSTEM: "tank/data",
+        Z3_LOCK_DIR: dir,
+        Z3_ZFS_COMMAND: shim,
+      },
+    });
+    try {
+      for (let i = 0; i < 300 && !(await Deno.stat(pidFile).catch(() => undefined)); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const signalled = Date.now();
+      child.kill("SIGTERM");
+      const result = await child.result;
+      const elapsed = Date.now() - signalled;
+      console.log(`  exited ${elapsed} ms after SIGTERM`);
+      // Expected ≈ 12 s; before, z3 waited for the child (300 s here, for ever in general).
+      assert.ok(elapsed < 120_000, `exited ${elapsed} ms after SIGTERM`);
+      failure(
+        result,
+        143,
+        /^z3: Interrupted by SIGTERM; still running 12 s after the signal, so exiting now \(an upload may be left pending: z3 cleanup aborts it\)$/,
+      );
+    } finally {
+      try {
+        child.kill("SIGKILL"); // only if an assertion failed before it exited
+      } catch { /* exited */ }
+      await child.result;
+      const pid = Number((await Deno.readTextFile(pidFile).catch(() => "")).trim());
+      if (pid > 0) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* gone */ }
+      }
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+  { zfs: false, s3: false },
+);
