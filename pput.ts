@@ -1,6 +1,7 @@
 /**
  * pput: reads a stream (stdin, or a file descriptor) and stores it as one S3 object by multipart
- * upload, or fails leaving no object and no pending upload. See `pput --help`.
+ * upload, or fails leaving no object and its multipart upload aborted (when even the abort fails,
+ * the error names the upload left pending). See `pput --help`.
  *
  * @module
  */

@@ -10,6 +10,7 @@
 
 import { createHash, type Hash } from "node:crypto";
 import { IntegrityError } from "./errors.ts";
+import { toHex } from "./hex.ts";
 import { type PartSchedule, partSizeOf } from "./part_size.ts";
 import { multipartEtag } from "./upload.ts";
 
@@ -77,9 +78,7 @@ export function verifying(
         if (left !== partSizeOf(schedule, part) || digests.length === 0) {
           digests.push(new Uint8Array(hash.digest()));
         }
-        const got = multipart
-          ? multipartEtag(digests)
-          : Array.from(digests[0], (b) => b.toString(16).padStart(2, "0")).join("");
+        const got = multipart ? multipartEtag(digests) : toHex(digests[0]);
         if (got !== expected.etag) {
           throw fail(`its bytes hash to ETag "${got}", the bucket says "${expected.etag}"`);
         }
