@@ -90,7 +90,11 @@ Exit status:
   6    data did not verify (ETag or size mismatch)
   7    a helper command (compressor) failed
   8    another z3 backup or prune of the same dataset is running on this host (lock in /run/z3)
-  130  interrupted by SIGINT; 143 by SIGTERM (uploads are aborted, nothing half-made remains)
+  130  interrupted by SIGINT; 143 by SIGTERM (uploads are aborted, nothing half-made remains).
+       z3 exits within 15 s of the signal whatever the endpoint does: requests in flight are
+       cancelled and the abort gets one attempt of at most 1 s; an upload it could not abort is
+       named ("left pending"): the next z3 backup resumes it, z3 cleanup aborts it. Whatever still
+       runs 12 s after the signal does not hold z3 up: it exits then
 `;
 
 const COMMON: FlagSpec = {

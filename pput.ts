@@ -1,28 +1,48 @@
 /**
  * pput: reads a stream (stdin, or a file descriptor) and stores it as one S3 object by multipart
- * upload, or fails leaving no object and no pending upload. See `pput --help`.
+ * upload, or fails leaving no object and its multipart upload aborted (when even the abort fails,
+ * the error names the upload left pending). See `pput --help`.
  *
  * @module
  */
 
-import { addSecrets, parseFlags, printErr, printOut, runCommand } from "./lib/cli.ts";
+import {
+  addSecrets,
+  parseFlags,
+  printErr,
+  printOut,
+  runCommand,
+  STOP_DEADLINE_MS,
+} from "./lib/cli.ts";
 import { loadConfig } from "./lib/config_load.ts";
 import { connect } from "./lib/connect.ts";
 import { UsageError } from "./lib/errors.ts";
-import { planSchedule } from "./lib/part_size.ts";
+import { planSchedule, sizeSteps, usableEstimate } from "./lib/part_size.ts";
+import { humanBytes } from "./lib/human.ts";
 import { Progress } from "./lib/progress.ts";
-import { parseSize } from "./lib/size.ts";
+import { sizeValue } from "./lib/size.ts";
+import { ABORT_DEADLINE_MS } from "./lib/upload_abort.ts";
 import { OVERHEAD_MIB, uploadStream } from "./lib/upload.ts";
+
+/** Buffer memory along the default schedule: `48 MiB up to 7.1 GiB, 96 MiB up to 21.3 GiB, …`. */
+const memorySteps = sizeSteps(planSchedule(), 10_000).slice(0, 3)
+  .map((s) => `${humanBytes(6 * s.size)} up to ${humanBytes(s.upTo)}`).join(", ");
+
+const abortS = ABORT_DEADLINE_MS / 1000;
+const stopS = STOP_DEADLINE_MS / 1000;
 
 const HELP = `Usage: pput [options] KEY
 Reads standard input (or --file-descriptor N) and stores it as the S3 object KEY in $BUCKET.
 
 Options:
-  --chunk-size SIZE        part size, 5M to 5G [default: CHUNK_SIZE, 8M]. With no --estimated the
-                           part size doubles every max-parts/11 parts, so any stream up to S3's
-                           5 TiB limit fits; the schedule is recorded in the object's metadata
-  --estimated SIZE         expected stream size: picks one fixed part size so that at most
-                           9,999 parts are needed (never below --chunk-size or 5M)
+  --chunk-size SIZE        first part size, 5M to 5G [default: CHUNK_SIZE, 8M]. With no
+                           --estimated the part size doubles every max-parts/11 parts, so any
+                           stream up to S3's 5 TiB limit fits; the schedule is recorded in the
+                           object's metadata
+  --estimated SIZE         expected stream size: the first parts are sized to hold it plus 10 %
+                           (never below --chunk-size), and past that the part size doubles every
+                           max-parts/50 parts, so a low estimate never fails an upload (up to
+                           5 TiB with 10,000 parts). An estimate above 5 TiB counts as none
   --concurrency N          parts uploaded at once [default: CONCURRENCY, 4]
   --max-retries N          retries per request after the first try [default: MAX_RETRIES, 4]
   --max-parts N            most parts allowed [default: 10000]
@@ -39,13 +59,21 @@ Options:
   --debug                  more detail on errors (secrets stay redacted)
   -h, --help               this help
 
-Memory: at most (concurrency + 2) x part size of buffers (default 6 x 8 MiB = 48 MiB) on top of
-about ${OVERHEAD_MIB} MiB of runtime, SDK and working heap; a slow server makes pput read more slowly,
-never use more memory.
+Memory: at most (concurrency + 2) x the largest part so far, on top of about ${OVERHEAD_MIB} MiB of
+runtime, SDK and working heap. Parts grow with the stream, and so does memory. With the
+defaults (4, 8M, no --estimated):
+  ${memorySteps}, …,
+  6 x 5 GiB near 5 TiB.
+With --estimated: 6 x the part size it picks while the stream stays within the estimate plus
+10 %, then growing the same way.
+A slow server makes pput read more slowly, never use more memory.
 
 Integrity: every part carries its Content-MD5; the object's ETag, read back after completion,
 must equal the one computed from the parts or the object is deleted. Any error, a read error or
-SIGINT/SIGTERM aborts the multipart upload: no object is left behind.
+SIGINT/SIGTERM aborts the multipart upload: no object is left behind. After a signal, requests in
+flight are cancelled and the abort gets one attempt of at most ${abortS} s, and whatever still runs
+${stopS} s after the signal does not hold pput up: it exits within 15 s whatever the endpoint does.
+An upload it could not abort is named ("left pending"): z3 cleanup aborts it.
 pput cannot see whether the command feeding its stdin failed: \`zfs send ... | pput KEY\` stores
 whatever arrived if zfs dies after a clean end of stream. Use \`z3 backup\`, which runs zfs itself
 and checks its exit status before completing the upload.
@@ -105,15 +133,6 @@ await runCommand("pput", async ({ signal }) => {
     if (eq <= 0) throw new UsageError(`Cannot use metadata "${kv}": expected KEY=VALUE`);
     metadata[kv.slice(0, eq).toLowerCase()] = kv.slice(eq + 1);
   }
-  const sizeFlag = (name: string) => {
-    const v = str(name);
-    if (v === undefined) return undefined;
-    try {
-      return parseSize(v);
-    } catch (err) {
-      throw new UsageError(`Cannot parse --${name} "${v}": ${(err as Error).message}`);
-    }
-  };
   const maxPartsText = str("max-parts");
   const maxParts = maxPartsText === undefined ? undefined : Number(maxPartsText);
   if (
@@ -121,11 +140,15 @@ await runCommand("pput", async ({ signal }) => {
   ) {
     throw new UsageError(`Cannot parse --max-parts "${maxPartsText}": expected 1 to 10000`);
   }
-  const schedule = planSchedule({
-    partSize: config.chunkSize,
-    estimated: sizeFlag("estimated"),
-    maxParts,
-  });
+  const estimatedText = str("estimated");
+  let estimated: number | undefined;
+  try {
+    // An absurd estimate (not a whole number, above 5 TiB) counts as none, not as bad input.
+    estimated = estimatedText === undefined ? undefined : usableEstimate(sizeValue(estimatedText));
+  } catch (err) {
+    throw new UsageError(`Cannot parse --estimated "${estimatedText}": ${(err as Error).message}`);
+  }
+  const schedule = planSchedule({ partSize: config.chunkSize, estimated, maxParts });
   let source: ReadableStream<Uint8Array> = Deno.stdin.readable;
   const fd = str("file-descriptor");
   if (fd !== undefined) {

@@ -42,8 +42,16 @@ export interface RunContext {
 }
 
 /**
- * Runs `fn` as a command: SIGINT/SIGTERM abort `signal` (a second signal exits at once), a thrown
- * error becomes `NAME: message` on stderr and its exit status. Never returns.
+ * How long a run may go on after SIGINT/SIGTERM: then it exits whatever it still waits for (a
+ * request the endpoint never answers, a child that ignores SIGTERM). Normally it ends long before:
+ * requests are cancelled and an upload's abort gets one attempt of at most 1 s.
+ */
+export const STOP_DEADLINE_MS = 12_000;
+
+/**
+ * Runs `fn` as a command: SIGINT/SIGTERM abort `signal` (a second signal, or
+ * {@linkcode STOP_DEADLINE_MS} without an end, exits at once), a thrown error becomes
+ * `NAME: message` on stderr and its exit status. Never returns.
  */
 export async function runCommand(
   name: string,
@@ -56,7 +64,16 @@ export async function runCommand(
     const handler = () => {
       if (caught) Deno.exit(sig === "SIGINT" ? EXIT.sigint : EXIT.sigterm);
       caught = sig;
-      controller.abort(new InterruptedError(sig));
+      const interrupted = new InterruptedError(sig);
+      controller.abort(interrupted);
+      const watchdog = setTimeout(() => {
+        printErr(
+          `${name}: ${interrupted.message}; still running ${STOP_DEADLINE_MS / 1000} s after ` +
+            `the signal, so exiting now (an upload may be left pending: z3 cleanup aborts it)`,
+        );
+        Deno.exit(interrupted.exitCode);
+      }, STOP_DEADLINE_MS);
+      Deno.unrefTimer(watchdog);
     };
     try {
       Deno.addSignalListener(sig, handler);

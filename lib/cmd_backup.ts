@@ -18,11 +18,18 @@ import {
 import type { Config } from "./config.ts";
 import { compress, compressCommand } from "./compress.ts";
 import { formatArgv } from "./process.ts";
-import { planSchedule } from "./part_size.ts";
+import { planSchedule, scheduleToMetadata, usableEstimate } from "./part_size.ts";
+import {
+  type PendingRecord,
+  pendingRecordKey,
+  readPendingRecord,
+  samePendingRecord,
+  writePendingRecord,
+} from "./pending_record.ts";
 import { Progress } from "./progress.ts";
 import { loadRemote } from "./remote.ts";
 import type { S3Store } from "./s3.ts";
-import { ResumeMismatchError, uploadStream } from "./upload.ts";
+import { type Resume, ResumeMismatchError, uploadStream } from "./upload.ts";
 import { type CheckRecord, readCheck, writeCheck } from "./checks.ts";
 import { rerecord } from "./rerecord.ts";
 import { VERSION } from "./version.ts";
@@ -147,7 +154,8 @@ async function backupOne(
 ): Promise<BackupRecord> {
   const { snapshot, from } = step;
   const key = keyFor(config.s3Prefix, snapshot.name);
-  const estimated = await zfs.estimateSendSize(snapshot.name, from?.name);
+  // An absurd estimate (OpenZFS has printed 18446744073614344448) counts as none.
+  const estimated = usableEstimate(await zfs.estimateSendSize(snapshot.name, from?.name));
   const metadata: Record<string, string> = {
     [META_KEYS.guid]: snapshot.guid,
     [META_KEYS.created]: String(snapshot.creation),
@@ -161,7 +169,18 @@ async function backupOne(
   }
   if (config.compressor !== "none") metadata[META_KEYS.compressor] = config.compressor;
   if (estimated !== undefined) metadata[META_KEYS.size] = String(estimated);
-  const resume = await findPending(store, key, config.maxRetries + 1, options);
+  const attempts = config.maxRetries + 1;
+  const schedule = planSchedule({ partSize: config.chunkSize, estimated });
+  const started: PendingRecord = {
+    metadata: { ...metadata, ...scheduleToMetadata(schedule) },
+    storageClass: config.storageClass,
+  };
+  const recordKey = pendingRecordKey(config.s3Prefix, snapshot.name);
+  const pendingRecord = {
+    write: () => writePendingRecord(store, recordKey, started, attempts, options.signal),
+    remove: () => store.delete(recordKey),
+  };
+  const resume = await findPending(store, key, { started, recordKey, attempts }, options);
   const attempt = async (resume?: Resume) => {
     options.err(`${snapshot.name}: sending ${from ? `incremental from ${from.snapshot}` : "full"}`);
     const sender = zfs.send(snapshot.name, from?.name, { signal: options.signal });
@@ -169,13 +188,15 @@ async function backupOne(
     const progress = options.progress ? new Progress(snapshot.snapshot, estimated) : undefined;
     try {
       const result = await uploadStream(store, key, packed.stream, {
-        schedule: planSchedule({ partSize: config.chunkSize, estimated }),
+        schedule,
         concurrency: config.concurrency,
-        attempts: config.maxRetries + 1,
+        attempts,
         metadata,
         storageClass: config.storageClass,
         signal: options.signal,
         resume,
+        pendingRecord,
+        leftPendingHint: "the next z3 backup resumes it, z3 cleanup aborts it",
         beforeComplete: async () => {
           await sender.done;
           await packed.done;
@@ -224,30 +245,47 @@ async function backupOne(
   };
 }
 
-type Resume = { uploadId: string; parts: Map<number, { etag: string; size: number }> };
-
 /**
- * The newest pending multipart upload of exactly `key` (an earlier run that died before it could
- * complete or abort), with its parts; older ones for the same key are aborted.
+ * The pending multipart upload of exactly `key` to resume: the newest one left by an earlier run
+ * that died before it could complete or abort, and only when its pending record (what it was
+ * started with: metadata, part schedule, storage class) equals this run's. Every other pending
+ * upload of the key is aborted, and one line says how many: a timed-out CreateMultipartUpload
+ * that the server carried out later leaves such extras.
  */
 async function findPending(
   store: S3Store,
   key: string,
-  attempts: number,
+  run: { started: PendingRecord; recordKey: string; attempts: number },
   options: BackupOptions,
 ): Promise<Resume | undefined> {
-  const retry = { attempts, signal: options.signal };
-  const pending = (await withRetry(() => Array.fromAsync(store.listMultipartUploads(key)), retry))
-    .filter((u) => u.key === key);
+  const { signal } = options;
+  const retry = { attempts: run.attempts, signal };
+  const pending = (await withRetry(
+    () => Array.fromAsync(store.listMultipartUploads(key, signal)),
+    retry,
+  )).filter((u) => u.key === key);
   if (pending.length === 0) return undefined;
+  const recorded = await readPendingRecord(store, run.recordKey, run.attempts, signal);
+  const matches = recorded !== undefined && samePendingRecord(recorded, run.started);
   pending.sort((a, b) => (a.initiated?.getTime() ?? 0) - (b.initiated?.getTime() ?? 0));
-  const newest = pending.pop()!;
-  for (const old of pending) await store.abortMultipart(key, old.uploadId).catch(() => {});
-  const parts = await withRetry(() => store.listParts(key, newest.uploadId), retry);
+  const adopted = matches ? pending.pop() : undefined;
+  for (const u of pending) {
+    await withRetry(() => store.abortMultipart(key, u.uploadId, signal), retry);
+  }
+  if (pending.length > 0) {
+    const why = adopted
+      ? "older than the one resumed"
+      : recorded
+      ? "started with other metadata (GUID, part schedule, compressor or storage class)"
+      : "no record of what they were started with";
+    options.err(`${key}: aborted ${pending.length} pending upload(s) of earlier runs (${why})`);
+  }
+  if (!adopted) return undefined;
+  const parts = await withRetry(() => store.listParts(key, adopted.uploadId, signal), retry);
   options.err(
     `${key}: resuming an interrupted upload (${parts.size} part(s) already in the bucket)`,
   );
-  return { uploadId: newest.uploadId, parts };
+  return { uploadId: adopted.uploadId, parts };
 }
 
 /** How many incrementals lie between `name` (included) and its full in the bucket. */

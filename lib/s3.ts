@@ -412,6 +412,7 @@ export class S3Store {
     key: string,
     uploadId: string,
     parts: { partNumber: number; etag: string }[],
+    signal?: AbortSignal,
   ): Promise<void> {
     await this.#send(`complete multipart upload of "${key}"`, () =>
       this.#client.send(
@@ -423,14 +424,16 @@ export class S3Store {
             Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${p.etag}"` })),
           },
         }),
+        { abortSignal: signal },
       ));
   }
 
   /** Aborts a multipart upload; an upload that is already gone counts as aborted. */
-  async abortMultipart(key: string, uploadId: string): Promise<void> {
+  async abortMultipart(key: string, uploadId: string, signal?: AbortSignal): Promise<void> {
     try {
       await this.#client.send(
         new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }),
+        { abortSignal: signal },
       );
     } catch (err) {
       if ((err as SdkErrorShape).$metadata?.httpStatusCode === 404) return;
@@ -439,7 +442,10 @@ export class S3Store {
   }
 
   /** Multipart uploads in progress under `prefix`. */
-  async *listMultipartUploads(prefix: string): AsyncGenerator<PendingUpload> {
+  async *listMultipartUploads(
+    prefix: string,
+    signal?: AbortSignal,
+  ): AsyncGenerator<PendingUpload> {
     let keyMarker: string | undefined;
     let idMarker: string | undefined;
     do {
@@ -453,6 +459,7 @@ export class S3Store {
               KeyMarker: keyMarker,
               UploadIdMarker: idMarker,
             }),
+            { abortSignal: signal },
           ),
       );
       for (const u of out.Uploads ?? []) {
@@ -467,6 +474,7 @@ export class S3Store {
   async listParts(
     key: string,
     uploadId: string,
+    signal?: AbortSignal,
   ): Promise<Map<number, { etag: string; size: number }>> {
     const parts = new Map<number, { etag: string; size: number }>();
     let marker: string | undefined;
@@ -481,6 +489,7 @@ export class S3Store {
               UploadId: uploadId,
               PartNumberMarker: marker,
             }),
+            { abortSignal: signal },
           ),
       );
       for (const p of out.Parts ?? []) {

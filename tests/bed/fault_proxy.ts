@@ -9,6 +9,8 @@
  * - stall the response after N bytes of it;
  * - flip one byte of the response, N bytes into it (corruption in transit: the HTTP framing, and
  *   so the client's SDK, none the wiser);
+ * - drop the response: the request reaches the server, which carries it out; its whole answer is
+ *   read and thrown away, and the client's connection closed (a lost answer);
  * - go away for good: every request and connection from then on is closed unanswered.
  *
  * It parses only request heads (method, target, headers, Content-Length) to count and classify
@@ -59,6 +61,7 @@ export type Fault =
   | { kind: "stall"; ms: number }
   | { kind: "stallResponse"; afterBytes: number; ms: number }
   | { kind: "flipResponse"; atByte: number }
+  | { kind: "dropResponse" }
   | { kind: "gone" };
 
 /** `503 SlowDown`, S3's throttling answer. */
@@ -270,9 +273,22 @@ function describeFault(f: Fault): string {
       return `stall response after ${f.afterBytes} bytes for ${f.ms} ms`;
     case "flipResponse":
       return `flip response byte ${f.atByte}`;
+    case "dropResponse":
+      return "drop response";
     case "gone":
       return "gone";
   }
+}
+
+/** Whether `bytes` hold one whole HTTP response (Content-Length or chunked body). */
+function wholeResponse(bytes: Uint8Array): boolean {
+  const end = findHeadEnd(bytes);
+  if (end < 0) return false;
+  const { headers } = parseHead(bytes.subarray(0, end));
+  if (headers.get("transfer-encoding")?.includes("chunked")) {
+    return decoder.decode(bytes.subarray(Math.max(end, bytes.length - 5))).endsWith("0\r\n\r\n");
+  }
+  return bytes.length >= end + Number(headers.get("content-length") ?? "0");
 }
 
 /** Starts a proxy in front of `upstream` (an `http://host:port` URL); see the module doc. */
@@ -319,6 +335,8 @@ export function faultProxy(upstream: string, options: FaultProxyOptions = {}): F
     let responseStall: { afterBytes: number; ms: number } | undefined;
     /** Set per forwarded request: flip its response's byte `atByte` (counted from its start). */
     let responseFlip: { atByte: number } | undefined;
+    /** Set per forwarded request: the bytes of its response read so far, to be thrown away. */
+    let dropping: Uint8Array | undefined;
     const pump = async (from: Deno.Conn) => {
       const buf = new Uint8Array(64 * 1024);
       try {
@@ -326,6 +344,11 @@ export function faultProxy(upstream: string, options: FaultProxyOptions = {}): F
           const n = await from.read(buf);
           if (n === null) break;
           let chunk = buf.subarray(0, n);
+          if (dropping) {
+            dropping = new Uint8Array([...dropping, ...chunk]);
+            if (wholeResponse(dropping)) break; // answered, and the answer is lost
+            continue;
+          }
           if (responseFlip && chunk.length > responseFlip.atByte) {
             chunk = chunk.slice();
             chunk[responseFlip.atByte] ^= 0xff;
@@ -410,6 +433,7 @@ export function faultProxy(upstream: string, options: FaultProxyOptions = {}): F
           ? { afterBytes: fault.afterBytes, ms: fault.ms }
           : undefined;
         responseFlip = fault?.kind === "flipResponse" ? { atByte: fault.atByte } : undefined;
+        dropping = fault?.kind === "dropResponse" ? new Uint8Array(0) : undefined;
         await writeAll(upstreamConn, raw);
         if (fault?.kind === "reset") {
           await wire.body(

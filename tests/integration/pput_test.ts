@@ -243,23 +243,71 @@ integration(
   S3_ONLY,
 );
 
-integration("pput --estimated picks one fixed part size that fits in --max-parts", async (bed) => {
-  const store = await freshBucket(bed.s3, "pput-est");
-  try {
-    const data = pseudoRandom(30 * MiB, 13);
-    // 30 MiB in at most 4 parts, one kept as slack: 10 MiB parts, never doubling.
-    const args = ["--chunk-size", "5M", "--estimated", "30M", "--max-parts", "4", "est"];
-    const out = success(await pput(bed.s3, store, args, { stdin: data }));
-    assert.deepEqual(out.parts, 3);
-    const info = await assertStored(store, "est", data, out);
-    assert.deepEqual(
-      [info.metadata["z3-part-size"], info.metadata["z3-part-double-every"]],
-      [String(10 * MiB), "0"],
-    );
-  } finally {
-    store.close();
-  }
-}, S3_ONLY);
+integration(
+  "pput --estimated 50M --max-parts 10 stores a 75 MiB stream: a low estimate never fails",
+  async (bed) => {
+    // 50 % more than the estimate: the parts past the estimate grow, and the recorded schedule
+    // still gives every part boundary (assertStored recomputes the ETag from it).
+    const out = await roundTrip(bed.s3, "est-low", 75 * MiB, [
+      "--chunk-size",
+      "5M",
+      "--estimated",
+      "50M",
+      "--max-parts",
+      "10",
+    ]);
+    assert.ok(out.parts <= 10, `${out.parts} parts`);
+  },
+  S3_ONLY,
+);
+
+integration(
+  "pput --estimated sizes parts from the estimate and records the head in the metadata",
+  async (bed) => {
+    const store = await freshBucket(bed.s3, "pput-est");
+    try {
+      const data = pseudoRandom(30 * MiB, 13);
+      // 30 MiB + 10 % in the head of a 4-part schedule: 16.5 MiB parts, so 2 parts.
+      const args = ["--chunk-size", "5M", "--estimated", "30M", "--max-parts", "4", "est"];
+      const out = success(await pput(bed.s3, store, args, { stdin: data }));
+      assert.deepEqual(out.parts, 2);
+      const info = await assertStored(store, "est", data, out);
+      assert.deepEqual(
+        ["z3-part-size", "z3-part-double-every", "z3-part-grow-after"].map((k) => info.metadata[k]),
+        [String(16.5 * MiB), "1", "2"],
+      );
+    } finally {
+      store.close();
+    }
+  },
+  S3_ONLY,
+);
+
+integration(
+  "pput treats an absurd --estimated (OpenZFS's 18446744073614344448) as none",
+  async (bed) => {
+    const store = await freshBucket(bed.s3, "pput-est-absurd");
+    try {
+      const data = pseudoRandom(11 * MiB, 14);
+      for (const estimate of ["18446744073614344448", "6T"]) {
+        const args = ["--chunk-size", "5M", "--estimated", estimate, "absurd"];
+        const out = success(await pput(bed.s3, store, args, { stdin: data }));
+        const info = await assertStored(store, "absurd", data, out);
+        // The schedule without an estimate: 5 MiB doubling every 909 parts, no head.
+        assert.deepEqual(
+          ["z3-part-size", "z3-part-double-every", "z3-part-grow-after"].map((k) =>
+            info.metadata[k]
+          ),
+          [String(5 * MiB), "909", undefined],
+          `--estimated ${estimate}`,
+        );
+      }
+    } finally {
+      store.close();
+    }
+  },
+  S3_ONLY,
+);
 
 integration("pput stores a stream that exactly fills --max-parts parts", async (bed) => {
   // --max-parts 2 at 5M: parts of 5 and 10 MiB, so 15 MiB is exactly full.
