@@ -40,7 +40,9 @@ Usage:
 
 Commands:
   status    every snapshot of FILESYSTEM (matching SNAPSHOT_PREFIX) locally and in the bucket:
-            NAME | PARENT | TYPE | HEALTH | LOCAL STATE | SIZE
+            NAME | PARENT | TYPE | HEALTH | LOCAL STATE | SIZE. HEALTH is ok, missing parent,
+            parent broken, cycle detected, guid mismatch, invalid name, record missing or
+            record mismatch (each object is compared with its check record)
   backup    upload every snapshot after the newest one already in the bucket, each as its own
             object (zfs send -i PREV CUR), oldest first; when the bucket holds none of them,
             the oldest as a full, then every later one. --full sends one full stream of the
@@ -52,8 +54,9 @@ Commands:
             before ZFS can commit it. --target receives into another dataset; --force adds -F.
   prune     delete the bucket's objects that KEEP_LAST / KEEP_HOURLY / … / KEEP_YEARLY do not keep
             (newest per hour/day/ISO week/month/year, UTC). Never deletes an object a kept
-            snapshot's chain needs, nor one of a broken chain; --dry-run prints every decision
-            and why. backup --prune prunes only after a successful backup.
+            snapshot's chain needs, nor one of a broken chain, nor anything while an object
+            disagrees with its check record (exit 6); --dry-run prints every decision and why.
+            backup --prune prunes only after a successful backup.
   get       write one object's verified bytes to stdout (KEY as stored, or dataset@snap)
   verify    download every object of FILESYSTEM (or SNAPSHOT's chain), check it against its check
             record and recompute its ETag; one line per snapshot: ok, corrupt, missing (broken

@@ -165,7 +165,14 @@ export async function recordFlaws(
   const ours = [...remote.values()].filter((s) => s.metadata["z3-version"] !== undefined);
   const found = await mapLimit(ours, RECORDS_PARALLEL, async (snap): Promise<Flaw | undefined> => {
     options.signal?.throwIfAborted();
-    const record = await readCheck(store, prefix, snap.name, options.attempts);
+    let record: CheckRecord | undefined;
+    try {
+      record = await readCheck(store, prefix, snap.name, options.attempts);
+    } catch (err) {
+      // A record that is not what z3 writes: shown as such, not the end of the listing.
+      if (!(err instanceof IntegrityError)) throw err;
+      return { health: "record mismatch", detail: `${quote(snap.name)}: ${err.message}` };
+    }
     if (record === undefined) {
       return {
         health: "record missing",

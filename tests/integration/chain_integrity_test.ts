@@ -422,3 +422,28 @@ integration(
     });
   },
 );
+
+integration(
+  "a check record that is not what z3 writes shows in status, and restore refuses its object",
+  async (bed) => {
+    await withFixture(bed.s3, "ci-junk-record", async (f) => {
+      await f.snap("s1");
+      await f.snap("s2");
+      ok(await f.z3(["backup"]));
+      const junk = new TextEncoder().encode('{"etag": 42}\n');
+      await f.store.put(checkKey("z3-backup/", `${f.dataset}@s1`), junk, md5(junk));
+      assert.deepEqual(await healthOf(f), { s1: "record mismatch", s2: "parent broken" });
+      const rows = JSON.parse(ok(await f.z3(["status", "--json"])).join("\n")) as {
+        name: string;
+        why?: string;
+      }[];
+      assert.match(
+        rows[0].why ?? "",
+        /record mismatch: .*@s1": Cannot read check record .* is not what z3 writes/,
+      );
+      const target = `${f.pool.name}/back`;
+      failure(await f.z3(["restore", "s2", "--target", target]), 6, /is not what z3 writes/);
+      assert.equal(await zfs.datasetExists(target), false);
+    });
+  },
+);
