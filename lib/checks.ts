@@ -69,6 +69,9 @@ export async function writeCheck(
   await withRetry(() => store.put(checkKey(prefix, name), body, md5), { attempts });
 }
 
+/** Larger than any record z3 writes (10,000 part MD5s take about 350 KB): not read. */
+const MAX_RECORD_BYTES = 1024 * 1024;
+
 /** Reads the record, or `undefined` when there is none. */
 export async function readCheck(
   store: S3Store,
@@ -77,7 +80,13 @@ export async function readCheck(
   attempts: number,
 ): Promise<CheckRecord | undefined> {
   const key = checkKey(prefix, name);
-  if (!(await withRetry(() => store.head(key), { attempts }))) return undefined;
+  const info = await withRetry(() => store.head(key), { attempts });
+  if (!info) return undefined;
+  if (info.size > MAX_RECORD_BYTES) {
+    throw new IntegrityError(
+      `Cannot read check record ${quote(key)}: it is not what z3 writes (${info.size} bytes)`,
+    );
+  }
   const text = await new Response(await withRetry(() => store.get(key), { attempts })).text();
   try {
     const r = JSON.parse(text);

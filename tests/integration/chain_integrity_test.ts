@@ -447,3 +447,40 @@ integration(
     });
   },
 );
+
+integration(
+  "status does not read a check record larger than any z3 writes",
+  async (bed) => {
+    // No pool: status of a dataset that does not exist locally lists the bucket only.
+    const store = await freshBucket(bed.s3, "ci-big-record");
+    try {
+      const dataset = "nopool-z3-test/data";
+      const body = new TextEncoder().encode("stream bytes");
+      const etag = await store.put(`z3-backup/${dataset}@a`, body, md5(body), {
+        metadata: { isfull: "true", "z3-guid": "7", "z3-version": "1" },
+      });
+      const record = JSON.stringify({ etag, size: body.length, guid: "7", full: true });
+      const status = async () => {
+        const result = await runZ3(["status", "--json"], {
+          ...childEnv(bed.s3, store.bucket),
+          FILESYSTEM: dataset,
+        });
+        return (JSON.parse(ok(result).join("\n")) as { health: string; why?: string }[])[0];
+      };
+      const put = async (text: string) => {
+        const bytes = new TextEncoder().encode(text);
+        await store.put(checkKey("z3-backup/", `${dataset}@a`), bytes, md5(bytes));
+      };
+      await put(record);
+      assert.equal((await status()).health, "ok", "the record as z3 writes it");
+      // The same record padded to 2 MiB (still valid JSON) is refused unread.
+      await put(" ".repeat(2 * 1024 * 1024) + record);
+      const row = await status();
+      assert.equal(row.health, "record mismatch");
+      assert.match(row.why ?? "", /not what z3 writes \(\d+ bytes\)/);
+      for await (const o of store.list("")) await store.delete(o.key);
+    } finally {
+      store.close();
+    }
+  },
+);
