@@ -872,3 +872,9 @@ Deno.test("humanSize() prints like the original z3", () => {
   ];
   for (const [bytes, want] of cases) assert.equal(humanSize(bytes), want, String(bytes));
 });
+
+Deno.test("statusRows() shows bucket-only rows of the prefix, with health over every object", () => {
+  const chains = bucket(obj("other-a"), obj("keep-b", "other-a"), obj("other-c", "keep-b"));
+  const rows = statusRows([], chains, "keep-");
+  assert.deepEqual(rows.map((r) => [r.name, r.health]), [["keep-b", "ok"]]);
+});
