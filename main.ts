@@ -23,6 +23,7 @@ import { IntegrityError, UsageError } from "./lib/errors.ts";
 import { verify } from "./lib/cmd_verify.ts";
 import { prune } from "./lib/cmd_prune.ts";
 import { cleanup, DEFAULT_MAX_AGE, parseDuration } from "./lib/cmd_cleanup.ts";
+import { printable } from "./lib/names.ts";
 import { VERSION } from "./lib/version.ts";
 
 const HELP = `z3 ${VERSION}: ZFS snapshots to S3 and back
@@ -39,11 +40,14 @@ Usage:
 
 Commands:
   status    every snapshot of FILESYSTEM (matching SNAPSHOT_PREFIX) locally and in the bucket:
-            NAME | PARENT | TYPE | HEALTH | LOCAL STATE | SIZE
+            NAME | PARENT | TYPE | HEALTH | LOCAL STATE | SIZE. HEALTH is ok, missing parent,
+            parent broken, cycle detected, guid mismatch, invalid name, record missing or
+            record mismatch (each object is compared with its check record)
   backup    upload every snapshot after the newest one already in the bucket, each as its own
-            object (zfs send -i PREV CUR), oldest first; a full when the bucket holds none.
-            --full sends a full stream of the target; --snapshot picks the target (default:
-            the latest matching snapshot). A failed zfs send never becomes an object.
+            object (zfs send -i PREV CUR), oldest first; when the bucket holds none of them,
+            the oldest as a full, then every later one. --full sends one full stream of the
+            target (refused over another snapshot's object); --snapshot picks the target
+            (default: the latest matching snapshot). A failed zfs send never becomes an object.
   restore   receive SNAPSHOT (name or dataset@name) from the bucket: walks its chain back to a
             snapshot that exists locally or to a full, checks every link first, then runs
             zfs receive for each object oldest first, checking each part's MD5 (a bad part is
@@ -51,8 +55,9 @@ Commands:
             --target receives into another dataset; --force adds -F.
   prune     delete the bucket's objects that KEEP_LAST / KEEP_HOURLY / … / KEEP_YEARLY do not keep
             (newest per hour/day/ISO week/month/year, UTC). Never deletes an object a kept
-            snapshot's chain needs, nor one of a broken chain; --dry-run prints every decision
-            and why. backup --prune prunes only after a successful backup.
+            snapshot's chain needs, nor one of a broken chain, nor anything while an object
+            disagrees with its check record (exit 6); --dry-run prints every decision and why.
+            backup --prune prunes only after a successful backup.
   get       write one object's verified bytes to stdout (KEY as stored, or dataset@snap)
   verify    download every object of FILESYSTEM (or SNAPSHOT's chain), check it against its check
             record and recompute its ETag; one line per snapshot: ok, corrupt, missing (broken
@@ -185,7 +190,7 @@ await runCommand("z3", async ({ signal }) => {
           afterSuccess: values.prune
             ? async () => {
               for (const l of await prune(config, store, { locked: true, signal, err: printErr })) {
-                if (l.action === "delete") printErr(`pruned ${l.snapshot}`);
+                if (l.action === "delete") printErr(`pruned ${printable(l.snapshot)}`);
               }
             }
             : undefined,
@@ -232,12 +237,16 @@ await runCommand("z3", async ({ signal }) => {
           err: printErr,
         });
         if (values.json) printOut(JSON.stringify(results, null, 2));
-        else results.forEach((r) => printOut(`${r.snapshot}\t${r.state}\t${r.detail}`));
+        else {
+          results.forEach((r) =>
+            printOut([r.snapshot, r.state, r.detail].map(printable).join("\t"))
+          );
+        }
         const bad = results.filter((r) => r.state === "corrupt" || r.state === "missing");
         if (bad.length > 0) {
           throw new IntegrityError(
             `Cannot verify ${bad.length} of ${results.length} snapshot(s): ${
-              bad.map((r) => `${r.snapshot} ${r.state}`).join(", ")
+              bad.map((r) => `${printable(r.snapshot)} ${r.state}`).join(", ")
             }`,
           );
         }
@@ -250,7 +259,11 @@ await runCommand("z3", async ({ signal }) => {
           err: printErr,
         });
         if (values.json) printOut(JSON.stringify(lines, null, 2));
-        else lines.forEach((l) => printOut(`${l.action}\t${l.snapshot}\t${l.reasons.join(", ")}`));
+        else {
+          lines.forEach((l) =>
+            printOut([l.action, l.snapshot, l.reasons.join(", ")].map(printable).join("\t"))
+          );
+        }
         return 0;
       }
       case "cleanup": {

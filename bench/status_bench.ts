@@ -11,7 +11,7 @@
 
 import { parseArgs } from "node:util";
 import { createHash } from "node:crypto";
-import { chainHealth } from "../lib/chain.ts";
+import { Chains } from "../lib/chain_walk.ts";
 import { loadRemote, mapLimit } from "../lib/remote.ts";
 import { ensureS3, freshBucket } from "../tests/bed/s3_bed.ts";
 
@@ -39,7 +39,7 @@ const written = (performance.now() - t0) / 1000;
 
 const t1 = performance.now();
 const remote = await loadRemote(store, "z3-backup/", dataset);
-const health = chainHealth(remote);
+const health = new Chains(remote).healthMap();
 const read = (performance.now() - t1) / 1000;
 const healthy = [...health.values()].filter((h) => h === "ok").length;
 

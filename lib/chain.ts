@@ -11,11 +11,11 @@
  * @module
  */
 
+import { type Chains, type Health, quote } from "./chain_walk.ts";
 import { ChainError, UsageError } from "./errors.ts";
 import type { LocalSnapshot } from "./zfs.ts";
 
-/** Health of an object in the bucket, worded as the original z3's status table. */
-export type Health = "ok" | "missing parent" | "parent broken" | "cycle detected";
+export type { Health } from "./chain_walk.ts";
 
 /** Metadata keys this module reads (all lower case, as S3 returns them). */
 export const META_KEYS = {
@@ -53,6 +53,8 @@ export interface RemoteSnapshot {
   size?: number;
   /** Size of the object itself in bytes. */
   objectSize: number;
+  /** The object's ETag without quotes, when the caller read it (HeadObject). */
+  etag?: string;
   /** When the object was written, if the listing says. */
   lastModified?: Date;
   /** All metadata, keys lower-cased. */
@@ -94,6 +96,31 @@ function isTrue(value: string | undefined): boolean {
   return value?.trim().toLowerCase() === "true";
 }
 
+/** What an object's metadata says about its place in a chain (the part a check record covers). */
+export interface Shape {
+  /** True for a full stream. */
+  isFull: boolean;
+  /** For an incremental: its parent, `dataset@snap`, when recorded. */
+  parent?: string;
+  /** The snapshot's GUID (decimal), when recorded. */
+  guid?: string;
+  /** For an incremental: its parent's GUID (decimal), when recorded. */
+  parentGuid?: string;
+}
+
+/** Reads the chain's shape from metadata (keys lower-cased); malformed GUIDs count as absent. */
+export function shapeOf(meta: Record<string, string>): Shape {
+  const isFull = isTrue(meta[META_KEYS.isFull]) || isTrue(meta[META_KEYS.isFullLegacy]);
+  const shape: Shape = { isFull };
+  const parent = isFull ? undefined : meta[META_KEYS.parent]?.trim() || undefined;
+  if (parent !== undefined) shape.parent = parent;
+  const guid = decimal(meta[META_KEYS.guid]);
+  if (guid !== undefined) shape.guid = guid;
+  const parentGuid = isFull ? undefined : decimal(meta[META_KEYS.parentGuid]);
+  if (parentGuid !== undefined) shape.parentGuid = parentGuid;
+  return shape;
+}
+
 /**
  * Parses one listed object of `dataset`. Returns `undefined` for keys that are not
  * `prefix + dataset@snap` (other datasets, child datasets, stray objects). Malformed optional
@@ -113,21 +140,14 @@ export function parseRemote(
   if (snapshot === "" || snapshot.includes("@") || snapshot.includes("/")) return undefined;
   const meta: Record<string, string> = {};
   for (const [k, v] of Object.entries(metadata)) meta[k.toLowerCase()] = v;
-  const isFull = isTrue(meta[META_KEYS.isFull]) || isTrue(meta[META_KEYS.isFullLegacy]);
-  const parent = isFull ? undefined : meta[META_KEYS.parent]?.trim() || undefined;
   const remote: RemoteSnapshot = {
     name: `${dataset}@${snapshot}`,
     snapshot,
     key,
-    isFull,
+    ...shapeOf(meta),
     objectSize,
     metadata: meta,
   };
-  if (parent !== undefined) remote.parent = parent;
-  const guid = decimal(meta[META_KEYS.guid]);
-  if (guid !== undefined) remote.guid = guid;
-  const parentGuid = isFull ? undefined : decimal(meta[META_KEYS.parentGuid]);
-  if (parentGuid !== undefined) remote.parentGuid = parentGuid;
   const created = safeNumber(meta[META_KEYS.created]);
   if (created !== undefined) remote.created = created;
   const compressor = meta[META_KEYS.compressor]?.trim();
@@ -145,81 +165,6 @@ export function indexRemote(snapshots: Iterable<RemoteSnapshot>): Map<string, Re
   return map;
 }
 
-/** Health inherited by the child of a snapshot whose health is `parent`. */
-function inherit(parent: Health): Health {
-  if (parent === "ok" || parent === "cycle detected") return parent;
-  return "parent broken";
-}
-
-/**
- * Health of every object, keyed by full name: a full is ok; an incremental whose parent object
- * is absent has a missing parent; one above a broken parent has a broken parent, unless a cycle
- * lies anywhere up its chain. Iterative and memoised: linear in the number of objects.
- */
-export function chainHealth(remote: Map<string, RemoteSnapshot>): Map<string, Health> {
-  const health = new Map<string, Health>();
-  for (const start of remote.keys()) {
-    if (health.has(start)) continue;
-    const path: string[] = [];
-    const onPath = new Set<string>();
-    let name = start;
-    let found: Health;
-    for (;;) {
-      const known = health.get(name);
-      if (known !== undefined) {
-        found = known;
-        break;
-      }
-      if (onPath.has(name)) {
-        found = "cycle detected";
-        break;
-      }
-      const snap = remote.get(name)!;
-      if (snap.isFull) {
-        health.set(name, "ok");
-        found = "ok";
-        break;
-      }
-      if (snap.parent === undefined || !remote.has(snap.parent)) {
-        health.set(name, "missing parent");
-        found = "missing parent";
-        break;
-      }
-      path.push(name);
-      onPath.add(name);
-      name = snap.parent;
-    }
-    for (let i = path.length - 1; i >= 0; i--) {
-      found = inherit(found);
-      health.set(path[i], found);
-    }
-  }
-  return health;
-}
-
-/** Explains why `name`'s chain is broken, naming the object where it breaks. */
-function whyBroken(
-  remote: Map<string, RemoteSnapshot>,
-  health: Map<string, Health>,
-  name: string,
-): string {
-  const reason = health.get(name) ?? "missing parent";
-  if (reason === "cycle detected") return "cycle detected: the parents in the bucket form a loop";
-  const seen = new Set<string>();
-  let current = remote.get(name);
-  while (current !== undefined && !seen.has(current.name)) {
-    seen.add(current.name);
-    if (health.get(current.name) === "missing parent") {
-      const detail = current.parent === undefined
-        ? `"${current.name}" records no parent`
-        : `"${current.name}" needs "${current.parent}", which is not in the bucket`;
-      return `${reason}: ${detail}`;
-    }
-    current = current.parent === undefined ? undefined : remote.get(current.parent);
-  }
-  return reason;
-}
-
 /** One `zfs send` to upload: a full when `from` is undefined, else incremental from `from`. */
 export interface BackupStep {
   /** The snapshot to send. */
@@ -232,7 +177,7 @@ export interface BackupStep {
 export interface BackupPlan {
   /** Sends to run in order; empty when the bucket is up to date. */
   steps: BackupStep[];
-  /** Newest snapshot already in the bucket that the plan builds on; undefined for a full. */
+  /** Newest snapshot already in the bucket that the plan builds on; undefined when none. */
   base?: LocalSnapshot;
   /** The snapshot the backup brings the bucket up to. */
   target: LocalSnapshot;
@@ -240,48 +185,75 @@ export interface BackupPlan {
 
 /** Options for {@linkcode planBackup}. */
 export interface PlanBackupOptions {
-  /** Send a full stream of the target, whatever the bucket holds. @default {false} */
+  /** Send one full stream of the target, whatever the bucket holds. @default {false} */
   full?: boolean;
   /** Short name of the snapshot to back up. @default {the latest local snapshot} */
   target?: string;
+  /** Start a new full instead of the incremental that would make N + 1 in a row. @default {0: never} */
+  fullEvery?: number;
 }
 
 const START_OVER = "run `z3 backup --full` to start a new chain";
+
+/** What to do when the bucket holds another history: never `--full`, which would overwrite it. */
+function keepHistory(name: string): string {
+  return `use a new S3_PREFIX for this history, or delete the bucket's ${quote(name)} and ` +
+    `the objects that depend on it (each with its check record) on purpose first`;
+}
 
 /** Throws unless every snapshot on both sides with a recorded GUID has the same GUID. */
 function checkGuids(
   target: LocalSnapshot,
   local: LocalSnapshot[],
-  remote: Map<string, RemoteSnapshot>,
+  remote: ReadonlyMap<string, RemoteSnapshot>,
 ): void {
   for (const snap of local) {
     const stored = remote.get(snap.name)?.guid;
     if (stored === undefined || stored === snap.guid) continue;
     throw new ChainError(
-      `Cannot back up "${target.name}": the local and bucket histories diverged at ` +
-        `"${snap.name}" (guid: local ${snap.guid} vs bucket ${stored}); the dataset was ` +
-        `probably recreated or rolled back; ${START_OVER}, or use another S3_PREFIX`,
+      `Cannot back up ${quote(target.name)}: the local and bucket histories diverged at ` +
+        `${quote(snap.name)} (guid: local ${snap.guid} vs bucket ${stored}); the dataset was ` +
+        `probably recreated or rolled back; ${keepHistory(snap.name)}`,
     );
   }
 }
 
+/** Refuses a `--full` of `target` onto a key whose object is another snapshot (other GUID). */
+function refuseOverwrite(target: LocalSnapshot, chains: Chains): void {
+  const stored = chains.remote.get(target.name)?.guid;
+  if (stored === undefined || stored === target.guid) return;
+  const needs = [...chains.descendants([target.name])].sort();
+  const dependents = needs.length === 0
+    ? "no other object depends on it"
+    : `${needs.length} object(s) depend on it: ${needs.map(quote).join(", ")}`;
+  throw new ChainError(
+    `Cannot back up ${quote(target.name)} as a full: the bucket's object of that name is another ` +
+      `snapshot (guid: local ${target.guid} vs bucket ${stored}) and writing over it would ` +
+      `destroy that history (${dependents}); ${keepHistory(target.name)}`,
+  );
+}
+
 /**
  * Plans a backup of `options.target` (default: the latest of `local`, which is oldest first and
- * already filtered by snapshot prefix). Incremental from the newest local snapshot already in
- * the bucket, or a full when there is none; refuses a broken or diverged chain.
+ * already filtered by snapshot prefix). Every local snapshot after the newest one already in the
+ * bucket (the base) is sent, each as an incremental from the one before, except that a new full
+ * starts wherever `fullEvery` incrementals in a row would be exceeded. With no base, the oldest
+ * local snapshot goes first as a full, so the bucket gets every restore point the host has.
+ * `full` sends one full of the target and nothing else. Refuses a broken or diverged chain, and
+ * a full that would write over another snapshot's object.
  */
 export function planBackup(
   local: LocalSnapshot[],
-  remote: Map<string, RemoteSnapshot>,
-  health: Map<string, Health>,
+  chains: Chains,
   options: PlanBackupOptions = {},
 ): BackupPlan {
+  const remote = chains.remote;
   let index = local.length - 1;
   if (options.target !== undefined) {
     const wanted = options.target;
     index = local.findIndex((s) => s.snapshot === wanted || s.name === wanted);
     if (index < 0) {
-      throw new UsageError(`Cannot back up "${wanted}": no such local snapshot`);
+      throw new UsageError(`Cannot back up ${quote(wanted)}: no such local snapshot`);
     }
   } else if (index < 0) {
     throw new UsageError(
@@ -289,36 +261,39 @@ export function planBackup(
     );
   }
   const target = local[index];
-  if (options.full) return { steps: [{ snapshot: target }], target };
+  if (options.full) {
+    refuseOverwrite(target, chains);
+    return { steps: [{ snapshot: target }], target };
+  }
 
   let baseIndex = index;
   while (baseIndex >= 0 && !remote.has(local[baseIndex].name)) baseIndex--;
-  if (baseIndex < 0) {
-    checkGuids(target, local, remote);
-    return { steps: [{ snapshot: target }], target };
-  }
-  const base = local[baseIndex];
-  const baseHealth = health.get(base.name) ?? "missing parent";
-  if (baseHealth !== "ok") {
-    throw new ChainError(
-      `Cannot back up "${target.name}": "${base.name}" in the bucket is broken ` +
-        `(${whyBroken(remote, health, base.name)}); ${START_OVER}`,
-    );
-  }
-  const stored = remote.get(base.name)!.guid;
-  if (stored !== undefined && stored !== base.guid) {
-    throw new ChainError(
-      `Cannot back up "${target.name}" on top of "${base.name}": the local and bucket ` +
-        `histories diverged (guid: local ${base.guid} vs bucket ${stored}); ${START_OVER}, ` +
-        `or use another S3_PREFIX`,
-    );
-  }
+  const base = baseIndex < 0 ? undefined : local[baseIndex];
+  // A diverged history first: it explains a broken link too.
   checkGuids(target, local, remote);
+  if (base !== undefined) {
+    const baseHealth = chains.health(base.name);
+    if (baseHealth !== "ok") {
+      throw new ChainError(
+        `Cannot back up ${quote(target.name)}: ${quote(base.name)} in the bucket is broken ` +
+          `(${chains.why(base.name)}); ${START_OVER}`,
+      );
+    }
+  }
+  const fullEvery = options.fullEvery ?? 0;
+  // Incrementals in a row below the next step.
+  let run = base === undefined ? 0 : chains.depth(base.name);
   const steps: BackupStep[] = [];
   for (let i = baseIndex + 1; i <= index; i++) {
-    steps.push({ snapshot: local[i], from: local[i - 1] });
+    if (i === 0 || (fullEvery > 0 && run + 1 > fullEvery)) {
+      steps.push({ snapshot: local[i] });
+      run = 0;
+    } else {
+      steps.push({ snapshot: local[i], from: local[i - 1] });
+      run++;
+    }
   }
-  return { steps, base, target };
+  return base === undefined ? { steps, target } : { steps, base, target };
 }
 
 /** One object to download and `zfs receive`. */
@@ -341,40 +316,37 @@ export interface RestorePlan {
  * target) or a full. Refuses a broken chain before anything is downloaded.
  */
 export function planRestore(
-  remote: Map<string, RemoteSnapshot>,
-  health: Map<string, Health>,
+  chains: Chains,
   target: string,
   localGuids: Map<string, string>,
 ): RestorePlan {
-  const top = remote.get(target);
-  if (top === undefined) throw new UsageError(`Cannot restore "${target}": not in the bucket`);
-  const topHealth = health.get(target) ?? "missing parent";
-  if (topHealth !== "ok") {
+  if (!chains.remote.has(target)) {
+    throw new UsageError(`Cannot restore ${quote(target)}: not in the bucket`);
+  }
+  if (chains.health(target) !== "ok") {
     throw new ChainError(
-      `Cannot restore "${target}": its chain in the bucket is broken ` +
-        `(${whyBroken(remote, health, target)})`,
+      `Cannot restore ${quote(target)}: its chain in the bucket is broken (${chains.why(target)})`,
     );
   }
   const newestFirst: RemoteSnapshot[] = [];
   let base: string | undefined;
-  let current: RemoteSnapshot | undefined = top;
-  const seen = new Set<string>();
-  while (current !== undefined && !seen.has(current.name)) {
-    seen.add(current.name);
+  for (const current of chains.ancestors(target)) {
     const localGuid = localGuids.get(current.snapshot);
     if (localGuid !== undefined) {
       if (current.guid !== undefined && current.guid !== localGuid) {
         throw new ChainError(
-          `Cannot restore "${target}": local snapshot "${current.snapshot}" is not the one in ` +
-            `the bucket (guid: local ${localGuid} vs bucket ${current.guid}); destroy it or ` +
-            `restore into another dataset`,
+          `Cannot restore ${quote(target)}: local snapshot ${quote(current.snapshot)} is not ` +
+            `the one in the bucket (guid: local ${localGuid} vs bucket ${current.guid}); destroy ` +
+            `it or restore into another dataset`,
         );
       }
       const child = newestFirst.at(-1);
       if (child?.parentGuid !== undefined && child.parentGuid !== localGuid) {
         throw new ChainError(
-          `Cannot restore "${target}": "${child.name}" was sent from another ` +
-            `"${current.snapshot}" (guid: local ${localGuid} vs bucket ${child.parentGuid}); ` +
+          `Cannot restore ${quote(target)}: ${quote(child.name)} was sent from another ` +
+            `${
+              quote(current.snapshot)
+            } (guid: local ${localGuid} vs bucket ${child.parentGuid}); ` +
             `destroy the local snapshot or restore into another dataset`,
         );
       }
@@ -382,8 +354,6 @@ export function planRestore(
       break;
     }
     newestFirst.push(current);
-    if (current.isFull || current.parent === undefined) break;
-    current = remote.get(current.parent);
   }
   const steps = newestFirst.reverse().map((snap) => ({ remote: snap }));
   return base === undefined ? { steps } : { steps, base };
@@ -405,14 +375,17 @@ export interface StatusRow {
   size?: number;
   /** GUID: the local one, else the one recorded in the bucket. */
   guid?: string;
+  /** Why the chain is broken (see {@linkcode Chains.why}); absent when it is not. */
+  why?: string;
 }
 
 function remoteRow(
   snap: RemoteSnapshot,
-  health: Map<string, Health>,
+  chains: Chains,
   localState: "ok" | "missing",
   guid: string | undefined,
 ): StatusRow {
+  const health = chains.health(snap.name) ?? "-";
   const row: StatusRow = {
     name: snap.snapshot,
     // The short name, unless the parent lies in another dataset (then say which).
@@ -422,11 +395,12 @@ function remoteRow(
       ? shortName(snap.parent)
       : snap.parent,
     type: snap.isFull ? "full" : "incremental",
-    health: health.get(snap.name) ?? "-",
+    health,
     localState,
     size: snap.size ?? snap.objectSize,
   };
   if (guid !== undefined) row.guid = guid;
+  if (health !== "ok" && health !== "-") row.why = chains.why(snap.name);
   return row;
 }
 
@@ -447,21 +421,22 @@ function compareRemote(a: RemoteSnapshot, b: RemoteSnapshot): number {
 
 /**
  * Rows for `z3 status`: the local snapshots in their (creation) order, each with its object if
- * any, then the snapshots only in the bucket, by recorded creation time, else upload time, else
- * name.
+ * any, then the snapshots only in the bucket whose short name starts with `snapshotPrefix`, by
+ * recorded creation time, else upload time, else name. Health is over every object of
+ * `chains`: a parent outside the prefix still counts.
  */
 export function statusRows(
   local: LocalSnapshot[],
-  remote: Map<string, RemoteSnapshot>,
-  health: Map<string, Health>,
+  chains: Chains,
+  snapshotPrefix = "",
 ): StatusRow[] {
   const rows: StatusRow[] = [];
   const seen = new Set<string>();
   for (const snap of local) {
     seen.add(snap.name);
-    const stored = remote.get(snap.name);
+    const stored = chains.remote.get(snap.name);
     if (stored !== undefined) {
-      rows.push(remoteRow(stored, health, "ok", snap.guid));
+      rows.push(remoteRow(stored, chains, "ok", snap.guid));
     } else {
       rows.push({
         name: snap.snapshot,
@@ -473,8 +448,10 @@ export function statusRows(
       });
     }
   }
-  const bucketOnly = [...remote.values()].filter((s) => !seen.has(s.name)).sort(compareRemote);
-  for (const snap of bucketOnly) rows.push(remoteRow(snap, health, "missing", snap.guid));
+  const bucketOnly = [...chains.remote.values()]
+    .filter((s) => !seen.has(s.name) && s.snapshot.startsWith(snapshotPrefix))
+    .sort(compareRemote);
+  for (const snap of bucketOnly) rows.push(remoteRow(snap, chains, "missing", snap.guid));
   return rows;
 }
 

@@ -1,14 +1,20 @@
 /**
  * Check records: after `z3 backup` has verified an object, it writes a small JSON record of the
- * object's ETag and size beside the backup prefix (`S3_PREFIX` without its slash + `.z3/` +
- * `dataset@snap`, outside the listing the original z3 reads). Restore compares the object with
- * its record before anything reaches ZFS, so an object rewritten or replaced in the bucket after
- * the backup is refused even when its own ETag matches its new bytes.
+ * object's ETag, size and place in the chain (full or parent, and both GUIDs) beside the backup
+ * prefix (`S3_PREFIX` without its slash + `.z3/` + `dataset@snap`, outside the listing the
+ * original z3 reads). Every reader compares the object with its record before acting on it, so
+ * an object rewritten or replaced in the bucket after the backup is refused even when its own
+ * ETag matches its new bytes, and so is a metadata rewrite by server-side copy (which keeps the
+ * ETag) that makes an incremental a full, points it at another parent or changes a GUID.
  *
  * @module
  */
 
+import { type RemoteSnapshot, type Shape, shapeOf } from "./chain.ts";
+import { type Flaw, quote } from "./chain_walk.ts";
 import { IntegrityError } from "./errors.ts";
+import { printable } from "./names.ts";
+import { mapLimit } from "./remote.ts";
 import { withRetry } from "./retry.ts";
 import type { S3Store } from "./s3.ts";
 import { createHash } from "node:crypto";
@@ -63,6 +69,9 @@ export async function writeCheck(
   await withRetry(() => store.put(checkKey(prefix, name), body, md5), { attempts });
 }
 
+/** Larger than any record z3 writes (10,000 part MD5s take about 350 KB): not read. */
+const MAX_RECORD_BYTES = 1024 * 1024;
+
 /** Reads the record, or `undefined` when there is none. */
 export async function readCheck(
   store: S3Store,
@@ -71,25 +80,128 @@ export async function readCheck(
   attempts: number,
 ): Promise<CheckRecord | undefined> {
   const key = checkKey(prefix, name);
-  if (!(await withRetry(() => store.head(key), { attempts }))) return undefined;
+  const info = await withRetry(() => store.head(key), { attempts });
+  if (!info) return undefined;
+  if (info.size > MAX_RECORD_BYTES) {
+    throw new IntegrityError(
+      `Cannot read check record ${quote(key)}: it is not what z3 writes (${info.size} bytes)`,
+    );
+  }
   const text = await new Response(await withRetry(() => store.get(key), { attempts })).text();
   try {
     const r = JSON.parse(text);
-    if (typeof r.etag === "string" && Number.isSafeInteger(r.size)) return r as CheckRecord;
+    if (wellFormed(r)) return r;
   } catch { /* fall through */ }
-  throw new IntegrityError(`Cannot read check record "${key}": it is not what z3 writes`);
+  throw new IntegrityError(`Cannot read check record ${quote(key)}: it is not what z3 writes`);
+}
+
+function optional(value: unknown, type: "string" | "boolean"): boolean {
+  return value === undefined || typeof value === type;
+}
+
+function wellFormed(r: unknown): r is CheckRecord {
+  if (typeof r !== "object" || r === null) return false;
+  const c = r as Record<string, unknown>;
+  return typeof c.etag === "string" && Number.isSafeInteger(c.size) &&
+    optional(c.guid, "string") && optional(c.full, "boolean") && optional(c.parent, "string") &&
+    optional(c.parentGuid, "string") &&
+    (c.parts === undefined ||
+      (Array.isArray(c.parts) && c.parts.every((p) => typeof p === "string")));
+}
+
+/** What HeadObject says about an object, as compared with its record. */
+export interface SeenObject {
+  /** ETag without quotes. */
+  etag: string;
+  /** Size in bytes. */
+  size: number;
+  /** User metadata, keys lower-cased. */
+  metadata: Record<string, string>;
+}
+
+/**
+ * How the object differs from its record, or `undefined` when it matches: ETag, size, GUID, and
+ * the chain's shape (full or not, parent, parent GUID) where the record holds them. Records of
+ * older z3 hold only ETag, size and GUID; those are compared.
+ */
+export function recordDisagreement(seen: SeenObject, record: CheckRecord): string | undefined {
+  if (seen.etag !== record.etag || seen.size !== record.size) {
+    return `it changed in the bucket after the backup (now ETag "${seen.etag}", ${seen.size} ` +
+      `bytes; recorded "${record.etag}", ${record.size} bytes)`;
+  }
+  const shape: Shape = shapeOf(seen.metadata);
+  const differs: string[] = [];
+  const field = (what: string, now: string | undefined, recorded: string | undefined) => {
+    if (now === recorded) return;
+    const show = (v: string | undefined) => (v === undefined ? "none" : printable(v));
+    differs.push(`${what} now ${show(now)}, recorded ${show(recorded)}`);
+  };
+  if (record.guid !== undefined) field("GUID", shape.guid, record.guid);
+  if (record.full !== undefined) {
+    const kind = (full: boolean) => (full ? "full" : "incremental");
+    if (shape.isFull !== record.full) {
+      differs.push(`now ${kind(shape.isFull)}, recorded ${kind(record.full)}`);
+    } else if (!record.full) {
+      field("parent", shape.parent, record.parent);
+      field("parent GUID", shape.parentGuid, record.parentGuid);
+    }
+  }
+  if (differs.length === 0) return undefined;
+  return `its metadata disagrees with its check record (${differs.join("; ")})`;
 }
 
 /** Throws unless the object (as HeadObject saw it) matches its record. */
-export function compareCheck(
-  key: string,
-  seen: { etag: string; size: number },
-  record: CheckRecord,
-): void {
-  if (seen.etag !== record.etag || seen.size !== record.size) {
-    throw new IntegrityError(
-      `Cannot trust "${key}": it changed in the bucket after the backup (now ETag "${seen.etag}", ` +
-        `${seen.size} bytes; recorded "${record.etag}", ${record.size} bytes)`,
+export function compareCheck(key: string, seen: SeenObject, record: CheckRecord): void {
+  const why = recordDisagreement(seen, record);
+  if (why !== undefined) throw new IntegrityError(`Cannot trust ${quote(key)}: ${why}`);
+}
+
+/** Records read at once by {@linkcode recordFlaws}. */
+const RECORDS_PARALLEL = 16;
+
+/**
+ * Reads the check record of every object of this z3 in `remote` (those without `z3-version`,
+ * from the original z3, have none) and compares each with what the listing saw (`etag`, size,
+ * metadata): the objects whose record is missing or disagrees, as {@linkcode Flaw}s for
+ * {@linkcode Chains}. Reads only the small records, never the objects.
+ */
+export async function recordFlaws(
+  store: S3Store,
+  prefix: string,
+  remote: ReadonlyMap<string, RemoteSnapshot>,
+  options: { attempts: number; signal?: AbortSignal },
+): Promise<Map<string, Flaw>> {
+  const ours = [...remote.values()].filter((s) => s.metadata["z3-version"] !== undefined);
+  const found = await mapLimit(ours, RECORDS_PARALLEL, async (snap): Promise<Flaw | undefined> => {
+    options.signal?.throwIfAborted();
+    let record: CheckRecord | undefined;
+    try {
+      record = await readCheck(store, prefix, snap.name, options.attempts);
+    } catch (err) {
+      // A record that is not what z3 writes: shown as such, not the end of the listing.
+      if (!(err instanceof IntegrityError)) throw err;
+      return { health: "record mismatch", detail: `${quote(snap.name)}: ${err.message}` };
+    }
+    if (record === undefined) {
+      return {
+        health: "record missing",
+        detail: `${quote(snap.name)} has no check record ${
+          quote(checkKey(prefix, snap.name))
+        } (z3 verify --repair writes it again once its bytes match its ETag)`,
+      };
+    }
+    const why = recordDisagreement(
+      { etag: snap.etag ?? "", size: snap.objectSize, metadata: snap.metadata },
+      record,
     );
-  }
+    return why === undefined
+      ? undefined
+      : { health: "record mismatch", detail: `${quote(snap.name)}: ${why}` };
+  });
+  const flaws = new Map<string, Flaw>();
+  ours.forEach((snap, i) => {
+    const flaw = found[i];
+    if (flaw !== undefined) flaws.set(snap.name, flaw);
+  });
+  return flaws;
 }

@@ -1,20 +1,15 @@
 /**
  * `z3 backup`: uploads every local snapshot after the newest one already in the bucket, each as
- * its own object (`zfs send -i PREV CUR`), oldest first; a full when the bucket holds nothing.
+ * its own object (`zfs send -i PREV CUR`), oldest first; when the bucket holds none of them, the
+ * oldest goes first as a full, so the bucket gets every restore point (see `planBackup`).
  * `zfs send` runs as a child of z3, and its exit status (and the compressor's) is checked before
  * an upload is completed: a send that fails midway never becomes an object.
  *
  * @module
  */
 
-import {
-  type BackupStep,
-  chainHealth,
-  keyFor,
-  META_KEYS,
-  planBackup,
-  type RemoteSnapshot,
-} from "./chain.ts";
+import { type BackupStep, keyFor, META_KEYS, planBackup, type RemoteSnapshot } from "./chain.ts";
+import { Chains, quote } from "./chain_walk.ts";
 import type { Config } from "./config.ts";
 import { compress, compressCommand } from "./compress.ts";
 import { formatArgv } from "./process.ts";
@@ -30,7 +25,9 @@ import { Progress } from "./progress.ts";
 import { loadRemote } from "./remote.ts";
 import type { S3Store } from "./s3.ts";
 import { type Resume, ResumeMismatchError, uploadStream } from "./upload.ts";
-import { type CheckRecord, readCheck, writeCheck } from "./checks.ts";
+import { type CheckRecord, MissingRecordError, writeCheck } from "./checks.ts";
+import { inspectObject } from "./cmd_restore.ts";
+import { describeError, S3Error } from "./errors.ts";
 import { rerecord } from "./rerecord.ts";
 import { VERSION } from "./version.ts";
 import * as zfs from "./zfs.ts";
@@ -107,15 +104,11 @@ async function planAndUpload(
     signal: options.signal,
     attempts: config.maxRetries + 1,
   });
-  const health = chainHealth(remote);
-  let plan = planBackup(local, remote, health, { full: options.full, target: options.snapshot });
-  const run = plan.base ? incrementalsBelow(remote, plan.base.name) : 0;
-  if (config.fullEvery > 0 && plan.steps.length > 0 && run + plan.steps.length > config.fullEvery) {
-    options.err(
-      `${run} incrementals since the last full (FULL_EVERY=${config.fullEvery}): sending a new full`,
-    );
-    plan = planBackup(local, remote, health, { full: true, target: options.snapshot });
-  }
+  const plan = planBackup(local, new Chains(remote), {
+    full: options.full,
+    target: options.snapshot,
+    fullEvery: config.fullEvery,
+  });
   if (plan.steps.length === 0) {
     options.err(`${plan.target.name} is already in the bucket: up to date`);
     return [];
@@ -125,9 +118,7 @@ async function planAndUpload(
     return [];
   }
   const base = plan.base ? remote.get(plan.base.name) : undefined;
-  if (base && !plan.steps.every((s) => s.from === undefined)) {
-    await ensureRecorded(config, store, base, options);
-  }
+  if (base && plan.steps[0].from !== undefined) await checkBase(config, store, base, options);
   const records: BackupRecord[] = [];
   for (const step of plan.steps) {
     options.signal?.throwIfAborted();
@@ -218,20 +209,27 @@ async function backupOne(
     options.err(`${snapshot.name}: the interrupted upload holds other bytes; starting over`);
     result = await attempt(undefined);
   }
+  const record: CheckRecord = {
+    etag: result.etag,
+    size: result.bytes,
+    guid: snapshot.guid,
+    full: from === undefined,
+    ...(from ? { parent: from.name, parentGuid: from.guid } : {}),
+    parts: result.partMd5s,
+  };
   try {
-    const record: CheckRecord = {
-      etag: result.etag,
-      size: result.bytes,
-      guid: snapshot.guid,
-      full: from === undefined,
-      ...(from ? { parent: from.name, parentGuid: from.guid } : {}),
-      parts: result.partMd5s,
-    };
+    // writeCheck retries (MAX_RETRIES) on its own.
     await writeCheck(store, config.s3Prefix, snapshot.name, record, config.maxRetries + 1);
   } catch (err) {
-    // Without its record the object could not be verified later: take it back.
-    await store.delete(key).catch(() => {});
-    throw err;
+    options.signal?.throwIfAborted();
+    // The object is whole and verified: deleting it would lose a good backup. Restore refuses it
+    // until its record exists; verify --repair writes the record from its checked bytes.
+    throw new S3Error(
+      `Cannot write the check record of ${quote(snapshot.name)}: ${describeError(err)}; its ` +
+        `object ${quote(key)} is complete and verified and stays in the bucket; run ` +
+        `\`z3 verify --repair\` to write the record (restore refuses the object until then)`,
+      { cause: err },
+    );
   }
   return {
     snapshot: snapshot.name,
@@ -288,37 +286,25 @@ async function findPending(
   return { uploadId: adopted.uploadId, parts };
 }
 
-/** How many incrementals lie between `name` (included) and its full in the bucket. */
-function incrementalsBelow(remote: Map<string, RemoteSnapshot>, name: string): number {
-  let count = 0;
-  const seen = new Set<string>();
-  for (
-    let s = remote.get(name);
-    s && !s.isFull && !seen.has(s.name);
-    s = s.parent ? remote.get(s.parent) : undefined
-  ) {
-    seen.add(s.name);
-    count++;
-  }
-  return count;
-}
-
 /**
- * The object a backup builds on must carry its check record, or a restore would refuse the whole
- * chain. A run that died between completing an object and writing its record leaves exactly that:
- * then the record is written again from the object's checked bytes (`rerecord.ts`). Objects of
- * the original z3 need none.
+ * The object a backup builds on must still be what its backup verified: its check record is
+ * compared with it (ETag, size, GUID, full or parent), as restore will. A run that died between
+ * completing an object and writing its record leaves none: then the record is written again from
+ * the object's checked bytes (`rerecord.ts`). Objects of the original z3 have no record.
  */
-async function ensureRecorded(
+async function checkBase(
   config: Config,
   store: S3Store,
   base: RemoteSnapshot,
   options: BackupOptions,
 ) {
-  if (base.metadata["z3-version"] === undefined) return;
-  if (await readCheck(store, config.s3Prefix, base.name, config.maxRetries + 1)) return;
-  options.err(
-    `${base.name}: its check record is missing (a run died right after uploading it?): checking its bytes`,
-  );
-  await rerecord(config, store, base, { signal: options.signal, action: "back up on" });
+  try {
+    await inspectObject(store, base.key, config, options.signal);
+  } catch (err) {
+    if (!(err instanceof MissingRecordError)) throw err;
+    options.err(
+      `${base.name}: its check record is missing (a run died right after uploading it?): checking its bytes`,
+    );
+    await rerecord(config, store, base, { signal: options.signal, action: "back up on" });
+  }
 }

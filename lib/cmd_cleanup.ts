@@ -10,6 +10,7 @@
 
 import type { Config } from "./config.ts";
 import { S3Error, UsageError } from "./errors.ts";
+import { printable } from "./names.ts";
 import { withRetry } from "./retry.ts";
 import type { PendingUpload, S3Store } from "./s3.ts";
 
@@ -107,7 +108,9 @@ export async function cleanup(
     old.push({ ...u, ageMs, aborted: false });
   }
   const line = (r: CleanupRecord) =>
-    `${r.key}\t${r.uploadId}\t${r.ageMs === undefined ? "unknown" : formatAge(r.ageMs)}`;
+    `${printable(r.key)}\t${printable(r.uploadId)}\t${
+      r.ageMs === undefined ? "unknown" : formatAge(r.ageMs)
+    }`;
   const scope = `under "${prefix}" in bucket "${store.bucket}"`;
   const limit = maxAgeMs > 0 ? ` started more than ${formatAge(maxAgeMs)} ago` : "";
   if (options.dryRun) {
@@ -126,7 +129,11 @@ export async function cleanup(
       r.aborted = true;
       options.out(line(r));
     } catch (err) {
-      failures.push(`"${r.key}" (upload id ${r.uploadId}): ${(err as Error)?.message ?? err}`);
+      failures.push(
+        `"${printable(r.key)}" (upload id ${printable(r.uploadId)}): ${
+          (err as Error)?.message ?? err
+        }`,
+      );
     }
   }
   options.err(

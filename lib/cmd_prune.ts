@@ -1,16 +1,19 @@
 /**
  * `z3 prune`: deletes the bucket's objects that the retention policy (KEEP_*) does not keep,
- * never one that a kept snapshot's chain needs, never one of a broken chain. Deletes go newest
+ * never one that a kept snapshot's chain needs, never one of a broken chain, and nothing while
+ * any object's metadata disagrees with its check record. Deletes go newest
  * first (children before parents), each object with its check record, so a prune that stops
  * midway leaves only whole chains.
  *
  * @module
  */
 
-import { chainHealth } from "./chain.ts";
-import { checkKey } from "./checks.ts";
+import { Chains } from "./chain_walk.ts";
+import { checkKey, recordFlaws } from "./checks.ts";
 import type { Config } from "./config.ts";
 import { requireDataset } from "./dataset.ts";
+import { IntegrityError } from "./errors.ts";
+import { printable } from "./names.ts";
 import { loadRemote } from "./remote.ts";
 import { parsePolicy, planPrune, type PrunePlan } from "./retention.ts";
 import { acquireBackupLock } from "./lock.ts";
@@ -41,11 +44,27 @@ export async function prune(
 ): Promise<PruneLine[]> {
   const dataset = requireDataset(config);
   const policy = parsePolicy(config.keep, (key) => config.sources[key] ?? "the configuration");
+  const attempts = config.maxRetries + 1;
   const remote = await loadRemote(store, config.s3Prefix, dataset, {
     signal: options.signal,
-    attempts: config.maxRetries + 1,
+    attempts,
   });
-  const plan = planPrune(remote, chainHealth(remote), policy, new Date());
+  // A prune decides by each object's parent: metadata that disagrees with its check record may
+  // point elsewhere than the object's real parent, so nothing is decided while any does.
+  const flaws = await recordFlaws(store, config.s3Prefix, remote, {
+    attempts,
+    signal: options.signal,
+  });
+  const mismatched = [...flaws.values()].filter((f) => f.health === "record mismatch");
+  if (mismatched.length > 0) {
+    throw new IntegrityError(
+      `Cannot prune "${dataset}": ${mismatched.length} object(s) disagree with their check ` +
+        `records, so their chains cannot be trusted (${
+          mismatched.map((f) => f.detail).join("; ")
+        }); nothing was deleted; run z3 verify`,
+    );
+  }
+  const plan = planPrune(new Chains(remote), policy, new Date());
   const lines = plan.decisions.map((d) => ({
     snapshot: d.snapshot.name,
     action: d.keep ? "keep" as const : "delete" as const,
@@ -72,7 +91,7 @@ async function deleteAll(
   const attempts = config.maxRetries + 1;
   for (const s of deletes) {
     options.signal?.throwIfAborted();
-    options.err(`deleting ${s.key}`);
+    options.err(`deleting ${printable(s.key)}`);
     await withRetry(() => store.delete(s.key), { attempts, signal: options.signal });
     await withRetry(() => store.delete(checkKey(config.s3Prefix, s.name)), {
       attempts,

@@ -6,14 +6,8 @@
  * @module
  */
 
-import {
-  chainHealth,
-  keyFor,
-  normalizePrefix,
-  planRestore,
-  type RemoteSnapshot,
-  shortName,
-} from "./chain.ts";
+import { Chains } from "./chain_walk.ts";
+import { keyFor, normalizePrefix, planRestore, type RemoteSnapshot, shortName } from "./chain.ts";
 import type { Config } from "./config.ts";
 import { checkCompressor, decompress } from "./compress.ts";
 import { requireDataset } from "./dataset.ts";
@@ -58,8 +52,7 @@ export async function restore(
   });
   const local = (await zfs.datasetExists(target)) ? await zfs.listSnapshots(target) : [];
   const plan = planRestore(
-    remote,
-    chainHealth(remote),
+    new Chains(remote),
     full,
     new Map(local.map((s) => [s.snapshot, s.guid])),
   );

@@ -8,7 +8,8 @@
  * @module
  */
 
-import { chainHealth, planRestore, type RemoteSnapshot } from "./chain.ts";
+import { planRestore, type RemoteSnapshot } from "./chain.ts";
+import { Chains, quote } from "./chain_walk.ts";
 import type { Config } from "./config.ts";
 import { requireDataset } from "./dataset.ts";
 import {
@@ -63,7 +64,7 @@ export async function verify(
     signal: options.signal,
     attempts: config.maxRetries + 1,
   });
-  const health = chainHealth(remote);
+  const chains = new Chains(remote);
   let chosen: RemoteSnapshot[] = [...remote.values()].filter((s) =>
     s.snapshot.startsWith(config.snapshotPrefix)
   );
@@ -71,33 +72,48 @@ export async function verify(
     const name = options.snapshot.includes("@")
       ? options.snapshot
       : `${dataset}@${options.snapshot}`;
-    const target = remote.get(name);
-    if (!target) throw new UsageError(`Cannot verify "${name}": not in the bucket`);
-    chosen = [];
-    for (
-      let s: RemoteSnapshot | undefined = target;
-      s && !chosen.includes(s);
-      s = s.parent ? remote.get(s.parent) : undefined
-    ) {
-      chosen.unshift(s);
-      if (s.isFull) break;
-    }
+    if (!remote.has(name)) throw new UsageError(`Cannot verify ${quote(name)}: not in the bucket`);
+    chosen = [...chains.ancestors(name)].reverse();
   }
   const results = new Map<string, VerifyResult>();
   for (const s of chosen) {
     options.signal?.throwIfAborted();
-    const h = health.get(s.name) ?? "missing parent";
-    if (h !== "ok") {
-      results.set(s.name, { snapshot: s.name, state: "missing", detail: `chain: ${h}` });
+    if (chains.health(s.name) !== "ok") {
+      results.set(s.name, {
+        snapshot: s.name,
+        state: "missing",
+        detail: `chain: ${chains.why(s.name)}`,
+      });
       continue;
     }
     results.set(s.name, await checkSnapshot(config, store, s, options));
   }
+  markDescendants(chains, results);
   if (options.zfsParent) {
     validateDataset(options.zfsParent);
-    await proveRestores(config, store, remote, health, [...results.values()], options);
+    await proveRestores(config, store, chains, [...results.values()], options);
   }
   return [...results.values()];
+}
+
+/**
+ * An object that verified is still unrestorable when an object below it did not: reports it
+ * so, naming the nearest such ancestor, rather than "ok".
+ */
+function markDescendants(chains: Chains, results: Map<string, VerifyResult>): void {
+  const bad = new Set([...results.values()].filter((r) => !restorable(r)).map((r) => r.snapshot));
+  const below = chains.descendants(bad);
+  for (const r of results.values()) {
+    if (!below.has(r.snapshot) || !restorable(r)) continue;
+    const [, ...ancestors] = chains.ancestors(r.snapshot);
+    const culprit = ancestors.find((a) => bad.has(a.name));
+    const verdict = culprit === undefined ? undefined : results.get(culprit.name)?.state;
+    const repaired = r.state === "repaired" ? "check record written again; " : "";
+    r.state = "missing";
+    r.detail = `${repaired}unrestorable: it needs ${
+      quote(culprit?.name ?? "?")
+    }, which is ${verdict}`;
+  }
 }
 
 /**
@@ -176,8 +192,7 @@ async function repair(
 async function proveRestores(
   config: Config,
   store: S3Store,
-  remote: Map<string, RemoteSnapshot>,
-  health: ReturnType<typeof chainHealth>,
+  chains: Chains,
   results: VerifyResult[],
   options: VerifyOptions,
 ) {
@@ -185,9 +200,13 @@ async function proveRestores(
   const good = new Set(
     results.filter(restorable).map((r) => r.snapshot),
   );
-  const tips = [...good].filter((name) =>
-    ![...good].some((other) => remote.get(other)?.parent === name)
-  );
+  // A tip is a good object that no good object builds on.
+  const below = new Set<string>();
+  for (const name of good) {
+    const link = chains.link(chains.remote.get(name)!);
+    if (link.kind === "parent") below.add(link.parent.name);
+  }
+  const tips = [...good].filter((name) => !below.has(name));
   for (const tip of tips) {
     // The chain is received into `scratch/chain`; scratch has mountpoint=none, inherited, so
     // nothing received is ever mounted.
@@ -195,7 +214,7 @@ async function proveRestores(
     options.err(`verify: receiving the chain of ${tip} into ${scratch}/chain`);
     try {
       await zfs.createUnmounted(scratch);
-      const plan = planRestore(remote, health, tip, new Map());
+      const plan = planRestore(chains, tip, new Map());
       for (const { remote: r } of plan.steps) {
         await receiveOne(config, store, r, `${scratch}/chain`, options);
       }
@@ -208,8 +227,9 @@ async function proveRestores(
         (err instanceof CommandError && !err.message.startsWith("Cannot run ")) ||
         (err instanceof ZfsError && zfs.saysBadStream(err.stderr));
       if (!badBytes) throw err;
+      const chain = new Set([...chains.ancestors(tip)].map((s) => s.name));
       for (const r of results) {
-        if (r.snapshot === tip || isAncestor(remote, r.snapshot, tip)) {
+        if (chain.has(r.snapshot)) {
           if (restorable(r)) {
             r.state = "corrupt";
             r.detail = `zfs receive of the chain failed: ${describeError(err)}`;
@@ -225,13 +245,4 @@ async function proveRestores(
 /** Whether a snapshot passed verification well enough to be received. */
 function restorable(r: VerifyResult): boolean {
   return r.state === "ok" || r.state === "repaired" || r.state === "unverifiable";
-}
-
-function isAncestor(remote: Map<string, RemoteSnapshot>, candidate: string, of: string): boolean {
-  const seen = new Set<string>();
-  for (let s = remote.get(of); s?.parent && !seen.has(s.name); s = remote.get(s.parent)) {
-    seen.add(s.name);
-    if (s.parent === candidate) return true;
-  }
-  return false;
 }

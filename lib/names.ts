@@ -12,8 +12,12 @@ import { UsageError } from "./errors.ts";
 /** Characters ZFS accepts in a name component (as of OpenZFS 2; zfs-fuse is stricter). */
 const COMPONENT = /^[A-Za-z0-9_.: -]+$/;
 
+function validComponent(part: string): boolean {
+  return part !== "" && COMPONENT.test(part) && part !== "." && part !== "..";
+}
+
 function checkComponent(kind: string, whole: string, part: string): void {
-  if (part === "" || !COMPONENT.test(part) || part === "." || part === "..") {
+  if (!validComponent(part)) {
     throw new UsageError(
       `Cannot use ${kind} ${
         JSON.stringify(whole)
@@ -42,6 +46,39 @@ export function validateSnapshotName(name: string): string {
   }
   checkComponent("snapshot", name, name);
   return name;
+}
+
+/**
+ * Why ZFS would refuse `name` as a short snapshot name, or `undefined` when it is valid. For
+ * names read from the bucket, which is untrusted input: such an object is no snapshot of ours.
+ */
+export function snapshotNameProblem(name: string): string | undefined {
+  if (name.startsWith("-")) return "a snapshot name may not start with -";
+  if (!validComponent(name)) return "ZFS names use letters, digits and _ - : . or space";
+  return undefined;
+}
+
+// C0 and C1 controls, DEL, the Unicode line and paragraph separators, and the backslash itself.
+// deno-lint-ignore no-control-regex
+const UNPRINTABLE = /[\\\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+const SHORT_ESCAPES: Record<string, string> = {
+  "\\": "\\\\",
+  "\n": "\\n",
+  "\t": "\\t",
+  "\r": "\\r",
+};
+
+/**
+ * `text` with every control character (and the backslash) written as an escape (`\n`, `\t`,
+ * `\u001b`, `\\`), for printing a value from the bucket as one table cell or one line: a key
+ * holding a newline or a tab cannot make rows or columns of its own. Text without them is
+ * returned unchanged.
+ */
+export function printable(text: string): string {
+  return text.replace(
+    UNPRINTABLE,
+    (c) => SHORT_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 /** Splits `pool/fs@snap` into its dataset and short snapshot name, validating both. */

@@ -51,7 +51,7 @@ export async function loadRemote(
       signal: options.signal,
     });
     if (!info) return undefined; // deleted between list and head
-    return parseRemote(
+    const snap = parseRemote(
       prefix,
       dataset,
       o.key,
@@ -59,6 +59,8 @@ export async function loadRemote(
       info.size,
       info.lastModified ?? o.lastModified,
     );
+    if (snap !== undefined) snap.etag = info.etag;
+    return snap;
   });
   return indexRemote(snaps.filter((s): s is RemoteSnapshot => s !== undefined));
 }

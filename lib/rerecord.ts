@@ -5,13 +5,14 @@
  * writing its record: by `z3 backup` for the object it builds on, and by `z3 verify --repair`.
  *
  * A record written this way proves the object is whole and self-consistent, not that it is the
- * object the original run uploaded; that is why it is only ever written where none exists.
+ * object the original run uploaded; that is why it is only ever written where none exists. It
+ * holds the chain's shape (full or parent, both GUIDs) as the object's metadata states it.
  *
  * @module
  */
 
 import { type CheckRecord, writeCheck } from "./checks.ts";
-import type { RemoteSnapshot } from "./chain.ts";
+import { type RemoteSnapshot, shapeOf } from "./chain.ts";
 import { downloadVerified } from "./cmd_restore.ts";
 import type { Config } from "./config.ts";
 import { ChainError, IntegrityError } from "./errors.ts";
@@ -54,7 +55,12 @@ export async function rerecord(
   await downloadVerified(store, snapshot.key, expected, config, { signal }).pipeTo(
     new WritableStream(),
   );
-  const record = { etag: info.etag, size: info.size, guid: snapshot.guid };
+  // The chain's shape as the object's metadata states it now, as backup records it.
+  const shape = shapeOf(info.metadata);
+  const record: CheckRecord = { etag: info.etag, size: info.size, full: shape.isFull };
+  if (shape.guid !== undefined) record.guid = shape.guid;
+  if (shape.parent !== undefined) record.parent = shape.parent;
+  if (shape.parentGuid !== undefined) record.parentGuid = shape.parentGuid;
   await writeCheck(store, config.s3Prefix, snapshot.name, record, attempts);
   return record;
 }

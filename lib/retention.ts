@@ -11,7 +11,8 @@
  * @module
  */
 
-import type { Health, RemoteSnapshot } from "./chain.ts";
+import type { RemoteSnapshot } from "./chain.ts";
+import type { Chains } from "./chain_walk.ts";
 import { UsageError } from "./errors.ts";
 
 /** How many snapshots to keep of each kind; an absent or zero count keeps none of that kind. */
@@ -154,8 +155,9 @@ const KEEPS_NOTHING = "Cannot prune: the policy keeps nothing; set KEEP_LAST or 
  * {@linkcode timeOf}, unknown times as newest and ties by name. `last` keeps the newest N; each
  * bucket kind keeps the newest snapshot in each of the most recent N periods that have a
  * snapshot, as restic's `forget` does (a day without snapshots does not use up a slot). Objects
- * whose health is not `ok` (or unknown) are kept and counted by no rule. Every ancestor of a
- * kept snapshot, down to its full, is kept as "needed by a kept snapshot". O(n log n).
+ * whose health is not `ok` are kept and counted by no rule. Every ancestor of a kept snapshot
+ * (through the links {@linkcode Chains.ancestors} follows), down to its full, is kept as "needed
+ * by a kept snapshot". O(n log n).
  *
  * `now` is accepted for rules relative to the present (a future `KEEP_WITHIN`); the
  * grandfather-father-son rules count periods that have snapshots and do not read it.
@@ -164,14 +166,13 @@ const KEEPS_NOTHING = "Cannot prune: the policy keeps nothing; set KEEP_LAST or 
  * of the healthy snapshots selected (bucket kinds select only snapshots with a known time).
  */
 export function planPrune(
-  remote: Map<string, RemoteSnapshot>,
-  health: Map<string, Health>,
+  chains: Chains,
   policy: RetentionPolicy,
   _now: Date,
 ): PrunePlan {
   if (!KINDS.some((kind) => (policy[kind] ?? 0) > 0)) throw new UsageError(KEEPS_NOTHING);
 
-  const entries: Entry[] = [...remote.values()].map((snapshot) => ({
+  const entries: Entry[] = [...chains.remote.values()].map((snapshot) => ({
     snapshot,
     time: timeOf(snapshot),
     reasons: [],
@@ -182,7 +183,7 @@ export function planPrune(
   const candidates: Entry[] = [];
   for (let i = entries.length - 1; i >= 0; i--) {
     const entry = entries[i];
-    if (health.get(entry.snapshot.name) === "ok") candidates.push(entry);
+    if (chains.health(entry.snapshot.name) === "ok") candidates.push(entry);
     else entry.reasons.push("unhealthy chain (left alone)");
   }
 
@@ -219,19 +220,17 @@ export function planPrune(
   }
 
   // Pin ancestors. An ancestor already pinned had its own ancestors pinned then: stop there,
-  // so each object is visited once. Ancestors of healthy snapshots are healthy, hence acyclic;
-  // the `seen` set only guards against a health map that does not match `remote`.
-  const seen = new Set<string>();
+  // so each object is visited once.
+  const pinned = new Set<string>();
   for (const entry of selected) {
-    let parentName = entry.snapshot.isFull ? undefined : entry.snapshot.parent;
-    while (parentName !== undefined && !seen.has(parentName)) {
-      seen.add(parentName);
-      const parent = byName.get(parentName);
-      if (parent === undefined) break;
+    for (const ancestor of chains.ancestors(entry.snapshot.name)) {
+      if (ancestor === entry.snapshot) continue;
+      if (pinned.has(ancestor.name)) break;
+      pinned.add(ancestor.name);
+      const parent = byName.get(ancestor.name)!;
       if (!parent.reasons.includes("needed by a kept snapshot")) {
         parent.reasons.push("needed by a kept snapshot");
       }
-      parentName = parent.snapshot.isFull ? undefined : parent.snapshot.parent;
     }
   }
 

@@ -264,7 +264,20 @@ integration("diverged history is refused", async (bed) => {
     const line = failure(await f.z3(["backup"]), 5, /diverged/);
     assert.ok(line.includes(oldGuid), `names the bucket's GUID: ${line}`);
     assert.ok(line.includes(newGuid), `names the local GUID: ${line}`);
+    assert.match(line, /use a new S3_PREFIX/, "suggests what is safe");
+    assert.doesNotMatch(line, /--full/, "never suggests overwriting the other history");
     assert.deepEqual(await f.keys(), before);
+    // --full onto the other history's object is refused too, and writes nothing.
+    const etag = (await f.store.head(`z3-backup/${f.dataset}@s1`))?.etag;
+    const full = failure(
+      await f.z3(["backup", "--full", "--snapshot", "s1"]),
+      5,
+      /as a full: .*another snapshot/,
+    );
+    assert.ok(full.includes(oldGuid) && full.includes(newGuid), full);
+    assert.match(full, /new S3_PREFIX/);
+    assert.deepEqual(await f.keys(), before);
+    assert.equal((await f.store.head(`z3-backup/${f.dataset}@s1`))?.etag, etag, "not rewritten");
   });
 });
 

@@ -600,12 +600,16 @@ integration(
           r,
         ) => [r.snapshot, r.state]),
       );
+      // s2's own bytes are fine, but it cannot be restored without s1.
       assert.deepEqual(states, {
         [`${f.dataset}@s1`]: "corrupt",
-        [`${f.dataset}@s2`]: "ok",
+        [`${f.dataset}@s2`]: "missing",
         [`${f.dataset}@s4`]: "missing",
       });
-      assert.match(result.stderr, /^z3: Cannot verify 2 of 3 snapshot\(s\)/m);
+      const s2 = (JSON.parse(result.stdout) as { snapshot: string; detail: string }[])
+        .find((r) => r.snapshot === `${f.dataset}@s2`);
+      assert.match(s2?.detail ?? "", /^unrestorable: it needs ".*@s1", which is corrupt$/);
+      assert.match(result.stderr, /^z3: Cannot verify 3 of 3 snapshot\(s\)/m);
     });
   },
 );
@@ -629,7 +633,13 @@ integration(
       // Without --repair: refused, and nothing is written.
       const plain = await f.z3(["verify", "--json"]);
       assert.equal(plain.code, 6, plain.stderr);
-      assert.deepEqual(stateOf(plain.stdout), { s1: "corrupt", s2: "corrupt", s3: "ok", s4: "ok" });
+      // s3 and s4 verify, but restore would refuse their chain until s1 and s2 have records.
+      assert.deepEqual(stateOf(plain.stdout), {
+        s1: "corrupt",
+        s2: "corrupt",
+        s3: "missing",
+        s4: "missing",
+      });
       assert.equal(await f.store.head(checkKey("z3-backup/", `${f.dataset}@s1`)), undefined);
 
       // s1's bytes are corrupted on the way: its record must not be written.
@@ -642,12 +652,16 @@ integration(
         await proxy.close();
       }
       assert.equal(flipped.code, 6, flipped.stderr);
+      // s2's record is written again, but nothing above s1 restores while s1 is corrupt.
       assert.deepEqual(stateOf(flipped.stdout), {
         s1: "corrupt",
-        s2: "repaired",
-        s3: "ok",
-        s4: "ok",
+        s2: "missing",
+        s3: "missing",
+        s4: "missing",
       });
+      const s2Result = (JSON.parse(flipped.stdout) as { snapshot: string; detail: string }[])
+        .find((r) => r.snapshot.endsWith("@s2"));
+      assert.match(s2Result?.detail ?? "", /^check record written again; unrestorable: .*@s1"/);
       assert.equal(await f.store.head(checkKey("z3-backup/", `${f.dataset}@s1`)), undefined);
       const s2 = await f.store.head(f.key("s2"));
       const record = JSON.parse(

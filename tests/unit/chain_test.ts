@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import {
-  chainHealth,
   type Health,
   humanSize,
   indexRemote,
@@ -12,6 +11,7 @@ import {
   type RemoteSnapshot,
   statusRows,
 } from "../../lib/chain.ts";
+import { Chains, type Flaw } from "../../lib/chain_walk.ts";
 import { ChainError, UsageError } from "../../lib/errors.ts";
 import type { LocalSnapshot } from "../../lib/zfs.ts";
 
@@ -56,18 +56,30 @@ function ours(snapshot: string, parent?: string): RemoteSnapshot {
   return obj(snapshot, parent, extra);
 }
 
-function bucket(...objects: RemoteSnapshot[]) {
-  const remote = indexRemote(objects);
-  return { remote, health: chainHealth(remote) };
+function bucket(...objects: RemoteSnapshot[]): Chains {
+  return new Chains(indexRemote(objects));
 }
 
-function healthOf(objects: RemoteSnapshot[]): Record<string, Health> {
-  return Object.fromEntries(chainHealth(indexRemote(objects)));
+function healthOf(objects: RemoteSnapshot[], flaws?: Map<string, Flaw>): Record<string, Health> {
+  return Object.fromEntries(new Chains(indexRemote(objects), flaws).healthMap());
+}
+
+/** A Map that counts its lookups (`get`, `has`): the walk's unit of work. */
+class CountingMap<K, V> extends Map<K, V> {
+  lookups = 0;
+  override get(key: K): V | undefined {
+    this.lookups++;
+    return super.get(key);
+  }
+  override has(key: K): boolean {
+    this.lookups++;
+    return super.has(key);
+  }
 }
 
 const full = (name: string) => `${DS}@${name}`;
 
-// ---- chainHealth -------------------------------------------------------------------------------
+// ---- Chains.health -------------------------------------------------------------------------
 
 const healthCases: { name: string; objects: RemoteSnapshot[]; want: Record<string, Health> }[] = [
   {
@@ -105,6 +117,31 @@ const healthCases: { name: string; objects: RemoteSnapshot[]; want: Record<strin
     want: { [full("a")]: "cycle detected", [full("b")]: "cycle detected", [full("f")]: "ok" },
   },
   {
+    name: "a link whose parent GUID differs is a guid mismatch, and breaks what is above",
+    objects: [
+      ours("a"),
+      obj("b", "a", { "z3-guid": guidOf("b"), "z3-parent-guid": "999" }),
+      ours("c", "b"),
+    ],
+    want: { [full("a")]: "ok", [full("b")]: "guid mismatch", [full("c")]: "parent broken" },
+  },
+  {
+    name: "a link is checked by GUID only where both sides record one",
+    objects: [obj("a"), obj("b", "a", { "z3-parent-guid": "999" }), ours("c", "b")],
+    want: { [full("a")]: "ok", [full("b")]: "ok", [full("c")]: "ok" },
+  },
+  {
+    name: "names ZFS would refuse are invalid, and so is what builds on them",
+    objects: [obj(".."), obj("x", ".."), obj("a\nb"), obj("t\tab"), obj("-o")],
+    want: {
+      [full("..")]: "invalid name",
+      [full("x")]: "parent broken",
+      [full("a\nb")]: "invalid name",
+      [full("t\tab")]: "invalid name",
+      [full("-o")]: "invalid name",
+    },
+  },
+  {
     name: "a full that also names a parent is still ok",
     objects: [obj("a", undefined, { parent: `${DS}@gone` })],
     want: { [full("a")]: "ok" },
@@ -112,30 +149,80 @@ const healthCases: { name: string; objects: RemoteSnapshot[]; want: Record<strin
 ];
 
 for (const c of healthCases) {
-  Deno.test(`chainHealth() says ${c.name}`, () => {
+  Deno.test(`Chains.health() says ${c.name}`, () => {
     assert.deepEqual(healthOf(c.objects), c.want);
   });
 }
 
-Deno.test("chainHealth() handles a 3,000-long chain quickly, from any starting order", () => {
+Deno.test("Chains.health() shows a flaw the caller found, and breaks what is above it", () => {
+  const flaws = new Map<string, Flaw>([[full("b"), {
+    health: "record mismatch",
+    detail: `"${full("b")}": its metadata disagrees with its check record`,
+  }]]);
+  const objects = [ours("a"), ours("b", "a"), ours("c", "b")];
+  assert.deepEqual(healthOf(objects, flaws), {
+    [full("a")]: "ok",
+    [full("b")]: "record mismatch",
+    [full("c")]: "parent broken",
+  });
+  const chains = new Chains(indexRemote(objects), flaws);
+  assert.match(chains.why(full("c")), /^parent broken: "pool\/fs@b": its metadata disagrees/);
+});
+
+Deno.test("Chains.ancestors() walks sound links down to the full, newest first", () => {
+  const chains = bucket(obj("a"), obj("b", "a"), obj("c", "b"), obj("d"), obj("e", "d"));
+  assert.deepEqual([...chains.ancestors(full("c"))].map((s) => s.snapshot), ["c", "b", "a"]);
+  assert.equal(chains.depth(full("c")), 2);
+  assert.equal(chains.depth(full("a")), 0);
+  // A loop yields each object once.
+  const loop = bucket(obj("x", "y"), obj("y", "x"));
+  assert.deepEqual([...loop.ancestors(full("x"))].map((s) => s.snapshot), ["x", "y"]);
+});
+
+Deno.test("Chains.descendants() finds everything built on the given objects", () => {
+  const chains = bucket(
+    obj("a"),
+    obj("b", "a"),
+    obj("c", "b"),
+    obj("c2", "b"),
+    obj("d", "c"),
+    obj("f"),
+    obj("g", "f"),
+  );
+  assert.deepEqual([...chains.descendants([full("b")])].sort(), [
+    full("c"),
+    full("c2"),
+    full("d"),
+  ]);
+  assert.deepEqual([...chains.descendants([full("d"), full("f")])], [full("g")]);
+});
+
+Deno.test("Chains.health() is linear: a 3,000-long chain costs O(n) lookups, from any order", () => {
   const n = 3000;
   const objects = [obj("s0")];
   for (let i = 1; i < n; i++) objects.push(obj(`s${i}`, `s${i - 1}`));
   for (const order of [objects, [...objects].reverse()]) {
-    const started = performance.now();
-    const health = chainHealth(indexRemote(order));
+    const remote = new CountingMap(order.map((o) => [o.name, o] as const));
+    const health = new Chains(remote).healthMap();
     assert.equal(health.size, n);
     assert.ok([...health.values()].every((h) => h === "ok"));
-    assert.ok(performance.now() - started < 1000, "linear, not quadratic or recursive");
+    // Each object is looked up once as a start and once as a parent; a walk per object from
+    // scratch (quadratic) makes n²/2 = 4.5 million.
+    assert.ok(remote.lookups <= 3 * n, `${remote.lookups} lookups for ${n} objects`);
   }
   // Broken at the bottom: everything above is "parent broken", without stack overflow.
-  const broken = indexRemote(objects.slice(1).reverse());
-  const health = chainHealth(broken);
-  assert.equal(health.get(full("s1")), "missing parent");
-  assert.equal(health.get(full(`s${n - 1}`)), "parent broken");
+  const broken = new CountingMap(objects.slice(1).reverse().map((o) => [o.name, o] as const));
+  const chains = new Chains(broken);
+  assert.equal(chains.health(full("s1")), "missing parent");
+  assert.equal(chains.health(full(`s${n - 1}`)), "parent broken");
+  chains.healthMap();
+  assert.ok(broken.lookups <= 3 * n, `${broken.lookups} lookups when broken`);
   // A 3,000-long loop.
-  const loop = indexRemote(objects.map((o, i) => i === 0 ? obj("s0", `s${n - 1}`) : o));
-  assert.ok([...chainHealth(loop).values()].every((h) => h === "cycle detected"));
+  const loop = new CountingMap(
+    objects.map((o, i) => i === 0 ? obj("s0", `s${n - 1}`) : o).map((o) => [o.name, o] as const),
+  );
+  assert.ok([...new Chains(loop).healthMap().values()].every((h) => h === "cycle detected"));
+  assert.ok(loop.lookups <= 3 * n, `${loop.lookups} lookups in a loop`);
 });
 
 // ---- parseRemote, normalizePrefix, keyFor -----------------------------------------------------
@@ -303,14 +390,70 @@ const backupCases: {
   name: string;
   local: LocalSnapshot[];
   objects: RemoteSnapshot[];
-  options?: { full?: boolean; target?: string };
+  options?: { full?: boolean; target?: string; fullEvery?: number };
   want: ReturnType<typeof describePlan>;
 }[] = [
   {
-    name: "starts a full when the bucket is empty",
+    name:
+      "sends the whole history when the bucket is empty: the oldest as a full, then incrementals",
     local: locals("a", "b", "c"),
     objects: [],
-    want: { target: "c", base: undefined, steps: ["full→c"] },
+    want: { target: "c", base: undefined, steps: ["full→a", "a→b", "b→c"] },
+  },
+  {
+    name: "sends the history up to an older --target when the bucket is empty",
+    local: locals("a", "b", "c"),
+    objects: [],
+    options: { target: "b" },
+    want: { target: "b", base: undefined, steps: ["full→a", "a→b"] },
+  },
+  {
+    name: "sends the whole history when the bucket holds none of the local snapshots",
+    local: locals("a", "b"),
+    objects: [obj("old")],
+    want: { target: "b", base: undefined, steps: ["full→a", "a→b"] },
+  },
+  {
+    name: "sends the whole history with a single snapshot as one full",
+    local: locals("a"),
+    objects: [],
+    want: { target: "a", base: undefined, steps: ["full→a"] },
+  },
+  {
+    name:
+      "FULL_EVERY=2 with a full base and five pending uploads every one, a new full at the third",
+    local: locals("a", "b", "c", "d", "e", "f"),
+    objects: [ours("a")],
+    options: { fullEvery: 2 },
+    want: { target: "f", base: "a", steps: ["a→b", "b→c", "full→d", "d→e", "e→f"] },
+  },
+  {
+    name: "FULL_EVERY=2 counts the incrementals already below the base",
+    local: locals("a", "b", "c", "d", "e", "f", "g"),
+    objects: [ours("a"), ours("b", "a")],
+    options: { fullEvery: 2 },
+    want: { target: "g", base: "b", steps: ["b→c", "full→d", "d→e", "e→f", "full→g"] },
+  },
+  {
+    name: "FULL_EVERY=1 on an empty bucket alternates fulls and incrementals",
+    local: locals("a", "b", "c", "d"),
+    objects: [],
+    options: { fullEvery: 1 },
+    want: { target: "d", base: undefined, steps: ["full→a", "a→b", "full→c", "c→d"] },
+  },
+  {
+    name: "FULL_EVERY=0 never starts a new full",
+    local: locals("a", "b", "c", "d"),
+    objects: [ours("a")],
+    options: { fullEvery: 0 },
+    want: { target: "d", base: "a", steps: ["a→b", "b→c", "c→d"] },
+  },
+  {
+    name: "sends one full with --full over the same snapshot (same GUID)",
+    local: locals("a", "b"),
+    objects: [ours("a"), ours("b", "a")],
+    options: { full: true },
+    want: { target: "b", base: undefined, steps: ["full→b"] },
   },
   {
     name: "sends the incremental chain from the newest snapshot in the bucket",
@@ -368,15 +511,13 @@ const backupCases: {
 
 for (const c of backupCases) {
   Deno.test(`planBackup() ${c.name}`, () => {
-    const { remote, health } = bucket(...c.objects);
-    assert.deepEqual(describePlan(planBackup(c.local, remote, health, c.options)), c.want);
+    assert.deepEqual(describePlan(planBackup(c.local, bucket(...c.objects), c.options)), c.want);
   });
 }
 
 Deno.test("planBackup() gives each step the previous local snapshot as its parent", () => {
   const local = locals("a", "b", "c", "d");
-  const { remote, health } = bucket(obj("a"));
-  const plan = planBackup(local, remote, health);
+  const plan = planBackup(local, bucket(obj("a")));
   assert.deepEqual(plan.steps, [
     { snapshot: local[1], from: local[0] },
     { snapshot: local[2], from: local[1] },
@@ -392,6 +533,8 @@ const refusedBackups: {
   options?: { full?: boolean; target?: string };
   error: typeof ChainError | typeof UsageError;
   message: RegExp[];
+  /** What the message must not say. */
+  absent?: RegExp[];
 }[] = [
   {
     name: "refuses an unhealthy base and says what to run",
@@ -412,7 +555,8 @@ const refusedBackups: {
     local: locals("a", "b", "c"),
     objects: [ours("a"), obj("b", "a", { "z3-guid": "999" })],
     error: ChainError,
-    message: [/diverged/, new RegExp(`local ${guidOf("b")} vs bucket 999`), /--full/],
+    message: [/diverged/, new RegExp(`local ${guidOf("b")} vs bucket 999`), /new S3_PREFIX/],
+    absent: [/--full/],
   },
   {
     name: "refuses when an older common snapshot's GUID differs",
@@ -420,6 +564,47 @@ const refusedBackups: {
     objects: [obj("a", undefined, { "z3-guid": "111" }), ours("b", "a")],
     error: ChainError,
     message: [/"pool\/fs@a"/, new RegExp(`local ${guidOf("a")} vs bucket 111`)],
+    absent: [/--full/],
+  },
+  {
+    name: "refuses --full onto another history, naming what depends on it and what is safe",
+    local: locals("a", "b", "c"),
+    objects: [
+      ours("a"),
+      obj("b", "a", { "z3-guid": "999", "z3-parent-guid": guidOf("a") }),
+      obj("c", "b", { "z3-guid": guidOf("c"), "z3-parent-guid": "999" }),
+      obj("d", "c"),
+    ],
+    options: { full: true, target: "b" },
+    error: ChainError,
+    message: [
+      /^Cannot back up "pool\/fs@b" as a full: .*another snapshot/,
+      new RegExp(`local ${guidOf("b")} vs bucket 999`),
+      /2 object\(s\) depend on it: "pool\/fs@c", "pool\/fs@d"/,
+      /new S3_PREFIX/,
+      /delete the bucket's "pool\/fs@b" and the objects that depend on it/,
+    ],
+    absent: [/backup --full/],
+  },
+  {
+    name: "refuses --full onto another history even when nothing depends on it",
+    local: locals("a"),
+    objects: [obj("a", undefined, { "z3-guid": "999" })],
+    options: { full: true },
+    error: ChainError,
+    message: [/another snapshot/, /no other object depends on it/],
+  },
+  {
+    name: "refuses a base whose link to its parent has another GUID, naming both",
+    local: locals("a", "b", "c"),
+    objects: [ours("a"), obj("b", "a", { "z3-guid": guidOf("b"), "z3-parent-guid": "999" })],
+    error: ChainError,
+    message: [
+      /"pool\/fs@b" in the bucket is broken/,
+      /guid mismatch/,
+      /with GUID 999/,
+      new RegExp(`has GUID ${guidOf("a")}`),
+    ],
   },
   {
     name: "refuses an unknown --target",
@@ -440,10 +625,11 @@ const refusedBackups: {
 
 for (const c of refusedBackups) {
   Deno.test(`planBackup() ${c.name}`, () => {
-    const { remote, health } = bucket(...c.objects);
-    assert.throws(() => planBackup(c.local, remote, health, c.options), (err: unknown) => {
+    const chains = bucket(...c.objects);
+    assert.throws(() => planBackup(c.local, chains, c.options), (err: unknown) => {
       assert.ok(err instanceof c.error, String(err));
       for (const pattern of c.message) assert.match(err.message, pattern);
+      for (const pattern of c.absent ?? []) assert.doesNotMatch(err.message, pattern);
       return true;
     });
   });
@@ -501,8 +687,11 @@ const restoreCases: {
 
 for (const c of restoreCases) {
   Deno.test(`planRestore() ${c.name}`, () => {
-    const { remote, health } = bucket(...c.objects);
-    const plan = planRestore(remote, health, full(c.target), new Map(Object.entries(c.local)));
+    const plan = planRestore(
+      bucket(...c.objects),
+      full(c.target),
+      new Map(Object.entries(c.local)),
+    );
     assert.deepEqual(restoreNames(plan), c.want);
   });
 }
@@ -556,6 +745,22 @@ const refusedRestores: {
     message: [new RegExp(`local 12345 vs bucket ${guidOf("a")}`)],
   },
   {
+    name: "refuses a chain whose link in the bucket has another GUID, naming both",
+    objects: [
+      ours("a"),
+      obj("b", "a", { "z3-guid": guidOf("b"), "z3-parent-guid": "999" }),
+      ours("c", "b"),
+    ],
+    target: "c",
+    local: {},
+    error: ChainError,
+    message: [
+      /^Cannot restore "pool\/fs@c": its chain in the bucket is broken/,
+      /"pool\/fs@b" was sent from a "pool\/fs@a" with GUID 999/,
+      new RegExp(`the bucket's "pool\\/fs@a" has GUID ${guidOf("a")}`),
+    ],
+  },
+  {
     name: "refuses an incremental sent from another parent than the local one",
     objects: [obj("a"), obj("b", "a", { "z3-parent-guid": "777" })],
     target: "b",
@@ -567,9 +772,9 @@ const refusedRestores: {
 
 for (const c of refusedRestores) {
   Deno.test(`planRestore() ${c.name}`, () => {
-    const { remote, health } = bucket(...c.objects);
+    const chains = bucket(...c.objects);
     const localGuids = new Map(Object.entries(c.local));
-    assert.throws(() => planRestore(remote, health, full(c.target), localGuids), (err: unknown) => {
+    assert.throws(() => planRestore(chains, full(c.target), localGuids), (err: unknown) => {
       assert.ok(err instanceof c.error, String(err));
       for (const pattern of c.message) assert.match(err.message, pattern);
       return true;
@@ -581,7 +786,7 @@ for (const c of refusedRestores) {
 
 Deno.test("statusRows() lists local snapshots in order, then bucket-only ones by time", () => {
   const local = locals("a", "b", "c");
-  const { remote, health } = bucket(
+  const chains = bucket(
     obj("a", undefined, { size: "5000" }),
     obj("b", "a", { size: "junk" }),
     // Bucket-only: ordered by z3-created, then lastModified, then name.
@@ -591,7 +796,7 @@ Deno.test("statusRows() lists local snapshots in order, then bucket-only ones by
     obj("q-none", "b"),
     obj("p-none", "gone"),
   );
-  const rows = statusRows(local, remote, health);
+  const rows = statusRows(local, chains);
   assert.deepEqual(rows.map((r) => r.name), [
     "a",
     "b",
@@ -639,10 +844,14 @@ Deno.test("statusRows() lists local snapshots in order, then bucket-only ones by
   });
   assert.equal(rows[6].health, "missing parent");
   assert.equal(rows[6].parent, "gone");
+  assert.equal(
+    rows[6].why,
+    `missing parent: "${full("p-none")}" needs "${full("gone")}", which is not in the bucket`,
+  );
 });
 
 Deno.test("statusRows() returns nothing for an empty pool and bucket", () => {
-  assert.deepEqual(statusRows([], new Map(), new Map()), []);
+  assert.deepEqual(statusRows([], new Chains(new Map())), []);
 });
 
 // ---- humanSize ---------------------------------------------------------------------------------
@@ -662,4 +871,10 @@ Deno.test("humanSize() prints like the original z3", () => {
     [Number.NaN, ""],
   ];
   for (const [bytes, want] of cases) assert.equal(humanSize(bytes), want, String(bytes));
+});
+
+Deno.test("statusRows() shows bucket-only rows of the prefix, with health over every object", () => {
+  const chains = bucket(obj("other-a"), obj("keep-b", "other-a"), obj("other-c", "keep-b"));
+  const rows = statusRows([], chains, "keep-");
+  assert.deepEqual(rows.map((r) => [r.name, r.health]), [["keep-b", "ok"]]);
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { chainHealth, type Health, indexRemote, type RemoteSnapshot } from "../../lib/chain.ts";
+import { indexRemote, type RemoteSnapshot } from "../../lib/chain.ts";
+import { Chains } from "../../lib/chain_walk.ts";
 import { UsageError } from "../../lib/errors.ts";
 import {
   type KeepReason,
@@ -29,8 +30,7 @@ function snap(snapshot: string, when: string | undefined, parent?: string): Remo
 }
 
 function plan(objects: RemoteSnapshot[], policy: RetentionPolicy): PrunePlan {
-  const remote = indexRemote(objects);
-  return planPrune(remote, chainHealth(remote), policy, NOW);
+  return planPrune(new Chains(indexRemote(objects)), policy, NOW);
 }
 
 /** Short name → reasons, for every kept snapshot. */
@@ -295,15 +295,25 @@ Deno.test("planPrune() deletes children before parents even when their times dis
   assert.deepEqual(deleted(p), ["i2", "i1", "f1"]);
 });
 
-Deno.test("planPrune() treats a snapshot missing from the health map as unhealthy", () => {
-  const remote = indexRemote(fulls("2021-03-01T00:00", "2021-03-02T00:00"));
-  const health = new Map<string, Health>([[`${DS}@2021-03-02T00:00`, "ok"]]);
-  const p = planPrune(remote, health, { last: 1 }, NOW);
-  assert.deepEqual(kept(p), {
-    "2021-03-01T00:00": ["unhealthy chain (left alone)"],
-    "2021-03-02T00:00": ["last"],
+Deno.test("planPrune() leaves alone an incremental whose parent GUID differs, and what is above", () => {
+  const withGuids = (s: RemoteSnapshot, guid: string, parentGuid?: string): RemoteSnapshot => ({
+    ...s,
+    guid,
+    ...(parentGuid === undefined ? {} : { parentGuid }),
   });
-  assert.deepEqual(p.deletes, []);
+  const objects = [
+    withGuids(snap("a", "2021-03-01T00:00:00Z"), "1"),
+    withGuids(snap("b", "2021-03-02T00:00:00Z", "a"), "2", "999"),
+    withGuids(snap("c", "2021-03-03T00:00:00Z", "b"), "3", "2"),
+    withGuids(snap("d", "2021-03-04T00:00:00Z"), "4"),
+  ];
+  const p = plan(objects, { last: 1 });
+  assert.deepEqual(kept(p), {
+    b: ["unhealthy chain (left alone)"],
+    c: ["unhealthy chain (left alone)"],
+    d: ["last"],
+  });
+  assert.deepEqual(deleted(p), ["a"]);
 });
 
 // ---- planPrune: refusals -----------------------------------------------------------------------
@@ -342,15 +352,32 @@ Deno.test("planPrune() accepts a bucket with nothing to count", () => {
 
 // ---- planPrune: scale --------------------------------------------------------------------------
 
-Deno.test("planPrune() plans 5,000 hourly snapshots well under a second", () => {
+/** A Map that counts its lookups (`get`, `has`). */
+class CountingMap<K, V> extends Map<K, V> {
+  lookups = 0;
+  override get(key: K): V | undefined {
+    this.lookups++;
+    return super.get(key);
+  }
+  override has(key: K): boolean {
+    this.lookups++;
+    return super.has(key);
+  }
+}
+
+Deno.test("planPrune() plans 5,000 hourly snapshots in O(n) chain lookups", () => {
   const objects = chains(5000, 24);
-  const remote = indexRemote(objects);
-  const health = chainHealth(remote);
+  const remote = new CountingMap(objects.map((o) => [o.name, o] as const));
   const policy = { last: 5, hourly: 48, daily: 14, weekly: 8, monthly: 12, yearly: 3 };
-  const started = performance.now();
-  const p = planPrune(remote, health, policy, NOW);
-  const elapsed = performance.now() - started;
-  assert.ok(elapsed < 500, `took ${elapsed.toFixed(0)} ms`);
+  const p = planPrune(new Chains(remote), policy, NOW);
+  // Health and the ancestor pins visit each object a bounded number of times.
+  assert.ok(remote.lookups <= 3 * 5000, `${remote.lookups} lookups for 5,000 objects`);
+  // One 5,000-long chain: every kept snapshot's walk stops at the first ancestor already
+  // pinned. Walking each down to the full instead costs about 90 × 2,500 = 225,000 lookups.
+  const one = new CountingMap(chains(5000, 5000).map((o) => [o.name, o] as const));
+  const long = planPrune(new Chains(one), policy, NOW);
+  assert.equal(long.deletes.length, 0, "the newest snapshot pins the whole chain");
+  assert.ok(one.lookups <= 3 * 5000, `${one.lookups} lookups for a 5,000-long chain`);
   assert.equal(p.decisions.length, 5000);
   // Safety: every kept incremental's parent is kept; deletes come children first.
   const keep = new Map(p.decisions.map((d) => [d.snapshot.name, d.keep]));
