@@ -315,6 +315,53 @@ integration(
 );
 
 integration(
+  "z3 backup treats an absurd zfs send estimate as none and a far too low one as a start: both restore",
+  async (bed) => {
+    await withFixture(bed.s3, "uf-estimate", async (f) => {
+      const realZfs = (await new Deno.Command("bash", { args: ["-c", "command -v zfs"] }).output())
+        .stdout;
+      const dir = await Deno.makeTempDir({ prefix: "z3-estimating-zfs-" });
+      try {
+        for (
+          const [size, schedule] of [
+            // OpenZFS has printed this for `zfs send -nvP`: treated as no estimate.
+            ["18446744073614344448", [String(5 * MiB), "909", undefined]],
+            // 1000 bytes for a 25 MiB stream: 5 MiB parts for 7,182 parts, then growing.
+            ["1000", [String(5 * MiB), "200", "7182"]],
+          ] as const
+        ) {
+          const shim = `${dir}/zfs`;
+          await Deno.writeTextFile(
+            shim,
+            `#!/bin/sh
+if [ "$1" = send ]; then
+  case " $* " in *" -n "*) printf 'full\\t%s\\t%s\\nsize\\t%s\\n' "$5" ${size} ${size}; exit 0 ;; esac
+fi
+exec '${new TextDecoder().decode(realZfs).trim()}' "$@"
+`,
+          );
+          await Deno.chmod(shim, 0o755);
+          const result = await f.z3(["backup"], { Z3_ZFS_COMMAND: shim });
+          assert.match(ok(result)[0], /@s1: full, \d+ bytes in 6 part\(s\)$/, `estimate ${size}`);
+          const info = await f.store.head(f.key);
+          assert.deepEqual(
+            ["z3-part-size", "z3-part-double-every", "z3-part-grow-after", "size"]
+              .map((k) => info?.metadata[k]),
+            [...schedule, size === "1000" ? "1000" : undefined],
+            `estimate ${size}`,
+          );
+          await f.assertRestores();
+          await zfs.destroyRecursive(`${f.pool.name}/restored`);
+          await f.store.delete(f.key);
+        }
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  },
+);
+
+integration(
   "z3 exits 143 within the bound after SIGTERM even when what it waits for ignores the signal",
   async () => {
     // A zfs that ignores SIGTERM and never answers: z3 waits for it, then its watchdog ends the
