@@ -16,6 +16,7 @@ import {
 } from "./chain.ts";
 import type { Config } from "./config.ts";
 import { checkCompressor, decompress } from "./compress.ts";
+import { AGE_META, checkIdentity, openAge } from "./age.ts";
 import { requireDataset } from "./dataset.ts";
 import { UsageError, Z3Error } from "./errors.ts";
 import { checkKey, compareCheck, MissingRecordError, readCheck } from "./checks.ts";
@@ -74,12 +75,14 @@ export async function restore(
     } catch (err) {
       throw new UsageError(`Cannot restore "${r.name}": ${(err as Error).message}`);
     }
+    checkIdentity(r.key, r.metadata, config.ageIdentities ?? [], config.ageIdentityFile);
   }
   if (options.dryRun) {
     for (const { remote: r } of plan.steps) {
       const dec = r.compressor && r.compressor !== "none" ? ` | decompress ${r.compressor}` : "";
+      const age = encrypted(r.metadata) ? " | (in-process age -d)" : "";
       options.out(
-        `${r.name}: download s3://${store.bucket}/${r.key}${dec} | ${
+        `${r.name}: download s3://${store.bucket}/${r.key}${age}${dec} | ${
           formatArgv(zfs.receiveArgv(target, { force: options.force }))
         }`,
       );
@@ -114,7 +117,12 @@ export async function receiveOne(
   options: { force?: boolean; signal?: AbortSignal; err: (line: string) => void },
   expected?: Expected,
 ) {
-  const stream = await openVerified(store, r.key, config, options, expected);
+  const stream = await decrypted(
+    await openVerified(store, r.key, config, options, expected),
+    r.key,
+    r.metadata,
+    config,
+  );
   const receiver = zfs.receive(target, { force: options.force, signal: options.signal });
   const unpacked = decompress(r.compressor, stream, options.signal);
   // `unpacked.done` settles only once the decompressor has read its input (the verified stream)
@@ -137,6 +145,33 @@ export async function receiveOne(
   }
   await unpacked.done;
   await receiver.done;
+}
+
+function encrypted(metadata: Record<string, string>): boolean {
+  return metadata[AGE_META.encryption] === "age";
+}
+
+/**
+ * `stream` decrypted with `AGE_IDENTITY_FILE`'s identities when the metadata says age (else as
+ * is). Resolves once the age header is unwrapped, so a missing or wrong identity fails here,
+ * before the caller starts a consumer; a chunk that does not authenticate errors the stream
+ * with an IntegrityError (see `age.ts`).
+ */
+async function decrypted(
+  stream: ReadableStream<Uint8Array>,
+  key: string,
+  metadata: Record<string, string>,
+  config: Config,
+): Promise<ReadableStream<Uint8Array>> {
+  if (!encrypted(metadata)) return stream;
+  const identities = config.ageIdentities ?? [];
+  try {
+    checkIdentity(key, metadata, identities, config.ageIdentityFile);
+  } catch (err) {
+    await stream.cancel(err);
+    throw err;
+  }
+  return await openAge(stream, identities, { label: key, identityFile: config.ageIdentityFile });
 }
 
 /**
@@ -232,7 +267,10 @@ export function downloadVerified(
   return holdingBack(checked, Promise.resolve());
 }
 
-/** `z3 get KEY`: the object's verified bytes to stdout (the key as given, or under S3_PREFIX). */
+/**
+ * `z3 get KEY`: the object's verified bytes to stdout (the key as given, or under S3_PREFIX),
+ * decrypted when it is encrypted with age.
+ */
 export async function get(
   config: Config,
   store: S3Store,
@@ -241,8 +279,15 @@ export async function get(
 ) {
   const candidates = [key, keyFor(config.s3Prefix, key)];
   for (const k of candidates) {
-    if (await store.head(k, options.signal)) {
-      const stream = await openVerified(store, k, config, options);
+    const info = await store.head(k, options.signal);
+    if (info) {
+      checkIdentity(k, info.metadata, config.ageIdentities ?? [], config.ageIdentityFile);
+      const stream = await decrypted(
+        await openVerified(store, k, config, options),
+        k,
+        info.metadata,
+        config,
+      );
       await stream.pipeTo(Deno.stdout.writable, { signal: options.signal, preventClose: true });
       return;
     }
