@@ -75,7 +75,6 @@ export async function restore(
     } catch (err) {
       throw new UsageError(`Cannot restore "${r.name}": ${(err as Error).message}`);
     }
-    checkIdentity(r.key, r.metadata, config.ageIdentities ?? [], config.ageIdentityFile);
   }
   if (options.dryRun) {
     for (const { remote: r } of plan.steps) {
@@ -88,6 +87,10 @@ export async function restore(
       );
     }
     return [];
+  }
+  // Every encrypted object must have its identity, before any download or receive.
+  for (const { remote: r } of plan.steps) {
+    checkIdentity(r.key, r.metadata, config.ageIdentities ?? [], config.ageIdentityFile);
   }
   // Every object must still be what its backup verified before ZFS sees any of them.
   const expected: Expected[] = [];

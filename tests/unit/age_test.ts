@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { randomBytes } from "node:crypto";
-import { AGE_META, checkIdentity, CHUNK, encryptStream, openAge } from "../../lib/age.ts";
+import { createCipheriv, hkdfSync, randomBytes } from "node:crypto";
+import {
+  AGE_META,
+  checkIdentity,
+  CHUNK,
+  encodeHeader,
+  encryptStream,
+  openAge,
+} from "../../lib/age.ts";
 import {
   bech32Decode,
   identityOf,
@@ -188,4 +195,30 @@ Deno.test("checkIdentity() refuses, from metadata, no identity or one of no list
   assert.throws(() => checkIdentity("o", meta, []), /set AGE_IDENTITY_FILE/);
   const other = [identityOf(new Uint8Array(randomBytes(32)))];
   assert.throws(() => checkIdentity("o", meta, other, "/k"), /AGE_IDENTITY_FILE \/k matches/);
+});
+
+Deno.test("openAge() refuses an empty final chunk after a full one, as the spec requires", async () => {
+  // Sealed by hand as the spec says: payload key = HKDF(file key, nonce, "payload"), chunk nonce
+  // = 11-byte counter || final flag.
+  const fileKey = new Uint8Array(randomBytes(16));
+  const nonce = new Uint8Array(randomBytes(16));
+  const key = new Uint8Array(hkdfSync("sha256", fileKey, nonce, "payload", 32));
+  const sealChunk = (plain: Uint8Array, counter: number, last: boolean) => {
+    const n = new Uint8Array(12);
+    n[10] = counter;
+    n[11] = last ? 1 : 0;
+    const c = createCipheriv("chacha20-poly1305", key, n, { authTagLength: 16 });
+    return Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
+  };
+  const header = encodeHeader(fileKey, [parseRecipient(SPEC_RECIPIENT, "t")]);
+  const plain = new Uint8Array(randomBytes(CHUNK));
+  const good = Buffer.concat([header, nonce, sealChunk(plain, 0, true)]);
+  assert.deepEqual(await decrypt(new Uint8Array(good)), plain); // the hand sealing is right
+  const emptyLast = Buffer.concat([
+    header,
+    nonce,
+    sealChunk(plain, 0, false),
+    sealChunk(new Uint8Array(0), 1, true),
+  ]);
+  await assert.rejects(decrypt(new Uint8Array(emptyLast)), /its final chunk is empty/);
 });
