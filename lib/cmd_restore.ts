@@ -120,6 +120,7 @@ export async function receiveOne(
   options: { force?: boolean; signal?: AbortSignal; err: (line: string) => void },
   expected?: Expected,
 ) {
+  checkIdentity(r.key, r.metadata, config.ageIdentities ?? [], config.ageIdentityFile);
   const stream = await decrypted(
     await openVerified(store, r.key, config, options, expected),
     r.key,
@@ -156,7 +157,8 @@ function encrypted(metadata: Record<string, string>): boolean {
 
 /**
  * `stream` decrypted with `AGE_IDENTITY_FILE`'s identities when the metadata says age (else as
- * is). Resolves once the age header is unwrapped, so a missing or wrong identity fails here,
+ * is); callers check the identity against the metadata first (`checkIdentity`). Resolves once
+ * the age header is unwrapped, so an identity that matches none of its stanzas fails here,
  * before the caller starts a consumer; a chunk that does not authenticate errors the stream
  * with an IntegrityError (see `age.ts`).
  */
@@ -167,14 +169,10 @@ async function decrypted(
   config: Config,
 ): Promise<ReadableStream<Uint8Array>> {
   if (!encrypted(metadata)) return stream;
-  const identities = config.ageIdentities ?? [];
-  try {
-    checkIdentity(key, metadata, identities, config.ageIdentityFile);
-  } catch (err) {
-    await stream.cancel(err);
-    throw err;
-  }
-  return await openAge(stream, identities, { label: key, identityFile: config.ageIdentityFile });
+  return await openAge(stream, config.ageIdentities ?? [], {
+    label: key,
+    identityFile: config.ageIdentityFile,
+  });
 }
 
 /**
