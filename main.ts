@@ -58,7 +58,8 @@ Commands:
             snapshot's chain needs, nor one of a broken chain, nor anything while an object
             disagrees with its check record (exit 6); --dry-run prints every decision and why.
             backup --prune prunes only after a successful backup.
-  get       write one object's verified bytes to stdout (KEY as stored, or dataset@snap)
+  get       write one object's verified bytes to stdout (KEY as stored, or dataset@snap),
+            decrypted with AGE_IDENTITY_FILE when it is encrypted with age
   verify    download every object of FILESYSTEM (or SNAPSHOT's chain), check it against its check
             record and recompute its ETag; one line per snapshot: ok, corrupt, missing (broken
             chain) or unverifiable (objects of the original z3: size checked only). --zfs PARENT
@@ -88,11 +89,12 @@ Environment (besides the settings above):
 Exit status:
   0    success (also: nothing to do)
   1    unexpected error (a bug: please report it)
-  2    usage: bad flags, config, names or sizes
+  2    usage: bad flags, config, names or sizes; no AGE_IDENTITY_FILE identity for an
+       encrypted object
   3    a zfs command failed
   4    S3 refused or failed a request
   5    the snapshot chain is broken or diverges from the local one
-  6    data did not verify (ETag or size mismatch)
+  6    data did not verify (ETag or size mismatch, or an age chunk that does not authenticate)
   7    a helper command (compressor) failed
   8    another z3 backup or prune of the same dataset is running on this host (lock in /run/z3)
   130  interrupted by SIGINT; 143 by SIGTERM (uploads are aborted, nothing half-made remains).

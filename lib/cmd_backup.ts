@@ -12,6 +12,7 @@ import { type BackupStep, keyFor, META_KEYS, planBackup, type RemoteSnapshot } f
 import { Chains, quote } from "./chain_walk.ts";
 import type { Config } from "./config.ts";
 import { compress, compressCommand } from "./compress.ts";
+import { AGE_META, encryptStream } from "./age.ts";
 import { formatArgv } from "./process.ts";
 import { planSchedule, scheduleToMetadata, usableEstimate } from "./part_size.ts";
 import {
@@ -132,9 +133,12 @@ function describe(config: Config, store: S3Store, step: BackupStep): string {
   const comp = compressCommand(config.compressor);
   const key = keyFor(config.s3Prefix, step.snapshot.name);
   const kind = step.from ? `incremental from ${step.from.snapshot}` : "full";
+  const age = config.ageRecipients?.length
+    ? ` | (in-process age) ${config.ageRecipients.map((r) => `-r ${r.text}`).join(" ")}`
+    : "";
   return `${step.snapshot.name} (${kind}): ${send}${
     comp ? ` | ${formatArgv(comp)}` : ""
-  } | upload s3://${store.bucket}/${key}`;
+  }${age} | upload s3://${store.bucket}/${key}`;
 }
 
 async function backupOne(
@@ -160,6 +164,11 @@ async function backupOne(
   }
   if (config.compressor !== "none") metadata[META_KEYS.compressor] = config.compressor;
   if (estimated !== undefined) metadata[META_KEYS.size] = String(estimated);
+  const recipients = config.ageRecipients ?? [];
+  if (recipients.length > 0) {
+    metadata[AGE_META.encryption] = "age";
+    metadata[AGE_META.recipients] = recipients.map((r) => r.text).join(",");
+  }
   const attempts = config.maxRetries + 1;
   const schedule = planSchedule({ partSize: config.chunkSize, estimated });
   const started: PendingRecord = {
@@ -178,7 +187,9 @@ async function backupOne(
     const packed = compress(config.compressor, sender.stdout!, options.signal);
     const progress = options.progress ? new Progress(snapshot.snapshot, estimated) : undefined;
     try {
-      const result = await uploadStream(store, key, packed.stream, {
+      // A fresh file key and nonce each time: an interrupted encrypted upload starts over.
+      const body = recipients.length > 0 ? encryptStream(packed.stream, recipients) : packed.stream;
+      const result = await uploadStream(store, key, body, {
         schedule,
         concurrency: config.concurrency,
         attempts,

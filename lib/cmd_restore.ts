@@ -10,6 +10,7 @@ import { Chains } from "./chain_walk.ts";
 import { keyFor, normalizePrefix, planRestore, type RemoteSnapshot, shortName } from "./chain.ts";
 import type { Config } from "./config.ts";
 import { checkCompressor, decompress } from "./compress.ts";
+import { AGE_META, checkIdentity, openAge } from "./age.ts";
 import { requireDataset } from "./dataset.ts";
 import { UsageError, Z3Error } from "./errors.ts";
 import { checkKey, compareCheck, MissingRecordError, readCheck } from "./checks.ts";
@@ -71,13 +72,18 @@ export async function restore(
   if (options.dryRun) {
     for (const { remote: r } of plan.steps) {
       const dec = r.compressor && r.compressor !== "none" ? ` | decompress ${r.compressor}` : "";
+      const age = encrypted(r.metadata) ? " | (in-process age -d)" : "";
       options.out(
-        `${r.name}: download s3://${store.bucket}/${r.key}${dec} | ${
+        `${r.name}: download s3://${store.bucket}/${r.key}${age}${dec} | ${
           formatArgv(zfs.receiveArgv(target, { force: options.force }))
         }`,
       );
     }
     return [];
+  }
+  // Every encrypted object must have its identity, before any download or receive.
+  for (const { remote: r } of plan.steps) {
+    checkIdentity(r.key, r.metadata, config.ageIdentities ?? [], config.ageIdentityFile);
   }
   // Every object must still be what its backup verified before ZFS sees any of them.
   const expected: Expected[] = [];
@@ -107,7 +113,13 @@ export async function receiveOne(
   options: { force?: boolean; signal?: AbortSignal; err: (line: string) => void },
   expected?: Expected,
 ) {
-  const stream = await openVerified(store, r.key, config, options, expected);
+  checkIdentity(r.key, r.metadata, config.ageIdentities ?? [], config.ageIdentityFile);
+  const stream = await decrypted(
+    await openVerified(store, r.key, config, options, expected),
+    r.key,
+    r.metadata,
+    config,
+  );
   const receiver = zfs.receive(target, { force: options.force, signal: options.signal });
   const unpacked = decompress(r.compressor, stream, options.signal);
   // `unpacked.done` settles only once the decompressor has read its input (the verified stream)
@@ -130,6 +142,30 @@ export async function receiveOne(
   }
   await unpacked.done;
   await receiver.done;
+}
+
+function encrypted(metadata: Record<string, string>): boolean {
+  return metadata[AGE_META.encryption] === "age";
+}
+
+/**
+ * `stream` decrypted with `AGE_IDENTITY_FILE`'s identities when the metadata says age (else as
+ * is); callers check the identity against the metadata first (`checkIdentity`). Resolves once
+ * the age header is unwrapped, so an identity that matches none of its stanzas fails here,
+ * before the caller starts a consumer; a chunk that does not authenticate errors the stream
+ * with an IntegrityError (see `age.ts`).
+ */
+async function decrypted(
+  stream: ReadableStream<Uint8Array>,
+  key: string,
+  metadata: Record<string, string>,
+  config: Config,
+): Promise<ReadableStream<Uint8Array>> {
+  if (!encrypted(metadata)) return stream;
+  return await openAge(stream, config.ageIdentities ?? [], {
+    label: key,
+    identityFile: config.ageIdentityFile,
+  });
 }
 
 /**
@@ -225,7 +261,10 @@ export function downloadVerified(
   return holdingBack(checked, Promise.resolve());
 }
 
-/** `z3 get KEY`: the object's verified bytes to stdout (the key as given, or under S3_PREFIX). */
+/**
+ * `z3 get KEY`: the object's verified bytes to stdout (the key as given, or under S3_PREFIX),
+ * decrypted when it is encrypted with age.
+ */
 export async function get(
   config: Config,
   store: S3Store,
@@ -234,8 +273,15 @@ export async function get(
 ) {
   const candidates = [key, keyFor(config.s3Prefix, key)];
   for (const k of candidates) {
-    if (await store.head(k, options.signal)) {
-      const stream = await openVerified(store, k, config, options);
+    const info = await store.head(k, options.signal);
+    if (info) {
+      checkIdentity(k, info.metadata, config.ageIdentities ?? [], config.ageIdentityFile);
+      const stream = await decrypted(
+        await openVerified(store, k, config, options),
+        k,
+        info.metadata,
+        config,
+      );
       await stream.pipeTo(Deno.stdout.writable, { signal: options.signal, preventClose: true });
       return;
     }

@@ -12,18 +12,25 @@ import { humanSize, type StatusRow, statusRows } from "./chain.ts";
 import { Chains } from "./chain_walk.ts";
 import { recordFlaws } from "./checks.ts";
 import type { Config } from "./config.ts";
+import { AGE_META } from "./age.ts";
 import { requireDataset } from "./dataset.ts";
 import { printable } from "./names.ts";
 import { loadRemote } from "./remote.ts";
 import type { S3Store } from "./s3.ts";
 import * as zfs from "./zfs.ts";
 
+/** A status row, with how its object is encrypted (absent: plain) and to which recipients. */
+export interface StatusLine extends StatusRow {
+  encryption?: "age";
+  recipients?: string[];
+}
+
 /** Rows of the status table for the configured dataset and snapshot prefix. */
 export async function status(
   config: Config,
   store: S3Store,
   signal?: AbortSignal,
-): Promise<StatusRow[]> {
+): Promise<StatusLine[]> {
   const dataset = requireDataset(config);
   const prefix = config.snapshotPrefix;
   const local = (await zfs.datasetExists(dataset))
@@ -32,30 +39,53 @@ export async function status(
   const attempts = config.maxRetries + 1;
   const all = await loadRemote(store, config.s3Prefix, dataset, { signal, attempts });
   const flaws = await recordFlaws(store, config.s3Prefix, all, { attempts, signal });
-  return statusRows(local, new Chains(all, flaws), prefix);
+  return statusRows(local, new Chains(all, flaws), prefix).map((row) => {
+    const meta = all.get(`${dataset}@${row.name}`)?.metadata ?? {};
+    if (meta[AGE_META.encryption] !== "age") return row;
+    const recipients = (meta[AGE_META.recipients] ?? "").split(",").filter((r) => r !== "");
+    return { ...row, encryption: "age", recipients };
+  });
 }
 
 const COLUMNS = ["NAME", "PARENT", "TYPE", "HEALTH", "LOCAL STATE", "SIZE"];
 
 /** The row's cells, with control characters from the bucket escaped (see `printable`). */
-function cells(row: StatusRow): string[] {
+function cells(row: StatusLine): string[] {
   return [row.name, row.parent, row.type, row.health, row.localState, humanSize(row.size)].map(
     printable,
   );
 }
 
-/** The original z3's table: columns separated by ` | `, padded. */
-export function formatTable(rows: StatusRow[]): string[] {
-  const lines = [COLUMNS, ...rows.map(cells)];
-  const widths = COLUMNS.map((_, i) => Math.max(...lines.map((l) => l[i].length)));
+/** `age: age1zvkyg2lq…unujwj, …`: the recipients shortened, for the table. */
+function encryptionCell(row: StatusLine): string {
+  if (!row.encryption) return "";
+  const short = (r: string) => r.length > 20 ? `${r.slice(0, 12)}…${r.slice(-6)}` : r;
+  return row.recipients?.length
+    ? `${row.encryption}: ${row.recipients.map(short).join(", ")}`
+    : row.encryption;
+}
+
+/**
+ * The original z3's table: columns separated by ` | `, padded; an ENCRYPTION column is added
+ * when any object is encrypted.
+ */
+export function formatTable(rows: StatusLine[]): string[] {
+  const any = rows.some((r) => r.encryption);
+  const columns = any ? [...COLUMNS, "ENCRYPTION"] : COLUMNS;
+  const lines = [columns, ...rows.map((r) => any ? [...cells(r), encryptionCell(r)] : cells(r))];
+  const widths = columns.map((_, i) => Math.max(...lines.map((l) => l[i].length)));
   return lines.map((l) => l.map((c, i) => c.padEnd(widths[i])).join(" | ").trimEnd());
 }
 
-/** Tab-separated rows without a header (the original's --parseable), escaped as the table. */
-export function formatParseable(rows: StatusRow[]): string[] {
-  return rows.map((r) =>
-    [r.name, r.parent, r.type, r.health, r.localState, String(r.size ?? "")].map(printable).join(
-      "\t",
-    )
-  );
+/**
+ * Tab-separated rows without a header (the original's --parseable), escaped as the table; when
+ * any object is encrypted, a seventh field: `age:RECIPIENT,RECIPIENT` or empty.
+ */
+export function formatParseable(rows: StatusLine[]): string[] {
+  const any = rows.some((r) => r.encryption);
+  return rows.map((r) => {
+    const fields = [r.name, r.parent, r.type, r.health, r.localState, String(r.size ?? "")];
+    if (any) fields.push(r.encryption ? `${r.encryption}:${(r.recipients ?? []).join(",")}` : "");
+    return fields.map(printable).join("\t");
+  });
 }

@@ -11,6 +11,7 @@ import { UsageError } from "./errors.ts";
 import type { IniFile } from "./ini.ts";
 import { parseSize } from "./size.ts";
 import { normalizePrefix } from "./chain.ts";
+import { type Identity, parseRecipients, type Recipient } from "./age_keys.ts";
 
 /** How a setting's string is parsed. */
 type Kind = "string" | "size" | "count" | "bool" | "endpoint";
@@ -132,6 +133,24 @@ export const SETTINGS: readonly SettingDef[] = [
     help: "compression of new backups (zstd: the zstd command, else in-process)",
   },
   {
+    key: "AGE_RECIPIENTS",
+    flag: "age-recipients",
+    kind: "string",
+    help: "encrypt new backups with age to these public keys (age1…, comma-separated)",
+  },
+  {
+    key: "AGE_RECIPIENTS_FILE",
+    flag: "age-recipients-file",
+    kind: "string",
+    help: "file of age1… recipients, one a line, # comments (as age -R reads)",
+  },
+  {
+    key: "AGE_IDENTITY_FILE",
+    flag: "age-identity-file",
+    kind: "string",
+    help: "age-keygen identity file, to restore, get or verify --zfs encrypted objects",
+  },
+  {
     key: "CONCURRENCY",
     flag: "concurrency",
     kind: "count",
@@ -223,6 +242,12 @@ export interface Config {
   filesystem?: string;
   snapshotPrefix: string;
   compressor: string;
+  /** `AGE_RECIPIENTS` and `AGE_RECIPIENTS_FILE`'s keys: new objects are encrypted to them. */
+  ageRecipients?: Recipient[];
+  ageRecipientsFile?: string;
+  ageIdentityFile?: string;
+  /** The identities in `AGE_IDENTITY_FILE` (read by `config_load.ts`). */
+  ageIdentities?: Identity[];
   concurrency: number;
   maxRetries: number;
   chunkSize: number;
@@ -325,6 +350,9 @@ export function resolveConfig(inputs: ConfigInputs): Config {
     filesystem: parsed.FILESYSTEM as string | undefined,
     snapshotPrefix: parsed.SNAPSHOT_PREFIX as string,
     compressor: parsed.COMPRESSOR as string,
+    ageRecipients: parseRecipients(parsed.AGE_RECIPIENTS as string | undefined),
+    ageRecipientsFile: parsed.AGE_RECIPIENTS_FILE as string | undefined,
+    ageIdentityFile: parsed.AGE_IDENTITY_FILE as string | undefined,
     concurrency: parsed.CONCURRENCY as number,
     maxRetries: parsed.MAX_RETRIES as number,
     chunkSize: parsed.CHUNK_SIZE as number,

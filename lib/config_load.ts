@@ -10,6 +10,7 @@ import { X509Certificate } from "node:crypto";
 import { type Config, resolveConfig } from "./config.ts";
 import { UsageError } from "./errors.ts";
 import { type IniFile, parseIni } from "./ini.ts";
+import { parseIdentities, parseRecipients } from "./age_keys.ts";
 
 /** The config file read when none is named. */
 export const DEFAULT_CONFIG_PATH = "/etc/z3_backup/z3.conf";
@@ -77,6 +78,7 @@ export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
     config.secret = await readSecretFile(config.secretFile, "S3_SECRET_FILE");
   }
   config.secrets = [config.secret, config.keyId].filter((s): s is string => !!s);
+  await loadAgeKeys(config);
   if (config.caFile) config.caCerts = await readCaFile(config.caFile);
   return config;
 }
@@ -111,4 +113,34 @@ async function readSecretFile(path: string, key: string): Promise<string> {
   const value = text.trim();
   if (!value) throw new UsageError(`Cannot use ${key} ${path}: the file is empty`);
   return value;
+}
+
+/**
+ * Reads `AGE_RECIPIENTS_FILE` (added to `AGE_RECIPIENTS`) and `AGE_IDENTITY_FILE`; each
+ * identity's text joins the secrets redacted from output.
+ */
+async function loadAgeKeys(config: Config) {
+  if (config.ageRecipientsFile) {
+    const path = config.ageRecipientsFile;
+    const text = await readFile(path, "AGE_RECIPIENTS_FILE");
+    if (text === undefined) {
+      throw new UsageError(`Cannot read AGE_RECIPIENTS_FILE ${path}: it does not exist`);
+    }
+    config.ageRecipients = parseRecipients(
+      (config.ageRecipients ?? []).map((r) => r.text).join(","),
+      { path, text },
+    );
+  }
+  if (config.ageIdentityFile) {
+    const path = config.ageIdentityFile;
+    const text = await readFile(path, "AGE_IDENTITY_FILE");
+    if (text === undefined) {
+      throw new UsageError(`Cannot read AGE_IDENTITY_FILE ${path}: it does not exist`);
+    }
+    for (const line of text.split("\n")) {
+      const t = line.trim();
+      if (t.toUpperCase().startsWith("AGE-SECRET-KEY-")) config.secrets.push(t, t.toLowerCase());
+    }
+    config.ageIdentities = parseIdentities(text, path);
+  }
 }

@@ -23,7 +23,7 @@ export interface BedNeeds {
   zfs?: boolean;
   /** @default {true} */
   s3?: boolean;
-  /** Commands the test runs besides zfs (`zstd`, `lz4`, `pigz`). @default {[]} */
+  /** Commands the test runs besides zfs (`zstd`, `lz4`, `pigz`, `age`). @default {[]} */
   commands?: string[];
 }
 

@@ -12,6 +12,7 @@ export const COMMAND_PACKAGES: Readonly<Record<string, string>> = {
   zstd: "zstd",
   lz4: "lz4",
   pigz: "pigz",
+  age: "age",
 };
 
 /**
