@@ -404,15 +404,19 @@ function remoteRow(
   return row;
 }
 
-/** Sort time of a bucket-only snapshot in ms: recorded creation, else upload time. */
-function sortTime(snap: RemoteSnapshot): number | undefined {
+/**
+ * Time of a snapshot in the bucket, in ms since the epoch: its recorded creation (`z3-created`),
+ * else when the object was uploaded; undefined when neither is known. The one time order of
+ * status and prune.
+ */
+export function timeOf(snap: RemoteSnapshot): number | undefined {
   if (snap.created !== undefined) return snap.created * 1000;
   return snap.lastModified?.getTime();
 }
 
 function compareRemote(a: RemoteSnapshot, b: RemoteSnapshot): number {
-  const ta = sortTime(a);
-  const tb = sortTime(b);
+  const ta = timeOf(a);
+  const tb = timeOf(b);
   if (ta !== undefined && tb !== undefined && ta !== tb) return ta - tb;
   if (ta !== undefined && tb === undefined) return -1;
   if (ta === undefined && tb !== undefined) return 1;

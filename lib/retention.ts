@@ -11,7 +11,7 @@
  * @module
  */
 
-import type { RemoteSnapshot } from "./chain.ts";
+import { type RemoteSnapshot, timeOf } from "./chain.ts";
 import type { Chains } from "./chain_walk.ts";
 import { UsageError } from "./errors.ts";
 
@@ -102,15 +102,6 @@ export interface PrunePlan {
    * stopped part-way leaves only whole chains behind. No kept object needs any of them.
    */
   deletes: RemoteSnapshot[];
-}
-
-/**
- * Time of a snapshot in ms since the epoch: its recorded creation (`z3-created`), else when
- * the object was uploaded; undefined when neither is known.
- */
-export function timeOf(s: RemoteSnapshot): number | undefined {
-  if (s.created !== undefined) return s.created * 1000;
-  return s.lastModified?.getTime();
 }
 
 const HOUR = 3_600_000;

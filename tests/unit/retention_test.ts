@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { indexRemote, type RemoteSnapshot } from "../../lib/chain.ts";
+import { indexRemote, type RemoteSnapshot, timeOf } from "../../lib/chain.ts";
 import { Chains } from "../../lib/chain_walk.ts";
 import { UsageError } from "../../lib/errors.ts";
 import {
@@ -8,7 +8,6 @@ import {
   planPrune,
   type PrunePlan,
   type RetentionPolicy,
-  timeOf,
 } from "../../lib/retention.ts";
 
 const DS = "pool/fs";
