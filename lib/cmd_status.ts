@@ -10,6 +10,7 @@ import { requireDataset } from "./dataset.ts";
 import { loadRemote } from "./remote.ts";
 import type { S3Store } from "./s3.ts";
 import * as zfs from "./zfs.ts";
+import { holdStatus } from "./holds.ts";
 
 /** Rows of the status table for the configured dataset and snapshot prefix. */
 export async function status(
@@ -29,6 +30,11 @@ export async function status(
   const health = chainHealth(all); // health over every object: a parent outside the prefix still counts
   const remote = new Map([...all].filter(([, s]) => s.snapshot.startsWith(prefix)));
   return statusRows(local, remote, health);
+}
+
+/** The line under the table that names the snapshot z3's hold is on (see `holds.ts`). */
+export function holdLine(config: Config, store: S3Store, rows: StatusRow[]): Promise<string> {
+  return holdStatus(config, store.bucket, requireDataset(config), rows);
 }
 
 const COLUMNS = ["NAME", "PARENT", "TYPE", "HEALTH", "LOCAL STATE", "SIZE"];
