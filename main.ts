@@ -15,7 +15,7 @@ import {
 } from "./lib/cli.ts";
 import { backup } from "./lib/cmd_backup.ts";
 import { get, restore } from "./lib/cmd_restore.ts";
-import { formatParseable, formatTable, status } from "./lib/cmd_status.ts";
+import { formatParseable, formatTable, holdLine, status } from "./lib/cmd_status.ts";
 import { SETTINGS, settingsHelp } from "./lib/config.ts";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "./lib/config_load.ts";
 import { connect } from "./lib/connect.ts";
@@ -42,17 +42,24 @@ Commands:
   status    every snapshot of FILESYSTEM (matching SNAPSHOT_PREFIX) locally and in the bucket:
             NAME | PARENT | TYPE | HEALTH | LOCAL STATE | SIZE. HEALTH is ok, missing parent,
             parent broken, cycle detected, guid mismatch, invalid name, record missing or
-            record mismatch (each object is compared with its check record)
+            record mismatch (each object is compared with its check record); on stderr,
+            which snapshot z3's hold should be on (the newest one both local and in the
+            bucket) with its userrefs count
   backup    upload every snapshot after the newest one already in the bucket, each as its own
             object (zfs send -i PREV CUR), oldest first; when the bucket holds none of them,
             the oldest as a full, then every later one. --full sends one full stream of the
             target (refused over another snapshot's object); --snapshot picks the target
             (default: the latest matching snapshot). A failed zfs send never becomes an object.
+            A dataset whose encryption is not off is sent raw (-w); SEND_FLAGS adds -L/-e/-c.
+            Both are recorded per object (z3-send-flags); an incremental that would change
+            -L or raw-ness exits 5 (start a new chain with --full). Afterwards zfs hold keeps
+            the newest uploaded snapshot (HOLD) and the previous base is released.
   restore   receive SNAPSHOT (name or dataset@name) from the bucket: walks its chain back to a
             snapshot that exists locally or to a full, checks every link first, then runs
             zfs receive for each object oldest first, checking each part's MD5 (a bad part is
             fetched again) or the object's ETag, and the size, before ZFS can commit it.
-            --target receives into another dataset; --force adds -F.
+            --target receives into another dataset; --force adds -F. Raw and non-raw
+            objects never stack (exit 5 before zfs runs); after raw ones, zfs load-key.
   prune     delete the bucket's objects that KEEP_LAST / KEEP_HOURLY / … / KEEP_YEARLY do not keep
             (newest per hour/day/ISO week/month/year, UTC). Never deletes an object a kept
             snapshot's chain needs, nor one of a broken chain, nor anything while an object
@@ -178,9 +185,11 @@ await runCommand("z3", async ({ signal }) => {
       case "status": {
         const rows = await status(config, store, signal);
         if (values.json) printOut(JSON.stringify(rows, null, 2));
-        else {(values.parseable ? formatParseable(rows) : formatTable(rows)).forEach((l) =>
-            printOut(l)
-          );}
+        else if (values.parseable) formatParseable(rows).forEach((l) => printOut(l));
+        else {
+          formatTable(rows).forEach((l) => printOut(l));
+          printErr(await holdLine(config, store, rows)); // stdout stays the table alone
+        }
         return 0;
       }
       case "backup": {

@@ -36,6 +36,14 @@ import { requireDataset } from "./dataset.ts";
 import { parseSnapshot, validateSnapshotName } from "./names.ts";
 import { acquireBackupLock } from "./lock.ts";
 import { withRetry } from "./retry.ts";
+import {
+  checkIncrementalFlags,
+  formatSendFlags,
+  readSendFlags,
+  SEND_FLAGS_META,
+  sendOptions,
+} from "./send_flags.ts";
+import { holdArgvLines, moveHold } from "./holds.ts";
 
 /** Options of `z3 backup`. */
 export interface BackupOptions {
@@ -114,22 +122,32 @@ async function planAndUpload(
     options.err(`${plan.target.name} is already in the bucket: up to date`);
     return [];
   }
+  // Encrypted datasets go raw (-w); an incremental keeps its chain's -w and -L (send_flags.ts).
+  const flags = sendOptions(config.sendFlags, (await zfs.getEncryption(dataset)) !== "off");
+  const base = plan.base ? remote.get(plan.base.name) : undefined;
+  if (base && plan.steps[0].from !== undefined) {
+    checkIncrementalFlags(base.name, readSendFlags(base.name, base.metadata), flags);
+  }
+  const newest = plan.steps[plan.steps.length - 1].snapshot.name;
   if (options.dryRun) {
-    for (const step of plan.steps) options.out(describe(config, store, step));
+    for (const step of plan.steps) options.out(describe(config, store, step, flags));
+    for (const argv of holdArgvLines(config, store.bucket, plan.base?.name, newest)) {
+      options.out(formatArgv(argv));
+    }
     return [];
   }
-  const base = plan.base ? remote.get(plan.base.name) : undefined;
   if (base && plan.steps[0].from !== undefined) await checkBase(config, store, base, options);
   const records: BackupRecord[] = [];
   for (const step of plan.steps) {
     options.signal?.throwIfAborted();
-    records.push(await backupOne(config, store, step, options));
+    records.push(await backupOne(config, store, step, flags, options));
   }
+  await moveHold(config, store.bucket, plan.base?.name, newest, options.err);
   return records;
 }
 
-function describe(config: Config, store: S3Store, step: BackupStep): string {
-  const send = formatArgv(zfs.sendArgv(step.snapshot.name, step.from?.name));
+function describe(config: Config, store: S3Store, step: BackupStep, flags: string[]): string {
+  const send = formatArgv(zfs.sendArgv(step.snapshot.name, step.from?.name, flags));
   const comp = compressCommand(config.compressor);
   const key = keyFor(config.s3Prefix, step.snapshot.name);
   const kind = step.from ? `incremental from ${step.from.snapshot}` : "full";
@@ -145,12 +163,13 @@ async function backupOne(
   config: Config,
   store: S3Store,
   step: BackupStep,
+  flags: string[],
   options: BackupOptions,
 ): Promise<BackupRecord> {
   const { snapshot, from } = step;
   const key = keyFor(config.s3Prefix, snapshot.name);
   // An absurd estimate (OpenZFS has printed 18446744073614344448) counts as none.
-  const estimated = usableEstimate(await zfs.estimateSendSize(snapshot.name, from?.name));
+  const estimated = usableEstimate(await zfs.estimateSendSize(snapshot.name, from?.name, flags));
   const metadata: Record<string, string> = {
     [META_KEYS.guid]: snapshot.guid,
     [META_KEYS.created]: String(snapshot.creation),
@@ -164,6 +183,8 @@ async function backupOne(
   }
   if (config.compressor !== "none") metadata[META_KEYS.compressor] = config.compressor;
   if (estimated !== undefined) metadata[META_KEYS.size] = String(estimated);
+  const recorded = formatSendFlags(flags);
+  if (recorded !== undefined) metadata[SEND_FLAGS_META] = recorded;
   const recipients = config.ageRecipients ?? [];
   if (recipients.length > 0) {
     metadata[AGE_META.encryption] = "age";
@@ -183,7 +204,7 @@ async function backupOne(
   const resume = await findPending(store, key, { started, recordKey, attempts }, options);
   const attempt = async (resume?: Resume) => {
     options.err(`${snapshot.name}: sending ${from ? `incremental from ${from.snapshot}` : "full"}`);
-    const sender = zfs.send(snapshot.name, from?.name, { signal: options.signal });
+    const sender = zfs.send(snapshot.name, from?.name, { signal: options.signal, flags });
     const packed = compress(config.compressor, sender.stdout!, options.signal);
     const progress = options.progress ? new Progress(snapshot.snapshot, estimated) : undefined;
     try {

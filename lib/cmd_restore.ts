@@ -24,6 +24,7 @@ import { etagNotMd5, etagNotMd5Error } from "./etag_md5.ts";
 import { type Expected, holdingBack, partsOf, verifiability, verifying } from "./verify.ts";
 import { type DownloadOptions, parallelDownload } from "./download.ts";
 import * as zfs from "./zfs.ts";
+import { checkRestoreFlags, isRaw, readSendFlags } from "./send_flags.ts";
 
 /** Options of `z3 restore`. */
 export interface RestoreOptions {
@@ -51,7 +52,8 @@ export async function restore(
     signal: options.signal,
     attempts: config.maxRetries + 1,
   });
-  const local = (await zfs.datasetExists(target)) ? await zfs.listSnapshots(target) : [];
+  const exists = await zfs.datasetExists(target);
+  const local = exists ? await zfs.listSnapshots(target) : [];
   const plan = planRestore(
     new Chains(remote),
     full,
@@ -69,6 +71,16 @@ export async function restore(
       throw new UsageError(`Cannot restore "${r.name}": ${(err as Error).message}`);
     }
   }
+  // Raw (-w) and non-raw streams do not stack, neither along the chain nor onto the target.
+  const kinds = plan.steps.map(({ remote: r }) => ({
+    name: r.name,
+    flags: readSendFlags(r.name, r.metadata),
+  }));
+  checkRestoreFlags(
+    kinds,
+    target,
+    exists ? (await zfs.getEncryption(target)) !== "off" : undefined,
+  );
   if (options.dryRun) {
     for (const { remote: r } of plan.steps) {
       const dec = r.compressor && r.compressor !== "none" ? ` | decompress ${r.compressor}` : "";
@@ -96,6 +108,12 @@ export async function restore(
     options.err(`${r.name}: receiving into ${target}`);
     await receiveOne(config, store, r, target, options, expected[i]);
     done.push(`${target}@${r.snapshot}`);
+  }
+  if (kinds.some((k) => isRaw(k.flags))) {
+    options.err(
+      `${target}: received raw (encrypted) streams: its key is not loaded; run ` +
+        `zfs load-key ${JSON.stringify(target)} (or on its encryption root), then zfs mount`,
+    );
   }
   return done;
 }

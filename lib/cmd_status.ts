@@ -18,6 +18,7 @@ import { printable } from "./names.ts";
 import { loadRemote } from "./remote.ts";
 import type { S3Store } from "./s3.ts";
 import * as zfs from "./zfs.ts";
+import { holdStatus } from "./holds.ts";
 
 /** A status row, with how its object is encrypted (absent: plain) and to which recipients. */
 export interface StatusLine extends StatusRow {
@@ -45,6 +46,11 @@ export async function status(
     const recipients = (meta[AGE_META.recipients] ?? "").split(",").filter((r) => r !== "");
     return { ...row, encryption: "age", recipients };
   });
+}
+
+/** The line under the table that names the snapshot z3's hold is on (see `holds.ts`). */
+export function holdLine(config: Config, store: S3Store, rows: StatusRow[]): Promise<string> {
+  return holdStatus(config, store.bucket, requireDataset(config), rows);
 }
 
 const COLUMNS = ["NAME", "PARENT", "TYPE", "HEALTH", "LOCAL STATE", "SIZE"];

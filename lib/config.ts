@@ -12,6 +12,7 @@ import type { IniFile } from "./ini.ts";
 import { parseSize } from "./size.ts";
 import { normalizePrefix } from "./chain.ts";
 import { type Identity, parseRecipients, type Recipient } from "./age_keys.ts";
+import { parseSendFlags } from "./send_flags.ts";
 
 /** How a setting's string is parsed. */
 type Kind = "string" | "size" | "count" | "bool" | "endpoint";
@@ -179,6 +180,20 @@ export const SETTINGS: readonly SettingDef[] = [
     help: "start a new full after this many incrementals in a row (0: never)",
   },
   {
+    key: "SEND_FLAGS",
+    flag: "send-flags",
+    kind: "string",
+    default: "",
+    help: "zfs send options: any of -L -e -c (-w is added for encrypted datasets)",
+  },
+  {
+    key: "HOLD",
+    flag: "hold",
+    kind: "bool",
+    default: "true",
+    help: "zfs hold the newest uploaded snapshot (tag z3:HASH of bucket+prefix)",
+  },
+  {
     key: "KEEP_LAST",
     flag: "keep-last",
     kind: "count",
@@ -253,6 +268,10 @@ export interface Config {
   chunkSize: number;
   /** New full after this many incrementals in a row; 0: never. */
   fullEvery: number;
+  /** `SEND_FLAGS`: validated `zfs send` options (`send_flags.ts`), e.g. `["-L", "-c"]`. */
+  sendFlags: string[];
+  /** `HOLD`: hold the newest uploaded snapshot after a backup (`holds.ts`). */
+  hold: boolean;
   /** Retention settings as given (KEEP_* → string), parsed by `retention.ts`. */
   keep: Record<string, string | undefined>;
   /** Where each key's value came from. */
@@ -357,6 +376,8 @@ export function resolveConfig(inputs: ConfigInputs): Config {
     maxRetries: parsed.MAX_RETRIES as number,
     chunkSize: parsed.CHUNK_SIZE as number,
     fullEvery: parsed.FULL_EVERY as number,
+    sendFlags: parsed.SEND_FLAGS as string[],
+    hold: parsed.HOLD as boolean,
     keep: Object.fromEntries(
       ["KEEP_LAST", "KEEP_HOURLY", "KEEP_DAILY", "KEEP_WEEKLY", "KEEP_MONTHLY", "KEEP_YEARLY"].map((
         k,
@@ -379,6 +400,7 @@ function parseValue(def: SettingDef, value: string, source: Source): unknown {
       if (def.choices && !def.choices.includes(value.toLowerCase())) {
         fail(`expected one of ${def.choices.join(", ")}`);
       }
+      if (def.key === "SEND_FLAGS") return parseSendFlags(value, source);
       return def.choices ? value.toLowerCase() : value;
     case "count": {
       if (!/^\d+$/.test(value.trim())) fail("expected a whole number");

@@ -2,9 +2,11 @@
  * The only module that runs `zfs`. Every call is an argv array built from validated names.
  *
  * Run and tested here on zfs-fuse 0.7 (the test bed), which lacks `list -p`, `send -nvP`, resume
- * tokens and raw sends; those degrade cleanly. For OpenZFS 2.x the texts z3 recognises are quoted
- * from its source beside the unit-test fixtures (`tests/unit/zfs_test.ts`); no test here runs on
- * OpenZFS itself.
+ * tokens, raw sends and the `encryption` property; those degrade cleanly. For OpenZFS 2.x the
+ * texts z3 recognises are quoted from its source beside the unit-test fixtures
+ * (`tests/unit/zfs_test.ts`, `tests/unit/openzfs_texts_test.ts`), and the 2.x paths (send
+ * options, `send -nvP`, `encryption`) run against `tests/bed/openzfs_shim.ts`, a stand-in that
+ * passes the real work to zfs-fuse. No test here runs on OpenZFS itself.
  *
  * Errors are classified by zfs's own message on stderr (`ZfsError.stderr`), never by the composed
  * message, which repeats the argv and so any dataset name.
@@ -207,17 +209,32 @@ export async function listSnapshots(dataset: string): Promise<LocalSnapshot[]> {
   return parseSnapshotProps(dataset, await zfsText(getSnapshotsArgv(dataset).slice(1)));
 }
 
-/** The argv of `zfs send` for a full stream of `snapshot`, or an incremental from `from`. */
-export function sendArgv(snapshot: string, from?: string): string[] {
+/**
+ * The argv of `zfs send` for a full stream of `snapshot`, or an incremental from `from`, with
+ * `flags` (validated short options from `send_flags.ts`, e.g. `-w`, `-L`) before them.
+ */
+export function sendArgv(snapshot: string, from?: string, flags: readonly string[] = []): string[] {
   parseSnapshot(snapshot);
-  if (from === undefined) return zfs("send", snapshot);
+  for (const f of flags) {
+    if (!/^-[wLec]$/.test(f)) throw new ZfsError(`Cannot pass zfs send option "${f}"`);
+  }
+  if (from === undefined) return zfs("send", ...flags, snapshot);
   parseSnapshot(from);
-  return zfs("send", "-i", from, snapshot);
+  return zfs("send", ...flags, "-i", from, snapshot);
+}
+
+/** Options for {@linkcode send}. */
+export interface SendOptions extends ZfsStreamOptions {
+  /** Send options (`-w`, `-L`, `-e`, `-c`). @default {[]} */
+  flags?: readonly string[];
 }
 
 /** Starts `zfs send`; read `stdout`, then await `done` before trusting the bytes. */
-export function send(snapshot: string, from?: string, options: ZfsStreamOptions = {}): Child {
-  return spawnChild(sendArgv(snapshot, from), { signal: options.signal, makeError: zfsError });
+export function send(snapshot: string, from?: string, options: SendOptions = {}): Child {
+  return spawnChild(sendArgv(snapshot, from, options.flags), {
+    signal: options.signal,
+    makeError: zfsError,
+  });
 }
 
 /** Options for {@linkcode receive}. */
@@ -255,8 +272,9 @@ export function receive(target: string, options: ReceiveOptions = {}): Child {
 export async function estimateSendSize(
   snapshot: string,
   from?: string,
+  flags: readonly string[] = [],
 ): Promise<number | undefined> {
-  const argv = sendArgv(snapshot, from);
+  const argv = sendArgv(snapshot, from, flags);
   argv.splice(2, 0, "-n", "-v", "-P");
   const child = spawnChild(argv, { makeError: zfsError });
   const out = await new Response(child.stdout).text();
@@ -296,5 +314,101 @@ export async function destroyRecursive(dataset: string): Promise<void> {
       if (!(err instanceof ZfsError) || !saysBusy(err.stderr) || attempt >= 20) throw err;
       await new Promise((r) => setTimeout(r, 250));
     }
+  }
+}
+
+/**
+ * Whether zfs's stderr says that property `name` does not exist here: libzfs's
+ * `zprop_get_list()` ("bad property list: invalid property '%s'", lib/libzfs/libzfs_util.c),
+ * which zfs-fuse prints too, for `encryption`.
+ */
+export function saysInvalidProperty(stderr: string, name: string): boolean {
+  return stderr.split("\n").some((line) =>
+    line === `bad property list: invalid property '${name}'`
+  );
+}
+
+/** The argv that reads one property's raw value: `zfs get -H -p -o value NAME TARGET`. */
+export function getPropertyArgv(name: string, target: string): string[] {
+  return zfs("get", "-H", "-p", "-o", "value", name, target);
+}
+
+/**
+ * `dataset`'s `encryption` property (`off`, `aes-256-gcm`, …). A zfs without the property
+ * (zfs-fuse, ZFS before native encryption) has no encrypted datasets: `off`.
+ */
+export async function getEncryption(dataset: string): Promise<string> {
+  validateDataset(dataset);
+  try {
+    const value = (await zfsText(getPropertyArgv("encryption", dataset).slice(1))).trim();
+    if (!/^[a-z0-9-]+$/.test(value)) {
+      throw new ZfsError(`Cannot read the encryption of "${dataset}" from zfs: got "${value}"`);
+    }
+    return value;
+  } catch (err) {
+    if (err instanceof ZfsError && saysInvalidProperty(err.stderr, "encryption")) return "off";
+    throw err;
+  }
+}
+
+/** How many user holds `snapshot` has (its `userrefs` property; zfs-fuse has it). */
+export async function getUserRefs(snapshot: string): Promise<number> {
+  parseSnapshot(snapshot);
+  const value = (await zfsText(getPropertyArgv("userrefs", snapshot).slice(1))).trim();
+  if (!/^\d+$/.test(value)) {
+    throw new ZfsError(`Cannot read the userrefs of "${snapshot}" from zfs: got "${value}"`);
+  }
+  return Number(value);
+}
+
+/** A hold tag z3 may pass: no leading `-`, printable, short (OpenZFS: "tag too long"). */
+function validateTag(tag: string): string {
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(tag) || tag.startsWith("-")) {
+    throw new ZfsError(`Cannot use hold tag ${JSON.stringify(tag)}`);
+  }
+  return tag;
+}
+
+/** The argv of `zfs hold TAG SNAPSHOT`. */
+export function holdArgv(tag: string, snapshot: string): string[] {
+  parseSnapshot(snapshot);
+  return zfs("hold", validateTag(tag), snapshot);
+}
+
+/** The argv of `zfs release TAG SNAPSHOT`. */
+export function releaseArgv(tag: string, snapshot: string): string[] {
+  parseSnapshot(snapshot);
+  return zfs("release", validateTag(tag), snapshot);
+}
+
+/**
+ * `zfs hold TAG SNAPSHOT`. A hold with that tag already there is success: libzfs's
+ * EZFS_REFTAG_HOLD, "tag already exists on this dataset" (lib/libzfs/libzfs_util.c; zfs-fuse
+ * prints the same).
+ */
+export async function hold(tag: string, snapshot: string): Promise<void> {
+  try {
+    await zfsText(holdArgv(tag, snapshot).slice(1));
+  } catch (err) {
+    if (err instanceof ZfsError && /: tag already exists on this dataset$/m.test(err.stderr)) {
+      return;
+    }
+    throw err;
+  }
+}
+
+/**
+ * `zfs release TAG SNAPSHOT`. No such hold, or no such snapshot any more, is success (libzfs's
+ * EZFS_REFTAG_RELE, "no such tag on this dataset"; "dataset does not exist").
+ */
+export async function release(tag: string, snapshot: string): Promise<void> {
+  try {
+    await zfsText(releaseArgv(tag, snapshot).slice(1));
+  } catch (err) {
+    if (
+      err instanceof ZfsError &&
+      /: (no such tag on this dataset|dataset does not exist)$/m.test(err.stderr)
+    ) return;
+    throw err;
   }
 }

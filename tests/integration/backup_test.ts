@@ -9,6 +9,7 @@ import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool, type TestPool } from "../bed/zfs_bed.ts";
 import { faultProxy } from "../bed/fault_proxy.ts";
 import type { S3Store } from "../../lib/s3.ts";
+import { holdTag } from "../../lib/holds.ts";
 
 const MiB = 1024 * 1024;
 /** A dataset name with a space, so that any shell or argv slip shows. */
@@ -178,6 +179,8 @@ integration("z3 backup --dry-run touches nothing", async (bed) => {
       `${f.dataset}@s2 two (incremental from s1): zfs send -i '${f.dataset}@s1' ` +
       `'${f.dataset}@s2 two' | zstd -1 -T0 -q -c | ` +
       `upload s3://${f.store.bucket}/z3-backup/${f.dataset}@s2 two`,
+      `zfs hold ${holdTag(f.store.bucket, "z3-backup/")} '${f.dataset}@s2 two'`,
+      `zfs release ${holdTag(f.store.bucket, "z3-backup/")} '${f.dataset}@s1'`,
     ]);
     assert.deepEqual(await f.keys(), before, "no new objects");
     assert.deepEqual(await Array.fromAsync(f.store.listMultipartUploads("")), []);
@@ -243,7 +246,7 @@ integration("diverged history is refused", async (bed) => {
   await withFixture(bed.s3, "bk-diverged", async (f) => {
     await writeSome(f.dir, "f1", 1);
     await f.pool.snapshot(DATA, "s1");
-    ok(await f.z3(["backup"]));
+    ok(await f.z3(["backup"], { HOLD: "false" })); // a held s1 could not be destroyed below
     const oldGuid = await guidOf(`${f.dataset}@s1`);
     for (let i = 0;; i++) {
       try {

@@ -1,0 +1,94 @@
+/**
+ * The hold on the base, for real on zfs-fuse (`zfs hold` / `zfs release`; zfs-fuse's `zfs holds`
+ * cannot run, so the tests look at `zfs destroy` and `userrefs`), and the same through the
+ * OpenZFS 2.x shim, which passes holds to zfs-fuse.
+ */
+import assert from "node:assert/strict";
+import { integration } from "../bed/bed.ts";
+import { withCleanup } from "../bed/cleanup.ts";
+import { ok } from "../bed/expect.ts";
+import { type CliResult, runZ3 } from "../bed/cli.ts";
+import { pseudoRandom } from "../bed/files.ts";
+import { run } from "../bed/run.ts";
+import { childEnv, freshBucket } from "../bed/s3_bed.ts";
+import { createPool } from "../bed/zfs_bed.ts";
+import { openzfsShim } from "../bed/openzfs_shim_bed.ts";
+import type { S3Store } from "../../lib/s3.ts";
+import { holdTag } from "../../lib/holds.ts";
+
+const DATA = "held data";
+
+/** `zfs destroy SNAPSHOT`: whether it worked, and zfs's stderr. */
+async function destroy(snapshot: string): Promise<{ ok: boolean; stderr: string }> {
+  const out = await new Deno.Command("zfs", { args: ["destroy", snapshot], stderr: "piped" })
+    .output();
+  return { ok: out.success, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+async function userrefs(snapshot: string): Promise<string> {
+  return (await run(["zfs", "get", "-H", "-p", "-o", "value", "userrefs", snapshot])).trim();
+}
+
+for (const via of ["zfs-fuse", "the OpenZFS shim"] as const) {
+  integration(
+    `backup holds the newest uploaded snapshot and releases the previous one (${via}); HOLD=false holds none`,
+    async (bed) => {
+      const pool = await createPool(256);
+      const shim = via === "zfs-fuse" ? undefined : await openzfsShim();
+      let store: S3Store | undefined;
+      await withCleanup(
+        [() => store?.close(), () => pool.destroy(), async () => await shim?.remove()],
+        async () => {
+          store = await freshBucket(bed.s3, "holds");
+          const bucket = store.bucket;
+          const dir = await pool.createDataset(DATA);
+          const dataset = `${pool.name}/${DATA}`;
+          let n = 0;
+          const snap = async (name: string) => {
+            await Deno.writeFile(`${dir}/f${++n}`, pseudoRandom(32 * 1024, n));
+            await pool.snapshot(DATA, name);
+            return `${dataset}@${name}`;
+          };
+          const z3 = (args: string[], env: Record<string, string> = {}): Promise<CliResult> =>
+            runZ3(args, {
+              ...childEnv(bed.s3, bucket),
+              FILESYSTEM: dataset,
+              COMPRESSOR: "none",
+              ...(shim ? { Z3_ZFS_COMMAND: shim.path } : {}),
+              ...env,
+            });
+          const tag = holdTag(bucket, "z3-backup/");
+
+          const s1 = await snap("s1");
+          const first = await z3(["backup"]);
+          ok(first);
+          assert.match(first.stderr, new RegExp(`held \\(zfs hold ${tag}\\)`));
+          assert.equal(await userrefs(s1), "1");
+          const refused = await destroy(s1);
+          assert.equal(refused.ok, false, "the held base cannot be destroyed");
+          assert.match(refused.stderr, /dataset is busy/);
+          const status = await z3(["status"]);
+          ok(status);
+          assert.match(status.stderr, new RegExp(`hold: ${s1} \\(tag ${tag}; userrefs 1\\)`));
+
+          const s2 = await snap("s2");
+          ok(await z3(["backup"]));
+          assert.equal(await userrefs(s2), "1");
+          assert.equal(await userrefs(s1), "0", "the previous base is released");
+          assert.equal((await destroy(s1)).ok, true, "and can be destroyed now");
+          assert.equal((await destroy(s2)).ok, false, "the new base cannot");
+
+          const s3 = await snap("s3");
+          ok(await z3(["backup"], { HOLD: "false" }));
+          assert.equal(await userrefs(s3), "0", "HOLD=false holds nothing");
+          assert.equal(await userrefs(s2), "0", "and lets go of the last hold");
+          assert.match((await z3(["status"], { HOLD: "false" })).stderr, /hold: off/);
+          if (shim) {
+            const holds = (await shim.log()).filter((l) => l.argv[0] === "hold");
+            assert.deepEqual(holds.map((l) => l.argv), [["hold", tag, s1], ["hold", tag, s2]]);
+          }
+        },
+      );
+    },
+  );
+}
