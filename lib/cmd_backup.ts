@@ -34,6 +34,7 @@ import * as zfs from "./zfs.ts";
 import { requireDataset } from "./dataset.ts";
 import { parseSnapshot, validateSnapshotName } from "./names.ts";
 import { acquireBackupLock } from "./lock.ts";
+import { type RunOutcome, writeMetricsFile } from "./metrics.ts";
 import { withRetry } from "./retry.ts";
 
 /** Options of `z3 backup`. */
@@ -82,12 +83,46 @@ export async function backup(
   }
   // One backup per dataset at a time (see lock.ts); a dry run changes nothing and needs none.
   const lock = options.dryRun ? undefined : acquireBackupLock(dataset);
+  const started = Date.now();
   try {
-    const records = await planAndUpload(config, store, dataset, options);
+    const { records, newestCreated } = await planAndUpload(config, store, dataset, options);
     if (!options.dryRun) await options.afterSuccess?.();
+    if (!options.dryRun) {
+      const bytes = records.reduce((sum, r) => sum + r.bytes, 0);
+      const end = new Date();
+      const run = { ok: true, end, durationMs: end.getTime() - started, bytes, newestCreated };
+      await recordMetrics(config, dataset, run, options);
+    }
     return records;
+  } catch (err) {
+    if (lock) {
+      await recordMetrics(
+        config,
+        dataset,
+        { ok: false, durationMs: Date.now() - started },
+        options,
+      );
+    }
+    throw err;
   } finally {
     lock?.release();
+  }
+}
+
+/** Updates `METRICS_FILE`, if set; a failure to write it is one line on stderr, not the run's. */
+async function recordMetrics(
+  config: Config,
+  dataset: string,
+  run: RunOutcome,
+  options: BackupOptions,
+): Promise<void> {
+  if (config.metricsFile === undefined) return;
+  try {
+    await writeMetricsFile(config.metricsFile, dataset, run);
+  } catch (err) {
+    options.err(
+      `warning: Cannot write METRICS_FILE ${quote(config.metricsFile)}: ${describeError(err)}`,
+    );
   }
 }
 
@@ -96,7 +131,7 @@ async function planAndUpload(
   store: S3Store,
   dataset: string,
   options: BackupOptions,
-): Promise<BackupRecord[]> {
+): Promise<{ records: BackupRecord[]; newestCreated: number }> {
   const local = (await zfs.listSnapshots(dataset)).filter((s) =>
     s.snapshot.startsWith(config.snapshotPrefix)
   );
@@ -111,11 +146,11 @@ async function planAndUpload(
   });
   if (plan.steps.length === 0) {
     options.err(`${plan.target.name} is already in the bucket: up to date`);
-    return [];
+    return { records: [], newestCreated: plan.target.creation };
   }
   if (options.dryRun) {
     for (const step of plan.steps) options.out(describe(config, store, step));
-    return [];
+    return { records: [], newestCreated: plan.target.creation };
   }
   const base = plan.base ? remote.get(plan.base.name) : undefined;
   if (base && plan.steps[0].from !== undefined) await checkBase(config, store, base, options);
@@ -124,7 +159,7 @@ async function planAndUpload(
     options.signal?.throwIfAborted();
     records.push(await backupOne(config, store, step, options));
   }
-  return records;
+  return { records, newestCreated: plan.target.creation };
 }
 
 function describe(config: Config, store: S3Store, step: BackupStep): string {
