@@ -4,6 +4,7 @@ import { withCleanup } from "../bed/cleanup.ts";
 import { ok } from "../bed/expect.ts";
 import { type CliResult, runZ3 } from "../bed/cli.ts";
 import { pseudoRandom } from "../bed/files.ts";
+import { run } from "../bed/run.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool, type TestPool } from "../bed/zfs_bed.ts";
 import type { S3Store } from "../../lib/s3.ts";
@@ -80,6 +81,8 @@ integration(
   async (bed) => {
     await withFixture(bed.s3, "check-fresh", async (f) => {
       await snapshotWithData(f, "s1", 1);
+      // The snapshot is 3 s older than its upload, so which of the two check counts from shows.
+      await new Promise((r) => setTimeout(r, 3000));
       ok(await f.z3(["backup"]));
       const [line] = exits(await f.z3(["check"]), 0);
       assert.match(line, new RegExp(`^OK\\t${f.dataset}\\t\\d+s\\tnewest ${f.dataset}@s1$`));
@@ -90,9 +93,12 @@ integration(
       assert.deepEqual(json.datasets[0].state, "OK");
       assert.deepEqual(json.datasets[0].newest, `${f.dataset}@s1`);
       assert.deepEqual(json.datasets[0].maxAgeSeconds, 3600);
-      // The upload time, not the snapshot's creation: within the last few minutes.
-      const uploaded = Date.parse(json.datasets[0].uploaded);
-      assert.ok(Math.abs(Date.now() - uploaded) < 300_000, json.datasets[0].uploaded);
+      // The upload time (LastModified), not the snapshot's creation.
+      const created = Number(
+        (await run(["zfs", "get", "-Hp", "-o", "value", "creation", `${f.dataset}@s1`])).trim(),
+      );
+      const uploaded = Date.parse(json.datasets[0].uploaded) / 1000;
+      assert.ok(uploaded >= created + 2, `uploaded ${uploaded}, created ${created}`);
 
       await new Promise((r) => setTimeout(r, 2000));
       const [stale] = exits(await f.z3(["check", "--max-age", "1s"]), 9);
@@ -129,3 +135,18 @@ integration(
     });
   },
 );
+
+integration("z3 check is BROKEN (exit 5) when an object's check record is gone", async (bed) => {
+  await withFixture(bed.s3, "check-record", async (f) => {
+    await snapshotWithData(f, "s1", 1);
+    ok(await f.z3(["backup"]));
+    await f.store.delete(`z3-backup.z3/${f.dataset}@s1`);
+    const [line] = exits(await f.z3(["check"]), 5);
+    assert.match(
+      line,
+      new RegExp(
+        `^BROKEN\\t${f.dataset}\\t-\\t1 object\\(s\\) of a broken chain, first record missing: `,
+      ),
+    );
+  });
+});
