@@ -14,6 +14,7 @@ import {
   runCommand,
 } from "./lib/cli.ts";
 import { backup } from "./lib/cmd_backup.ts";
+import { check, checkExitCode, DEFAULT_CHECK_MAX_AGE, formatCheck } from "./lib/cmd_check.ts";
 import { get, restore } from "./lib/cmd_restore.ts";
 import { formatParseable, formatTable, holdLine, status } from "./lib/cmd_status.ts";
 import { SETTINGS, settingsHelp } from "./lib/config.ts";
@@ -37,6 +38,7 @@ Usage:
   z3 verify  [SNAPSHOT] [--zfs PARENT] [--repair] [--json]
   z3 prune   [--dry-run] [--json] [--keep-last N] [--keep-daily N] …
   z3 cleanup [--max-age AGE] [--dry-run]
+  z3 check   [--max-age AGE] [--json]
 
 Commands:
   status    every snapshot of FILESYSTEM (matching SNAPSHOT_PREFIX) locally and in the bucket:
@@ -79,6 +81,12 @@ Commands:
             ${DEFAULT_MAX_AGE}; e.g. 30m, 12h, 7d; 0 takes all, a backup running now included): what
             a run killed outright or cut off from the endpoint leaves behind. One line per
             upload on stdout: KEY, UPLOAD ID, AGE (tab-separated); --dry-run only lists them.
+  check     for cron or Nagios, from the bucket alone: one line per dataset, STATE, DATASET, AGE
+            of the newest healthy backup (since its upload; - for none), DETAIL (tab-separated).
+            BROKEN (exit 5) when an object matching SNAPSHOT_PREFIX has a broken chain (as in
+            status), else STALE (exit 9) when the newest healthy backup is older than AGE
+            (default ${DEFAULT_CHECK_MAX_AGE}; e.g. 90s, 30m, 7d) or there is none, else OK (exit 0).
+            --json prints one JSON document {"datasets": [...]}.
 
 Settings (flag > environment > [fs:DATASET] > [main] of the config file > default):
 ${settingsHelp()}
@@ -104,6 +112,7 @@ Exit status:
   6    data did not verify (ETag or size mismatch, or an age chunk that does not authenticate)
   7    a helper command (compressor) failed
   8    another z3 backup or prune of the same dataset is running on this host (lock in /run/z3)
+  9    z3 check: the newest healthy backup is older than --max-age, or there is none
   130  interrupted by SIGINT; 143 by SIGTERM (uploads are aborted, nothing half-made remains).
        z3 exits within 15 s of the signal whatever the endpoint does: requests in flight are
        cancelled and the abort gets one attempt of at most 1 s; an upload it could not abort is
@@ -140,6 +149,7 @@ const COMMANDS: Record<string, FlagSpec> = {
   verify: { zfs: { type: "string" }, json: { type: "boolean" }, repair: { type: "boolean" } },
   prune: { "dry-run": { type: "boolean" }, json: { type: "boolean" } },
   cleanup: { "max-age": { type: "string" }, "dry-run": { type: "boolean" } },
+  check: { "max-age": { type: "string" }, json: { type: "boolean" } },
 };
 
 await runCommand("z3", async ({ signal }) => {
@@ -155,7 +165,7 @@ await runCommand("z3", async ({ signal }) => {
   const spec = COMMANDS[command];
   if (!spec) {
     throw new UsageError(
-      `Cannot run unknown command "${command}": expected status, backup, restore, get, verify, prune or cleanup`,
+      `Cannot run unknown command "${command}": expected status, backup, restore, get, verify, prune, cleanup or check`,
     );
   }
   const { values, positionals } = parseFlags(rest, { ...COMMON, ...spec });
@@ -289,6 +299,15 @@ await runCommand("z3", async ({ signal }) => {
           err: printErr,
         });
         return 0;
+      }
+      case "check": {
+        const maxAgeMs = parseDuration(
+          (values["max-age"] as string | undefined) ?? DEFAULT_CHECK_MAX_AGE,
+        );
+        const results = await check(config, store, { maxAgeMs, signal });
+        if (values.json) printOut(JSON.stringify({ datasets: results }, null, 2));
+        else results.forEach((r) => printOut(formatCheck(r)));
+        return checkExitCode(results);
       }
       case "get":
         await get(config, store, positionals[0], { signal, err: printErr });

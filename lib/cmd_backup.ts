@@ -35,6 +35,7 @@ import * as zfs from "./zfs.ts";
 import { requireDataset } from "./dataset.ts";
 import { parseSnapshot, validateSnapshotName } from "./names.ts";
 import { acquireBackupLock } from "./lock.ts";
+import { type RunOutcome, writeMetricsFile } from "./metrics.ts";
 import { withRetry } from "./retry.ts";
 import {
   checkIncrementalFlags,
@@ -91,12 +92,46 @@ export async function backup(
   }
   // One backup per dataset at a time (see lock.ts); a dry run changes nothing and needs none.
   const lock = options.dryRun ? undefined : acquireBackupLock(dataset);
+  const started = Date.now();
   try {
-    const records = await planAndUpload(config, store, dataset, options);
+    const { records, newestCreated } = await planAndUpload(config, store, dataset, options);
     if (!options.dryRun) await options.afterSuccess?.();
+    if (!options.dryRun) {
+      const bytes = records.reduce((sum, r) => sum + r.bytes, 0);
+      const end = new Date();
+      const run = { ok: true, end, durationMs: end.getTime() - started, bytes, newestCreated };
+      await recordMetrics(config, dataset, run, options);
+    }
     return records;
+  } catch (err) {
+    if (lock) {
+      await recordMetrics(
+        config,
+        dataset,
+        { ok: false, durationMs: Date.now() - started },
+        options,
+      );
+    }
+    throw err;
   } finally {
     lock?.release();
+  }
+}
+
+/** Updates `METRICS_FILE`, if set; a failure to write it is one line on stderr, not the run's. */
+async function recordMetrics(
+  config: Config,
+  dataset: string,
+  run: RunOutcome,
+  options: BackupOptions,
+): Promise<void> {
+  if (config.metricsFile === undefined) return;
+  try {
+    await writeMetricsFile(config.metricsFile, dataset, run);
+  } catch (err) {
+    options.err(
+      `warning: Cannot write METRICS_FILE ${quote(config.metricsFile)}: ${describeError(err)}`,
+    );
   }
 }
 
@@ -105,7 +140,7 @@ async function planAndUpload(
   store: S3Store,
   dataset: string,
   options: BackupOptions,
-): Promise<BackupRecord[]> {
+): Promise<{ records: BackupRecord[]; newestCreated: number }> {
   const local = (await zfs.listSnapshots(dataset)).filter((s) =>
     s.snapshot.startsWith(config.snapshotPrefix)
   );
@@ -120,7 +155,7 @@ async function planAndUpload(
   });
   if (plan.steps.length === 0) {
     options.err(`${plan.target.name} is already in the bucket: up to date`);
-    return [];
+    return { records: [], newestCreated: plan.target.creation };
   }
   // Encrypted datasets go raw (-w); an incremental keeps its chain's -w and -L (send_flags.ts).
   const flags = sendOptions(config.sendFlags, (await zfs.getEncryption(dataset)) !== "off");
@@ -134,7 +169,7 @@ async function planAndUpload(
     for (const argv of holdArgvLines(config, store.bucket, plan.base?.name, newest)) {
       options.out(formatArgv(argv));
     }
-    return [];
+    return { records: [], newestCreated: plan.target.creation };
   }
   if (base && plan.steps[0].from !== undefined) await checkBase(config, store, base, options);
   const records: BackupRecord[] = [];
@@ -143,7 +178,7 @@ async function planAndUpload(
     records.push(await backupOne(config, store, step, flags, options));
   }
   await moveHold(config, store.bucket, plan.base?.name, newest, options.err);
-  return records;
+  return { records, newestCreated: plan.target.creation };
 }
 
 function describe(config: Config, store: S3Store, step: BackupStep, flags: string[]): string {

@@ -229,6 +229,12 @@ export const SETTINGS: readonly SettingDef[] = [
     kind: "count",
     help: "prune: keep the newest of each of the last N years",
   },
+  {
+    key: "METRICS_FILE",
+    flag: "metrics-file",
+    kind: "string",
+    help: "backup writes a Prometheus text file here after each run (unset: none)",
+  },
 ];
 
 /** Where a value came from, for messages: `--concurrency`, `$CONCURRENCY`, `file:line`, `default`. */
@@ -274,6 +280,8 @@ export interface Config {
   hold: boolean;
   /** Retention settings as given (KEEP_* → string), parsed by `retention.ts`. */
   keep: Record<string, string | undefined>;
+  /** `METRICS_FILE`: the Prometheus text file backup updates (see `metrics.ts`). */
+  metricsFile?: string;
   /** Where each key's value came from. */
   sources: Record<string, Source>;
   /** The secret values, for redaction. */
@@ -383,6 +391,7 @@ export function resolveConfig(inputs: ConfigInputs): Config {
         k,
       ) => [k, parsed[k] === undefined ? undefined : String(parsed[k])]),
     ),
+    metricsFile: (parsed.METRICS_FILE as string | undefined) || undefined,
     sources,
     secrets,
   };

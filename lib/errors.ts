@@ -24,6 +24,8 @@ export const EXIT = {
   command: 7,
   /** Another `z3 backup` of the same dataset holds the lock on this host. */
   locked: 8,
+  /** `z3 check`: the newest healthy backup is older than `--max-age`, or there is none. */
+  stale: 9,
   /** Interrupted by SIGINT. */
   sigint: 130,
   /** Interrupted by SIGTERM. */
