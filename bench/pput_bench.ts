@@ -33,6 +33,9 @@ Uploads one incompressible file from stdin with pput, aws s3 cp - and rclone rca
 Ceph test server (tests/bed/s3_server.sh), and reports wall time, throughput, client CPU per GiB,
 server CPU per GiB and peak RSS. Writes bench/results/latest.md.
 
+With --backup first: z3 backup and restore with and without age instead (bench/backup_bench.ts;
+deno task bench --backup --help).
+
 Options:
   --size SIZE        test file size [default: 1G]
   --runs N           runs per tool, interleaved [default: 2]
@@ -523,6 +526,13 @@ async function machine(): Promise<string> {
 }
 
 async function main(): Promise<number> {
+  if (Deno.args[0] === "--backup") {
+    // `deno task bench --backup ...`: z3 backup/restore with and without age (backup_bench.ts).
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", `${ROOT}/bench/backup_bench.ts`, ...Deno.args.slice(1)],
+    }).spawn();
+    return (await child.status).code;
+  }
   const { values } = parseArgs({
     args: Deno.args,
     options: {
