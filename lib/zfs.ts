@@ -1,11 +1,11 @@
 /**
  * The only module that runs `zfs`. Every call is an argv array built from validated names.
  *
- * Run and tested here on zfs-fuse 0.7 (the test bed), which lacks `list -p`, `send -nvP`, resume
+ * Run and tested here on zfs-fuse 0.7 (the test bed), which lacks `list -p`, `send -nvP`, bookmarks, resume
  * tokens, raw sends and the `encryption` property; those degrade cleanly. For OpenZFS 2.x the
  * texts z3 recognises are quoted from its source beside the unit-test fixtures
  * (`tests/unit/zfs_test.ts`, `tests/unit/openzfs_texts_test.ts`), and the 2.x paths (send
- * options, `send -nvP`, `encryption`) run against `tests/bed/openzfs_shim.ts`, a stand-in that
+ * options, `send -nvP`, `encryption`, bookmarks) run against `tests/bed/openzfs_shim.ts`, a stand-in that
  * passes the real work to zfs-fuse. No test here runs on OpenZFS itself.
  *
  * Errors are classified by zfs's own message on stderr (`ZfsError.stderr`), never by the composed
@@ -210,7 +210,8 @@ export async function listSnapshots(dataset: string): Promise<LocalSnapshot[]> {
 }
 
 /**
- * The argv of `zfs send` for a full stream of `snapshot`, or an incremental from `from`, with
+ * The argv of `zfs send` for a full stream of `snapshot`, or an incremental from `from` (a
+ * snapshot, or a bookmark `dataset#bm` of the same dataset), with
  * `flags` (validated short options from `send_flags.ts`, e.g. `-w`, `-L`) before them.
  */
 export function sendArgv(snapshot: string, from?: string, flags: readonly string[] = []): string[] {
@@ -219,7 +220,12 @@ export function sendArgv(snapshot: string, from?: string, flags: readonly string
     if (!/^-[wLec]$/.test(f)) throw new ZfsError(`Cannot pass zfs send option "${f}"`);
   }
   if (from === undefined) return zfs("send", ...flags, snapshot);
-  parseSnapshot(from);
+  // From a bookmark (`dataset#bm`, OpenZFS) of the same dataset, or from a snapshot.
+  if (from.includes("#")) {
+    if (validateBookmark(from).split("#")[0] !== parseSnapshot(snapshot).dataset) {
+      throw new ZfsError(`Cannot send "${snapshot}" from bookmark "${from}" of another dataset`);
+    }
+  } else parseSnapshot(from);
   return zfs("send", ...flags, "-i", from, snapshot);
 }
 
@@ -411,4 +417,87 @@ export async function release(tag: string, snapshot: string): Promise<void> {
     ) return;
     throw err;
   }
+}
+
+/** A bookmark as `zfs list -t bookmark` shows it. */
+export interface LocalBookmark {
+  /** Full name, `pool/fs#bm`. */
+  name: string;
+  /** The short name after `#`. */
+  bookmark: string;
+  /** GUID of the snapshot it was made from (decimal). */
+  guid: string;
+  /** Creation time of that snapshot, seconds since the epoch. */
+  creation: number;
+}
+
+/** The argv that lists `dataset`'s bookmarks with GUID and creation. */
+export function listBookmarksArgv(dataset: string): string[] {
+  validateDataset(dataset);
+  // `-t` before `-p`: zfs-fuse then says `invalid type 'bookmark'` (not `invalid option 'p'`).
+  return zfs("list", "-H", "-t", "bookmark", "-p", "-o", "name,guid,creation", "-d", "1", dataset);
+}
+
+/** Parses {@linkcode listBookmarksArgv}'s output: `name TAB guid TAB creation`. */
+export function parseBookmarkList(dataset: string, text: string): LocalBookmark[] {
+  const out: LocalBookmark[] = [];
+  for (const line of text.split("\n")) {
+    if (line === "") continue;
+    const [name, guid, creation] = line.split("\t");
+    if (!name.startsWith(`${dataset}#`)) continue;
+    if (!/^\d+$/.test(guid ?? "") || !/^\d+$/.test(creation ?? "")) {
+      throw new ZfsError(
+        `Cannot read the guid and creation of "${name}" from zfs: got ` +
+          JSON.stringify([guid, creation]),
+      );
+    }
+    out.push({ name, bookmark: name.slice(dataset.length + 1), guid, creation: Number(creation) });
+  }
+  return out;
+}
+
+/** Whether zfs's stderr says it has no bookmarks at all (zfs-fuse: `invalid type 'bookmark'`). */
+export function saysNoBookmarks(stderr: string): boolean {
+  return stderr.split("\n").some((line) => line === "invalid type 'bookmark'");
+}
+
+/** `dataset`'s bookmarks; undefined when this zfs has none (zfs-fuse). */
+export async function listBookmarks(dataset: string): Promise<LocalBookmark[] | undefined> {
+  try {
+    return parseBookmarkList(dataset, await zfsText(listBookmarksArgv(dataset).slice(1)));
+  } catch (err) {
+    if (err instanceof ZfsError && saysNoBookmarks(err.stderr)) return undefined;
+    throw err;
+  }
+}
+
+/** A bookmark's full name z3 may pass: `dataset#name`, name of ZFS's component characters. */
+function validateBookmark(bookmark: string): string {
+  const at = bookmark.indexOf("#");
+  if (at < 0 || !/^[A-Za-z0-9_.:-]{1,200}$/.test(bookmark.slice(at + 1))) {
+    throw new ZfsError(`Cannot use bookmark ${JSON.stringify(bookmark)}`);
+  }
+  validateDataset(bookmark.slice(0, at));
+  return bookmark;
+}
+
+/** The argv of `zfs bookmark SNAPSHOT BOOKMARK`. */
+export function bookmarkArgv(snapshot: string, bookmark: string): string[] {
+  parseSnapshot(snapshot);
+  return zfs("bookmark", snapshot, validateBookmark(bookmark));
+}
+
+/** `zfs bookmark SNAPSHOT BOOKMARK`. */
+export async function bookmark(snapshot: string, bookmark: string): Promise<void> {
+  await zfsText(bookmarkArgv(snapshot, bookmark).slice(1));
+}
+
+/** The argv of `zfs destroy BOOKMARK` (only ever a `#` name: never a dataset or snapshot). */
+export function destroyBookmarkArgv(bookmark: string): string[] {
+  return zfs("destroy", validateBookmark(bookmark));
+}
+
+/** `zfs destroy BOOKMARK`. */
+export async function destroyBookmark(bookmark: string): Promise<void> {
+  await zfsText(destroyBookmarkArgv(bookmark).slice(1));
 }

@@ -17,6 +17,8 @@ export interface OpenzfsShim {
   setEncryption(dataset: string, value: string): Promise<void>;
   /** What the shim reports as `encryption` now, by dataset. */
   encryption(): Promise<Record<string, string>>;
+  /** Hides `snapshot` from `list` and `get`, as if destroyed (it stays in zfs-fuse). */
+  hide(snapshot: string): Promise<void>;
   /** Every run so far, oldest first. */
   log(): Promise<ShimLogLine[]>;
   /** Removes the wrapper, state and log. */
@@ -56,6 +58,11 @@ export async function openzfsShim(options: { estimateFactor?: number } = {}): Pr
       await Deno.writeTextFile(statePath, JSON.stringify(now));
     },
     encryption: async () => (await read()).encryption,
+    async hide(snapshot) {
+      const now = await read();
+      now.hidden = [...now.hidden ?? [], snapshot];
+      await Deno.writeTextFile(statePath, JSON.stringify(now));
+    },
     async log() {
       const text = await Deno.readTextFile(state.log).catch(() => "");
       return text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as ShimLogLine);
