@@ -4,7 +4,8 @@
  * bucket and prefix) and then destroys its older bookmarks of that tag. When the base snapshot
  * itself is gone locally (a snapshot tool destroyed it) but its bookmark is there, with the GUID
  * the bucket recorded, the next incremental is sent from the bookmark (`zfs send -i DS#bm`).
- * A zfs without bookmarks (zfs-fuse) is said once per run; the hold alone keeps the base there.
+ * A zfs without bookmarks (zfs-fuse), or a pool without the feature, is said in one line per
+ * run; the hold alone keeps the base there.
  *
  * @module
  */
@@ -59,8 +60,8 @@ export function withBookmarkedBases(
 
 /**
  * After a successful backup up to `newest`: bookmarks it, then destroys z3's other bookmarks
- * of this tag (`bookmarks`, as listed before the run). `bookmarks` undefined: this zfs has none,
- * which is said in one line.
+ * of this tag (`bookmarks`, as listed before the run). `bookmarks` undefined: this zfs has none;
+ * that, or a pool without the feature, is said in one line.
  */
 export async function moveBookmark(
   bookmarks: zfs.LocalBookmark[] | undefined,
@@ -77,7 +78,12 @@ export async function moveBookmark(
   }
   const wanted = bookmarkFor(bucket, prefix, newest);
   if (!bookmarks.some((b) => b.name === wanted)) {
-    await zfs.bookmark(newest, wanted);
+    if (!await zfs.bookmark(newest, wanted)) {
+      err(
+        `${newest}: not bookmarked: the pool lacks feature bookmarks; the hold alone keeps the base`,
+      );
+      return;
+    }
     err(`${newest}: bookmarked as ${wanted}`);
   }
   const mine = bookmarkPrefix(bucket, prefix);

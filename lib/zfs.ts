@@ -1,12 +1,13 @@
 /**
  * The only module that runs `zfs`. Every call is an argv array built from validated names.
  *
- * Run and tested here on zfs-fuse 0.7 (the test bed), which lacks `list -p`, `send -nvP`, bookmarks, resume
- * tokens, raw sends and the `encryption` property; those degrade cleanly. For OpenZFS 2.x the
- * texts z3 recognises are quoted from its source beside the unit-test fixtures
- * (`tests/unit/zfs_test.ts`, `tests/unit/openzfs_texts_test.ts`), and the 2.x paths (send
- * options, `send -nvP`, `encryption`, bookmarks) run against `tests/bed/openzfs_shim.ts`, a stand-in that
- * passes the real work to zfs-fuse. No test here runs on OpenZFS itself.
+ * Run and tested here on zfs-fuse 0.7 (the test bed), which lacks `list -p`, `send -nvP`,
+ * bookmarks, resume tokens, raw sends and the `encryption` property; those degrade cleanly. For
+ * OpenZFS 2.x the texts z3 recognises are quoted from its source beside the unit-test fixtures
+ * (`tests/unit/zfs_test.ts`, `tests/unit/openzfs_texts_test.ts`, `tests/unit/bookmarks_test.ts`),
+ * and the 2.x paths (send options, `send -nvP`, `encryption`, bookmarks) run against
+ * `tests/bed/openzfs_shim.ts`, a stand-in that passes the real work to zfs-fuse. No test here
+ * runs on OpenZFS itself.
  *
  * Errors are classified by zfs's own message on stderr (`ZfsError.stderr`), never by the composed
  * message, which repeats the argv and so any dataset name.
@@ -487,9 +488,25 @@ export function bookmarkArgv(snapshot: string, bookmark: string): string[] {
   return zfs("bookmark", snapshot, validateBookmark(bookmark));
 }
 
-/** `zfs bookmark SNAPSHOT BOOKMARK`. */
-export async function bookmark(snapshot: string, bookmark: string): Promise<void> {
-  await zfsText(bookmarkArgv(snapshot, bookmark).slice(1));
+/**
+ * Whether zfs refused a bookmark because the pool lacks the feature: OpenZFS's
+ * zfs_do_bookmark (cmd/zfs/zfs_main.c) prints "cannot create bookmark '%s'" + ": %s" with
+ * "bookmark feature not enabled" on ENOTSUP (quoted from the search index's copy of that
+ * function; its file path and tag were not shown there).
+ */
+export function saysBookmarkFeatureOff(stderr: string): boolean {
+  return /^cannot create bookmark '[^'\n]*': bookmark feature not enabled$/m.test(stderr);
+}
+
+/** `zfs bookmark SNAPSHOT BOOKMARK`; false when the pool lacks feature `bookmarks`. */
+export async function bookmark(snapshot: string, bookmark: string): Promise<boolean> {
+  try {
+    await zfsText(bookmarkArgv(snapshot, bookmark).slice(1));
+    return true;
+  } catch (err) {
+    if (err instanceof ZfsError && saysBookmarkFeatureOff(err.stderr)) return false;
+    throw err;
+  }
 }
 
 /** The argv of `zfs destroy BOOKMARK` (only ever a `#` name: never a dataset or snapshot). */

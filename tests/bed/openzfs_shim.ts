@@ -25,7 +25,8 @@
  * - Bookmarks, which zfs-fuse lacks, live only in the state file: `bookmark SNAP DS#BM` records
  *   the snapshot's real GUID and creation, `list -t bookmark` prints them as
  *   `name TAB guid TAB creation`, `destroy DS#BM` forgets one, and `send -i DS#BM SNAP` sends
- *   from the bookmark's snapshot. The simulation of a destroyed snapshot is that it is hidden
+ *   from the bookmark's snapshot. With `bookmarkFeature: false`, `bookmark` fails with
+ *   "cannot create bookmark '%s': bookmark feature not enabled" (zfs_do_bookmark, ENOTSUP). The simulation of a destroyed snapshot is that it is hidden
  *   (`ShimState.hidden`) from `list` and `get` output but really stays in zfs-fuse, so the
  *   incremental from its bookmark is zfs-fuse's incremental from that snapshot: the same
  *   changes a real bookmark-based send carries, not a test of OpenZFS's bookmark code itself.
@@ -79,6 +80,8 @@ export interface ShimState {
   rawSent?: Record<string, true>;
   /** Bookmarks by full name (`ds#bm`): the snapshot made from and its GUID and creation. */
   bookmarks?: Record<string, { snapshot: string; guid: string; creation: string }>;
+  /** False: `bookmark` fails as on a pool without feature `bookmarks`. @default {true} */
+  bookmarkFeature?: boolean;
   /** Snapshots `list` and `get` no longer show, as if destroyed (they stay in zfs-fuse). */
   hidden?: string[];
 }
@@ -107,6 +110,9 @@ async function main(): Promise<number> {
   if (command === "bookmark" && rest.length === 2) {
     await log({ argv: args });
     const [snapshot, name] = rest;
+    if (state.bookmarkFeature === false) {
+      return fail(`cannot create bookmark '${name}': bookmark feature not enabled`);
+    }
     if (bookmarks[name]) return fail(`cannot create bookmark '${name}': bookmark exists`);
     const prop = async (p: string) => {
       const out = await new Deno.Command(state.real, {

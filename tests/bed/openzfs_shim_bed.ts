@@ -27,8 +27,13 @@ export interface OpenzfsShim {
 
 const SHIM = new URL("./openzfs_shim.ts", import.meta.url).pathname;
 
-/** Makes a shim in a fresh temporary directory; `estimateFactor` scales `send -nvP`'s size. */
-export async function openzfsShim(options: { estimateFactor?: number } = {}): Promise<OpenzfsShim> {
+/**
+ * Makes a shim in a fresh temporary directory; `estimateFactor` scales `send -nvP`'s size;
+ * `bookmarkFeature: false` makes `zfs bookmark` fail as on a pool without the feature.
+ */
+export async function openzfsShim(
+  options: { estimateFactor?: number; bookmarkFeature?: boolean } = {},
+): Promise<OpenzfsShim> {
   const real = (await run(["sh", "-c", "command -v zfs"])).trim();
   const dir = await Deno.makeTempDir({ prefix: "z3-openzfs-shim-" });
   const statePath = `${dir}/state.json`;
@@ -37,6 +42,7 @@ export async function openzfsShim(options: { estimateFactor?: number } = {}): Pr
     log: `${dir}/log`,
     encryption: {},
     estimateFactor: options.estimateFactor ?? 1,
+    bookmarkFeature: options.bookmarkFeature,
   };
   await Deno.writeTextFile(statePath, JSON.stringify(state));
   const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;

@@ -1,8 +1,8 @@
 /**
  * Bookmarks of the base: through the OpenZFS 2.x shim (which keeps bookmarks in its state and
  * simulates a destroyed snapshot by hiding it from `list`/`get`), a backup whose base snapshot
- * is gone sends from z3's bookmark; on plain zfs-fuse, which has no bookmarks, one line says so
- * and the hold still goes on.
+ * is gone sends from z3's bookmark; on plain zfs-fuse, which has no bookmarks, and through the
+ * shim playing a pool without feature `bookmarks`, one line says so and the hold still goes on.
  */
 import assert from "node:assert/strict";
 import { integration } from "../bed/bed.ts";
@@ -19,12 +19,15 @@ import { bookmarkFor } from "../../lib/bookmarks.ts";
 
 const DATA = "marked data";
 
-for (const via of ["the OpenZFS shim", "zfs-fuse"] as const) {
+const VIAS = ["the OpenZFS shim", "zfs-fuse", "the OpenZFS shim, pool without the feature"];
+for (const via of VIAS) {
   integration(
     `backup bookmarks its base and sends from the bookmark once the base is gone (${via})`,
     async (bed) => {
       const pool = await createPool(256);
-      const shim: OpenzfsShim | undefined = via === "zfs-fuse" ? undefined : await openzfsShim();
+      const shim: OpenzfsShim | undefined = via === "zfs-fuse"
+        ? undefined
+        : await openzfsShim({ bookmarkFeature: via === VIAS[0] });
       let store: S3Store | undefined;
       await withCleanup(
         [() => store?.close(), () => pool.destroy(), async () => await shim?.remove()],
@@ -46,14 +49,16 @@ for (const via of ["the OpenZFS shim", "zfs-fuse"] as const) {
               COMPRESSOR: "none",
               ...(shim ? { Z3_ZFS_COMMAND: shim.path } : {}),
             });
-          const noBookmarks = /not bookmarked: this zfs has no bookmarks/g;
+          const noBookmarks = via === VIAS[1]
+            ? /not bookmarked: this zfs has no bookmarks/g
+            : /not bookmarked: the pool lacks feature bookmarks/g;
           const mark1 = bookmarkFor(bucket, "z3-backup/", `${dataset}@s1`);
           const mark2 = bookmarkFor(bucket, "z3-backup/", `${dataset}@s2`);
 
           await snap("s1");
           const first = await z3(["backup"]);
           ok(first);
-          if (!shim) {
+          if (via !== VIAS[0]) {
             assert.equal(first.stderr.match(noBookmarks)?.length, 1, first.stderr);
             assert.match(first.stderr, /held \(zfs hold z3:/);
             const refs = await run([
@@ -69,6 +74,7 @@ for (const via of ["the OpenZFS shim", "zfs-fuse"] as const) {
             assert.equal(refs.trim(), "1", "the hold still goes on without bookmarks");
             return;
           }
+          assert.ok(shim);
           assert.match(first.stderr, new RegExp(`bookmarked as ${mark1}`));
           assert.doesNotMatch(first.stderr, noBookmarks);
 

@@ -9,6 +9,7 @@ import {
   destroyBookmarkArgv,
   listBookmarksArgv,
   parseBookmarkList,
+  saysBookmarkFeatureOff,
   saysNoBookmarks,
   sendArgv,
 } from "../../lib/zfs.ts";
@@ -132,4 +133,19 @@ Deno.test("withBookmarkedBases() adds a gone snapshot only from our bookmark wit
     prefix,
   );
   assert.equal(still.sendFrom.size, 0);
+});
+
+Deno.test("saysBookmarkFeatureOff() is OpenZFS's ENOTSUP text of zfs bookmark, nothing else", () => {
+  // cmd/zfs/zfs_main.c, zfs_do_bookmark: "cannot create bookmark '%s'" + ": %s\n" with
+  // "bookmark feature not enabled" (ENOTSUP).
+  assert.equal(
+    saysBookmarkFeatureOff(
+      `cannot create bookmark '${DS}#z3-aa-s1': bookmark feature not enabled\n`,
+    ),
+    true,
+  );
+  assert.equal(
+    saysBookmarkFeatureOff(`cannot create bookmark '${DS}#z3-aa-s1': bookmark exists\n`),
+    false,
+  );
 });
