@@ -33,7 +33,7 @@ Usage:
   z3 status  [--json | --parseable]
   z3 backup  [--full] [--snapshot NAME] [--dry-run] [--json | --parseable] [--progress | --quiet]
              [--prune]
-  z3 restore SNAPSHOT [--target DATASET] [--force] [--dry-run]
+  z3 restore SNAPSHOT [--target DATASET] [--force] [--properties] [--dry-run]
   z3 get     KEY > file
   z3 verify  [SNAPSHOT] [--zfs PARENT] [--repair] [--json]
   z3 prune   [--dry-run] [--json] [--keep-last N] [--keep-daily N] …
@@ -62,6 +62,8 @@ Commands:
             fetched again) or the object's ETag, and the size, before ZFS can commit it.
             --target receives into another dataset; --force adds -F. Raw and non-raw
             objects never stack (exit 5 before zfs runs); after raw ones, zfs load-key.
+            --properties sets the local properties stored with the chain's full (zfs set;
+            all but mountpoint; one refused is a warning line, not a failure).
   prune     delete the bucket's objects that KEEP_LAST / KEEP_HOURLY / … / KEEP_YEARLY do not keep
             (newest per hour/day/ISO week/month/year, UTC). Never deletes an object a kept
             snapshot's chain needs, nor one of a broken chain, nor anything while an object
@@ -143,6 +145,7 @@ const COMMANDS: Record<string, FlagSpec> = {
   restore: {
     target: { type: "string" },
     force: { type: "boolean" },
+    properties: { type: "boolean" },
     "dry-run": { type: "boolean" },
   },
   get: {},
@@ -241,6 +244,7 @@ await runCommand("z3", async ({ signal }) => {
         const received = await restore(config, store, positionals[0], {
           target: values.target as string | undefined,
           force: values.force === true,
+          properties: values.properties === true,
           dryRun: values["dry-run"] === true,
           signal,
           out: printOut,

@@ -46,6 +46,7 @@ import {
 } from "./send_flags.ts";
 import { holdArgvLines, moveHold } from "./holds.ts";
 import { bookmarkPrefix, moveBookmark, withBookmarkedBases } from "./bookmarks.ts";
+import { storeProperties } from "./properties.ts";
 
 /** Options of `z3 backup`. */
 export interface BackupOptions {
@@ -316,6 +317,9 @@ async function backupOne(
         `\`z3 verify --repair\` to write the record (restore refuses the object until then)`,
       { cause: err },
     );
+  }
+  if (!from) {
+    await storeProperties(store, config.s3Prefix, requireDataset(config), snapshot.name, attempts);
   }
   return {
     snapshot: snapshot.name,

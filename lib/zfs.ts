@@ -518,3 +518,48 @@ export function destroyBookmarkArgv(bookmark: string): string[] {
 export async function destroyBookmark(bookmark: string): Promise<void> {
   await zfsText(destroyBookmarkArgv(bookmark).slice(1));
 }
+
+/** The argv that reads `dataset`'s local properties: `zfs get -H -p -s local -o property,value all`. */
+export function getLocalPropertiesArgv(dataset: string): string[] {
+  validateDataset(dataset);
+  return zfs("get", "-H", "-p", "-s", "local", "-o", "property,value", "all", dataset);
+}
+
+/** A property name z3 may pass to `zfs set`: ZFS's characters, no leading `-`. */
+export function validPropertyName(name: string): boolean {
+  return /^[a-z0-9][a-z0-9_.:@-]{0,255}$/i.test(name);
+}
+
+/** Parses {@linkcode getLocalPropertiesArgv}'s output: `property TAB value`, one a line. */
+export function parseLocalProperties(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    if (line === "") continue;
+    const tab = line.indexOf("\t");
+    const name = line.slice(0, tab);
+    if (tab < 0 || !validPropertyName(name)) {
+      throw new ZfsError(`Cannot read a local property from zfs: got ${JSON.stringify(line)}`);
+    }
+    out[name] = line.slice(tab + 1);
+  }
+  return out;
+}
+
+/** `dataset`'s local properties (set on it, not inherited or default). */
+export async function getLocalProperties(dataset: string): Promise<Record<string, string>> {
+  return parseLocalProperties(await zfsText(getLocalPropertiesArgv(dataset).slice(1)));
+}
+
+/** The argv of `zfs set NAME=VALUE DATASET`. */
+export function setPropertyArgv(dataset: string, name: string, value: string): string[] {
+  validateDataset(dataset);
+  if (!validPropertyName(name) || value.includes("\n")) {
+    throw new ZfsError(`Cannot set property ${JSON.stringify(name)}=${JSON.stringify(value)}`);
+  }
+  return zfs("set", `${name}=${value}`, dataset);
+}
+
+/** `zfs set NAME=VALUE DATASET`. */
+export async function setProperty(dataset: string, name: string, value: string): Promise<void> {
+  await zfsText(setPropertyArgv(dataset, name, value).slice(1));
+}
