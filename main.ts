@@ -55,7 +55,9 @@ Commands:
             A dataset whose encryption is not off is sent raw (-w); SEND_FLAGS adds -L/-e/-c.
             Both are recorded per object (z3-send-flags); an incremental that would change
             -L or raw-ness exits 5 (start a new chain with --full). Afterwards zfs hold keeps
-            the newest uploaded snapshot (HOLD) and the previous base is released.
+            the newest uploaded snapshot (HOLD) and the previous base is released; where
+            zfs has bookmarks, it is also bookmarked (DATASET#z3-HASH-SNAP), and a base gone
+            locally is sent from its bookmark. Each full's local properties are stored.
   restore   receive SNAPSHOT (name or dataset@name) from the bucket: walks its chain back to a
             snapshot that exists locally or to a full, checks every link first, then runs
             zfs receive for each object oldest first, checking each part's MD5 (a bad part is
