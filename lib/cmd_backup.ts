@@ -318,7 +318,9 @@ async function backupOne(
       { cause: err },
     );
   }
-  if (!from) {
+  if (!from && recipients.length > 0) {
+    options.err(`${snapshot.name}: properties not stored: with AGE_RECIPIENTS they stay off S3`);
+  } else if (!from) {
     await storeProperties(store, config.s3Prefix, requireDataset(config), snapshot.name, attempts);
   }
   return {

@@ -69,3 +69,35 @@ integration(
     });
   },
 );
+
+integration(
+  "with AGE_RECIPIENTS no properties go to the bucket (they would be plaintext), and one line says so",
+  async (bed) => {
+    const pool = await createPool(256);
+    const tmp = await Deno.makeTempDir({ prefix: "z3-props-age-" });
+    let store: S3Store | undefined;
+    await withCleanup([
+      () => store?.close(),
+      () => pool.destroy(),
+      () => Deno.remove(tmp, { recursive: true }),
+    ], async () => {
+      store = await freshBucket(bed.s3, "props-age");
+      const dir = await pool.createDataset("data");
+      const dataset = `${pool.name}/data`;
+      await run(["zfs", "set", "z3test:x=1", dataset]);
+      await Deno.writeFile(`${dir}/f`, pseudoRandom(16 * 1024, 1));
+      await pool.snapshot("data", "s1");
+      await run(["age-keygen", "-o", `${tmp}/key.txt`]);
+      const text = await Deno.readTextFile(`${tmp}/key.txt`);
+      const recipient = text.match(/# public key: (age1\S+)/)![1];
+      const result = await runZ3(["backup"], {
+        ...childEnv(bed.s3, store.bucket),
+        FILESYSTEM: dataset,
+        AGE_RECIPIENTS: recipient,
+      });
+      ok(result);
+      assert.match(result.stderr, /@s1: properties not stored: with AGE_RECIPIENTS/);
+      assert.equal(await store.head(propertiesKey("z3-backup/", `${dataset}@s1`)), undefined);
+    });
+  },
+);
