@@ -143,7 +143,6 @@ async function planAndUpload(
   dataset: string,
   options: BackupOptions,
 ): Promise<{ records: BackupRecord[]; newestCreated: number }> {
-  const listed = await zfs.listSnapshots(dataset);
   const remote = await loadRemote(store, config.s3Prefix, dataset, {
     signal: options.signal,
     attempts: config.maxRetries + 1,
@@ -151,6 +150,7 @@ async function planAndUpload(
   // A base destroyed locally but bookmarked by z3 is still a base: sent from its bookmark.
   const bookmarks = await zfs.listBookmarks(dataset);
   const mark = bookmarkPrefix(store.bucket, config.s3Prefix);
+  const listed = await zfs.listSnapshots(dataset);
   const merged = withBookmarkedBases(dataset, listed, remote, bookmarks ?? [], mark);
   const local = merged.local.filter((s) => s.snapshot.startsWith(config.snapshotPrefix));
   const sendFrom = (step: BackupStep) =>
