@@ -22,6 +22,8 @@
  * @module
  */
 
+import { closeQuietly, writeAll } from "./conn.ts";
+
 /** What a request does, from its method and query (path-style addressing). */
 export type RequestKind =
   | "UploadPart"
@@ -158,17 +160,6 @@ export function classify(method: string, target: string): RequestKind {
     default:
       return "Other";
   }
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
-}
-
-function closeQuietly(conn: Deno.Conn | undefined): void {
-  try {
-    conn?.close();
-  } catch { /* already closed */ }
 }
 
 /** Buffered reads from a connection: a request head, then exactly N body bytes. */

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { writeAll } from "./conn.ts";
 import { classify, type RequestKind } from "./fault_proxy.ts";
 
 /** A request as the test sees it. */
@@ -96,11 +97,6 @@ class Reader {
     while (await this.#more()) { /* read to the end */ }
     return this.#take(this.#buf.length);
   }
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
 }
 
 function headerMap(lines: string[]): Map<string, string> {

@@ -18,6 +18,7 @@
  * @module
  */
 
+import { closeQuietly, writeAll } from "./conn.ts";
 import { classify, type RequestKind } from "./fault_proxy.ts";
 
 const encoder = new TextEncoder();
@@ -52,16 +53,6 @@ export interface RudeProxy {
   /** Protocol surprises; a test asserts this is empty. */
   readonly errors: string[];
   close(): Promise<void>;
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
-}
-
-function closeQuietly(conn: Deno.Conn | undefined): void {
-  try {
-    conn?.close();
-  } catch { /* already closed */ }
 }
 
 /** Buffered reads from one side of the proxy. */
