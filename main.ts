@@ -13,17 +13,17 @@ import {
   printOut,
   runCommand,
 } from "./lib/cli.ts";
-import { backup } from "./lib/cmd_backup.ts";
-import { check, checkExitCode, DEFAULT_CHECK_MAX_AGE, formatCheck } from "./lib/cmd_check.ts";
-import { get, restore } from "./lib/cmd_restore.ts";
-import { formatParseable, formatTable, holdLine, status } from "./lib/cmd_status.ts";
+import { backup } from "./lib/commands/backup.ts";
+import { check, checkExitCode, DEFAULT_CHECK_MAX_AGE, formatCheck } from "./lib/commands/check.ts";
+import { get, restore } from "./lib/commands/restore.ts";
+import { formatParseable, formatTable, holdLine, status } from "./lib/commands/status.ts";
 import { SETTINGS, settingsHelp } from "./lib/config.ts";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "./lib/config_load.ts";
 import { connect } from "./lib/connect.ts";
 import { IntegrityError, UsageError } from "./lib/errors.ts";
-import { verify } from "./lib/cmd_verify.ts";
-import { prune } from "./lib/cmd_prune.ts";
-import { cleanup, DEFAULT_MAX_AGE, parseDuration } from "./lib/cmd_cleanup.ts";
+import { verify } from "./lib/commands/verify.ts";
+import { prune } from "./lib/commands/prune.ts";
+import { cleanup, DEFAULT_MAX_AGE, parseDuration } from "./lib/commands/cleanup.ts";
 import { printable } from "./lib/names.ts";
 import { VERSION } from "./lib/version.ts";
 

@@ -13,7 +13,7 @@
 
 import { type CheckRecord, writeCheck } from "./checks.ts";
 import { type RemoteSnapshot, shapeOf } from "./chain.ts";
-import { downloadVerified } from "./cmd_restore.ts";
+import { downloadVerified } from "./commands/restore.ts";
 import type { Config } from "./config.ts";
 import { ChainError, IntegrityError } from "./errors.ts";
 import { scheduleFromMetadata } from "./part_size.ts";

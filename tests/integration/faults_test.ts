@@ -23,7 +23,7 @@ import {
 import { pseudoRandom, treeDigest } from "../bed/files.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool, type TestPool } from "../bed/zfs_bed.ts";
-import { parseDuration } from "../../lib/cmd_cleanup.ts";
+import { parseDuration } from "../../lib/commands/cleanup.ts";
 import { lockFileName } from "../../lib/lock.ts";
 import { pendingRecordKey } from "../../lib/pending_record.ts";
 import type { PendingUpload, S3Store } from "../../lib/s3.ts";

@@ -9,16 +9,16 @@
  * @module
  */
 
-import type { Health } from "./chain_walk.ts";
-import { Chains } from "./chain_walk.ts";
-import { recordFlaws } from "./checks.ts";
-import { formatAge } from "./cmd_cleanup.ts";
-import type { Config } from "./config.ts";
-import { requireDataset } from "./dataset.ts";
-import { EXIT } from "./errors.ts";
-import { printable } from "./names.ts";
-import { loadRemote } from "./remote.ts";
-import type { S3Store } from "./s3.ts";
+import type { Health } from "../chain_walk.ts";
+import { Chains } from "../chain_walk.ts";
+import { recordFlaws } from "../checks.ts";
+import { formatAge } from "./cleanup.ts";
+import type { Config } from "../config.ts";
+import { requireDataset } from "../dataset.ts";
+import { EXIT } from "../errors.ts";
+import { printable } from "../names.ts";
+import { loadRemote } from "../remote.ts";
+import type { S3Store } from "../s3.ts";
 
 /** `--max-age` when none is given: a daily backup that is a couple of hours late is not stale. */
 export const DEFAULT_CHECK_MAX_AGE = "26h";

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { checkExitCode, type CheckInput, decideCheck, formatCheck } from "../../lib/cmd_check.ts";
+import {
+  checkExitCode,
+  type CheckInput,
+  decideCheck,
+  formatCheck,
+} from "../../lib/commands/check.ts";
 
 const NOW = new Date("2026-12-01T12:00:00Z");
 const HOUR = 3_600_000;

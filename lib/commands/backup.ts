@@ -8,43 +8,43 @@
  * @module
  */
 
-import { type BackupStep, keyFor, META_KEYS, planBackup, type RemoteSnapshot } from "./chain.ts";
-import { Chains, quote } from "./chain_walk.ts";
-import type { Config } from "./config.ts";
-import { compress, compressCommand } from "./compress.ts";
-import { AGE_META, encryptStream } from "./age.ts";
-import { formatArgv } from "./process.ts";
-import { planSchedule, scheduleToMetadata, usableEstimate } from "./part_size.ts";
+import { type BackupStep, keyFor, META_KEYS, planBackup, type RemoteSnapshot } from "../chain.ts";
+import { Chains, quote } from "../chain_walk.ts";
+import type { Config } from "../config.ts";
+import { compress, compressCommand } from "../compress.ts";
+import { AGE_META, encryptStream } from "../age.ts";
+import { formatArgv } from "../process.ts";
+import { planSchedule, scheduleToMetadata, usableEstimate } from "../part_size.ts";
 import {
   type PendingRecord,
   pendingRecordKey,
   readPendingRecord,
   samePendingRecord,
   writePendingRecord,
-} from "./pending_record.ts";
-import { Progress } from "./progress.ts";
-import { loadRemote } from "./remote.ts";
-import type { S3Store } from "./s3.ts";
-import { type Resume, ResumeMismatchError, uploadStream } from "./upload.ts";
-import { type CheckRecord, MissingRecordError, writeCheck } from "./checks.ts";
-import { inspectObject } from "./cmd_restore.ts";
-import { describeError, S3Error } from "./errors.ts";
-import { rerecord } from "./rerecord.ts";
-import { VERSION } from "./version.ts";
-import * as zfs from "./zfs.ts";
-import { requireDataset } from "./dataset.ts";
-import { parseSnapshot, validateSnapshotName } from "./names.ts";
-import { acquireBackupLock } from "./lock.ts";
-import { type RunOutcome, writeMetricsFile } from "./metrics.ts";
-import { withRetry } from "./retry.ts";
+} from "../pending_record.ts";
+import { Progress } from "../progress.ts";
+import { loadRemote } from "../remote.ts";
+import type { S3Store } from "../s3.ts";
+import { type Resume, ResumeMismatchError, uploadStream } from "../upload.ts";
+import { type CheckRecord, MissingRecordError, writeCheck } from "../checks.ts";
+import { inspectObject } from "./restore.ts";
+import { describeError, S3Error } from "../errors.ts";
+import { rerecord } from "../rerecord.ts";
+import { VERSION } from "../version.ts";
+import * as zfs from "../zfs.ts";
+import { requireDataset } from "../dataset.ts";
+import { parseSnapshot, validateSnapshotName } from "../names.ts";
+import { acquireBackupLock } from "../lock.ts";
+import { type RunOutcome, writeMetricsFile } from "../metrics.ts";
+import { withRetry } from "../retry.ts";
 import {
   checkIncrementalFlags,
   formatSendFlags,
   readSendFlags,
   SEND_FLAGS_META,
   sendOptions,
-} from "./send_flags.ts";
-import { holdArgvLines, moveHold } from "./holds.ts";
+} from "../send_flags.ts";
+import { holdArgvLines, moveHold } from "../holds.ts";
 
 /** Options of `z3 backup`. */
 export interface BackupOptions {

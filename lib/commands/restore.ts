@@ -6,25 +6,25 @@
  * @module
  */
 
-import { Chains } from "./chain_walk.ts";
-import { keyFor, normalizePrefix, planRestore, type RemoteSnapshot, shortName } from "./chain.ts";
-import type { Config } from "./config.ts";
-import { checkCompressor, decompress } from "./compress.ts";
-import { AGE_META, checkIdentity, openAge } from "./age.ts";
-import { requireDataset } from "./dataset.ts";
-import { UsageError, Z3Error } from "./errors.ts";
-import { checkKey, compareCheck, MissingRecordError, readCheck } from "./checks.ts";
-import { parseSnapshot, validateDataset } from "./names.ts";
-import { scheduleFromMetadata } from "./part_size.ts";
-import { formatArgv } from "./process.ts";
-import { loadRemote } from "./remote.ts";
-import { sleep, withRetry } from "./retry.ts";
-import type { S3Store } from "./s3.ts";
-import { etagNotMd5, etagNotMd5Error } from "./etag_md5.ts";
-import { type Expected, holdingBack, partsOf, verifiability, verifying } from "./verify.ts";
-import { type DownloadOptions, parallelDownload } from "./download.ts";
-import * as zfs from "./zfs.ts";
-import { checkRestoreFlags, isRaw, readSendFlags } from "./send_flags.ts";
+import { Chains } from "../chain_walk.ts";
+import { keyFor, normalizePrefix, planRestore, type RemoteSnapshot, shortName } from "../chain.ts";
+import type { Config } from "../config.ts";
+import { checkCompressor, decompress } from "../compress.ts";
+import { AGE_META, checkIdentity, openAge } from "../age.ts";
+import { requireDataset } from "../dataset.ts";
+import { UsageError, Z3Error } from "../errors.ts";
+import { checkKey, compareCheck, MissingRecordError, readCheck } from "../checks.ts";
+import { parseSnapshot, validateDataset } from "../names.ts";
+import { scheduleFromMetadata } from "../part_size.ts";
+import { formatArgv } from "../process.ts";
+import { loadRemote } from "../remote.ts";
+import { sleep, withRetry } from "../retry.ts";
+import type { S3Store } from "../s3.ts";
+import { etagNotMd5, etagNotMd5Error } from "../etag_md5.ts";
+import { type Expected, holdingBack, partsOf, verifiability, verifying } from "../verify.ts";
+import { type DownloadOptions, parallelDownload } from "../download.ts";
+import * as zfs from "../zfs.ts";
+import { checkRestoreFlags, isRaw, readSendFlags } from "../send_flags.ts";
 
 /** Options of `z3 restore`. */
 export interface RestoreOptions {

@@ -8,17 +8,17 @@
  * @module
  */
 
-import { humanSize, type StatusRow, statusRows } from "./chain.ts";
-import { Chains } from "./chain_walk.ts";
-import { recordFlaws } from "./checks.ts";
-import type { Config } from "./config.ts";
-import { AGE_META } from "./age.ts";
-import { requireDataset } from "./dataset.ts";
-import { printable } from "./names.ts";
-import { loadRemote } from "./remote.ts";
-import type { S3Store } from "./s3.ts";
-import * as zfs from "./zfs.ts";
-import { holdStatus } from "./holds.ts";
+import { humanSize, type StatusRow, statusRows } from "../chain.ts";
+import { Chains } from "../chain_walk.ts";
+import { recordFlaws } from "../checks.ts";
+import type { Config } from "../config.ts";
+import { AGE_META } from "../age.ts";
+import { requireDataset } from "../dataset.ts";
+import { printable } from "../names.ts";
+import { loadRemote } from "../remote.ts";
+import type { S3Store } from "../s3.ts";
+import * as zfs from "../zfs.ts";
+import { holdStatus } from "../holds.ts";
 
 /** A status row, with how its object is encrypted (absent: plain) and to which recipients. */
 export interface StatusLine extends StatusRow {

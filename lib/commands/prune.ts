@@ -8,17 +8,17 @@
  * @module
  */
 
-import { Chains } from "./chain_walk.ts";
-import { checkKey, recordFlaws } from "./checks.ts";
-import type { Config } from "./config.ts";
-import { requireDataset } from "./dataset.ts";
-import { IntegrityError } from "./errors.ts";
-import { printable } from "./names.ts";
-import { loadRemote } from "./remote.ts";
-import { parsePolicy, planPrune, type PrunePlan } from "./retention.ts";
-import { acquireBackupLock } from "./lock.ts";
-import { withRetry } from "./retry.ts";
-import type { S3Store } from "./s3.ts";
+import { Chains } from "../chain_walk.ts";
+import { checkKey, recordFlaws } from "../checks.ts";
+import type { Config } from "../config.ts";
+import { requireDataset } from "../dataset.ts";
+import { IntegrityError } from "../errors.ts";
+import { printable } from "../names.ts";
+import { loadRemote } from "../remote.ts";
+import { parsePolicy, planPrune, type PrunePlan } from "../retention.ts";
+import { acquireBackupLock } from "../lock.ts";
+import { withRetry } from "../retry.ts";
+import type { S3Store } from "../s3.ts";
 
 /** One line of the prune report. */
 export interface PruneLine {

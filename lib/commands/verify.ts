@@ -8,10 +8,10 @@
  * @module
  */
 
-import { planRestore, type RemoteSnapshot } from "./chain.ts";
-import { Chains, quote } from "./chain_walk.ts";
-import type { Config } from "./config.ts";
-import { requireDataset } from "./dataset.ts";
+import { planRestore, type RemoteSnapshot } from "../chain.ts";
+import { Chains, quote } from "../chain_walk.ts";
+import type { Config } from "../config.ts";
+import { requireDataset } from "../dataset.ts";
 import {
   ChainError,
   CommandError,
@@ -19,15 +19,15 @@ import {
   IntegrityError,
   UsageError,
   ZfsError,
-} from "./errors.ts";
-import { parseSnapshot, validateDataset } from "./names.ts";
-import { inspectObject, openVerified, receiveOne } from "./cmd_restore.ts";
-import { MissingRecordError } from "./checks.ts";
-import { rerecord } from "./rerecord.ts";
-import { loadRemote } from "./remote.ts";
-import type { S3Store } from "./s3.ts";
-import { verifiability } from "./verify.ts";
-import * as zfs from "./zfs.ts";
+} from "../errors.ts";
+import { parseSnapshot, validateDataset } from "../names.ts";
+import { inspectObject, openVerified, receiveOne } from "./restore.ts";
+import { MissingRecordError } from "../checks.ts";
+import { rerecord } from "../rerecord.ts";
+import { loadRemote } from "../remote.ts";
+import type { S3Store } from "../s3.ts";
+import { verifiability } from "../verify.ts";
+import * as zfs from "../zfs.ts";
 
 /** The verdict on one snapshot. */
 export interface VerifyResult {

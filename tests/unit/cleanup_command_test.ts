@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatAge, parseDuration } from "../../lib/cmd_cleanup.ts";
+import { formatAge, parseDuration } from "../../lib/commands/cleanup.ts";
 import { UsageError } from "../../lib/errors.ts";
 
 Deno.test("parseDuration() reads 30m, 12h, 1d, 1d12h and 0; formatAge() writes them back", () => {
