@@ -33,7 +33,7 @@ Usage:
   z3 status  [--json | --parseable]
   z3 backup  [--full] [--snapshot NAME] [--dry-run] [--json | --parseable] [--progress | --quiet]
              [--prune]
-  z3 restore SNAPSHOT [--target DATASET] [--force] [--dry-run]
+  z3 restore SNAPSHOT [--target DATASET] [--force] [--properties] [--dry-run]
   z3 get     KEY > file
   z3 verify  [SNAPSHOT] [--zfs PARENT] [--repair] [--json]
   z3 prune   [--dry-run] [--json] [--keep-last N] [--keep-daily N] …
@@ -55,13 +55,17 @@ Commands:
             A dataset whose encryption is not off is sent raw (-w); SEND_FLAGS adds -L/-e/-c.
             Both are recorded per object (z3-send-flags); an incremental that would change
             -L or raw-ness exits 5 (start a new chain with --full). Afterwards zfs hold keeps
-            the newest uploaded snapshot (HOLD) and the previous base is released.
+            the newest uploaded snapshot (HOLD) and the previous base is released; where
+            zfs has bookmarks, it is also bookmarked (DATASET#z3-HASH-SNAP), and a base gone
+            locally is sent from its bookmark. Each full's local properties are stored.
   restore   receive SNAPSHOT (name or dataset@name) from the bucket: walks its chain back to a
             snapshot that exists locally or to a full, checks every link first, then runs
             zfs receive for each object oldest first, checking each part's MD5 (a bad part is
             fetched again) or the object's ETag, and the size, before ZFS can commit it.
             --target receives into another dataset; --force adds -F. Raw and non-raw
             objects never stack (exit 5 before zfs runs); after raw ones, zfs load-key.
+            --properties sets the local properties stored with the chain's full (zfs set;
+            all but mountpoint; one refused is a warning line, not a failure).
   prune     delete the bucket's objects that KEEP_LAST / KEEP_HOURLY / … / KEEP_YEARLY do not keep
             (newest per hour/day/ISO week/month/year, UTC). Never deletes an object a kept
             snapshot's chain needs, nor one of a broken chain, nor anything while an object
@@ -143,6 +147,7 @@ const COMMANDS: Record<string, FlagSpec> = {
   restore: {
     target: { type: "string" },
     force: { type: "boolean" },
+    properties: { type: "boolean" },
     "dry-run": { type: "boolean" },
   },
   get: {},
@@ -241,6 +246,7 @@ await runCommand("z3", async ({ signal }) => {
         const received = await restore(config, store, positionals[0], {
           target: values.target as string | undefined,
           force: values.force === true,
+          properties: values.properties === true,
           dryRun: values["dry-run"] === true,
           signal,
           out: printOut,

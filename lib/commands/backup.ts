@@ -45,6 +45,8 @@ import {
   sendOptions,
 } from "../send_flags.ts";
 import { holdArgvLines, moveHold } from "../holds.ts";
+import { bookmarkPrefix, moveBookmark, withBookmarkedBases } from "../bookmarks.ts";
+import { storeProperties } from "../properties.ts";
 
 /** Options of `z3 backup`. */
 export interface BackupOptions {
@@ -141,13 +143,18 @@ async function planAndUpload(
   dataset: string,
   options: BackupOptions,
 ): Promise<{ records: BackupRecord[]; newestCreated: number }> {
-  const local = (await zfs.listSnapshots(dataset)).filter((s) =>
-    s.snapshot.startsWith(config.snapshotPrefix)
-  );
+  const listed = await zfs.listSnapshots(dataset);
   const remote = await loadRemote(store, config.s3Prefix, dataset, {
     signal: options.signal,
     attempts: config.maxRetries + 1,
   });
+  // A base destroyed locally but bookmarked by z3 is still a base: sent from its bookmark.
+  const bookmarks = await zfs.listBookmarks(dataset);
+  const mark = bookmarkPrefix(store.bucket, config.s3Prefix);
+  const merged = withBookmarkedBases(dataset, listed, remote, bookmarks ?? [], mark);
+  const local = merged.local.filter((s) => s.snapshot.startsWith(config.snapshotPrefix));
+  const sendFrom = (step: BackupStep) =>
+    step.from && (merged.sendFrom.get(step.from.name) ?? step.from.name);
   const plan = planBackup(local, new Chains(remote), {
     full: options.full,
     target: options.snapshot,
@@ -165,7 +172,9 @@ async function planAndUpload(
   }
   const newest = plan.steps[plan.steps.length - 1].snapshot.name;
   if (options.dryRun) {
-    for (const step of plan.steps) options.out(describe(config, store, step, flags));
+    for (const step of plan.steps) {
+      options.out(describe(config, store, step, sendFrom(step), flags));
+    }
     for (const argv of holdArgvLines(config, store.bucket, plan.base?.name, newest)) {
       options.out(formatArgv(argv));
     }
@@ -175,14 +184,21 @@ async function planAndUpload(
   const records: BackupRecord[] = [];
   for (const step of plan.steps) {
     options.signal?.throwIfAborted();
-    records.push(await backupOne(config, store, step, flags, options));
+    records.push(await backupOne(config, store, step, sendFrom(step), flags, options));
   }
   await moveHold(config, store.bucket, plan.base?.name, newest, options.err);
+  await moveBookmark(bookmarks, store.bucket, config.s3Prefix, newest, options.err);
   return { records, newestCreated: plan.target.creation };
 }
 
-function describe(config: Config, store: S3Store, step: BackupStep, flags: string[]): string {
-  const send = formatArgv(zfs.sendArgv(step.snapshot.name, step.from?.name, flags));
+function describe(
+  config: Config,
+  store: S3Store,
+  step: BackupStep,
+  sendFrom: string | undefined,
+  flags: string[],
+): string {
+  const send = formatArgv(zfs.sendArgv(step.snapshot.name, sendFrom, flags));
   const comp = compressCommand(config.compressor);
   const key = keyFor(config.s3Prefix, step.snapshot.name);
   const kind = step.from ? `incremental from ${step.from.snapshot}` : "full";
@@ -198,13 +214,14 @@ async function backupOne(
   config: Config,
   store: S3Store,
   step: BackupStep,
+  sendFrom: string | undefined,
   flags: string[],
   options: BackupOptions,
 ): Promise<BackupRecord> {
   const { snapshot, from } = step;
   const key = keyFor(config.s3Prefix, snapshot.name);
   // An absurd estimate (OpenZFS has printed 18446744073614344448) counts as none.
-  const estimated = usableEstimate(await zfs.estimateSendSize(snapshot.name, from?.name, flags));
+  const estimated = usableEstimate(await zfs.estimateSendSize(snapshot.name, sendFrom, flags));
   const metadata: Record<string, string> = {
     [META_KEYS.guid]: snapshot.guid,
     [META_KEYS.created]: String(snapshot.creation),
@@ -238,8 +255,11 @@ async function backupOne(
   };
   const resume = await findPending(store, key, { started, recordKey, attempts }, options);
   const attempt = async (resume?: Resume) => {
-    options.err(`${snapshot.name}: sending ${from ? `incremental from ${from.snapshot}` : "full"}`);
-    const sender = zfs.send(snapshot.name, from?.name, { signal: options.signal, flags });
+    const kind = from
+      ? `incremental from ${sendFrom?.includes("#") ? sendFrom : from.snapshot}`
+      : "full";
+    options.err(`${snapshot.name}: sending ${kind}`);
+    const sender = zfs.send(snapshot.name, sendFrom, { signal: options.signal, flags });
     const packed = compress(config.compressor, sender.stdout!, options.signal);
     const progress = options.progress ? new Progress(snapshot.snapshot, estimated) : undefined;
     try {
@@ -297,6 +317,11 @@ async function backupOne(
         `\`z3 verify --repair\` to write the record (restore refuses the object until then)`,
       { cause: err },
     );
+  }
+  if (!from && recipients.length > 0) {
+    options.err(`${snapshot.name}: properties not stored: with AGE_RECIPIENTS they stay off S3`);
+  } else if (!from) {
+    await storeProperties(store, config.s3Prefix, requireDataset(config), snapshot.name, attempts);
   }
   return {
     snapshot: snapshot.name,

@@ -10,6 +10,7 @@
 
 import { Chains } from "../chain_walk.ts";
 import { checkKey, recordFlaws } from "../checks.ts";
+import { propertiesKey } from "../properties.ts";
 import type { Config } from "../config.ts";
 import { requireDataset } from "../dataset.ts";
 import { IntegrityError } from "../errors.ts";
@@ -94,6 +95,10 @@ async function deleteAll(
     options.err(`deleting ${printable(s.key)}`);
     await withRetry(() => store.delete(s.key), { attempts, signal: options.signal });
     await withRetry(() => store.delete(checkKey(config.s3Prefix, s.name)), {
+      attempts,
+      signal: options.signal,
+    });
+    await withRetry(() => store.delete(propertiesKey(config.s3Prefix, s.name)), {
       attempts,
       signal: options.signal,
     });

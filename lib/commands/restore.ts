@@ -6,6 +6,7 @@
  * @module
  */
 
+import { applyProperties, chainFull } from "../properties.ts";
 import { Chains } from "../chain_walk.ts";
 import { keyFor, normalizePrefix, planRestore, type RemoteSnapshot, shortName } from "../chain.ts";
 import type { Config } from "../config.ts";
@@ -32,6 +33,8 @@ export interface RestoreOptions {
   target?: string;
   /** `zfs receive -F`. */
   force?: boolean;
+  /** Set the properties stored with the chain's full on the target afterwards. */
+  properties?: boolean;
   dryRun?: boolean;
   signal?: AbortSignal;
   out: (line: string) => void;
@@ -108,6 +111,17 @@ export async function restore(
     options.err(`${r.name}: receiving into ${target}`);
     await receiveOne(config, store, r, target, options, expected[i]);
     done.push(`${target}@${r.snapshot}`);
+  }
+  const root = options.properties ? chainFull(remote, full) : undefined;
+  if (root) {
+    await applyProperties(
+      store,
+      config.s3Prefix,
+      root.name,
+      target,
+      config.maxRetries + 1,
+      options.err,
+    );
   }
   if (kinds.some((k) => isRaw(k.flags))) {
     options.err(

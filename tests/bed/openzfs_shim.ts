@@ -22,6 +22,14 @@
  *   incremental into a dataset whose `encryption` is off fails with "cannot receive incremental
  *   stream: cannot perform raw receive on top of existing unencrypted dataset"
  *   (libzfs_sendrecv.c, zfs_receive_one); a raw full makes its target encrypted in the state.
+ * - Bookmarks, which zfs-fuse lacks, live only in the state file: `bookmark SNAP DS#BM` records
+ *   the snapshot's real GUID and creation, `list -t bookmark` prints them as
+ *   `name TAB guid TAB creation`, `destroy DS#BM` forgets one, and `send -i DS#BM SNAP` sends
+ *   from the bookmark's snapshot. With `bookmarkFeature: false`, `bookmark` fails with
+ *   "cannot create bookmark '%s': bookmark feature not enabled" (zfs_do_bookmark, ENOTSUP). The simulation of a destroyed snapshot is that it is hidden
+ *   (`ShimState.hidden`) from `list` and `get` output but really stays in zfs-fuse, so the
+ *   incremental from its bookmark is zfs-fuse's incremental from that snapshot: the same
+ *   changes a real bookmark-based send carries, not a test of OpenZFS's bookmark code itself.
  *
  * @module
  */
@@ -70,6 +78,12 @@ export interface ShimState {
   estimateFactor?: number;
   /** Snapshots this shim sent raw (`-w`), by full name. */
   rawSent?: Record<string, true>;
+  /** Bookmarks by full name (`ds#bm`): the snapshot made from and its GUID and creation. */
+  bookmarks?: Record<string, { snapshot: string; guid: string; creation: string }>;
+  /** False: `bookmark` fails as on a pool without feature `bookmarks`. @default {true} */
+  bookmarkFeature?: boolean;
+  /** Snapshots `list` and `get` no longer show, as if destroyed (they stay in zfs-fuse). */
+  hidden?: string[];
 }
 
 /** One line of the shim's log. */
@@ -92,6 +106,54 @@ async function main(): Promise<number> {
     return code;
   };
   const [command, ...rest] = args;
+  const bookmarks = state.bookmarks ??= {};
+  if (command === "bookmark" && rest.length === 2) {
+    await log({ argv: args });
+    const [snapshot, name] = rest;
+    if (state.bookmarkFeature === false) {
+      return fail(`cannot create bookmark '${name}': bookmark feature not enabled`);
+    }
+    if (bookmarks[name]) return fail(`cannot create bookmark '${name}': bookmark exists`);
+    const prop = async (p: string) => {
+      const out = await new Deno.Command(state.real, {
+        args: ["get", "-H", "-p", "-o", "value", p, snapshot],
+        stdout: "piped",
+        stderr: "inherit",
+      }).output();
+      return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
+    };
+    const guid = await prop("guid");
+    const creation = await prop("creation");
+    if (guid === undefined || creation === undefined) return 1;
+    bookmarks[name] = { snapshot, guid, creation };
+    await save();
+    return 0;
+  }
+  if (command === "list" && rest.includes("bookmark")) {
+    await log({ argv: args });
+    const dataset = rest[rest.length - 1];
+    for (const [name, b] of Object.entries(bookmarks)) {
+      if (name.startsWith(`${dataset}#`)) console.log(`${name}\t${b.guid}\t${b.creation}`);
+    }
+    return 0;
+  }
+  if (command === "destroy" && rest.length === 1 && rest[0].includes("#")) {
+    await log({ argv: args });
+    if (!bookmarks[rest[0]]) return fail(`cannot destroy '${rest[0]}': bookmark does not exist`);
+    delete bookmarks[rest[0]];
+    await save();
+    return 0;
+  }
+  if ((command === "list" || command === "get") && (state.hidden ?? []).length > 0) {
+    await log({ argv: args });
+    const out = await new Deno.Command(state.real, { args, stdout: "piped", stderr: "inherit" })
+      .output();
+    const hidden = new Set(state.hidden);
+    const lines = new TextDecoder().decode(out.stdout).split("\n");
+    const shown = lines.filter((l) => !hidden.has(l.split("\t")[0]));
+    await Deno.stdout.write(new TextEncoder().encode(shown.join("\n")));
+    return out.code;
+  }
   if (command === "send") {
     await log({ argv: args });
     const seen = new Set<string>();
@@ -102,7 +164,11 @@ async function main(): Promise<number> {
       const a = rest[i];
       if (a === "-i") {
         from = rest[++i];
-        passed.push("-i", from);
+        const mark = bookmarks[from];
+        if (from.includes("#") && !mark) {
+          return fail(`cannot open '${from}': dataset does not exist`);
+        }
+        passed.push("-i", mark ? mark.snapshot : from);
       } else if (/^-[A-Za-z]+$/.test(a)) {
         for (const letter of a.slice(1)) {
           if (!SEND_OPTIONS.has(letter)) return fail(`invalid option '${letter}'`, 2);

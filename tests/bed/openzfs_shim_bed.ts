@@ -17,6 +17,8 @@ export interface OpenzfsShim {
   setEncryption(dataset: string, value: string): Promise<void>;
   /** What the shim reports as `encryption` now, by dataset. */
   encryption(): Promise<Record<string, string>>;
+  /** Hides `snapshot` from `list` and `get`, as if destroyed (it stays in zfs-fuse). */
+  hide(snapshot: string): Promise<void>;
   /** Every run so far, oldest first. */
   log(): Promise<ShimLogLine[]>;
   /** Removes the wrapper, state and log. */
@@ -25,8 +27,13 @@ export interface OpenzfsShim {
 
 const SHIM = new URL("./openzfs_shim.ts", import.meta.url).pathname;
 
-/** Makes a shim in a fresh temporary directory; `estimateFactor` scales `send -nvP`'s size. */
-export async function openzfsShim(options: { estimateFactor?: number } = {}): Promise<OpenzfsShim> {
+/**
+ * Makes a shim in a fresh temporary directory; `estimateFactor` scales `send -nvP`'s size;
+ * `bookmarkFeature: false` makes `zfs bookmark` fail as on a pool without the feature.
+ */
+export async function openzfsShim(
+  options: { estimateFactor?: number; bookmarkFeature?: boolean } = {},
+): Promise<OpenzfsShim> {
   const real = (await run(["sh", "-c", "command -v zfs"])).trim();
   const dir = await Deno.makeTempDir({ prefix: "z3-openzfs-shim-" });
   const statePath = `${dir}/state.json`;
@@ -35,6 +42,7 @@ export async function openzfsShim(options: { estimateFactor?: number } = {}): Pr
     log: `${dir}/log`,
     encryption: {},
     estimateFactor: options.estimateFactor ?? 1,
+    bookmarkFeature: options.bookmarkFeature,
   };
   await Deno.writeTextFile(statePath, JSON.stringify(state));
   const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
@@ -56,6 +64,11 @@ export async function openzfsShim(options: { estimateFactor?: number } = {}): Pr
       await Deno.writeTextFile(statePath, JSON.stringify(now));
     },
     encryption: async () => (await read()).encryption,
+    async hide(snapshot) {
+      const now = await read();
+      now.hidden = [...now.hidden ?? [], snapshot];
+      await Deno.writeTextFile(statePath, JSON.stringify(now));
+    },
     async log() {
       const text = await Deno.readTextFile(state.log).catch(() => "");
       return text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as ShimLogLine);

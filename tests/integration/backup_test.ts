@@ -89,8 +89,8 @@ integration("z3 backup makes a full on an empty bucket", async (bed) => {
     assert.deepEqual(await f.keys(), [key]);
     assert.deepEqual(
       await f.keys("z3-backup.z3/"),
-      [`z3-backup.z3/${f.dataset}@s1`],
-      "check record",
+      [`z3-backup.z3/${f.dataset}@s1`, `z3-backup.z3/${f.dataset}@s1#properties`],
+      "check record and the full's properties",
     );
     const info = await f.store.head(key);
     assert.ok(info);
@@ -438,8 +438,9 @@ integration(
       assert.deepEqual(await f.keys(), left);
       assert.deepEqual(
         await f.keys("z3-backup.z3/"),
-        left.map((k) => k.replace("z3-backup/", "z3-backup.z3/")),
-        "check records go with their objects",
+        left.map((k) => k.replace("z3-backup/", "z3-backup.z3/"))
+          .flatMap((k) => k.endsWith("@s3") ? [k, `${k}#properties`] : [k]),
+        "check records and a full's properties go with their objects",
       );
       const restored = await f.z3(["restore", "s4", "--target", `${f.pool.name}/back`]);
       assert.equal(restored.code, 0, restored.stderr);

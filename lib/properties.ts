@@ -1,0 +1,120 @@
+/**
+ * The dataset's local properties, which a plain stream does not carry: with each full, backup
+ * stores `zfs get -H -p -s local all` as a small JSON sidecar (`checkKey(...)` + `#properties`,
+ * under `.z3/`, outside the listing of backup objects); `restore --properties` sets them again on
+ * the target after the receive (all but `mountpoint`, which is named instead). A property the
+ * target cannot take is one line, not a failure.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import type { RemoteSnapshot } from "./chain.ts";
+import { checkKey } from "./checks.ts";
+import { quote } from "./chain_walk.ts";
+import { describeError } from "./errors.ts";
+import { toBase64 } from "./hex.ts";
+import type { S3Store } from "./s3.ts";
+import { withRetry } from "./retry.ts";
+import * as zfs from "./zfs.ts";
+
+/** Largest sidecar z3 reads; what it writes is far smaller. */
+const MAX_BYTES = 64 * 1024;
+
+/** The sidecar's key for the full backup of `name` (`dataset@snap`). */
+export function propertiesKey(prefix: string, name: string): string {
+  return `${checkKey(prefix, name)}#properties`;
+}
+
+/** Reads `dataset`'s local properties and stores them beside the full of `name`. */
+export async function storeProperties(
+  store: S3Store,
+  prefix: string,
+  dataset: string,
+  name: string,
+  attempts: number,
+): Promise<void> {
+  const properties = await zfs.getLocalProperties(dataset);
+  const body = new TextEncoder().encode(JSON.stringify({ properties }) + "\n");
+  const md5 = toBase64(new Uint8Array(createHash("md5").update(body).digest()));
+  await withRetry(() => store.put(propertiesKey(prefix, name), body, md5), { attempts });
+}
+
+/**
+ * The properties stored with the full `name`; undefined when none were (a full of an older z3).
+ * The bucket is untrusted: anything but an object of valid names to one-line strings is refused.
+ */
+export async function readProperties(
+  store: S3Store,
+  prefix: string,
+  name: string,
+  attempts: number,
+): Promise<Record<string, string> | undefined> {
+  const key = propertiesKey(prefix, name);
+  const info = await withRetry(() => store.head(key), { attempts });
+  if (!info) return undefined;
+  const bad = new Error(`Cannot read the properties ${quote(key)}: not what z3 writes`);
+  if (info.size > MAX_BYTES) throw bad;
+  const text = await new Response(await withRetry(() => store.get(key), { attempts })).text();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw bad;
+  }
+  const p = (parsed as { properties?: unknown } | null)?.properties;
+  if (typeof p !== "object" || p === null || Array.isArray(p)) throw bad;
+  for (const [k, v] of Object.entries(p)) {
+    if (!zfs.validPropertyName(k) || typeof v !== "string" || v.includes("\n")) throw bad;
+  }
+  return p as Record<string, string>;
+}
+
+/** The full at the root of `name`'s chain in `remote`, or undefined for a broken one. */
+export function chainFull(
+  remote: Map<string, RemoteSnapshot>,
+  name: string,
+): RemoteSnapshot | undefined {
+  const seen = new Set<string>();
+  let at = remote.get(name);
+  while (at && !at.isFull && at.parent !== undefined && !seen.has(at.name)) {
+    seen.add(at.name);
+    at = remote.get(at.parent);
+  }
+  return at?.isFull ? at : undefined;
+}
+
+/**
+ * `restore --properties`: sets the properties stored with `full` on `target`, each by itself;
+ * one that zfs refuses is reported on `err` and the rest go on. Returns how many were set.
+ */
+export async function applyProperties(
+  store: S3Store,
+  prefix: string,
+  full: string,
+  target: string,
+  attempts: number,
+  err: (line: string) => void,
+): Promise<number> {
+  const properties = await readProperties(store, prefix, full, attempts);
+  if (properties === undefined) {
+    err(`${target}: no properties stored with ${full} (backed up before z3 stored them)`);
+    return 0;
+  }
+  let set = 0;
+  for (const [name, value] of Object.entries(properties)) {
+    if (name === "mountpoint") {
+      // The source's place: setting it on a restored copy would mount it over the source.
+      err(`${target}: mountpoint=${value} not set (the source's); zfs set it by hand if wanted`);
+      continue;
+    }
+    try {
+      await zfs.setProperty(target, name, value);
+      set++;
+    } catch (e) {
+      err(`warning: Cannot set ${name}=${value} on ${quote(target)}: ${describeError(e)}`);
+    }
+  }
+  err(`${target}: set ${set} of ${Object.keys(properties).length} stored properties of ${full}`);
+  return set;
+}

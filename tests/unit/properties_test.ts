@@ -1,0 +1,61 @@
+/**
+ * Property argv and parsing. The `get` output is zfs-fuse 0.7's on the test bed
+ * (`zfs get -H -p -s local -o property,value all DATASET`: `property TAB value` lines).
+ */
+import assert from "node:assert/strict";
+import { getLocalPropertiesArgv, parseLocalProperties, setPropertyArgv } from "../../lib/zfs.ts";
+import { chainFull } from "../../lib/properties.ts";
+import type { RemoteSnapshot } from "../../lib/chain.ts";
+
+const DS = "tank/my data";
+
+Deno.test("getLocalPropertiesArgv() asks for local values only, exact, two columns", () => {
+  assert.deepEqual(getLocalPropertiesArgv(DS).slice(1), [
+    "get",
+    "-H",
+    "-p",
+    "-s",
+    "local",
+    "-o",
+    "property,value",
+    "all",
+    DS,
+  ]);
+});
+
+Deno.test("parseLocalProperties() keeps values with tabs and spaces; refuses a bad name", () => {
+  assert.deepEqual(
+    parseLocalProperties("compression\ton\nz3test:x\ta b\tc\nmountpoint\t/var/tmp/x y\n"),
+    { compression: "on", "z3test:x": "a b\tc", mountpoint: "/var/tmp/x y" },
+  );
+  assert.throws(() => parseLocalProperties("-o\tx\n"), /Cannot read a local property/);
+  assert.throws(() => parseLocalProperties("notabs\n"), /Cannot read a local property/);
+});
+
+Deno.test("setPropertyArgv() is one NAME=VALUE argument; an option-like name is refused", () => {
+  assert.deepEqual(setPropertyArgv(DS, "z3test:x", "a=b c").slice(1), [
+    "set",
+    "z3test:x=a=b c",
+    DS,
+  ]);
+  assert.throws(() => setPropertyArgv(DS, "-o", "x"), /Cannot set property/);
+  assert.throws(() => setPropertyArgv(DS, "a", "x\ny"), /Cannot set property/);
+});
+
+Deno.test("chainFull() walks parents to the full; none for a broken chain or a cycle", () => {
+  const r = (name: string, parent?: string): [string, RemoteSnapshot] => [name, {
+    name,
+    snapshot: name.split("@")[1],
+    key: name,
+    isFull: parent === undefined,
+    parent,
+    objectSize: 1,
+    metadata: {},
+  }];
+  const remote = new Map([r("d@a"), r("d@b", "d@a"), r("d@c", "d@b"), r("d@x", "d@gone")]);
+  assert.equal(chainFull(remote, "d@c")?.name, "d@a");
+  assert.equal(chainFull(remote, "d@a")?.name, "d@a");
+  assert.equal(chainFull(remote, "d@x"), undefined);
+  const cycle = new Map([r("d@p", "d@q"), r("d@q", "d@p")]);
+  assert.equal(chainFull(cycle, "d@p"), undefined);
+});
