@@ -28,7 +28,8 @@ export function bookmarkFor(bucket: string, prefix: string, snapshot: string): s
 /**
  * The snapshots to plan with: `local` plus, for each of z3's `bookmarks` (of this bucket and
  * prefix) whose snapshot is gone locally but in the bucket with the bookmark's GUID, that
- * snapshot (in creation order); `sendFrom` maps its name to the bookmark to send from.
+ * snapshot, all in zfs's order (`createtxg`, {@linkcode zfs.inTxgOrder}; a bookmark keeps its
+ * snapshot's); `sendFrom` maps its name to the bookmark to send from.
  */
 export function withBookmarkedBases(
   dataset: string,
@@ -45,17 +46,12 @@ export function withBookmarkedBases(
     const short = b.bookmark.slice(prefix.length);
     const name = `${dataset}@${short}`;
     if (have.has(name) || remote.get(name)?.guid !== b.guid) continue;
-    added.push({ name, snapshot: short, guid: b.guid, creation: b.creation });
+    const { guid, createtxg, creation } = b;
+    added.push({ name, snapshot: short, guid, createtxg, creation });
     sendFrom.set(name, b.name);
   }
   if (added.length === 0) return { local, sendFrom };
-  // A bookmark's snapshot goes before the first local snapshot created after it.
-  const merged = [...local];
-  for (const s of added.sort((a, b) => a.creation - b.creation)) {
-    const at = merged.findIndex((m) => m.creation > s.creation);
-    merged.splice(at < 0 ? merged.length : at, 0, s);
-  }
-  return { local: merged, sendFrom };
+  return { local: zfs.inTxgOrder([...local, ...added]), sendFrom };
 }
 
 /**

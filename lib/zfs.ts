@@ -27,8 +27,10 @@ export interface LocalSnapshot {
   snapshot: string;
   /** ZFS GUID as a decimal string (too large for a JS number). */
   guid: string;
-  /** Creation time, seconds since the epoch. */
+  /** Creation time, seconds since the epoch (1 s resolution: not an order, see `createtxg`). */
   creation: number;
+  /** The transaction group the snapshot was created in: zfs's own order of snapshots. */
+  createtxg: number;
 }
 
 /** Options shared by the calls that start a long-running `zfs` child. */
@@ -145,23 +147,27 @@ function snapshotOf(dataset: string, name: string, guid?: string, txg?: string, 
         JSON.stringify([guid, txg, creation]),
     );
   }
-  const snapshot = {
+  return {
     name,
     snapshot: name.slice(dataset.length + 1),
     guid,
     creation: Number(creation),
+    createtxg: Number(txg),
   };
-  return { snapshot, createtxg: Number(txg) };
 }
 
-/** Oldest first: by the transaction group each snapshot was created in. */
-function inTxgOrder(rows: { snapshot: LocalSnapshot; createtxg: number }[]): LocalSnapshot[] {
-  return rows.sort((a, b) => a.createtxg - b.createtxg).map((r) => r.snapshot);
+/**
+ * The one order of snapshots in z3: oldest first by the transaction group each was created in
+ * (`createtxg`, which a bookmark shares with its snapshot). Never by `creation`: two snapshots
+ * taken in the same second have the same one. Sorts `snapshots` in place and returns it.
+ */
+export function inTxgOrder(snapshots: LocalSnapshot[]): LocalSnapshot[] {
+  return snapshots.sort((a, b) => a.createtxg - b.createtxg);
 }
 
 /** Parses {@linkcode listSnapshotsArgv}'s output: `name TAB guid TAB createtxg TAB creation`. */
 export function parseSnapshotList(dataset: string, text: string): LocalSnapshot[] {
-  const out: { snapshot: LocalSnapshot; createtxg: number }[] = [];
+  const out: LocalSnapshot[] = [];
   for (const line of text.split("\n")) {
     if (line === "") continue;
     const [name, guid, txg, creation] = line.split("\t");
@@ -428,31 +434,54 @@ export interface LocalBookmark {
   bookmark: string;
   /** GUID of the snapshot it was made from (decimal). */
   guid: string;
+  /** That snapshot's `createtxg` (a bookmark keeps it: its place among the snapshots). */
+  createtxg: number;
   /** Creation time of that snapshot, seconds since the epoch. */
   creation: number;
 }
 
-/** The argv that lists `dataset`'s bookmarks with GUID and creation. */
+/**
+ * The argv that lists `dataset`'s bookmarks with GUID, createtxg and creation (OpenZFS has all
+ * three for bookmarks: `ZFS_TYPE_BOOKMARK` in their `zprop_register_number` calls,
+ * module/zcommon/zfs_prop.c, openzfs/zfs commit 00cb9c5b as stored by the search index).
+ */
 export function listBookmarksArgv(dataset: string): string[] {
   validateDataset(dataset);
   // `-t` before `-p`: zfs-fuse then says `invalid type 'bookmark'` (not `invalid option 'p'`).
-  return zfs("list", "-H", "-t", "bookmark", "-p", "-o", "name,guid,creation", "-d", "1", dataset);
+  return zfs(
+    "list",
+    "-H",
+    "-t",
+    "bookmark",
+    "-p",
+    "-o",
+    "name,guid,createtxg,creation",
+    "-d",
+    "1",
+    dataset,
+  );
 }
 
-/** Parses {@linkcode listBookmarksArgv}'s output: `name TAB guid TAB creation`. */
+/** Parses {@linkcode listBookmarksArgv}'s output: `name TAB guid TAB createtxg TAB creation`. */
 export function parseBookmarkList(dataset: string, text: string): LocalBookmark[] {
   const out: LocalBookmark[] = [];
   for (const line of text.split("\n")) {
     if (line === "") continue;
-    const [name, guid, creation] = line.split("\t");
+    const [name, guid, txg, creation] = line.split("\t");
     if (!name.startsWith(`${dataset}#`)) continue;
-    if (!/^\d+$/.test(guid ?? "") || !/^\d+$/.test(creation ?? "")) {
+    if (![guid, txg, creation].every((v) => /^\d+$/.test(v ?? ""))) {
       throw new ZfsError(
-        `Cannot read the guid and creation of "${name}" from zfs: got ` +
-          JSON.stringify([guid, creation]),
+        `Cannot read the guid, createtxg and creation of "${name}" from zfs: got ` +
+          JSON.stringify([guid, txg, creation]),
       );
     }
-    out.push({ name, bookmark: name.slice(dataset.length + 1), guid, creation: Number(creation) });
+    out.push({
+      name,
+      bookmark: name.slice(dataset.length + 1),
+      guid,
+      createtxg: Number(txg),
+      creation: Number(creation),
+    });
   }
   return out;
 }

@@ -23,8 +23,8 @@
  *   stream: cannot perform raw receive on top of existing unencrypted dataset"
  *   (libzfs_sendrecv.c, zfs_receive_one); a raw full makes its target encrypted in the state.
  * - Bookmarks, which zfs-fuse lacks, live only in the state file: `bookmark SNAP DS#BM` records
- *   the snapshot's real GUID and creation, `list -t bookmark` prints them as
- *   `name TAB guid TAB creation`, `destroy DS#BM` forgets one, and `send -i DS#BM SNAP` sends
+ *   the snapshot's real GUID, createtxg and creation, `list -t bookmark -o COLUMNS` prints the asked ones
+ *   of `name`, `guid`, `createtxg` (the snapshot's, as 2.x's bookmarks keep it), `creation`, `destroy DS#BM` forgets one, and `send -i DS#BM SNAP` sends
  *   from the bookmark's snapshot. With `bookmarkFeature: false`, `bookmark` fails with
  *   "cannot create bookmark '%s': bookmark feature not enabled" (zfs_do_bookmark, ENOTSUP). The simulation of a destroyed snapshot is that it is hidden
  *   (`ShimState.hidden`) from `list` and `get` output but really stays in zfs-fuse, so the
@@ -78,12 +78,20 @@ export interface ShimState {
   estimateFactor?: number;
   /** Snapshots this shim sent raw (`-w`), by full name. */
   rawSent?: Record<string, true>;
-  /** Bookmarks by full name (`ds#bm`): the snapshot made from and its GUID and creation. */
-  bookmarks?: Record<string, { snapshot: string; guid: string; creation: string }>;
+  /** Bookmarks by full name (`ds#bm`): the snapshot made from, its GUID, createtxg, creation. */
+  bookmarks?: Record<string, ShimBookmark>;
   /** False: `bookmark` fails as on a pool without feature `bookmarks`. @default {true} */
   bookmarkFeature?: boolean;
   /** Snapshots `list` and `get` no longer show, as if destroyed (they stay in zfs-fuse). */
   hidden?: string[];
+}
+
+/** A bookmark in the shim's state: what 2.x's `list -t bookmark` would print of it. */
+export interface ShimBookmark {
+  snapshot: string;
+  guid: string;
+  createtxg: string;
+  creation: string;
 }
 
 /** One line of the shim's log. */
@@ -123,17 +131,21 @@ async function main(): Promise<number> {
       return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
     };
     const guid = await prop("guid");
+    const createtxg = await prop("createtxg");
     const creation = await prop("creation");
-    if (guid === undefined || creation === undefined) return 1;
-    bookmarks[name] = { snapshot, guid, creation };
+    if (guid === undefined || createtxg === undefined || creation === undefined) return 1;
+    bookmarks[name] = { snapshot, guid, createtxg, creation };
     await save();
     return 0;
   }
   if (command === "list" && rest.includes("bookmark")) {
     await log({ argv: args });
     const dataset = rest[rest.length - 1];
+    const columns = (rest[rest.indexOf("-o") + 1] ?? "name").split(",");
     for (const [name, b] of Object.entries(bookmarks)) {
-      if (name.startsWith(`${dataset}#`)) console.log(`${name}\t${b.guid}\t${b.creation}`);
+      if (!name.startsWith(`${dataset}#`)) continue;
+      const field = { name, ...b } as Record<string, string>;
+      console.log(columns.map((c) => field[c] ?? "-").join("\t"));
     }
     return 0;
   }
@@ -143,6 +155,20 @@ async function main(): Promise<number> {
     delete bookmarks[rest[0]];
     await save();
     return 0;
+  }
+  if (command === "get" && rest.length === 6 && rest.slice(0, 4).join(" ") === "-H -p -o value") {
+    const [property, target] = rest.slice(4);
+    if (property === "encryption") {
+      await log({ argv: args });
+      const exists = await new Deno.Command(state.real, {
+        args: ["list", "-H", "-o", "name", target],
+        stdout: "null",
+        stderr: "inherit",
+      }).output();
+      if (!exists.success) return exists.code;
+      console.log(state.encryption[target] ?? "off");
+      return 0;
+    }
   }
   if ((command === "list" || command === "get") && (state.hidden ?? []).length > 0) {
     await log({ argv: args });
@@ -204,20 +230,6 @@ async function main(): Promise<number> {
     }
     return (await new Deno.Command(state.real, { args: ["send", ...passed, snapshot] }).spawn()
       .status).code;
-  }
-  if (command === "get" && rest.length === 6 && rest.slice(0, 4).join(" ") === "-H -p -o value") {
-    const [property, target] = rest.slice(4);
-    if (property === "encryption") {
-      await log({ argv: args });
-      const exists = await new Deno.Command(state.real, {
-        args: ["list", "-H", "-o", "name", target],
-        stdout: "null",
-        stderr: "inherit",
-      }).output();
-      if (!exists.success) return exists.code;
-      console.log(state.encryption[target] ?? "off");
-      return 0;
-    }
   }
   if (command === "receive" || command === "recv") {
     for (const a of rest) {

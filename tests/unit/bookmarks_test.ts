@@ -27,27 +27,32 @@ Deno.test("listBookmarksArgv() puts -t before -p, so that zfs-fuse names the typ
     "bookmark",
     "-p",
     "-o",
-    "name,guid,creation",
+    "name,guid,createtxg,creation",
     "-d",
     "1",
     DS,
   ]);
 });
 
-Deno.test("parseBookmarkList() reads name, guid, creation; skips other datasets; refuses junk", () => {
-  const text = `${DS}#z3-aa-s1\t12345678901234567890\t1700000000\n` +
-    `tank/other#z3-aa-s1\t1\t2\n`;
+Deno.test("parseBookmarkList() reads name, guid, createtxg, creation; skips other datasets; refuses junk", () => {
+  const text = `${DS}#z3-aa-s1\t12345678901234567890\t42\t1700000000\n` +
+    `tank/other#z3-aa-s1\t1\t2\t3\n`;
   assert.deepEqual(parseBookmarkList(DS, text), [
     {
       name: `${DS}#z3-aa-s1`,
       bookmark: "z3-aa-s1",
       guid: "12345678901234567890",
+      createtxg: 42,
       creation: 1700000000,
     },
   ]);
   assert.throws(
-    () => parseBookmarkList(DS, `${DS}#b\t1.94E\t1700000000\n`),
+    () => parseBookmarkList(DS, `${DS}#b\t1.94E\t42\t1700000000\n`),
     /Cannot read the guid/,
+  );
+  assert.throws(
+    () => parseBookmarkList(DS, `${DS}#b\t12345678901234567890\t1700000000\n`),
+    /Cannot read the guid, createtxg and creation/,
   );
 });
 
@@ -89,6 +94,7 @@ Deno.test("withBookmarkedBases() adds a gone snapshot only from our bookmark wit
     snapshot: s,
     guid,
     creation,
+    createtxg: creation / 10,
   });
   const remote = new Map<string, RemoteSnapshot>([
     [`${DS}@s1`, {
@@ -115,6 +121,7 @@ Deno.test("withBookmarkedBases() adds a gone snapshot only from our bookmark wit
     name: `${DS}#${p}${s}`,
     bookmark: `${p}${s}`,
     guid,
+    createtxg: creation / 10,
     creation,
   });
   const got = withBookmarkedBases(DS, local, remote, [
@@ -133,6 +140,42 @@ Deno.test("withBookmarkedBases() adds a gone snapshot only from our bookmark wit
     prefix,
   );
   assert.equal(still.sendFrom.size, 0);
+});
+
+Deno.test("withBookmarkedBases() places a bookmarked base by createtxg, also within one second", () => {
+  // s1 (gone, bookmarked) and s2 were taken in the same second: equal `creation`, and s2 even
+  // listed first; only createtxg says s1 is older. Planning must see s2 as the newest.
+  const prefix = bookmarkPrefix("b", "z3-backup/");
+  const snap = (s: string, guid: string, createtxg: number) => ({
+    name: `${DS}@${s}`,
+    snapshot: s,
+    guid,
+    creation: 1700000000,
+    createtxg,
+  });
+  const remote = new Map<string, RemoteSnapshot>([[`${DS}@s1`, {
+    name: `${DS}@s1`,
+    snapshot: "s1",
+    key: "k1",
+    isFull: true,
+    guid: "11",
+    objectSize: 1,
+    metadata: {},
+  }]]);
+  const mark = {
+    name: `${DS}#${prefix}s1`,
+    bookmark: `${prefix}s1`,
+    guid: "11",
+    createtxg: 20,
+    creation: 1700000000,
+  };
+  for (const local of [[snap("s2", "12", 21)], [snap("s0", "10", 19), snap("s2", "12", 21)]]) {
+    const got = withBookmarkedBases(DS, local, remote, [mark], prefix);
+    assert.deepEqual(
+      got.local.map((s) => s.snapshot),
+      [...local.map((s) => s.snapshot), "s1"].sort(),
+    );
+  }
 });
 
 Deno.test("saysBookmarkFeatureOff() is OpenZFS's ENOTSUP text of zfs bookmark, nothing else", () => {

@@ -25,6 +25,7 @@ function locals(...names: string[]): LocalSnapshot[] {
     snapshot,
     guid: guidOf(snapshot),
     creation: 1_700_000_000 + 60 * i,
+    createtxg: 100 + i,
   }));
 }
 

@@ -62,12 +62,14 @@ Deno.test("parseSnapshotList() reads list -Hp rows in createtxg order, other dat
       snapshot: "a",
       guid: "13534705441754508859",
       creation: 1796121486,
+      createtxg: 11,
     },
     {
       name: `${DS}@b`,
       snapshot: "b",
       guid: "7119323571069140646",
       creation: 1796121486,
+      createtxg: 16,
     },
   ]);
 });
