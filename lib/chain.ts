@@ -414,19 +414,48 @@ export function timeOf(snap: RemoteSnapshot): number | undefined {
   return snap.lastModified?.getTime();
 }
 
-function compareRemote(a: RemoteSnapshot, b: RemoteSnapshot): number {
-  const ta = timeOf(a);
-  const tb = timeOf(b);
-  if (ta !== undefined && tb !== undefined && ta !== tb) return ta - tb;
-  if (ta !== undefined && tb === undefined) return -1;
-  if (ta === undefined && tb !== undefined) return 1;
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+/**
+ * The one time order of the bucket's snapshots (status, prune), oldest first: by
+ * {@linkcode timeOf}, unknown times last; within one time by place in the chain, an ancestor
+ * before its descendants (a recorded creation has 1 s resolution, and two snapshots of one
+ * second are common: sanoid's hourly and daily); then by name. Each chain position is computed
+ * once per order.
+ */
+export function timeOrder(chains: Chains): (a: RemoteSnapshot, b: RemoteSnapshot) => number {
+  const depths = new Map<string, number>();
+  const depth = (name: string): number => {
+    const walked: RemoteSnapshot[] = [];
+    let below = 0;
+    for (const snap of chains.ancestors(name)) {
+      const known = depths.get(snap.name);
+      if (known !== undefined) {
+        below = known;
+        break;
+      }
+      walked.push(snap);
+    }
+    for (let i = walked.length - 1; i >= 0; i--) {
+      if (!walked[i].isFull) below++;
+      depths.set(walked[i].name, below);
+    }
+    return depths.get(name) ?? 0;
+  };
+  return (a, b) => {
+    const ta = timeOf(a);
+    const tb = timeOf(b);
+    if (ta !== undefined && tb !== undefined && ta !== tb) return ta - tb;
+    if (ta !== undefined && tb === undefined) return -1;
+    if (ta === undefined && tb !== undefined) return 1;
+    const byChain = depth(a.name) - depth(b.name);
+    if (byChain !== 0) return byChain;
+    return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+  };
 }
 
 /**
  * Rows for `z3 status`: the local snapshots in their (creation) order, each with its object if
- * any, then the snapshots only in the bucket whose short name starts with `snapshotPrefix`, by
- * recorded creation time, else upload time, else name. Health is over every object of
+ * any, then the snapshots only in the bucket whose short name starts with `snapshotPrefix`, in
+ * {@linkcode timeOrder}. Health is over every object of
  * `chains`: a parent outside the prefix still counts.
  */
 export function statusRows(
@@ -454,7 +483,7 @@ export function statusRows(
   }
   const bucketOnly = [...chains.remote.values()]
     .filter((s) => !seen.has(s.name) && s.snapshot.startsWith(snapshotPrefix))
-    .sort(compareRemote);
+    .sort(timeOrder(chains));
   for (const snap of bucketOnly) rows.push(remoteRow(snap, chains, "missing", snap.guid));
   return rows;
 }

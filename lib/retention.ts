@@ -11,7 +11,7 @@
  * @module
  */
 
-import { type RemoteSnapshot, timeOf } from "./chain.ts";
+import { type RemoteSnapshot, timeOf, timeOrder } from "./chain.ts";
 import type { Chains } from "./chain_walk.ts";
 import { UsageError } from "./errors.ts";
 
@@ -129,22 +129,12 @@ interface Entry {
   reasons: KeepReason[];
 }
 
-/** Oldest first; unknown times after known ones (so they count as newest); ties by name. */
-function compareEntries(a: Entry, b: Entry): number {
-  if (a.time !== undefined && b.time !== undefined && a.time !== b.time) return a.time - b.time;
-  if (a.time !== undefined && b.time === undefined) return -1;
-  if (a.time === undefined && b.time !== undefined) return 1;
-  const an = a.snapshot.name;
-  const bn = b.snapshot.name;
-  return an < bn ? -1 : an > bn ? 1 : 0;
-}
-
 const KEEPS_NOTHING = "Cannot prune: the policy keeps nothing; set KEEP_LAST or another KEEP_*";
 
 /**
  * Decides which objects of one dataset `policy` keeps. Snapshots are ordered by
- * {@linkcode timeOf}, unknown times as newest and ties by name. `last` keeps the newest N; each
- * bucket kind keeps the newest snapshot in each of the most recent N periods that have a
+ * {@linkcode timeOrder} (unknown times as newest; one second's snapshots by chain position).
+ * `last` keeps the newest N; each bucket kind keeps the newest snapshot in each of the most recent N periods that have a
  * snapshot, as restic's `forget` does (a day without snapshots does not use up a slot). Objects
  * whose health is not `ok` are kept and counted by no rule. Every ancestor of a kept snapshot
  * (through the links {@linkcode Chains.ancestors} follows), down to its full, is kept as "needed
@@ -168,7 +158,8 @@ export function planPrune(
     time: timeOf(snapshot),
     reasons: [],
   }));
-  entries.sort(compareEntries);
+  const order = timeOrder(chains);
+  entries.sort((a, b) => order(a.snapshot, b.snapshot));
 
   // Newest first, healthy only: the candidates the policy counts.
   const candidates: Entry[] = [];

@@ -1,0 +1,55 @@
+/**
+ * The bucket's time order when snapshots share a recorded creation second (`z3-created` has 1 s
+ * resolution): an ancestor goes before its descendants, whatever their names say.
+ */
+import assert from "node:assert/strict";
+import { indexRemote, type RemoteSnapshot, statusRows, timeOrder } from "../../lib/chain.ts";
+import { Chains } from "../../lib/chain_walk.ts";
+import { planPrune } from "../../lib/retention.ts";
+
+const DS = "pool/fs";
+const SECOND = 1_700_000_000;
+
+/** `pool/fs@<snapshot>` created at `SECOND`; `parent` undefined = full. */
+function snap(snapshot: string, parent?: string): RemoteSnapshot {
+  return {
+    name: `${DS}@${snapshot}`,
+    snapshot,
+    key: `z3-backup/${DS}@${snapshot}`,
+    isFull: parent === undefined,
+    ...(parent === undefined ? {} : { parent: `${DS}@${parent}` }),
+    created: SECOND,
+    objectSize: 1000,
+    metadata: {},
+  };
+}
+
+// sanoid takes its hourly and daily in one second; here the daily came second (its child).
+const SAME_SECOND = [
+  snap("autosnap_2026-12-01_00:00:00_hourly"),
+  snap("autosnap_2026-12-01_00:00:00_daily", "autosnap_2026-12-01_00:00:00_hourly"),
+];
+
+Deno.test("planPrune() KEEP_LAST=1 keeps the newest of one second by chain, not by name", () => {
+  const plan = planPrune(new Chains(indexRemote(SAME_SECOND)), { last: 1 }, new Date());
+  assert.deepEqual(plan.deletes, []);
+  const daily = plan.decisions.find((d) => d.snapshot.snapshot.endsWith("daily"));
+  assert.deepEqual(daily?.reasons, ["last"]);
+});
+
+Deno.test("statusRows() lists bucket-only snapshots of one second parent first", () => {
+  const rows = statusRows([], new Chains(indexRemote(SAME_SECOND)));
+  assert.deepEqual(rows.map((r) => r.name), SAME_SECOND.map((s) => s.snapshot));
+});
+
+Deno.test("timeOrder() sorts a one-second chain whatever the names and input order", () => {
+  const chain = [snap("c"), snap("b", "c"), snap("a", "b"), snap("d", "a")];
+  const chains = new Chains(indexRemote(chain));
+  for (const input of [[...chain].reverse(), [chain[2], chain[0], chain[3], chain[1]]]) {
+    assert.deepEqual(input.sort(timeOrder(chains)).map((s) => s.snapshot), ["c", "b", "a", "d"]);
+  }
+  // Other seconds still come first by time.
+  const early = { ...snap("z"), created: SECOND - 1 };
+  const all = new Chains(indexRemote([...chain, early]));
+  assert.equal([...chain, early].sort(timeOrder(all))[0].snapshot, "z");
+});
