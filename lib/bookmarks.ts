@@ -54,6 +54,42 @@ export function withBookmarkedBases(
   return { local: zfs.inTxgOrder([...local, ...added]), sendFrom };
 }
 
+/** What {@linkcode moveBookmark} does: the bookmark of `newest`, whether to make it, the old ones. */
+function bookmarkPlan(
+  bookmarks: zfs.LocalBookmark[],
+  bucket: string,
+  prefix: string,
+  newest: string,
+): { wanted: string; make: boolean; stale: string[] } {
+  const wanted = bookmarkFor(bucket, prefix, newest);
+  const mine = bookmarkPrefix(bucket, prefix);
+  return {
+    wanted,
+    make: !bookmarks.some((b) => b.name === wanted),
+    stale: bookmarks.filter((b) => b.bookmark.startsWith(mine) && b.name !== wanted).map((b) =>
+      b.name
+    ),
+  };
+}
+
+/**
+ * The `zfs bookmark` and `zfs destroy` argvs {@linkcode moveBookmark} would run, for
+ * `backup --dry-run`; none where this zfs has no bookmarks (`bookmarks` undefined).
+ */
+export function bookmarkArgvLines(
+  bookmarks: zfs.LocalBookmark[] | undefined,
+  bucket: string,
+  prefix: string,
+  newest: string,
+): string[][] {
+  if (bookmarks === undefined) return [];
+  const plan = bookmarkPlan(bookmarks, bucket, prefix, newest);
+  return [
+    ...(plan.make ? [zfs.bookmarkArgv(newest, plan.wanted)] : []),
+    ...plan.stale.map((b) => zfs.destroyBookmarkArgv(b)),
+  ];
+}
+
 /**
  * After a successful backup up to `newest`: bookmarks it, then destroys z3's other bookmarks
  * of this tag (`bookmarks`, as listed before the run). `bookmarks` undefined: this zfs has none;
@@ -72,18 +108,15 @@ export async function moveBookmark(
     );
     return;
   }
-  const wanted = bookmarkFor(bucket, prefix, newest);
-  if (!bookmarks.some((b) => b.name === wanted)) {
-    if (!await zfs.bookmark(newest, wanted)) {
+  const plan = bookmarkPlan(bookmarks, bucket, prefix, newest);
+  if (plan.make) {
+    if (!await zfs.bookmark(newest, plan.wanted)) {
       err(
         `${newest}: not bookmarked: the pool lacks feature bookmarks; the hold alone keeps the base`,
       );
       return;
     }
-    err(`${newest}: bookmarked as ${wanted}`);
+    err(`${newest}: bookmarked as ${plan.wanted}`);
   }
-  const mine = bookmarkPrefix(bucket, prefix);
-  for (const b of bookmarks) {
-    if (b.bookmark.startsWith(mine) && b.name !== wanted) await zfs.destroyBookmark(b.name);
-  }
+  for (const name of plan.stale) await zfs.destroyBookmark(name);
 }

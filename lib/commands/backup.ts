@@ -45,7 +45,12 @@ import {
   sendOptions,
 } from "../send_flags.ts";
 import { holdArgvLines, moveHold } from "../holds.ts";
-import { bookmarkPrefix, moveBookmark, withBookmarkedBases } from "../bookmarks.ts";
+import {
+  bookmarkArgvLines,
+  bookmarkPrefix,
+  moveBookmark,
+  withBookmarkedBases,
+} from "../bookmarks.ts";
 import { storeProperties } from "../properties.ts";
 
 /** Options of `z3 backup`. */
@@ -176,6 +181,9 @@ async function planAndUpload(
       options.out(describe(config, store, step, sendFrom(step), flags));
     }
     for (const argv of holdArgvLines(config, store.bucket, plan.base?.name, newest)) {
+      options.out(formatArgv(argv));
+    }
+    for (const argv of bookmarkArgvLines(bookmarks, store.bucket, config.s3Prefix, newest)) {
       options.out(formatArgv(argv));
     }
     return { records: [], newestCreated: plan.target.creation };

@@ -110,6 +110,15 @@ integration(
       assert.deepEqual(receives.map((l) => l.argv), [["receive", target], ["receive", target]]);
       assert.deepEqual(receives.map((l) => l.received?.raw), [true, true]);
       assert.deepEqual(await treeDigest(`${f.pool.mountpoint}/restored`), s2);
+
+      // verify --zfs receives the raw chain with a plain `zfs receive` (no -w, no key asked for).
+      const before = (await f.shim.log()).length;
+      const verified = await f.z3(["verify", "--zfs", f.pool.name]);
+      ok(verified);
+      const checks = (await f.shim.log()).slice(before).filter((l) => l.argv[0] === "receive");
+      assert.equal(checks.length, 2, verified.stderr);
+      assert.ok(checks.every((l) => l.argv.length === 2 && l.received?.raw), verified.stderr);
+      assert.doesNotMatch(verified.stderr, /load-key/);
     });
   },
 );
@@ -155,6 +164,15 @@ integration(
       assert.match(dry[0], /\/zfs send -L -c -i '[^']*@s1' '[^']*@s2' \| upload s3:\/\//);
       assert.match(dry[1], /\/zfs hold z3:[0-9a-f]{12} '[^']*@s2'$/);
       assert.match(dry[2], /\/zfs release z3:[0-9a-f]{12} '[^']*@s1'$/);
+      // ... and the bookmark a real run makes of s2 and the one of s1 it destroys.
+      assert.match(dry[3], /\/zfs bookmark '[^']*@s2' '[^']*#z3-[0-9a-f]{12}-s2'$/);
+      assert.match(dry[4], /\/zfs destroy '[^']*#z3-[0-9a-f]{12}-s1'$/);
+      assert.equal(dry.length, 5);
+      assert.deepEqual(
+        (await f.shim.log()).filter((l) => l.argv[0] === "bookmark").length,
+        1,
+        "--dry-run makes no bookmark",
+      );
       failure(
         await f.z3(["backup"], { SEND_FLAGS: "-c" }),
         5,
