@@ -296,8 +296,15 @@ export async function estimateSendSize(
   } catch {
     return undefined; // no dry-run sends here (zfs-fuse): the uploader copes without a size
   }
-  // OpenZFS prints the parseable summary on stdout or stderr depending on version.
-  const m = /^size\s+(\d+)$/m.exec(`${out}\n${child.stderrTail().replaceAll("; ", "\n")}`);
+  return parseSendEstimate(out, child.stderrTail().replaceAll("; ", "\n"));
+}
+
+/**
+ * The total from `zfs send -nvP`'s output: its `size TAB N` line, on stdout or (older OpenZFS)
+ * stderr; `undefined` when there is none.
+ */
+export function parseSendEstimate(stdout: string, stderr = ""): number | undefined {
+  const m = /^size\t(\d+)$/m.exec(`${stdout}\n${stderr}`);
   return m ? Number(m[1]) : undefined;
 }
 

@@ -4,14 +4,15 @@
  * `deno run openzfs_shim.ts STATE_FILE ZFS_ARGS...` by the wrapper {@linkcode openzfsShim}
  * writes; every run appends its argv to the log the test reads.
  *
- * What it does like 2.x (every text quoted from openzfs/zfs, as stored by the search index; the
- * exact release tag of that copy could not be read there, it is the 2.2/2.3-era
- * `libzfs_sendrecv.c` that prints `send -nvP` lines through dgettext):
+ * What it does like 2.x (every text quoted from openzfs/zfs as the search index stores it:
+ * lib/libzfs/libzfs_sendrecv.c at commit 97f39af3, a 2.2-or-later copy (it has the GCC 12 UBSan
+ * workaround and prints `send -nvP` lines through dgettext); cmd/zfs/zfs_main.c as stored
+ * there, commit not shown. Which release tag holds those commits could not be read there):
  * - `send` takes `-w`, `-L`, `-c`, `-e` (cmd/zfs/zfs_main.c, zfs_do_send's getopt), records them
  *   and strips them before zfs-fuse sends (so the bytes are zfs-fuse's plain stream).
  * - `send` of a dataset whose `encryption` is not off, without `-w`, fails as a send whose key
  *   is not loaded does: "warning: cannot send '%s'" + ": dataset key must be loaded"
- *   (lib/libzfs/libzfs_sendrecv.c, EACCES in the send error switch).
+ *   (libzfs_sendrecv.c at 97f39af3, EACCES in zfs_send_one_cb_impl()'s error switch).
  * - `send -n -v -P` prints `full\t%s\t%llu` or `incremental\t%s\t%s\t%llu`, then `size\t%llu`, on
  *   stdout (libzfs_sendrecv.c, send_print_verbose() and the "size\t%llu\n" after it; `fout` is
  *   stdout for a verbose dry run), from the real stream's size times `estimateFactor`.
