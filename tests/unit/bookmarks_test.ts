@@ -179,8 +179,8 @@ Deno.test("withBookmarkedBases() places a bookmarked base by createtxg, also wit
 });
 
 Deno.test("saysBookmarkFeatureOff() is OpenZFS's ENOTSUP text of zfs bookmark, nothing else", () => {
-  // cmd/zfs/zfs_main.c, zfs_do_bookmark: "cannot create bookmark '%s'" + ": %s\n" with
-  // "bookmark feature not enabled" (ENOTSUP).
+  // openzfs/zfs cmd/zfs/zfs_main.c at 3fcd6197, zfs_do_bookmark(): "cannot create bookmark '%s'"
+  // + ": %s\n" with "bookmark feature not enabled" (ENOTSUP), "bookmark exists" (EEXIST).
   assert.equal(
     saysBookmarkFeatureOff(
       `cannot create bookmark '${DS}#z3-aa-s1': bookmark feature not enabled\n`,
