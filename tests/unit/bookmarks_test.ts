@@ -1,7 +1,9 @@
 /**
  * Bookmark argv, parsing and planning. Fixture texts: the columns are the ones z3 asks
- * `zfs list -H -p` for, tab-separated as zfs-list(8) states for `-H`; the "no bookmarks" text
- * is zfs-fuse 0.7's, from a run on the test bed (`zfs list -H -t bookmark ...`).
+ * `zfs list -H -p` for, tab-separated as zfs-list(8) states for `-H` (openzfs/zfs
+ * man/man8/zfs-list.8 at e73402e0), and a bookmark has guid, createtxg and creation
+ * (module/zcommon/zfs_prop.c at 00cb9c5b: `ZFS_TYPE_BOOKMARK` in their registrations); the
+ * "no bookmarks" text is zfs-fuse 0.7's, from a run on the test bed (`zfs list -H -t bookmark`).
  */
 import assert from "node:assert/strict";
 import {

@@ -47,9 +47,9 @@ Deno.test("listSnapshotsArgv() is the one list call, with exact numbers", () => 
 
 Deno.test("parseSnapshotList() reads list -Hp rows in createtxg order, other datasets ignored", () => {
   // Shape of `zfs list -H -p -o name,guid,createtxg,creation -t snapshot -d 1` as OpenZFS's
-  // zfs-list(8) states it: "-H Used for scripting mode. Do not print headers and separate fields
-  // by a single tab instead of arbitrary white space."; "-p Display numbers in parsable (exact)
-  // values." Not run on OpenZFS here; the values are the zfs-fuse run's in the next test but one.
+  // zfs-list(8) states it (openzfs/zfs man/man8/zfs-list.8 at e73402e0, .Dd February 8, 2024):
+  // "-H Used for scripting mode. Do not print headers and separate fields by a single tab
+  // instead of arbitrary white space."; "-p Display numbers in parsable (exact) values." Not run on OpenZFS here; the values are the zfs-fuse run's in the next test but one.
   const text = [
     `${DS}@b\t7119323571069140646\t16\t1796121486`,
     `${DS}@a\t13534705441754508859\t11\t1796121486`,
