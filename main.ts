@@ -14,10 +14,22 @@ import {
   runCommand,
 } from "./lib/cli.ts";
 import { backup } from "./lib/commands/backup.ts";
-import { check, checkExitCode, DEFAULT_CHECK_MAX_AGE, formatCheck } from "./lib/commands/check.ts";
+import {
+  check,
+  checkExitCode,
+  type CheckResult,
+  DEFAULT_CHECK_MAX_AGE,
+  formatCheck,
+} from "./lib/commands/check.ts";
 import { get, restore } from "./lib/commands/restore.ts";
-import { formatParseable, formatTable, holdLine, status } from "./lib/commands/status.ts";
-import { SETTINGS, settingsHelp } from "./lib/config.ts";
+import {
+  formatParseable,
+  formatTable,
+  holdLine,
+  status,
+  type StatusLine,
+} from "./lib/commands/status.ts";
+import { type Config, settingFlags, SETTINGS, settingsHelp } from "./lib/config.ts";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "./lib/config_load.ts";
 import { connect } from "./lib/connect.ts";
 import { IntegrityError, UsageError } from "./lib/errors.ts";
@@ -26,6 +38,9 @@ import { prune } from "./lib/commands/prune.ts";
 import { cleanup, DEFAULT_MAX_AGE, parseDuration } from "./lib/commands/cleanup.ts";
 import { printable } from "./lib/names.ts";
 import { VERSION } from "./lib/version.ts";
+import { bucketDatasets, expandDatasets, parseDatasetList } from "./lib/datasets.ts";
+import { eachDataset, exitCodeOf, summaryLine } from "./lib/each_dataset.ts";
+import type { S3Store } from "./lib/s3.ts";
 
 const HELP = `z3 ${VERSION}: ZFS snapshots to S3 and back
 
@@ -126,10 +141,19 @@ const COMMON: FlagSpec = {
   help: { type: "boolean", short: "h" },
   version: { type: "boolean" },
 };
-for (const s of SETTINGS) if (s.flag) COMMON[s.flag] = { type: "string" };
+for (const s of SETTINGS) {
+  if (s.flag) {
+    COMMON[s.flag] = s.switch
+      ? { type: "boolean" }
+      : { type: "string", ...(s.repeatable ? { multiple: true } : {}) };
+  }
+}
+
+/** The commands that run over every dataset of FILESYSTEM (see lib/each_dataset.ts). */
+const MANY = new Set(["status", "backup", "verify", "prune", "check"]);
 
 const COMMANDS: Record<string, FlagSpec> = {
-  status: { json: { type: "boolean" }, parseable: { type: "boolean" } },
+  status: { json: { type: "boolean" }, parseable: { type: "boolean" }, all: { type: "boolean" } },
   backup: {
     full: { type: "boolean" },
     snapshot: { type: "string" },
@@ -173,8 +197,7 @@ await runCommand("z3", async ({ signal }) => {
     printOut(HELP.trimEnd());
     return 0;
   }
-  const flags: Record<string, string | undefined> = {};
-  for (const s of SETTINGS) if (s.flag) flags[s.flag] = values[s.flag] as string | undefined;
+  const flags = settingFlags(values);
   const config = await loadConfig({
     configPath: values.config as string | undefined,
     flags,
@@ -189,18 +212,62 @@ await runCommand("z3", async ({ signal }) => {
         : `Cannot run ${command}: unexpected argument "${positionals[0]}"`,
     );
   }
-  const store = connect(config);
-  try {
+  if (!MANY.has(command) && values.recursive) {
+    throw new UsageError(`Cannot ${command} recursively: ${command} takes one dataset`);
+  }
+  // Each dataset has its own settings: FILESYSTEM set to it picks its [fs:DATASET] section.
+  const configFor = async (dataset: string) => {
+    const c = await loadConfig({
+      configPath: values.config as string | undefined,
+      flags: { ...flags, filesystem: dataset },
+      dataset,
+    });
+    addSecrets(c.secrets);
+    return c;
+  };
+  let datasets: string[] = [];
+  if (command === "status" && values.all) {
+    const store = connect(config);
+    try {
+      datasets = await bucketDatasets(store, config.s3Prefix, {
+        signal,
+        attempts: config.maxRetries + 1,
+      });
+    } finally {
+      store.close();
+    }
+  } else if (MANY.has(command)) {
+    const roots = parseDatasetList(config.filesystem);
+    // RECURSIVE per root, from its own [fs:…] section (a root whose settings fail is not
+    // expanded: its own run reports the error).
+    const deep = new Set<string>();
+    for (const root of roots) {
+      if ((await configFor(root).catch(() => config)).recursive) deep.add(root);
+    }
+    datasets = await expandDatasets(roots, (root) => deep.has(root));
+    if (command === "verify" && positionals.length > 0 && datasets.length > 1) {
+      throw new UsageError(
+        `Cannot verify "${positionals[0]}" over ${datasets.length} datasets: name one dataset`,
+      );
+    }
+  }
+  const many = datasets.length > 1 || values.all === true;
+  const checkMaxAgeMs = command === "check"
+    ? parseDuration((values["max-age"] as string | undefined) ?? DEFAULT_CHECK_MAX_AGE)
+    : 0;
+  const json: unknown[] = [];
+  let jsonReady = false;
+  const table: StatusLine[] = [];
+  const holds: string[] = [];
+  const runOne = async (config: Config, store: S3Store): Promise<string> => {
     switch (command) {
       case "status": {
         const rows = await status(config, store, signal);
-        if (values.json) printOut(JSON.stringify(rows, null, 2));
-        else if (values.parseable) formatParseable(rows).forEach((l) => printOut(l));
-        else {
-          formatTable(rows).forEach((l) => printOut(l));
-          printErr(await holdLine(config, store, rows)); // stdout stays the table alone
-        }
-        return 0;
+        jsonReady = true;
+        json.push(...rows);
+        table.push(...rows);
+        if (!values.json && !values.parseable) holds.push(await holdLine(config, store, rows));
+        return "listed";
       }
       case "backup": {
         const records = await backup(config, store, {
@@ -219,8 +286,11 @@ await runCommand("z3", async ({ signal }) => {
           out: printOut,
           err: printErr,
         });
-        if (values.json) printOut(JSON.stringify(records, null, 2));
-        else if (values.parseable) {
+        jsonReady = true;
+        json.push(...records);
+        if (values.json) {
+          // printed once, after every dataset
+        } else if (values.parseable) {
           records.forEach((r) =>
             printOut([r.snapshot, r.type, r.parent ?? "", r.bytes, r.key].join("\t"))
           );
@@ -235,19 +305,7 @@ await runCommand("z3", async ({ signal }) => {
             );
           }
         }
-        return 0;
-      }
-      case "restore": {
-        const received = await restore(config, store, positionals[0], {
-          target: values.target as string | undefined,
-          force: values.force === true,
-          dryRun: values["dry-run"] === true,
-          signal,
-          out: printOut,
-          err: printErr,
-        });
-        for (const name of received) printOut(`received ${name}`);
-        return 0;
+        return values["dry-run"] ? "planned" : records.length > 0 ? "backed up" : "up to date";
       }
       case "verify": {
         const results = await verify(config, store, {
@@ -257,8 +315,9 @@ await runCommand("z3", async ({ signal }) => {
           signal,
           err: printErr,
         });
-        if (values.json) printOut(JSON.stringify(results, null, 2));
-        else {
+        jsonReady = true;
+        json.push(...results);
+        if (!values.json) {
           results.forEach((r) =>
             printOut([r.snapshot, r.state, r.detail].map(printable).join("\t"))
           );
@@ -271,7 +330,7 @@ await runCommand("z3", async ({ signal }) => {
             }`,
           );
         }
-        return 0;
+        return "verified";
       }
       case "prune": {
         const lines = await prune(config, store, {
@@ -279,12 +338,70 @@ await runCommand("z3", async ({ signal }) => {
           signal,
           err: printErr,
         });
-        if (values.json) printOut(JSON.stringify(lines, null, 2));
-        else {
+        jsonReady = true;
+        json.push(...lines);
+        if (!values.json) {
           lines.forEach((l) =>
             printOut([l.action, l.snapshot, l.reasons.join(", ")].map(printable).join("\t"))
           );
         }
+        return values["dry-run"] ? "planned" : "pruned";
+      }
+      case "check": {
+        const results = await check(config, store, { maxAgeMs: checkMaxAgeMs, signal });
+        jsonReady = true;
+        json.push(...results);
+        if (!values.json) results.forEach((r) => printOut(formatCheck(r)));
+        return results.map((r) => r.state.toLowerCase()).join();
+      }
+    }
+    throw new Error(`no such command ${command}`);
+  };
+  if (MANY.has(command)) {
+    let outcomes;
+    try {
+      outcomes = await eachDataset(datasets, async (dataset) => {
+        const c = await configFor(dataset);
+        const store = connect(c);
+        try {
+          return await runOne(c, store);
+        } finally {
+          store.close();
+        }
+      }, { signal, err: printErr });
+    } finally {
+      // One document however many datasets ran (also before a single dataset's error).
+      if (values.json && (jsonReady || (many && datasets.length === 0))) {
+        printOut(JSON.stringify(command === "check" ? { datasets: json } : json, null, 2));
+      }
+    }
+    if (command === "status" && !values.json) {
+      if (values.parseable) formatParseable(table, { datasets: many }).forEach((l) => printOut(l));
+      else formatTable(table, { datasets: many }).forEach((l) => printOut(l));
+      holds.forEach((l) => printErr(l)); // stdout stays the table alone
+    }
+    const failed = outcomes.some((o) => !o.ok);
+    if (datasets.length > 1 && (failed || !values.quiet)) {
+      printErr(summaryLine(outcomes, (what) => what));
+    }
+    return exitCodeOf(
+      outcomes,
+      command === "check" ? checkExitCode(json as CheckResult[]) : 0,
+    );
+  }
+  const store = connect(config);
+  try {
+    switch (command) {
+      case "restore": {
+        const received = await restore(config, store, positionals[0], {
+          target: values.target as string | undefined,
+          force: values.force === true,
+          dryRun: values["dry-run"] === true,
+          signal,
+          out: printOut,
+          err: printErr,
+        });
+        for (const name of received) printOut(`received ${name}`);
         return 0;
       }
       case "cleanup": {
@@ -299,15 +416,6 @@ await runCommand("z3", async ({ signal }) => {
           err: printErr,
         });
         return 0;
-      }
-      case "check": {
-        const maxAgeMs = parseDuration(
-          (values["max-age"] as string | undefined) ?? DEFAULT_CHECK_MAX_AGE,
-        );
-        const results = await check(config, store, { maxAgeMs, signal });
-        if (values.json) printOut(JSON.stringify({ datasets: results }, null, 2));
-        else results.forEach((r) => printOut(formatCheck(r)));
-        return checkExitCode(results);
       }
       case "get":
         await get(config, store, positionals[0], { signal, err: printErr });
