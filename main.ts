@@ -45,7 +45,7 @@ import type { S3Store } from "./lib/s3.ts";
 const HELP = `z3 ${VERSION}: ZFS snapshots to S3 and back
 
 Usage:
-  z3 status  [--json | --parseable]
+  z3 status  [--all] [--json | --parseable]
   z3 backup  [--full] [--snapshot NAME] [--dry-run] [--json | --parseable] [--progress | --quiet]
              [--prune]
   z3 restore SNAPSHOT [--target DATASET] [--force] [--dry-run]
@@ -55,9 +55,17 @@ Usage:
   z3 cleanup [--max-age AGE] [--dry-run]
   z3 check   [--max-age AGE] [--json]
 
+Several datasets: FILESYSTEM=a,b (or --filesystem a --filesystem b), and --recursive /
+RECURSIVE=true for every filesystem and volume below each. status, backup, verify, prune and
+check run each dataset on its own (its [fs:DATASET] settings, chain and lock); one failing does
+not stop the others; a run over several ends with one summary line on stderr and exits with the
+first failed dataset's status. restore and get take one dataset.
+
 Commands:
-  status    every snapshot of FILESYSTEM (matching SNAPSHOT_PREFIX) locally and in the bucket:
-            NAME | PARENT | TYPE | HEALTH | LOCAL STATE | SIZE. HEALTH is ok, missing parent,
+  status    every snapshot of FILESYSTEM (matching SNAPSHOT_PREFIX) locally and in the bucket,
+            in creation order: NAME | PARENT | TYPE | HEALTH | LOCAL STATE | SIZE | CREATED |
+            UPLOADED (UTC; DATASET first over several); --all: every dataset with objects
+            under S3_PREFIX, from the listing alone. HEALTH is ok, missing parent,
             parent broken, cycle detected, guid mismatch, invalid name, record missing or
             record mismatch (each object is compared with its check record); on stderr,
             which snapshot z3's hold should be on (the newest one both local and in the
