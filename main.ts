@@ -36,9 +36,9 @@ import { IntegrityError, UsageError } from "./lib/errors.ts";
 import { verify } from "./lib/commands/verify.ts";
 import { prune } from "./lib/commands/prune.ts";
 import { cleanup, DEFAULT_MAX_AGE, parseDuration } from "./lib/commands/cleanup.ts";
-import { printable } from "./lib/names.ts";
+import { parseSnapshot, printable } from "./lib/names.ts";
 import { VERSION } from "./lib/version.ts";
-import { bucketDatasets, expandDatasets, parseDatasetList } from "./lib/datasets.ts";
+import { selectDatasets } from "./lib/datasets.ts";
 import { eachDataset, exitCodeOf, summaryLine } from "./lib/each_dataset.ts";
 import type { S3Store } from "./lib/s3.ts";
 
@@ -234,25 +234,10 @@ await runCommand("z3", async ({ signal }) => {
     return c;
   };
   let datasets: string[] = [];
-  if (command === "status" && values.all) {
-    const store = connect(config);
-    try {
-      datasets = await bucketDatasets(store, config.s3Prefix, {
-        signal,
-        attempts: config.maxRetries + 1,
-      });
-    } finally {
-      store.close();
-    }
+  if (command === "verify" && positionals[0]?.includes("@")) {
+    datasets = [parseSnapshot(positionals[0]).dataset]; // dataset@snap names its dataset
   } else if (MANY.has(command)) {
-    const roots = parseDatasetList(config.filesystem);
-    // RECURSIVE per root, from its own [fs:…] section (a root whose settings fail is not
-    // expanded: its own run reports the error).
-    const deep = new Set<string>();
-    for (const root of roots) {
-      if ((await configFor(root).catch(() => config)).recursive) deep.add(root);
-    }
-    datasets = await expandDatasets(roots, (root) => deep.has(root));
+    datasets = await selectDatasets(config, { all: values.all === true, configFor, signal });
     if (command === "verify" && positionals.length > 0 && datasets.length > 1) {
       throw new UsageError(
         `Cannot verify "${positionals[0]}" over ${datasets.length} datasets: name one dataset`,
@@ -267,7 +252,8 @@ await runCommand("z3", async ({ signal }) => {
   let jsonReady = false;
   const table: StatusLine[] = [];
   const holds: string[] = [];
-  const runOne = async (config: Config, store: S3Store): Promise<string> => {
+  /** Runs the command for one dataset: what it did, for the summary, or its exit status. */
+  const runOne = async (config: Config, store: S3Store): Promise<string | number> => {
     switch (command) {
       case "status": {
         const rows = await status(config, store, signal);
@@ -315,6 +301,18 @@ await runCommand("z3", async ({ signal }) => {
         }
         return values["dry-run"] ? "planned" : records.length > 0 ? "backed up" : "up to date";
       }
+      case "restore": {
+        const received = await restore(config, store, positionals[0], {
+          target: values.target as string | undefined,
+          force: values.force === true,
+          dryRun: values["dry-run"] === true,
+          signal,
+          out: printOut,
+          err: printErr,
+        });
+        for (const name of received) printOut(`received ${name}`);
+        return 0;
+      }
       case "verify": {
         const results = await verify(config, store, {
           snapshot: positionals[0],
@@ -355,6 +353,19 @@ await runCommand("z3", async ({ signal }) => {
         }
         return values["dry-run"] ? "planned" : "pruned";
       }
+      case "cleanup": {
+        const maxAgeMs = parseDuration(
+          (values["max-age"] as string | undefined) ?? DEFAULT_MAX_AGE,
+        );
+        await cleanup(config, store, {
+          maxAgeMs,
+          dryRun: values["dry-run"] === true,
+          signal,
+          out: printOut,
+          err: printErr,
+        });
+        return 0;
+      }
       case "check": {
         const results = await check(config, store, { maxAgeMs: checkMaxAgeMs, signal });
         jsonReady = true;
@@ -362,6 +373,9 @@ await runCommand("z3", async ({ signal }) => {
         if (!values.json) results.forEach((r) => printOut(formatCheck(r)));
         return results.map((r) => r.state.toLowerCase()).join();
       }
+      case "get":
+        await get(config, store, positionals[0], { signal, err: printErr });
+        return 0;
     }
     throw new Error(`no such command ${command}`);
   };
@@ -390,7 +404,7 @@ await runCommand("z3", async ({ signal }) => {
     }
     const failed = outcomes.some((o) => !o.ok);
     if (datasets.length > 1 && (failed || !values.quiet)) {
-      printErr(summaryLine(outcomes, (what) => what));
+      printErr(summaryLine(outcomes, String));
     }
     return exitCodeOf(
       outcomes,
@@ -399,37 +413,7 @@ await runCommand("z3", async ({ signal }) => {
   }
   const store = connect(config);
   try {
-    switch (command) {
-      case "restore": {
-        const received = await restore(config, store, positionals[0], {
-          target: values.target as string | undefined,
-          force: values.force === true,
-          dryRun: values["dry-run"] === true,
-          signal,
-          out: printOut,
-          err: printErr,
-        });
-        for (const name of received) printOut(`received ${name}`);
-        return 0;
-      }
-      case "cleanup": {
-        const maxAgeMs = parseDuration(
-          (values["max-age"] as string | undefined) ?? DEFAULT_MAX_AGE,
-        );
-        await cleanup(config, store, {
-          maxAgeMs,
-          dryRun: values["dry-run"] === true,
-          signal,
-          out: printOut,
-          err: printErr,
-        });
-        return 0;
-      }
-      case "get":
-        await get(config, store, positionals[0], { signal, err: printErr });
-        return 0;
-    }
-    return 2;
+    return Number(await runOne(config, store));
   } finally {
     store.close();
   }

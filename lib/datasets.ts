@@ -8,6 +8,8 @@
  */
 
 import { normalizePrefix } from "./chain.ts";
+import type { Config } from "./config.ts";
+import { connect } from "./connect.ts";
 import { UsageError } from "./errors.ts";
 import { validateDataset } from "./names.ts";
 import { withRetry } from "./retry.ts";
@@ -82,4 +84,37 @@ export async function bucketDatasets(
     { attempts: options.attempts, signal: options.signal },
   );
   return datasetsOfKeys(prefix, listed.map((o) => o.key));
+}
+
+/** Options of {@linkcode selectDatasets}. */
+export interface SelectOptions {
+  /** `status --all`: the bucket's datasets instead of FILESYSTEM's. @default {false} */
+  all?: boolean;
+  /** One dataset's settings (its `[fs:DATASET]` section included), for its RECURSIVE. */
+  configFor: (dataset: string) => Promise<Config>;
+  signal?: AbortSignal;
+}
+
+/**
+ * The datasets a command runs over (see module doc). Each root's own RECURSIVE decides whether
+ * it is expanded; a root whose settings fail to load is not, and its own run reports the error.
+ */
+export async function selectDatasets(config: Config, options: SelectOptions): Promise<string[]> {
+  if (options.all) {
+    const store = connect(config);
+    try {
+      return await bucketDatasets(store, config.s3Prefix, {
+        signal: options.signal,
+        attempts: config.maxRetries + 1,
+      });
+    } finally {
+      store.close();
+    }
+  }
+  const roots = parseDatasetList(config.filesystem);
+  const deep = new Set<string>();
+  for (const root of roots) {
+    if ((await options.configFor(root).catch(() => config)).recursive) deep.add(root);
+  }
+  return await expandDatasets(roots, (root) => deep.has(root));
 }

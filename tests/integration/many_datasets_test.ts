@@ -135,6 +135,8 @@ integration(
         [`${grand}@s1`, "ok"],
       ]);
       assert.deepEqual(lastErr(verified), "3 datasets: 3 verified");
+      // verify DATASET@SNAP needs no FILESYSTEM, as before.
+      assert.deepEqual(ok(await f.z3(["verify", `${grand}@s1`])).length, 1);
       const rows = JSON.parse(
         ok(await f.z3(["status", "--json", "--recursive"], env)).join("\n"),
       ) as { dataset: string; name: string }[];
