@@ -260,7 +260,10 @@ await runCommand("z3", async ({ signal }) => {
         jsonReady = true;
         json.push(...rows);
         table.push(...rows);
-        if (!values.json && !values.parseable) holds.push(await holdLine(config, store, rows));
+        if (!values.json && !values.parseable) {
+          const line = await holdLine(config, store, rows);
+          holds.push(many ? `${printable(config.filesystem!)}: ${line}` : line);
+        }
         return "listed";
       }
       case "backup": {

@@ -275,7 +275,15 @@ integration(
         const head = await f.store.head(`z3-backup/${name}`);
         assert.deepEqual(r.uploaded, head!.lastModified!.toISOString(), name);
       }
-      const all = ok(await f.z3(["status", "--all"], env));
+      const allResult = await f.z3(["status", "--all"], env);
+      const all = ok(allResult);
+      // The hold line of each dataset names it.
+      assert.deepEqual(
+        allResult.stderr.split("\n").filter((l) => /: hold: /.test(l)).map((l) =>
+          l.slice(0, l.indexOf(": hold: "))
+        ),
+        [x, y],
+      );
       assert.deepEqual(all[0].split("|").map((c) => c.trim()).slice(0, 3), [
         "DATASET",
         "NAME",
