@@ -54,14 +54,18 @@ export async function eachDataset<T>(
 
 /**
  * The short reason of an error for the summary line: for a failed zfs command, the last line
- * zfs printed; else the message without the leading `Cannot …: ` clause, up to the first `;`
- * or ` (`; at most 80 characters.
+ * zfs printed; else the message without the leading `Cannot …: ` clause, up to the first `; `,
+ * and when that is still long, up to the first ` (`; at most 80 characters.
  */
 export function shortReason(error: unknown): string {
   const said = error instanceof ZfsError ? error.stderr.trim().split("\n").at(-1) : undefined;
   let text = said || describeError(error).replace(/^Cannot (?:[^":]|"(?:[^"\\]|\\.)*")*?: /, "");
-  const cut = said ? -1 : text.search(/; | \(/);
-  if (cut > 0) text = text.slice(0, cut);
+  if (!said) {
+    const semi = text.indexOf("; ");
+    if (semi > 0) text = text.slice(0, semi);
+    const paren = text.indexOf(" (");
+    if (text.length > 60 && paren > 0) text = text.slice(0, paren);
+  }
   return text.length > 80 ? `${text.slice(0, 79)}…` : text;
 }
 

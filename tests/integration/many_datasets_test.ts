@@ -220,6 +220,38 @@ integration(
 );
 
 integration(
+  "each dataset has its own lock: one held by another run fails with 8, the next still backs up",
+  async (bed) => {
+    await withFixture(bed.s3, "many-lock", async (f) => {
+      const l1 = await f.dataset("l1");
+      const l2 = await f.dataset("l2");
+      await f.snapshot("l1", "s1", 1);
+      await f.snapshot("l2", "s1", 2);
+      const lockDir = `${f.tmp}/locks`;
+      await Deno.mkdir(lockDir);
+      // Another run's lock on l1, as lib/lock.ts takes it: flock on the file, its PID inside.
+      using held = await Deno.open(`${lockDir}/backup-${encodeURIComponent(l1)}.lock`, {
+        create: true,
+        write: true,
+      });
+      await held.lock(true);
+      await held.write(new TextEncoder().encode("4242\n"));
+      const result = await f.z3(["backup"], { FILESYSTEM: `${l1},${l2}`, Z3_LOCK_DIR: lockDir });
+      assert.deepEqual(result.code, 8, result.stderr);
+      assert.deepEqual(result.stdout.trimEnd().split("\n").map((l) => l.slice(0, l.indexOf(":"))), [
+        `${l2}@s1`,
+      ]);
+      assert.deepEqual(
+        lastErr(result),
+        `2 datasets: 1 backed up, 1 failed: ${l1} (another z3 run (pid 4242) is running)`,
+      );
+      assert.deepEqual(await f.keys(), [`z3-backup/${l2}@s1`]);
+      await held.unlock();
+    });
+  },
+);
+
+integration(
   "status --all lists every dataset in the bucket from the listing alone, none of them on this host",
   async (bed) => {
     await withFixture(bed.s3, "many-all", async (f) => {

@@ -75,6 +75,10 @@ Deno.test("shortReason() drops the Cannot clause, even with a colon in a quoted 
     "connection refused",
   );
   assert.equal(shortReason(new Error("plain")), "plain");
+  assert.equal(
+    shortReason(new Error('Cannot back up "p/a": another z3 run (pid 42) is running; lock file x')),
+    "another z3 run (pid 42) is running",
+  );
   const zfs = new ZfsError("Command failed (exit 1): zfs list -H p/nope: cannot open", {
     stderr: "cannot open 'p/nope': dataset does not exist\n",
   });
