@@ -14,23 +14,38 @@ import {
   runCommand,
 } from "./lib/cli.ts";
 import { backup } from "./lib/commands/backup.ts";
-import { check, checkExitCode, DEFAULT_CHECK_MAX_AGE, formatCheck } from "./lib/commands/check.ts";
+import {
+  check,
+  checkExitCode,
+  type CheckResult,
+  DEFAULT_CHECK_MAX_AGE,
+  formatCheck,
+} from "./lib/commands/check.ts";
 import { get, restore } from "./lib/commands/restore.ts";
-import { formatParseable, formatTable, holdLine, status } from "./lib/commands/status.ts";
-import { SETTINGS, settingsHelp } from "./lib/config.ts";
+import {
+  formatParseable,
+  formatTable,
+  holdLine,
+  status,
+  type StatusLine,
+} from "./lib/commands/status.ts";
+import { type Config, settingFlags, SETTINGS, settingsHelp } from "./lib/config.ts";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "./lib/config_load.ts";
 import { connect } from "./lib/connect.ts";
 import { IntegrityError, UsageError } from "./lib/errors.ts";
 import { verify } from "./lib/commands/verify.ts";
 import { prune } from "./lib/commands/prune.ts";
 import { cleanup, DEFAULT_MAX_AGE, parseDuration } from "./lib/commands/cleanup.ts";
-import { printable } from "./lib/names.ts";
+import { parseSnapshot, printable } from "./lib/names.ts";
 import { VERSION } from "./lib/version.ts";
+import { selectDatasets } from "./lib/datasets.ts";
+import { eachDataset, exitCodeOf, summaryLine } from "./lib/each_dataset.ts";
+import type { S3Store } from "./lib/s3.ts";
 
 const HELP = `z3 ${VERSION}: ZFS snapshots to S3 and back
 
 Usage:
-  z3 status  [--json | --parseable]
+  z3 status  [--all] [--json | --parseable]
   z3 backup  [--full] [--snapshot NAME] [--dry-run] [--json | --parseable] [--progress | --quiet]
              [--prune]
   z3 restore SNAPSHOT [--target DATASET] [--force] [--properties] [--dry-run]
@@ -40,9 +55,17 @@ Usage:
   z3 cleanup [--max-age AGE] [--dry-run]
   z3 check   [--max-age AGE] [--json]
 
+Several datasets: FILESYSTEM=a,b (or --filesystem a --filesystem b), and --recursive /
+RECURSIVE=true for every filesystem and volume below each. status, backup, verify, prune and
+check run each dataset on its own (its [fs:DATASET] settings, chain and lock); one failing does
+not stop the others; a run over several ends with one summary line on stderr and exits with the
+first failed dataset's status. restore and get take one dataset.
+
 Commands:
-  status    every snapshot of FILESYSTEM (matching SNAPSHOT_PREFIX) locally and in the bucket:
-            NAME | PARENT | TYPE | HEALTH | LOCAL STATE | SIZE. HEALTH is ok, missing parent,
+  status    every snapshot of FILESYSTEM (matching SNAPSHOT_PREFIX) locally and in the bucket,
+            in creation order: NAME | PARENT | TYPE | HEALTH | LOCAL STATE | SIZE | CREATED |
+            UPLOADED (UTC; DATASET first over several); --all: every dataset with objects
+            under S3_PREFIX, from the listing alone. HEALTH is ok, missing parent,
             parent broken, cycle detected, guid mismatch, invalid name, record missing or
             record mismatch (each object is compared with its check record); on stderr,
             which snapshot z3's hold should be on (the newest one both local and in the
@@ -130,10 +153,19 @@ const COMMON: FlagSpec = {
   help: { type: "boolean", short: "h" },
   version: { type: "boolean" },
 };
-for (const s of SETTINGS) if (s.flag) COMMON[s.flag] = { type: "string" };
+for (const s of SETTINGS) {
+  if (s.flag) {
+    COMMON[s.flag] = s.switch
+      ? { type: "boolean" }
+      : { type: "string", ...(s.repeatable ? { multiple: true } : {}) };
+  }
+}
+
+/** The commands that run over every dataset of FILESYSTEM (see lib/each_dataset.ts). */
+const MANY = new Set(["status", "backup", "verify", "prune", "check"]);
 
 const COMMANDS: Record<string, FlagSpec> = {
-  status: { json: { type: "boolean" }, parseable: { type: "boolean" } },
+  status: { json: { type: "boolean" }, parseable: { type: "boolean" }, all: { type: "boolean" } },
   backup: {
     full: { type: "boolean" },
     snapshot: { type: "string" },
@@ -178,8 +210,7 @@ await runCommand("z3", async ({ signal }) => {
     printOut(HELP.trimEnd());
     return 0;
   }
-  const flags: Record<string, string | undefined> = {};
-  for (const s of SETTINGS) if (s.flag) flags[s.flag] = values[s.flag] as string | undefined;
+  const flags = settingFlags(values);
   const config = await loadConfig({
     configPath: values.config as string | undefined,
     flags,
@@ -194,18 +225,51 @@ await runCommand("z3", async ({ signal }) => {
         : `Cannot run ${command}: unexpected argument "${positionals[0]}"`,
     );
   }
-  const store = connect(config);
-  try {
+  if (!MANY.has(command) && values.recursive) {
+    throw new UsageError(`Cannot ${command} recursively: ${command} takes one dataset`);
+  }
+  // Each dataset has its own settings: FILESYSTEM set to it picks its [fs:DATASET] section.
+  const configFor = async (dataset: string) => {
+    const c = await loadConfig({
+      configPath: values.config as string | undefined,
+      flags: { ...flags, filesystem: dataset },
+      dataset,
+    });
+    addSecrets(c.secrets);
+    return c;
+  };
+  let datasets: string[] = [];
+  if (command === "verify" && positionals[0]?.includes("@")) {
+    datasets = [parseSnapshot(positionals[0]).dataset]; // dataset@snap names its dataset
+  } else if (MANY.has(command)) {
+    datasets = await selectDatasets(config, { all: values.all === true, configFor, signal });
+    if (command === "verify" && positionals.length > 0 && datasets.length > 1) {
+      throw new UsageError(
+        `Cannot verify "${positionals[0]}" over ${datasets.length} datasets: name one dataset`,
+      );
+    }
+  }
+  const many = datasets.length > 1 || values.all === true;
+  const checkMaxAgeMs = command === "check"
+    ? parseDuration((values["max-age"] as string | undefined) ?? DEFAULT_CHECK_MAX_AGE)
+    : 0;
+  const json: unknown[] = [];
+  let jsonReady = false;
+  const table: StatusLine[] = [];
+  const holds: string[] = [];
+  /** Runs the command for one dataset: what it did, for the summary, or its exit status. */
+  const runOne = async (config: Config, store: S3Store): Promise<string | number> => {
     switch (command) {
       case "status": {
         const rows = await status(config, store, signal);
-        if (values.json) printOut(JSON.stringify(rows, null, 2));
-        else if (values.parseable) formatParseable(rows).forEach((l) => printOut(l));
-        else {
-          formatTable(rows).forEach((l) => printOut(l));
-          printErr(await holdLine(config, store, rows)); // stdout stays the table alone
+        jsonReady = true;
+        json.push(...rows);
+        table.push(...rows);
+        if (!values.json && !values.parseable) {
+          const line = await holdLine(config, store, rows);
+          holds.push(many ? `${printable(config.filesystem!)}: ${line}` : line);
         }
-        return 0;
+        return "listed";
       }
       case "backup": {
         const records = await backup(config, store, {
@@ -224,8 +288,11 @@ await runCommand("z3", async ({ signal }) => {
           out: printOut,
           err: printErr,
         });
-        if (values.json) printOut(JSON.stringify(records, null, 2));
-        else if (values.parseable) {
+        jsonReady = true;
+        json.push(...records);
+        if (values.json) {
+          // printed once, after every dataset
+        } else if (values.parseable) {
           records.forEach((r) =>
             printOut([r.snapshot, r.type, r.parent ?? "", r.bytes, r.key].join("\t"))
           );
@@ -240,7 +307,7 @@ await runCommand("z3", async ({ signal }) => {
             );
           }
         }
-        return 0;
+        return values["dry-run"] ? "planned" : records.length > 0 ? "backed up" : "up to date";
       }
       case "restore": {
         const received = await restore(config, store, positionals[0], {
@@ -263,8 +330,9 @@ await runCommand("z3", async ({ signal }) => {
           signal,
           err: printErr,
         });
-        if (values.json) printOut(JSON.stringify(results, null, 2));
-        else {
+        jsonReady = true;
+        json.push(...results);
+        if (!values.json) {
           results.forEach((r) =>
             printOut([r.snapshot, r.state, r.detail].map(printable).join("\t"))
           );
@@ -277,7 +345,7 @@ await runCommand("z3", async ({ signal }) => {
             }`,
           );
         }
-        return 0;
+        return "verified";
       }
       case "prune": {
         const lines = await prune(config, store, {
@@ -285,13 +353,14 @@ await runCommand("z3", async ({ signal }) => {
           signal,
           err: printErr,
         });
-        if (values.json) printOut(JSON.stringify(lines, null, 2));
-        else {
+        jsonReady = true;
+        json.push(...lines);
+        if (!values.json) {
           lines.forEach((l) =>
             printOut([l.action, l.snapshot, l.reasons.join(", ")].map(printable).join("\t"))
           );
         }
-        return 0;
+        return values["dry-run"] ? "planned" : "pruned";
       }
       case "cleanup": {
         const maxAgeMs = parseDuration(
@@ -307,19 +376,53 @@ await runCommand("z3", async ({ signal }) => {
         return 0;
       }
       case "check": {
-        const maxAgeMs = parseDuration(
-          (values["max-age"] as string | undefined) ?? DEFAULT_CHECK_MAX_AGE,
-        );
-        const results = await check(config, store, { maxAgeMs, signal });
-        if (values.json) printOut(JSON.stringify({ datasets: results }, null, 2));
-        else results.forEach((r) => printOut(formatCheck(r)));
-        return checkExitCode(results);
+        const results = await check(config, store, { maxAgeMs: checkMaxAgeMs, signal });
+        jsonReady = true;
+        json.push(...results);
+        if (!values.json) results.forEach((r) => printOut(formatCheck(r)));
+        return results.map((r) => r.state.toLowerCase()).join();
       }
       case "get":
         await get(config, store, positionals[0], { signal, err: printErr });
         return 0;
     }
-    return 2;
+    throw new Error(`no such command ${command}`);
+  };
+  if (MANY.has(command)) {
+    let outcomes;
+    try {
+      outcomes = await eachDataset(datasets, async (dataset) => {
+        const c = await configFor(dataset);
+        const store = connect(c);
+        try {
+          return await runOne(c, store);
+        } finally {
+          store.close();
+        }
+      }, { signal, err: printErr });
+    } finally {
+      // One document however many datasets ran (also before a single dataset's error).
+      if (values.json && (jsonReady || (many && datasets.length === 0))) {
+        printOut(JSON.stringify(command === "check" ? { datasets: json } : json, null, 2));
+      }
+    }
+    if (command === "status" && !values.json) {
+      if (values.parseable) formatParseable(table, { datasets: many }).forEach((l) => printOut(l));
+      else formatTable(table, { datasets: many }).forEach((l) => printOut(l));
+      holds.forEach((l) => printErr(l)); // stdout stays the table alone
+    }
+    const failed = outcomes.some((o) => !o.ok);
+    if (datasets.length > 1 && (failed || !values.quiet)) {
+      printErr(summaryLine(outcomes, String));
+    }
+    return exitCodeOf(
+      outcomes,
+      command === "check" ? checkExitCode(json as CheckResult[]) : 0,
+    );
+  }
+  const store = connect(config);
+  try {
+    return Number(await runOne(config, store));
   } finally {
     store.close();
   }

@@ -377,6 +377,10 @@ export interface StatusRow {
   guid?: string;
   /** Why the chain is broken (see {@linkcode Chains.why}); absent when it is not. */
   why?: string;
+  /** When ZFS created the snapshot (the pool's, else the recorded `z3-created`), ISO 8601 UTC. */
+  created?: string;
+  /** When its object was uploaded (LastModified), ISO 8601 UTC; absent when not in the bucket. */
+  uploaded?: string;
 }
 
 function remoteRow(
@@ -401,13 +405,20 @@ function remoteRow(
   };
   if (guid !== undefined) row.guid = guid;
   if (health !== "ok" && health !== "-") row.why = chains.why(snap.name);
+  if (snap.created !== undefined) row.created = isoSeconds(snap.created);
+  if (snap.lastModified !== undefined) row.uploaded = snap.lastModified.toISOString();
   return row;
+}
+
+/** Seconds since the epoch as ISO 8601 UTC. */
+function isoSeconds(seconds: number): string {
+  return new Date(seconds * 1000).toISOString();
 }
 
 /**
  * Time of a snapshot in the bucket, in ms since the epoch: its recorded creation (`z3-created`),
- * else when the object was uploaded; undefined when neither is known. The one time order of
- * status and prune.
+ * else when the object was uploaded; undefined when neither is known. Prune's time order;
+ * status places a snapshot without `z3-created` by its parent links first (`statusRows`).
  */
 export function timeOf(snap: RemoteSnapshot): number | undefined {
   if (snap.created !== undefined) return snap.created * 1000;
@@ -415,30 +426,18 @@ export function timeOf(snap: RemoteSnapshot): number | undefined {
 }
 
 /**
- * The one time order of the bucket's snapshots (status, prune), oldest first: by
- * {@linkcode timeOf}, unknown times last; within one time by place in the chain, an ancestor
+ * Prune's time order of the bucket's snapshots, oldest first: by {@linkcode timeOf}, unknown
+ * times last; within one time by place in the chain, an ancestor
  * before its descendants (a recorded creation has 1 s resolution, and two snapshots of one
  * second are common: sanoid's hourly and daily); then by name. Each chain position is computed
- * once per order.
+ * once per order. Status places bucket-only rows among the pool's by `bucketTime` instead.
  */
 export function timeOrder(chains: Chains): (a: RemoteSnapshot, b: RemoteSnapshot) => number {
   const depths = new Map<string, number>();
   const depth = (name: string): number => {
-    const walked: RemoteSnapshot[] = [];
-    let below = 0;
-    for (const snap of chains.ancestors(name)) {
-      const known = depths.get(snap.name);
-      if (known !== undefined) {
-        below = known;
-        break;
-      }
-      walked.push(snap);
-    }
-    for (let i = walked.length - 1; i >= 0; i--) {
-      if (!walked[i].isFull) below++;
-      depths.set(walked[i].name, below);
-    }
-    return depths.get(name) ?? 0;
+    let known = depths.get(name);
+    if (known === undefined) depths.set(name, known = chains.depth(name));
+    return known;
   };
   return (a, b) => {
     const ta = timeOf(a);
@@ -453,47 +452,94 @@ export function timeOrder(chains: Chains): (a: RemoteSnapshot, b: RemoteSnapshot
 }
 
 /**
- * Rows for `z3 status`: the local snapshots in their (creation) order, each with its object if
- * any, then the snapshots only in the bucket whose short name starts with `snapshotPrefix`, in
- * {@linkcode timeOrder}. Health is over every object of
- * `chains`: a parent outside the prefix still counts.
+ * Where a snapshot only in the bucket falls in creation order, in seconds: its recorded creation
+ * (`z3-created`); else, through the chain's parent links, just after its nearest ancestor whose
+ * creation is known (the pool's, by short name in `localTimes`, or recorded); else its upload
+ * time; undefined when nothing is known.
+ */
+function bucketTime(
+  snap: RemoteSnapshot,
+  chains: Chains,
+  localTimes: ReadonlyMap<string, number>,
+): number | undefined {
+  for (const s of chains.ancestors(snap.name)) {
+    const t = localTimes.get(s.name) ?? s.created;
+    if (t !== undefined) return t;
+  }
+  const uploaded = snap.lastModified?.getTime();
+  return uploaded === undefined ? undefined : uploaded / 1000;
+}
+
+/**
+ * Rows for `z3 status`, in creation order: the local snapshots in their (createtxg) order, each
+ * with its object if any, and the snapshots only in the bucket whose short name starts with
+ * `snapshotPrefix` among them by {@linkcode bucketTime} (at an equal second, an ancestor of the
+ * local snapshot goes first); those with no time at all come last, by name. Health is over every
+ * object of `chains`: a parent outside the prefix still counts.
  */
 export function statusRows(
   local: LocalSnapshot[],
   chains: Chains,
   snapshotPrefix = "",
 ): StatusRow[] {
-  const rows: StatusRow[] = [];
-  const seen = new Set<string>();
-  for (const snap of local) {
-    seen.add(snap.name);
+  const localTimes = new Map(local.map((s) => [s.name, s.creation]));
+  const localRows = local.map((snap) => {
     const stored = chains.remote.get(snap.name);
-    if (stored !== undefined) {
-      rows.push(remoteRow(stored, chains, "ok", snap.guid));
-    } else {
-      rows.push({
-        name: snap.snapshot,
-        parent: "-",
-        type: "missing",
-        health: "-",
-        localState: "ok",
-        guid: snap.guid,
-      });
-    }
-  }
+    const row: StatusRow = stored !== undefined ? remoteRow(stored, chains, "ok", snap.guid) : {
+      name: snap.snapshot,
+      parent: "-",
+      type: "missing",
+      health: "-",
+      localState: "ok",
+      guid: snap.guid,
+    };
+    row.created = isoSeconds(snap.creation);
+    return { row, time: snap.creation as number | undefined, name: snap.name };
+  });
   const bucketOnly = [...chains.remote.values()]
-    .filter((s) => !seen.has(s.name) && s.snapshot.startsWith(snapshotPrefix))
-    .sort(timeOrder(chains));
-  for (const snap of bucketOnly) rows.push(remoteRow(snap, chains, "missing", snap.guid));
+    .filter((s) => !localTimes.has(s.name) && s.snapshot.startsWith(snapshotPrefix))
+    .map((snap) => ({
+      row: remoteRow(snap, chains, "missing", snap.guid),
+      time: bucketTime(snap, chains, localTimes),
+      name: snap.name,
+      depth: chains.depth(snap.name),
+    }))
+    .sort((a, b) => {
+      if (a.time !== b.time) {
+        if (a.time === undefined) return 1;
+        if (b.time === undefined) return -1;
+        return a.time - b.time;
+      }
+      if (a.depth !== b.depth) return a.depth - b.depth;
+      return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+    });
+  const rows: StatusRow[] = [];
+  let left = bucketOnly;
+  for (const l of localRows) {
+    const ancestors = new Set<string>();
+    if (chains.remote.has(l.name)) {
+      for (const a of chains.ancestors(l.name)) ancestors.add(a.name);
+    }
+    const before = (b: typeof bucketOnly[number]) =>
+      ancestors.has(b.name) || (b.time !== undefined && l.time !== undefined && b.time < l.time);
+    for (const b of left) if (before(b)) rows.push(b.row);
+    left = left.filter((b) => !before(b));
+    rows.push(l.row);
+  }
+  for (const b of left) rows.push(b.row);
   return rows;
 }
 
 /**
  * Size as the original z3 printed it: mebibytes and up, two decimals at most, trailing zeros
- * dropped (`"12.5 M"`, `"1.23 G"`, `"3 T"`); `""` when unknown.
+ * dropped (`"12.5 M"`, `"1.23 G"`, `"3 T"`); below 1 MiB in kibibytes (`"97.66 K"`), below
+ * 1 KiB in bytes (`"312 B"`), never `"0 M"`; `""` when unknown.
  */
 export function humanSize(bytes: number | undefined): string {
   if (bytes === undefined || !Number.isFinite(bytes) || bytes < 0) return "";
+  if (bytes < 1024) return `${Math.round(bytes)} B`;
+  const two = (n: number) => n.toFixed(2).replace(/0+$/, "").replace(/\.$/, "");
+  if (bytes < 1024 ** 2) return `${two(bytes / 1024)} K`;
   const units = ["M", "G", "T"];
   let size = bytes / 1024 ** 2;
   let unit = 0;
@@ -501,6 +547,5 @@ export function humanSize(bytes: number | undefined): string {
     size /= 1024;
     unit++;
   }
-  const text = size.toFixed(2).replace(/0+$/, "").replace(/\.$/, "");
-  return `${text} ${units[unit]}`;
+  return `${two(size)} ${units[unit]}`;
 }

@@ -34,6 +34,10 @@ export interface SettingDef {
   secret?: boolean;
   /** One line for `--help` and sample.conf. */
   help: string;
+  /** The flag takes no value: given, it means `true`. */
+  switch?: boolean;
+  /** The flag may be given several times; its values are joined with commas. */
+  repeatable?: boolean;
 }
 
 /** The table. Order is the order of `--help` and `sample.conf`. */
@@ -116,7 +120,16 @@ export const SETTINGS: readonly SettingDef[] = [
     key: "FILESYSTEM",
     flag: "filesystem",
     kind: "string",
-    help: "the ZFS dataset to back up or restore",
+    repeatable: true,
+    help: "the ZFS dataset(s): comma-separated, or --filesystem again (restore/get: one)",
+  },
+  {
+    key: "RECURSIVE",
+    flag: "recursive",
+    kind: "bool",
+    default: "false",
+    switch: true,
+    help: "add every filesystem and volume below each FILESYSTEM (not restore/get)",
   },
   {
     key: "SNAPSHOT_PREFIX",
@@ -260,7 +273,10 @@ export interface Config {
   /** Key prefix, ending in `/` when not empty (as the original z3 wrote keys). */
   s3Prefix: string;
   storageClass?: string;
+  /** `FILESYSTEM`: one dataset, or several comma-separated (see `datasets.ts`). */
   filesystem?: string;
+  /** `RECURSIVE`: add the filesystems and volumes below each dataset (see `datasets.ts`). */
+  recursive: boolean;
   snapshotPrefix: string;
   compressor: string;
   /** `AGE_RECIPIENTS` and `AGE_RECIPIENTS_FILE`'s keys: new objects are encrypted to them. */
@@ -375,6 +391,7 @@ export function resolveConfig(inputs: ConfigInputs): Config {
     s3Prefix: normalizePrefix(parsed.S3_PREFIX as string),
     storageClass: parsed.S3_STORAGE_CLASS as string | undefined,
     filesystem: parsed.FILESYSTEM as string | undefined,
+    recursive: parsed.RECURSIVE as boolean,
     snapshotPrefix: parsed.SNAPSHOT_PREFIX as string,
     compressor: parsed.COMPRESSOR as string,
     ageRecipients: parseRecipients(parsed.AGE_RECIPIENTS as string | undefined),
@@ -454,6 +471,26 @@ function parseEndpoint(value: string, fail: (why: string) => never): string {
     fail("credentials do not belong in HOST; use S3_KEY_ID and S3_SECRET");
   }
   return url.origin + url.pathname.replace(/\/+$/, "");
+}
+
+/**
+ * The table's flag values from parsed argv, by flag name: a switch given is `"true"`, a
+ * repeatable flag's values are joined with commas.
+ */
+export function settingFlags(
+  values: Record<string, string | boolean | string[] | undefined>,
+): Record<string, string | undefined> {
+  const flags: Record<string, string | undefined> = {};
+  for (const s of SETTINGS) {
+    if (!s.flag) continue;
+    const v = values[s.flag];
+    flags[s.flag] = v === undefined || v === false
+      ? undefined
+      : Array.isArray(v)
+      ? v.join(",")
+      : String(v);
+  }
+  return flags;
 }
 
 /** Renders `--help`'s settings section from the table. */

@@ -108,6 +108,44 @@ export async function datasetExists(dataset: string): Promise<boolean> {
   }
 }
 
+/** The argv of the one call that lists `roots` and every filesystem and volume below them. */
+export function listTreeArgv(roots: readonly string[]): string[] {
+  for (const root of roots) validateDataset(root);
+  // zfs-fuse 0.7 takes `list -r -H -o name -t filesystem,volume` (no -p needed for names).
+  return zfs("list", "-H", "-r", "-o", "name", "-t", "filesystem,volume", ...roots);
+}
+
+/**
+ * Parses {@linkcode listTreeArgv}'s output: each root (when listed) followed by its descendants
+ * in zfs's order; a name under no root (impossible from zfs) is dropped.
+ */
+export function parseTree(roots: readonly string[], text: string): Map<string, string[]> {
+  const names = text.split("\n").filter((l) => l !== "");
+  return new Map(
+    roots.map((root) => [root, names.filter((n) => n === root || n.startsWith(`${root}/`))]),
+  );
+}
+
+/**
+ * Every filesystem and volume at or below each of `roots`, by root, in one `zfs list -r` call.
+ * A root that does not exist is absent from the map (zfs names it on stderr; the call is made
+ * again without it), so its own command reports it.
+ */
+export async function listTree(roots: readonly string[]): Promise<Map<string, string[]>> {
+  let asked = [...roots];
+  for (;;) {
+    if (asked.length === 0) return new Map();
+    try {
+      return parseTree(asked, await zfsText(listTreeArgv(asked).slice(1)));
+    } catch (err) {
+      if (!(err instanceof ZfsError)) throw err;
+      const left = asked.filter((r) => !saysNoSuchDataset(err.stderr, r));
+      if (left.length === asked.length) throw err;
+      asked = left;
+    }
+  }
+}
+
 /** The argv of the one call that lists `dataset`'s snapshots with GUID, txg and creation. */
 export function listSnapshotsArgv(dataset: string): string[] {
   return zfs(

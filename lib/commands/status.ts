@@ -20,8 +20,12 @@ import type { S3Store } from "../s3.ts";
 import * as zfs from "../zfs.ts";
 import { holdStatus } from "../holds.ts";
 
-/** A status row, with how its object is encrypted (absent: plain) and to which recipients. */
+/**
+ * A status row with its dataset, and how its object is encrypted (absent: plain) and to which
+ * recipients.
+ */
 export interface StatusLine extends StatusRow {
+  dataset: string;
   encryption?: "age";
   recipients?: string[];
 }
@@ -42,9 +46,9 @@ export async function status(
   const flaws = await recordFlaws(store, config.s3Prefix, all, { attempts, signal });
   return statusRows(local, new Chains(all, flaws), prefix).map((row) => {
     const meta = all.get(`${dataset}@${row.name}`)?.metadata ?? {};
-    if (meta[AGE_META.encryption] !== "age") return row;
+    if (meta[AGE_META.encryption] !== "age") return { dataset, ...row };
     const recipients = (meta[AGE_META.recipients] ?? "").split(",").filter((r) => r !== "");
-    return { ...row, encryption: "age", recipients };
+    return { dataset, ...row, encryption: "age", recipients };
   });
 }
 
@@ -53,13 +57,31 @@ export function holdLine(config: Config, store: S3Store, rows: StatusRow[]): Pro
   return holdStatus(config, store.bucket, requireDataset(config), rows);
 }
 
-const COLUMNS = ["NAME", "PARENT", "TYPE", "HEALTH", "LOCAL STATE", "SIZE"];
+const COLUMNS = ["NAME", "PARENT", "TYPE", "HEALTH", "LOCAL STATE", "SIZE", "CREATED", "UPLOADED"];
+
+/** An ISO 8601 UTC time to the minute, for the table: `2026-12-01T13:41Z`; `""` when absent. */
+export function compactTime(iso: string | undefined): string {
+  return iso === undefined ? "" : `${iso.slice(0, 16)}Z`;
+}
 
 /** The row's cells, with control characters from the bucket escaped (see `printable`). */
 function cells(row: StatusLine): string[] {
-  return [row.name, row.parent, row.type, row.health, row.localState, humanSize(row.size)].map(
-    printable,
-  );
+  return [
+    row.name,
+    row.parent,
+    row.type,
+    row.health,
+    row.localState,
+    humanSize(row.size),
+    compactTime(row.created),
+    compactTime(row.uploaded),
+  ].map(printable);
+}
+
+/** Options of the table and parseable forms. */
+export interface FormatOptions {
+  /** Lead each row with its dataset (a run over several). @default {false} */
+  datasets?: boolean;
 }
 
 /** `age: age1zvkyg2lq…unujwj, …`: the recipients shortened, for the table. */
@@ -72,25 +94,36 @@ function encryptionCell(row: StatusLine): string {
 }
 
 /**
- * The original z3's table: columns separated by ` | `, padded; an ENCRYPTION column is added
- * when any object is encrypted.
+ * The original z3's table, columns separated by ` | ` and padded, with CREATED and UPLOADED (UTC)
+ * after SIZE; an ENCRYPTION column is added when any object is encrypted, and a DATASET column
+ * first with `datasets`.
  */
-export function formatTable(rows: StatusLine[]): string[] {
+export function formatTable(rows: StatusLine[], options: FormatOptions = {}): string[] {
   const any = rows.some((r) => r.encryption);
-  const columns = any ? [...COLUMNS, "ENCRYPTION"] : COLUMNS;
-  const lines = [columns, ...rows.map((r) => any ? [...cells(r), encryptionCell(r)] : cells(r))];
+  const lead = options.datasets ? ["DATASET"] : [];
+  const columns = [...lead, ...COLUMNS, ...(any ? ["ENCRYPTION"] : [])];
+  const lines = [
+    columns,
+    ...rows.map((r) => [
+      ...(options.datasets ? [printable(r.dataset)] : []),
+      ...cells(r),
+      ...(any ? [encryptionCell(r)] : []),
+    ]),
+  ];
   const widths = columns.map((_, i) => Math.max(...lines.map((l) => l[i].length)));
   return lines.map((l) => l.map((c, i) => c.padEnd(widths[i])).join(" | ").trimEnd());
 }
 
 /**
  * Tab-separated rows without a header (the original's --parseable), escaped as the table; when
- * any object is encrypted, a seventh field: `age:RECIPIENT,RECIPIENT` or empty.
+ * any object is encrypted, a seventh field: `age:RECIPIENT,RECIPIENT` or empty. With
+ * `datasets`, each row starts with its dataset.
  */
-export function formatParseable(rows: StatusLine[]): string[] {
+export function formatParseable(rows: StatusLine[], options: FormatOptions = {}): string[] {
   const any = rows.some((r) => r.encryption);
   return rows.map((r) => {
     const fields = [r.name, r.parent, r.type, r.health, r.localState, String(r.size ?? "")];
+    if (options.datasets) fields.unshift(r.dataset);
     if (any) fields.push(r.encryption ? `${r.encryption}:${(r.recipients ?? []).join(",")}` : "");
     return fields.map(printable).join("\t");
   });

@@ -198,11 +198,25 @@ integration(
       const lines = ok(await f.z3(["status"]));
       // A row with an empty SIZE ends in a bare "|" (trimEnd), so split on "|" alone.
       const cells = lines.map((l) => l.split("|").map((c) => c.trim()));
-      assert.deepEqual(cells[0], ["NAME", "PARENT", "TYPE", "HEALTH", "LOCAL STATE", "SIZE"]);
+      assert.deepEqual(cells[0], [
+        "NAME",
+        "PARENT",
+        "TYPE",
+        "HEALTH",
+        "LOCAL STATE",
+        "SIZE",
+        "CREATED",
+        "UPLOADED",
+      ]);
       assert.deepEqual(cells.length, 3, lines.join("\n"));
       assert.deepEqual(cells[1].slice(0, 5), ["s1", "", "full", "ok", "ok"]);
-      assert.match(cells[1][5], /^\d+(\.\d+)? M$/);
-      assert.deepEqual(cells[2], ["s2", "-", "missing", "-", "ok", ""]);
+      assert.match(cells[1][5], /^\d+(\.\d+)? K$/, "under 1 MiB: not 0 M");
+      const minute = /^\d{4}-\d\d-\d\dT\d\d:\d\dZ$/;
+      assert.match(cells[1][6], minute);
+      assert.match(cells[1][7], minute);
+      assert.deepEqual(cells[2].slice(0, 6), ["s2", "-", "missing", "-", "ok", ""]);
+      assert.match(cells[2][6], minute);
+      assert.deepEqual(cells[2][7], "", "not uploaded");
       const widths = lines.map((l) => l.indexOf(" | "));
       assert.ok(widths.every((w) => w === widths[0]), "columns are aligned");
     });

@@ -785,30 +785,32 @@ for (const c of refusedRestores) {
 
 // ---- statusRows --------------------------------------------------------------------------------
 
-Deno.test("statusRows() lists local snapshots in order, then bucket-only ones by time", () => {
+Deno.test("statusRows() puts bucket-only snapshots in creation order among the local ones", () => {
   const local = locals("a", "b", "c");
+  const uploaded = new Date("2024-01-01T00:00:00Z");
   const chains = bucket(
-    obj("a", undefined, { size: "5000" }),
+    obj("a", undefined, { size: "5000" }, uploaded),
     obj("b", "a", { size: "junk" }),
-    // Bucket-only: ordered by z3-created, then lastModified, then name.
+    // Bucket-only: by z3-created; without it, just after the parent (the chain's link), by
+    // depth, then name; with no time at all, last.
     obj("zz-late", "b", { "z3-created": "1800000000", "z3-guid": "9" }),
     obj("aa-early", "b", { "z3-created": "1600000000" }),
-    obj("mm-mod", "b", {}, new Date("2024-01-01T00:00:00Z")),
+    obj("mm-mod", "b", {}, new Date("2025-01-01T00:00:00Z")),
     obj("q-none", "b"),
     obj("p-none", "gone"),
   );
   const rows = statusRows(local, chains);
   assert.deepEqual(rows.map((r) => r.name), [
+    "aa-early",
     "a",
     "b",
-    "c",
-    "aa-early",
     "mm-mod",
+    "q-none",
+    "c",
     "zz-late",
     "p-none",
-    "q-none",
   ]);
-  assert.deepEqual(rows[0], {
+  assert.deepEqual(rows[1], {
     name: "a",
     parent: "",
     type: "full",
@@ -816,8 +818,10 @@ Deno.test("statusRows() lists local snapshots in order, then bucket-only ones by
     localState: "ok",
     size: 5000,
     guid: guidOf("a"),
+    created: "2023-11-14T22:13:20.000Z",
+    uploaded: "2024-01-01T00:00:00.000Z",
   });
-  assert.deepEqual(rows[1], {
+  assert.deepEqual(rows[2], {
     name: "b",
     parent: "a",
     type: "incremental",
@@ -825,16 +829,18 @@ Deno.test("statusRows() lists local snapshots in order, then bucket-only ones by
     localState: "ok",
     size: 1000,
     guid: guidOf("b"),
+    created: "2023-11-14T22:14:20.000Z",
   });
-  assert.deepEqual(rows[2], {
+  assert.deepEqual(rows[5], {
     name: "c",
     parent: "-",
     type: "missing",
     health: "-",
     localState: "ok",
     guid: guidOf("c"),
+    created: "2023-11-14T22:15:20.000Z",
   });
-  assert.deepEqual(rows[5], {
+  assert.deepEqual(rows[6], {
     name: "zz-late",
     parent: "b",
     type: "incremental",
@@ -842,13 +848,30 @@ Deno.test("statusRows() lists local snapshots in order, then bucket-only ones by
     localState: "missing",
     size: 1000,
     guid: "9",
+    created: "2027-01-15T08:00:00.000Z",
   });
-  assert.equal(rows[6].health, "missing parent");
-  assert.equal(rows[6].parent, "gone");
+  assert.equal(rows[3].created, undefined, "no z3-created: no creation time is made up");
+  assert.equal(rows[3].uploaded, "2025-01-01T00:00:00.000Z");
+  assert.equal(rows[7].health, "missing parent");
+  assert.equal(rows[7].parent, "gone");
   assert.equal(
-    rows[6].why,
+    rows[7].why,
     `missing parent: "${full("p-none")}" needs "${full("gone")}", which is not in the bucket`,
   );
+});
+
+Deno.test("statusRows() places an original z3 object (no z3-created) by its parent links", () => {
+  // Uploaded after every local snapshot was taken, but the ancestor of the local "y".
+  const late = new Date("2030-01-01T00:00:00Z");
+  const chains = bucket(
+    obj("w", undefined, {}, late),
+    obj("x", "w", {}, late),
+    obj("y", "x", {}, late),
+    // Unrelated, and sorted before w and x by its time: it does not hold them back.
+    obj("u", undefined, { "z3-created": "1800000000" }),
+  );
+  const rows = statusRows(locals("v", "y", "z"), chains);
+  assert.deepEqual(rows.map((r) => r.name), ["v", "w", "x", "y", "z", "u"]);
 });
 
 Deno.test("statusRows() returns nothing for an empty pool and bucket", () => {
@@ -857,11 +880,15 @@ Deno.test("statusRows() returns nothing for an empty pool and bucket", () => {
 
 // ---- humanSize ---------------------------------------------------------------------------------
 
-Deno.test("humanSize() prints like the original z3", () => {
+Deno.test("humanSize() prints like the original z3 from 1 MiB, K and B below (never 0 M)", () => {
   const M = 1024 ** 2;
   const cases: [number | undefined, string][] = [
     [undefined, ""],
-    [0, "0 M"],
+    [0, "0 B"],
+    [312, "312 B"],
+    [100_000, "97.66 K"],
+    [1023, "1023 B"],
+    [1024, "1 K"],
     [12.5 * M, "12.5 M"],
     [M, "1 M"],
     [1024 * M, "1024 M"],
