@@ -426,28 +426,49 @@ export function timeOf(snap: RemoteSnapshot): number | undefined {
 }
 
 /**
- * Prune's time order of the bucket's snapshots, oldest first: by {@linkcode timeOf}, unknown
- * times last; within one time by place in the chain, an ancestor
- * before its descendants (a recorded creation has 1 s resolution, and two snapshots of one
- * second are common: sanoid's hourly and daily); then by name. Each chain position is computed
- * once per order. Status places bucket-only rows among the pool's by `bucketTime` instead.
+ * How two of the bucket's snapshots recorded in the same second are ordered (`z3-created` has
+ * 1 s resolution, and two snapshots of one second are common: sanoid's hourly and daily). In one
+ * chain (the same full at its base) an ancestor goes before its descendants, a fact of the
+ * links; across chains by upload time (z3 uploads in the pool's createtxg order), where known;
+ * then by name. A full is not older than an incremental of another chain just for being a full.
+ * Each chain position is computed once per order.
  */
-export function timeOrder(chains: Chains): (a: RemoteSnapshot, b: RemoteSnapshot) => number {
-  const depths = new Map<string, number>();
-  const depth = (name: string): number => {
-    let known = depths.get(name);
-    if (known === undefined) depths.set(name, known = chains.depth(name));
+export function sameSecondOrder(chains: Chains): (a: RemoteSnapshot, b: RemoteSnapshot) => number {
+  const places = new Map<string, { base: string; depth: number }>();
+  const place = (name: string) => {
+    let known = places.get(name);
+    if (known === undefined) {
+      let base = name;
+      for (const snap of chains.ancestors(name)) base = snap.name;
+      places.set(name, known = { base, depth: chains.depth(name) });
+    }
     return known;
   };
+  return (a, b) => {
+    const pa = place(a.name);
+    const pb = place(b.name);
+    if (pa.base === pb.base && pa.depth !== pb.depth) return pa.depth - pb.depth;
+    const la = a.lastModified?.getTime();
+    const lb = b.lastModified?.getTime();
+    if (la !== undefined && lb !== undefined && la !== lb) return la - lb;
+    return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+  };
+}
+
+/**
+ * Prune's time order of the bucket's snapshots, oldest first: by {@linkcode timeOf}, unknown
+ * times last; within one second by {@linkcode sameSecondOrder}. Status places bucket-only rows
+ * among the pool's by `bucketTime`, with the same tie-break.
+ */
+export function timeOrder(chains: Chains): (a: RemoteSnapshot, b: RemoteSnapshot) => number {
+  const tie = sameSecondOrder(chains);
   return (a, b) => {
     const ta = timeOf(a);
     const tb = timeOf(b);
     if (ta !== undefined && tb !== undefined && ta !== tb) return ta - tb;
     if (ta !== undefined && tb === undefined) return -1;
     if (ta === undefined && tb !== undefined) return 1;
-    const byChain = depth(a.name) - depth(b.name);
-    if (byChain !== 0) return byChain;
-    return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+    return tie(a, b);
   };
 }
 
@@ -496,13 +517,14 @@ export function statusRows(
     row.created = isoSeconds(snap.creation);
     return { row, time: snap.creation as number | undefined, name: snap.name };
   });
+  const tie = sameSecondOrder(chains);
   const bucketOnly = [...chains.remote.values()]
     .filter((s) => !localTimes.has(s.name) && s.snapshot.startsWith(snapshotPrefix))
     .map((snap) => ({
       row: remoteRow(snap, chains, "missing", snap.guid),
       time: bucketTime(snap, chains, localTimes),
       name: snap.name,
-      depth: chains.depth(snap.name),
+      snap,
     }))
     .sort((a, b) => {
       if (a.time !== b.time) {
@@ -510,8 +532,7 @@ export function statusRows(
         if (b.time === undefined) return -1;
         return a.time - b.time;
       }
-      if (a.depth !== b.depth) return a.depth - b.depth;
-      return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+      return tie(a.snap, b.snap);
     });
   const rows: StatusRow[] = [];
   let left = bucketOnly;

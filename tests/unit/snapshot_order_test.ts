@@ -53,3 +53,21 @@ Deno.test("timeOrder() sorts a one-second chain whatever the names and input ord
   const all = new Chains(indexRemote([...chain, early]));
   assert.equal([...chain, early].sort(timeOrder(all))[0].snapshot, "z");
 });
+
+Deno.test("timeOrder() and statusRows(): a new full is not older than an incremental of the old chain of its second", () => {
+  // FULL_EVERY=2 within one second: s1 full, s2 its incremental, s3 the next full, s4 on s3;
+  // uploaded in that order. Before, the full s3 (depth 0) sorted before s2 (depth 1).
+  const uploaded = (s: RemoteSnapshot, ms: number) => ({ ...s, lastModified: new Date(ms) });
+  const chain = [
+    uploaded(snap("s1"), 1_000),
+    uploaded(snap("s2", "s1"), 2_000),
+    uploaded(snap("s3"), 3_000),
+    uploaded(snap("s4", "s3"), 4_000),
+  ];
+  const chains = new Chains(indexRemote(chain));
+  const names = ["s1", "s2", "s3", "s4"];
+  for (const input of [[...chain].reverse(), [chain[2], chain[1], chain[3], chain[0]]]) {
+    assert.deepEqual(input.sort(timeOrder(chains)).map((s) => s.snapshot), names);
+  }
+  assert.deepEqual(statusRows([], chains).map((r) => r.name), names);
+});
