@@ -1,6 +1,8 @@
 /**
  * Pure: one table of settings drives flags, environment variables, the INI file and `--help`.
- * Precedence: flags > environment > `[fs:DATASET]` section > `[main]` section > defaults.
+ * Precedence: flags > environment > `[fs:DATASET]` section > `[main]` section > defaults. A
+ * variable set to the empty string overrides the file too: the setting is empty where empty is a
+ * value (`SNAPSHOT_PREFIX=`: every snapshot), else its default, or unset.
  * `BUCKET`, `S3_KEY_ID` and `S3_SECRET` never come from argv. Values stay strings until the
  * table parses them; every error names the value and where it came from.
  *
@@ -327,9 +329,16 @@ export function resolveConfig(inputs: ConfigInputs): Config {
     if (def.flag && flags[def.flag] !== undefined) {
       return { value: flags[def.flag]!, source: `--${def.flag}` };
     }
-    for (const name of [def.key, ...(def.aliases ?? [])]) {
-      const v = env[name];
-      if (v !== undefined && v !== "") return { value: v, source: `$${name}` };
+    const names = [def.key, ...(def.aliases ?? [])];
+    const name = names.find((n) => env[n]) ?? names.find((n) => env[n] === "");
+    if (name !== undefined) {
+      const source = `$${name}`;
+      if (env[name]) return { value: env[name]!, source };
+      // Empty overrides the file: an empty string where one is allowed, else default or unset.
+      if (def.kind === "string" && !def.choices && def.default !== undefined) {
+        return { value: "", source };
+      }
+      return def.default !== undefined ? { value: def.default, source: "default" } : undefined;
     }
     const file = inputs.file;
     if (file) {
