@@ -7,11 +7,14 @@
 
 import {
   addSecrets,
+  commandHelp,
   type FlagSpec,
   parseFlags,
   printErr,
   printOut,
   runCommand,
+  setQuiet,
+  splitCommand,
 } from "./lib/cli.ts";
 import { backup } from "./lib/commands/backup.ts";
 import { check, checkExitCode, DEFAULT_CHECK_MAX_AGE, formatCheck } from "./lib/commands/check.ts";
@@ -25,20 +28,26 @@ import { verify } from "./lib/commands/verify.ts";
 import { prune } from "./lib/commands/prune.ts";
 import { cleanup, DEFAULT_MAX_AGE, parseDuration } from "./lib/commands/cleanup.ts";
 import { printable } from "./lib/names.ts";
+import { parsePolicy, requirePolicy } from "./lib/retention.ts";
 import { VERSION } from "./lib/version.ts";
 
 const HELP = `z3 ${VERSION}: ZFS snapshots to S3 and back
 
 Usage:
   z3 status  [--json | --parseable]
-  z3 backup  [--full] [--snapshot NAME] [--dry-run] [--json | --parseable] [--progress | --quiet]
+  z3 backup  [--full] [--snapshot NAME] [--dry-run] [--json | --parseable] [--progress]
              [--prune]
-  z3 restore SNAPSHOT [--target DATASET] [--force] [--dry-run]
-  z3 get     KEY > file
+  z3 restore SNAPSHOT [--target DATASET] [--force] [--dry-run] [--json]
+  z3 get     KEY [--json] > file
   z3 verify  [SNAPSHOT] [--zfs PARENT] [--repair] [--json]
   z3 prune   [--dry-run] [--json] [--keep-last N] [--keep-daily N] …
-  z3 cleanup [--max-age AGE] [--dry-run]
+  z3 cleanup [--max-age AGE] [--dry-run] [--json]
   z3 check   [--max-age AGE] [--json]
+  z3 version
+  z3 COMMAND --help
+
+Every command takes --quiet (nothing printed unless it fails) and the options below, before or
+after the command. --json prints exactly one JSON document on stdout (get: on stderr).
 
 Commands:
   status    every snapshot of FILESYSTEM (matching SNAPSHOT_PREFIX) locally and in the bucket:
@@ -94,7 +103,8 @@ ${settingsHelp()}
 Other options:
   --config PATH   config file [default: $Z3_CONFIG or ${DEFAULT_CONFIG_PATH}]
   --debug         more detail on errors (secrets stay redacted)
-  -h, --help      this help; --version prints the version
+  --quiet         print nothing unless the command fails (the error still goes to stderr)
+  -h, --help      this help (after a command: that command's); --version prints the version
 
 Environment (besides the settings above):
   Z3_CONFIG       config file, when --config is not given
@@ -123,6 +133,7 @@ Exit status:
 const COMMON: FlagSpec = {
   config: { type: "string" },
   debug: { type: "boolean" },
+  quiet: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean" },
 };
@@ -137,30 +148,32 @@ const COMMANDS: Record<string, FlagSpec> = {
     json: { type: "boolean" },
     parseable: { type: "boolean" },
     progress: { type: "boolean" },
-    quiet: { type: "boolean" },
     prune: { type: "boolean" },
   },
   restore: {
     target: { type: "string" },
     force: { type: "boolean" },
     "dry-run": { type: "boolean" },
+    json: { type: "boolean" },
   },
-  get: {},
+  get: { json: { type: "boolean" } },
   verify: { zfs: { type: "string" }, json: { type: "boolean" }, repair: { type: "boolean" } },
   prune: { "dry-run": { type: "boolean" }, json: { type: "boolean" } },
-  cleanup: { "max-age": { type: "string" }, "dry-run": { type: "boolean" } },
+  cleanup: {
+    "max-age": { type: "string" },
+    "dry-run": { type: "boolean" },
+    json: { type: "boolean" },
+  },
   check: { "max-age": { type: "string" }, json: { type: "boolean" } },
 };
 
 await runCommand("z3", async ({ signal }) => {
-  const [command, ...rest] = Deno.args;
-  if (command === undefined || command === "-h" || command === "--help" || command === "help") {
-    printOut(HELP.trimEnd());
-    return command === undefined ? 2 : 0;
-  }
-  if (command === "--version") {
-    printOut(`z3 ${VERSION}`);
-    return 0;
+  const { command, rest } = splitCommand(Deno.args, COMMON);
+  if (command === undefined || command === "help" || command === "version") {
+    const { values } = parseFlags(rest, COMMON);
+    if (command === "version" || values.version) printOut(`z3 ${VERSION}`);
+    else printOut(HELP.trimEnd());
+    return command === undefined && !values.help && !values.version ? 2 : 0;
   }
   const spec = COMMANDS[command];
   if (!spec) {
@@ -170,9 +183,10 @@ await runCommand("z3", async ({ signal }) => {
   }
   const { values, positionals } = parseFlags(rest, { ...COMMON, ...spec });
   if (values.help) {
-    printOut(HELP.trimEnd());
+    printOut(commandHelp(HELP, "z3", command));
     return 0;
   }
+  setQuiet(values.quiet === true);
   const flags: Record<string, string | undefined> = {};
   for (const s of SETTINGS) if (s.flag) flags[s.flag] = values[s.flag] as string | undefined;
   const config = await loadConfig({
@@ -203,10 +217,16 @@ await runCommand("z3", async ({ signal }) => {
         return 0;
       }
       case "backup": {
+        const dryRun = values["dry-run"] === true;
+        // Refused before anything is uploaded, not after.
+        if (values.prune) {
+          requirePolicy(parsePolicy(config.keep, (k) => config.sources[k]), "back up with --prune");
+        }
+        const plan: string[] = [];
         const records = await backup(config, store, {
           full: values.full === true,
           snapshot: values.snapshot as string | undefined,
-          dryRun: values["dry-run"] === true,
+          dryRun,
           progress: !values.quiet && (values.progress === true || Deno.stderr.isTerminal()),
           afterSuccess: values.prune
             ? async () => {
@@ -216,10 +236,11 @@ await runCommand("z3", async ({ signal }) => {
             }
             : undefined,
           signal,
-          out: printOut,
+          out: values.json ? (line) => plan.push(line) : printOut,
           err: printErr,
         });
-        if (values.json) printOut(JSON.stringify(records, null, 2));
+        if (values.json && dryRun) printOut(JSON.stringify({ dryRun, plan }, null, 2));
+        else if (values.json) printOut(JSON.stringify(records, null, 2));
         else if (values.parseable) {
           records.forEach((r) =>
             printOut([r.snapshot, r.type, r.parent ?? "", r.bytes, r.key].join("\t"))
@@ -238,15 +259,19 @@ await runCommand("z3", async ({ signal }) => {
         return 0;
       }
       case "restore": {
+        const dryRun = values["dry-run"] === true;
+        const plan: string[] = [];
         const received = await restore(config, store, positionals[0], {
           target: values.target as string | undefined,
           force: values.force === true,
-          dryRun: values["dry-run"] === true,
+          dryRun,
           signal,
-          out: printOut,
+          out: values.json ? (line) => plan.push(line) : printOut,
           err: printErr,
         });
-        for (const name of received) printOut(`received ${name}`);
+        if (values.json) {
+          printOut(JSON.stringify(dryRun ? { dryRun, plan } : { received }, null, 2));
+        } else for (const name of received) printOut(`received ${name}`);
         return 0;
       }
       case "verify": {
@@ -291,13 +316,14 @@ await runCommand("z3", async ({ signal }) => {
         const maxAgeMs = parseDuration(
           (values["max-age"] as string | undefined) ?? DEFAULT_MAX_AGE,
         );
-        await cleanup(config, store, {
+        const uploads = await cleanup(config, store, {
           maxAgeMs,
           dryRun: values["dry-run"] === true,
           signal,
-          out: printOut,
+          out: values.json ? () => {} : printOut,
           err: printErr,
         });
+        if (values.json) printOut(JSON.stringify(uploads, null, 2));
         return 0;
       }
       case "check": {
@@ -309,9 +335,17 @@ await runCommand("z3", async ({ signal }) => {
         else results.forEach((r) => printOut(formatCheck(r)));
         return checkExitCode(results);
       }
-      case "get":
-        await get(config, store, positionals[0], { signal, err: printErr });
+      case "get": {
+        // stdout carries the object's bytes: the summary goes to stderr.
+        const got = await get(config, store, positionals[0], { signal, err: printErr });
+        if (!got) return 0; // the reader closed stdout early (`| head -c N`)
+        printErr(
+          values.json
+            ? JSON.stringify(got)
+            : `${printable(got.key)}: ${got.size} bytes (ETag ${got.etag}), verified`,
+        );
         return 0;
+      }
     }
     return 2;
   } finally {

@@ -161,6 +161,13 @@ export const SETTINGS: readonly SettingDef[] = [
     help: "parts uploaded at once",
   },
   {
+    key: "MAX_RATE",
+    flag: "max-rate",
+    kind: "size",
+    help:
+      "bandwidth limit per second for uploads and downloads together, shared by all parts in flight (e.g. 50M; unset or 0: none)",
+  },
+  {
     key: "MAX_RETRIES",
     flag: "max-retries",
     kind: "count",
@@ -272,6 +279,8 @@ export interface Config {
   /** The identities in `AGE_IDENTITY_FILE` (read by `config_load.ts`). */
   ageIdentities?: Identity[];
   concurrency: number;
+  /** `MAX_RATE`: bytes per second for all transfers together; unset (or 0): no limit. */
+  maxRate?: number;
   maxRetries: number;
   chunkSize: number;
   /** New full after this many incrementals in a row; 0: never. */
@@ -390,6 +399,7 @@ export function resolveConfig(inputs: ConfigInputs): Config {
     ageRecipientsFile: parsed.AGE_RECIPIENTS_FILE as string | undefined,
     ageIdentityFile: parsed.AGE_IDENTITY_FILE as string | undefined,
     concurrency: parsed.CONCURRENCY as number,
+    maxRate: (parsed.MAX_RATE as number | undefined) || undefined,
     maxRetries: parsed.MAX_RETRIES as number,
     chunkSize: parsed.CHUNK_SIZE as number,
     fullEvery: parsed.FULL_EVERY as number,

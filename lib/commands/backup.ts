@@ -28,7 +28,7 @@ import type { S3Store } from "../s3.ts";
 import { type Resume, ResumeMismatchError, uploadStream } from "../upload.ts";
 import { type CheckRecord, MissingRecordError, writeCheck } from "../checks.ts";
 import { inspectObject } from "./restore.ts";
-import { describeError, S3Error } from "../errors.ts";
+import { describeError, S3Error, UsageError } from "../errors.ts";
 import { rerecord } from "../rerecord.ts";
 import { VERSION } from "../version.ts";
 import * as zfs from "../zfs.ts";
@@ -87,8 +87,16 @@ export async function backup(
   const dataset = requireDataset(config);
   if (options.snapshot !== undefined) {
     // Refuse a bad name before listing anything: `snap` or `dataset@snap`.
-    if (options.snapshot.includes("@")) parseSnapshot(options.snapshot);
-    else validateSnapshotName(options.snapshot);
+    const short = options.snapshot.includes("@")
+      ? parseSnapshot(options.snapshot).snapshot
+      : validateSnapshotName(options.snapshot);
+    if (!short.startsWith(config.snapshotPrefix)) {
+      throw new UsageError(
+        `Cannot back up ${quote(options.snapshot)}: SNAPSHOT_PREFIX is ` +
+          `${quote(config.snapshotPrefix)} (from ${config.sources.SNAPSHOT_PREFIX}) and the name ` +
+          `does not start with it; set SNAPSHOT_PREFIX= (empty) to take any snapshot`,
+      );
+    }
   }
   // One backup per dataset at a time (see lock.ts); a dry run changes nothing and needs none.
   const lock = options.dryRun ? undefined : acquireBackupLock(dataset);
