@@ -28,6 +28,8 @@ import { verify } from "./lib/commands/verify.ts";
 import { prune } from "./lib/commands/prune.ts";
 import { cleanup, DEFAULT_MAX_AGE, parseDuration } from "./lib/commands/cleanup.ts";
 import { printable } from "./lib/names.ts";
+import { humanBytes } from "./lib/human.ts";
+import { enableProgress } from "./lib/progress.ts";
 import { parsePolicy, requirePolicy } from "./lib/retention.ts";
 import { VERSION } from "./lib/version.ts";
 
@@ -37,9 +39,9 @@ Usage:
   z3 status  [--json | --parseable]
   z3 backup  [--full] [--snapshot NAME] [--dry-run] [--json | --parseable] [--progress]
              [--prune]
-  z3 restore SNAPSHOT [--target DATASET] [--force] [--dry-run] [--json]
+  z3 restore SNAPSHOT [--target DATASET] [--force] [--dry-run] [--json] [--progress]
   z3 get     KEY [--json] > file
-  z3 verify  [SNAPSHOT] [--zfs PARENT] [--repair] [--json]
+  z3 verify  [SNAPSHOT] [--zfs PARENT] [--repair] [--json] [--progress]
   z3 prune   [--dry-run] [--json] [--keep-last N] [--keep-daily N] …
   z3 cleanup [--max-age AGE] [--dry-run] [--json]
   z3 check   [--max-age AGE] [--json]
@@ -151,13 +153,19 @@ const COMMANDS: Record<string, FlagSpec> = {
     prune: { type: "boolean" },
   },
   restore: {
+    progress: { type: "boolean" },
     target: { type: "string" },
     force: { type: "boolean" },
     "dry-run": { type: "boolean" },
     json: { type: "boolean" },
   },
   get: { json: { type: "boolean" } },
-  verify: { zfs: { type: "string" }, json: { type: "boolean" }, repair: { type: "boolean" } },
+  verify: {
+    zfs: { type: "string" },
+    json: { type: "boolean" },
+    repair: { type: "boolean" },
+    progress: { type: "boolean" },
+  },
   prune: { "dry-run": { type: "boolean" }, json: { type: "boolean" } },
   cleanup: {
     "max-age": { type: "string" },
@@ -187,6 +195,7 @@ await runCommand("z3", async ({ signal }) => {
     return 0;
   }
   setQuiet(values.quiet === true);
+  enableProgress(!values.quiet && (values.progress === true || Deno.stderr.isTerminal()));
   const flags: Record<string, string | undefined> = {};
   for (const s of SETTINGS) if (s.flag) flags[s.flag] = values[s.flag] as string | undefined;
   const config = await loadConfig({
@@ -252,7 +261,7 @@ await runCommand("z3", async ({ signal }) => {
                 r.parent ? ` from ${r.parent}` : ""
               }, ${r.bytes} bytes in ${r.parts} part(s)${
                 r.resumedParts ? ` (${r.resumedParts} resumed)` : ""
-              }`,
+              } in ${r.seconds.toFixed(1)} s, ${humanBytes(r.bytes / Math.max(r.seconds, 1e-3))}/s`,
             );
           }
         }

@@ -22,7 +22,7 @@ import {
   samePendingRecord,
   writePendingRecord,
 } from "../pending_record.ts";
-import { Progress } from "../progress.ts";
+import { counted, Progress } from "../progress.ts";
 import { loadRemote } from "../remote.ts";
 import type { S3Store } from "../s3.ts";
 import { type Resume, ResumeMismatchError, uploadStream } from "../upload.ts";
@@ -76,6 +76,8 @@ export interface BackupRecord {
   /** Parts an interrupted earlier run had uploaded already (checked, not sent again). */
   resumedParts: number;
   etag: string;
+  /** Wall time of the send and upload, check record included. */
+  seconds: number;
 }
 
 /** Runs a backup; returns what was uploaded (empty when up to date). */
@@ -248,8 +250,10 @@ async function backupOne(
   const attempt = async (resume?: Resume) => {
     options.err(`${snapshot.name}: sending ${from ? `incremental from ${from.snapshot}` : "full"}`);
     const sender = zfs.send(snapshot.name, from?.name, { signal: options.signal, flags });
-    const packed = compress(config.compressor, sender.stdout!, options.signal);
-    const progress = options.progress ? new Progress(snapshot.snapshot, estimated) : undefined;
+    // Progress counts the send stream, the one `estimated` is about (before compression).
+    const progress = options.progress ? new Progress(snapshot.name, estimated) : undefined;
+    const sent = progress ? counted(sender.stdout!, progress) : sender.stdout!;
+    const packed = compress(config.compressor, sent, options.signal);
     try {
       // A fresh file key and nonce each time: an interrupted encrypted upload starts over.
       const body = recipients.length > 0 ? encryptStream(packed.stream, recipients) : packed.stream;
@@ -267,16 +271,16 @@ async function backupOne(
           await sender.done;
           await packed.done;
         },
-        onProgress: progress ? (n) => progress.update(n) : undefined,
       });
-      progress?.finish(result.bytes);
       return result;
     } catch (err) {
+      progress?.stop();
       sender.kill(); // no-op when it already exited; stops it when the upload failed first
       throw err;
     }
   };
   let result;
+  const startedAt = performance.now();
   try {
     result = await attempt(resume);
   } catch (err) {
@@ -315,6 +319,7 @@ async function backupOne(
     parts: result.parts,
     resumedParts: result.resumedParts,
     etag: result.etag,
+    seconds: (performance.now() - startedAt) / 1000,
   };
 }
 

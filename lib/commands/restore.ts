@@ -14,6 +14,7 @@ import { AGE_META, checkIdentity, openAge } from "../age.ts";
 import { requireDataset } from "../dataset.ts";
 import { UsageError, Z3Error } from "../errors.ts";
 import { ignoreClosedStdout as closedStdout } from "../cli.ts";
+import { withProgress } from "../progress.ts";
 import { checkKey, compareCheck, MissingRecordError, readCheck } from "../checks.ts";
 import { parseSnapshot, validateDataset } from "../names.ts";
 import { scheduleFromMetadata } from "../part_size.ts";
@@ -134,7 +135,7 @@ export async function receiveOne(
 ) {
   checkIdentity(r.key, r.metadata, config.ageIdentities ?? [], config.ageIdentityFile);
   const stream = await decrypted(
-    await openVerified(store, r.key, config, options, expected),
+    withProgress(await openVerified(store, r.key, config, options, expected), r.name, r.objectSize),
     r.key,
     r.metadata,
     config,

@@ -344,3 +344,55 @@ integration("MAX_RATE holds an upload and a download to within 15 % of the limit
     await emptyBucket(store);
   }
 }, { zfs: false });
+
+integration(
+  "backup, restore and verify show progress naming the snapshot, on a terminal or with --progress; backup's lines give duration and rate",
+  async (bed) => {
+    const pool = await createPool(256);
+    const store = await freshBucket(bed.s3, "progress");
+    try {
+      const dir = await pool.createDataset("d");
+      await Deno.writeFile(`${dir}/f`, pseudoRandom(3 * MiB));
+      await pool.snapshot("d", "s1");
+      const fs = `${pool.name}/d`;
+      const env = { ...childEnv(bed.s3, store.bucket), FILESYSTEM: fs };
+      const backup = await runZ3(["backup", "--progress"], env);
+      assert.match(
+        ok(backup)[0],
+        new RegExp(
+          `^${fs}@s1: full, \\d+ bytes in 1 part\\(s\\) in \\d+\\.\\d s, [\\d.]+ (B|KiB|MiB)/s$`,
+        ),
+      );
+      assert.match(backup.stderr, new RegExp(`\\r${fs}@s1: [\\d.]+ (B|KiB|MiB)`));
+      const size = (await store.head(`z3-backup/${fs}@s1`))!.size;
+      const whole = `\\r${fs}@s1: [\\d.]+ (B|KiB|MiB) of [\\d.]+ (B|KiB|MiB) \\(100%\\), `;
+      const restore = await runZ3(
+        ["restore", "s1", "--target", `${pool.name}/r`, "--progress"],
+        env,
+      );
+      assert.equal(restore.code, 0, restore.stderr);
+      assert.match(restore.stderr, new RegExp(whole), `restore of ${size} bytes`);
+      const verify = await runZ3(["verify", "--progress"], env);
+      assert.equal(verify.code, 0, verify.stderr);
+      assert.match(verify.stderr, new RegExp(whole));
+      // Into a pipe, unasked: no progress line.
+      const piped = await runZ3(["verify"], env);
+      assert.equal(piped.code, 0, piped.stderr);
+      assert.doesNotMatch(piped.stderr, /\r/);
+      // On a terminal (script(1) gives z3 one), by default.
+      const tty = await new Deno.Command("script", {
+        args: ["-qec", 'exec "$DENO" run --allow-all "$Z3_MAIN" verify', "/dev/null"],
+        env: { ...env, DENO: Deno.execPath(), Z3_MAIN: Z3, Z3_CONFIG: "/dev/null" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(tty.stdout);
+      assert.equal(tty.code, 0, text);
+      assert.match(text, new RegExp(whole));
+    } finally {
+      await emptyBucket(store);
+      await pool.destroy();
+    }
+  },
+);
