@@ -345,14 +345,10 @@ await runCommand("z3", async ({ signal }) => {
         return checkExitCode(results);
       }
       case "get": {
-        // stdout carries the object's bytes: the summary goes to stderr.
+        // stdout carries the object's bytes: --json's summary goes to stderr.
         const got = await get(config, store, positionals[0], { signal, err: printErr });
-        if (!got) return 0; // the reader closed stdout early (`| head -c N`)
-        printErr(
-          values.json
-            ? JSON.stringify(got)
-            : `${printable(got.key)}: ${got.size} bytes (ETag ${got.etag}), verified`,
-        );
+        // No summary when the reader closed stdout early (`| head -c N`).
+        if (got && values.json) printErr(JSON.stringify(got));
         return 0;
       }
     }
