@@ -186,7 +186,7 @@ await runCommand("z3", async ({ signal }) => {
   const spec = COMMANDS[command];
   if (!spec) {
     throw new UsageError(
-      `Cannot run unknown command "${command}": expected status, backup, restore, get, verify, prune, cleanup or check`,
+      `Cannot run unknown command "${command}": expected status, backup, restore, get, verify, prune, cleanup, check or version`,
     );
   }
   const { values, positionals } = parseFlags(rest, { ...COMMON, ...spec });

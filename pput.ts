@@ -12,6 +12,7 @@ import {
   printErr,
   printOut,
   runCommand,
+  setQuiet,
   STOP_DEADLINE_MS,
 } from "./lib/cli.ts";
 import { loadConfig } from "./lib/config_load.ts";
@@ -53,7 +54,7 @@ Options:
   --storage-class CLASS    storage class of the object
   --file-descriptor N      read from this file descriptor instead of standard input
   --progress               print progress on stderr (default when stderr is a terminal)
-  --quiet                  print nothing on success
+  --quiet                  print nothing on success (warnings included; errors still go to stderr)
   --config PATH            config file [default: $Z3_CONFIG or /etc/z3_backup/z3.conf]
   --host URL, --region R   S3 endpoint and region (BUCKET, S3_KEY_ID, S3_SECRET: environment or
                            config file only, never argv)
@@ -113,6 +114,7 @@ await runCommand("pput", async ({ signal }) => {
     printOut(values.help ? HELP.trimEnd() : `pput ${VERSION}`);
     return 0;
   }
+  setQuiet(values.quiet === true);
   if (positionals.length !== 1) {
     throw new UsageError("Cannot upload: expected exactly one KEY (see --help)");
   }

@@ -295,6 +295,14 @@ integration(
       assert.doesNotMatch(help.stdout, /z3 restore|^ {2}restore /m, "only backup's help");
       assert.match(ok(await runZ3(["version"]))[0], /^z3 \d+\.\d+\.\d+$/);
       assert.match(ok(await runPput(["--version"]))[0], /^pput \d+\.\d+\.\d+$/);
+      // pput --quiet: not even the warning about a config file others can read.
+      await Deno.chmod(conf, 0o644);
+      const put = await runPput(["--quiet", "--config", conf, "quiet-key"], {
+        stdin: new Uint8Array(1000),
+        env: { Z3_CONFIG: undefined },
+      });
+      assert.deepEqual([put.code, put.stdout, put.stderr], [0, "", ""]);
+      assert.equal((await store.head("quiet-key"))?.size, 1000);
     } finally {
       await emptyBucket(store);
     }
