@@ -195,7 +195,9 @@ await runCommand("z3", async ({ signal }) => {
     return 0;
   }
   setQuiet(values.quiet === true);
-  enableProgress(!values.quiet && (values.progress === true || Deno.stderr.isTerminal()));
+  // Progress lines: on a terminal, or asked for; never under --quiet.
+  const showProgress = !values.quiet && (values.progress === true || Deno.stderr.isTerminal());
+  enableProgress(showProgress);
   const flags: Record<string, string | undefined> = {};
   for (const s of SETTINGS) if (s.flag) flags[s.flag] = values[s.flag] as string | undefined;
   const config = await loadConfig({
@@ -236,7 +238,7 @@ await runCommand("z3", async ({ signal }) => {
           full: values.full === true,
           snapshot: values.snapshot as string | undefined,
           dryRun,
-          progress: !values.quiet && (values.progress === true || Deno.stderr.isTerminal()),
+          progress: showProgress,
           afterSuccess: values.prune
             ? async () => {
               for (const l of await prune(config, store, { locked: true, signal, err: printErr })) {
