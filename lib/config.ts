@@ -339,7 +339,8 @@ export function resolveConfig(inputs: ConfigInputs): Config {
       return { value: flags[def.flag]!, source: `--${def.flag}` };
     }
     const names = [def.key, ...(def.aliases ?? [])];
-    const name = names.find((n) => env[n]) ?? names.find((n) => env[n] === "");
+    // Only the setting's own name set empty overrides; an empty alias (AWS_REGION=) does not.
+    const name = names.find((n) => env[n]) ?? (env[def.key] === "" ? def.key : undefined);
     if (name !== undefined) {
       const source = `$${name}`;
       if (env[name]) return { value: env[name]!, source };

@@ -102,4 +102,6 @@ Deno.test("resolveConfig() lets an empty environment value override the file", (
   assert.equal(c.concurrency, 4, "a count cannot be empty: the default");
   assert.equal(c.endpoint, undefined, "HOST cannot be empty: unset");
   assert.equal(resolveConfig({ file }).snapshotPrefix, "auto-", "unset: the file's");
+  const region = ini("[main]\nS3_REGION=eu-west-1\n");
+  assert.equal(resolveConfig({ env: { AWS_REGION: "" }, file: region }).region, "eu-west-1");
 });
