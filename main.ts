@@ -7,11 +7,14 @@
 
 import {
   addSecrets,
+  commandHelp,
   type FlagSpec,
   parseFlags,
   printErr,
   printOut,
   runCommand,
+  setQuiet,
+  splitCommand,
 } from "./lib/cli.ts";
 import { backup } from "./lib/commands/backup.ts";
 import {
@@ -37,6 +40,9 @@ import { verify } from "./lib/commands/verify.ts";
 import { prune } from "./lib/commands/prune.ts";
 import { cleanup, DEFAULT_MAX_AGE, parseDuration } from "./lib/commands/cleanup.ts";
 import { parseSnapshot, printable } from "./lib/names.ts";
+import { humanBytes } from "./lib/human.ts";
+import { enableProgress } from "./lib/progress.ts";
+import { parsePolicy, requirePolicy } from "./lib/retention.ts";
 import { VERSION } from "./lib/version.ts";
 import { selectDatasets } from "./lib/datasets.ts";
 import { eachDataset, exitCodeOf, summaryLine } from "./lib/each_dataset.ts";
@@ -46,14 +52,20 @@ const HELP = `z3 ${VERSION}: ZFS snapshots to S3 and back
 
 Usage:
   z3 status  [--all] [--json | --parseable]
-  z3 backup  [--full] [--snapshot NAME] [--dry-run] [--json | --parseable] [--progress | --quiet]
+  z3 backup  [--full] [--snapshot NAME] [--dry-run] [--json | --parseable] [--progress]
              [--prune]
-  z3 restore SNAPSHOT [--target DATASET] [--force] [--properties] [--dry-run]
-  z3 get     KEY > file
-  z3 verify  [SNAPSHOT] [--zfs PARENT] [--repair] [--json]
+  z3 restore SNAPSHOT [--target DATASET] [--force] [--properties] [--dry-run] [--json]
+             [--progress]
+  z3 get     KEY [--json] > file
+  z3 verify  [SNAPSHOT] [--zfs PARENT] [--repair] [--json] [--progress]
   z3 prune   [--dry-run] [--json] [--keep-last N] [--keep-daily N] …
-  z3 cleanup [--max-age AGE] [--dry-run]
+  z3 cleanup [--max-age AGE] [--dry-run] [--json]
   z3 check   [--max-age AGE] [--json]
+  z3 version
+  z3 COMMAND --help
+
+Every command takes --quiet (nothing printed unless it fails) and the options below, before or
+after the command. --json prints exactly one JSON document on stdout (get: on stderr).
 
 Several datasets: FILESYSTEM=a,b (or --filesystem a --filesystem b), and --recursive /
 RECURSIVE=true for every filesystem and volume below each. status, backup, verify, prune and
@@ -121,7 +133,8 @@ ${settingsHelp()}
 Other options:
   --config PATH   config file [default: $Z3_CONFIG or ${DEFAULT_CONFIG_PATH}]
   --debug         more detail on errors (secrets stay redacted)
-  -h, --help      this help; --version prints the version
+  --quiet         print nothing unless the command fails (the error still goes to stderr)
+  -h, --help      this help (after a command: that command's); --version prints the version
 
 Environment (besides the settings above):
   Z3_CONFIG       config file, when --config is not given
@@ -150,6 +163,7 @@ Exit status:
 const COMMON: FlagSpec = {
   config: { type: "string" },
   debug: { type: "boolean" },
+  quiet: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean" },
 };
@@ -173,43 +187,55 @@ const COMMANDS: Record<string, FlagSpec> = {
     json: { type: "boolean" },
     parseable: { type: "boolean" },
     progress: { type: "boolean" },
-    quiet: { type: "boolean" },
     prune: { type: "boolean" },
   },
   restore: {
+    progress: { type: "boolean" },
     target: { type: "string" },
     force: { type: "boolean" },
     properties: { type: "boolean" },
     "dry-run": { type: "boolean" },
+    json: { type: "boolean" },
   },
-  get: {},
-  verify: { zfs: { type: "string" }, json: { type: "boolean" }, repair: { type: "boolean" } },
+  get: { json: { type: "boolean" } },
+  verify: {
+    zfs: { type: "string" },
+    json: { type: "boolean" },
+    repair: { type: "boolean" },
+    progress: { type: "boolean" },
+  },
   prune: { "dry-run": { type: "boolean" }, json: { type: "boolean" } },
-  cleanup: { "max-age": { type: "string" }, "dry-run": { type: "boolean" } },
+  cleanup: {
+    "max-age": { type: "string" },
+    "dry-run": { type: "boolean" },
+    json: { type: "boolean" },
+  },
   check: { "max-age": { type: "string" }, json: { type: "boolean" } },
 };
 
 await runCommand("z3", async ({ signal }) => {
-  const [command, ...rest] = Deno.args;
-  if (command === undefined || command === "-h" || command === "--help" || command === "help") {
-    printOut(HELP.trimEnd());
-    return command === undefined ? 2 : 0;
-  }
-  if (command === "--version") {
-    printOut(`z3 ${VERSION}`);
-    return 0;
+  const { command, rest } = splitCommand(Deno.args, COMMON);
+  if (command === undefined || command === "help" || command === "version") {
+    const { values } = parseFlags(rest, COMMON);
+    if (command === "version" || values.version) printOut(`z3 ${VERSION}`);
+    else printOut(HELP.trimEnd());
+    return command === undefined && !values.help && !values.version ? 2 : 0;
   }
   const spec = COMMANDS[command];
   if (!spec) {
     throw new UsageError(
-      `Cannot run unknown command "${command}": expected status, backup, restore, get, verify, prune, cleanup or check`,
+      `Cannot run unknown command "${command}": expected status, backup, restore, get, verify, prune, cleanup, check or version`,
     );
   }
   const { values, positionals } = parseFlags(rest, { ...COMMON, ...spec });
   if (values.help) {
-    printOut(HELP.trimEnd());
+    printOut(commandHelp(HELP, "z3", command));
     return 0;
   }
+  setQuiet(values.quiet === true);
+  // Progress lines: on a terminal, or asked for; never under --quiet.
+  const showProgress = !values.quiet && (values.progress === true || Deno.stderr.isTerminal());
+  enableProgress(showProgress);
   const flags = settingFlags(values);
   const config = await loadConfig({
     configPath: values.config as string | undefined,
@@ -272,11 +298,17 @@ await runCommand("z3", async ({ signal }) => {
         return "listed";
       }
       case "backup": {
+        const dryRun = values["dry-run"] === true;
+        // Refused before anything is uploaded, not after.
+        if (values.prune) {
+          requirePolicy(parsePolicy(config.keep, (k) => config.sources[k]), "back up with --prune");
+        }
+        const plan: string[] = [];
         const records = await backup(config, store, {
           full: values.full === true,
           snapshot: values.snapshot as string | undefined,
-          dryRun: values["dry-run"] === true,
-          progress: !values.quiet && (values.progress === true || Deno.stderr.isTerminal()),
+          dryRun,
+          progress: showProgress,
           afterSuccess: values.prune
             ? async () => {
               for (const l of await prune(config, store, { locked: true, signal, err: printErr })) {
@@ -285,11 +317,13 @@ await runCommand("z3", async ({ signal }) => {
             }
             : undefined,
           signal,
-          out: printOut,
+          out: values.json ? (line) => plan.push(line) : printOut,
           err: printErr,
         });
         jsonReady = true;
-        json.push(...records);
+        // --dry-run --json: the plan's lines, per dataset (one object alone for one dataset).
+        if (values.json && dryRun) json.push({ dataset: config.filesystem, dryRun, plan });
+        else json.push(...records);
         if (values.json) {
           // printed once, after every dataset
         } else if (values.parseable) {
@@ -303,23 +337,27 @@ await runCommand("z3", async ({ signal }) => {
                 r.parent ? ` from ${r.parent}` : ""
               }, ${r.bytes} bytes in ${r.parts} part(s)${
                 r.resumedParts ? ` (${r.resumedParts} resumed)` : ""
-              }`,
+              } in ${r.seconds.toFixed(1)} s, ${humanBytes(r.bytes / Math.max(r.seconds, 1e-3))}/s`,
             );
           }
         }
         return values["dry-run"] ? "planned" : records.length > 0 ? "backed up" : "up to date";
       }
       case "restore": {
+        const dryRun = values["dry-run"] === true;
+        const plan: string[] = [];
         const received = await restore(config, store, positionals[0], {
           target: values.target as string | undefined,
           force: values.force === true,
           properties: values.properties === true,
-          dryRun: values["dry-run"] === true,
+          dryRun,
           signal,
-          out: printOut,
+          out: values.json ? (line) => plan.push(line) : printOut,
           err: printErr,
         });
-        for (const name of received) printOut(`received ${name}`);
+        if (values.json) {
+          printOut(JSON.stringify(dryRun ? { dryRun, plan } : { received }, null, 2));
+        } else for (const name of received) printOut(`received ${name}`);
         return 0;
       }
       case "verify": {
@@ -366,13 +404,14 @@ await runCommand("z3", async ({ signal }) => {
         const maxAgeMs = parseDuration(
           (values["max-age"] as string | undefined) ?? DEFAULT_MAX_AGE,
         );
-        await cleanup(config, store, {
+        const uploads = await cleanup(config, store, {
           maxAgeMs,
           dryRun: values["dry-run"] === true,
           signal,
-          out: printOut,
+          out: values.json ? () => {} : printOut,
           err: printErr,
         });
+        if (values.json) printOut(JSON.stringify(uploads, null, 2));
         return 0;
       }
       case "check": {
@@ -382,9 +421,13 @@ await runCommand("z3", async ({ signal }) => {
         if (!values.json) results.forEach((r) => printOut(formatCheck(r)));
         return results.map((r) => r.state.toLowerCase()).join();
       }
-      case "get":
-        await get(config, store, positionals[0], { signal, err: printErr });
+      case "get": {
+        // stdout carries the object's bytes: --json's summary goes to stderr.
+        const got = await get(config, store, positionals[0], { signal, err: printErr });
+        // No summary when the reader closed stdout early (`| head -c N`).
+        if (got && values.json) printErr(JSON.stringify(got));
         return 0;
+      }
     }
     throw new Error(`no such command ${command}`);
   };
@@ -403,7 +446,12 @@ await runCommand("z3", async ({ signal }) => {
     } finally {
       // One document however many datasets ran (also before a single dataset's error).
       if (values.json && (jsonReady || (many && datasets.length === 0))) {
-        printOut(JSON.stringify(command === "check" ? { datasets: json } : json, null, 2));
+        const doc = command === "check"
+          ? { datasets: json }
+          : command === "backup" && values["dry-run"] && !many
+          ? json[0]
+          : json;
+        printOut(JSON.stringify(doc, null, 2));
       }
     }
     if (command === "status" && !values.json) {

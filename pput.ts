@@ -12,6 +12,7 @@ import {
   printErr,
   printOut,
   runCommand,
+  setQuiet,
   STOP_DEADLINE_MS,
 } from "./lib/cli.ts";
 import { loadConfig } from "./lib/config_load.ts";
@@ -23,6 +24,7 @@ import { Progress } from "./lib/progress.ts";
 import { sizeValue } from "./lib/size.ts";
 import { ABORT_DEADLINE_MS } from "./lib/upload_abort.ts";
 import { OVERHEAD_MIB, uploadStream } from "./lib/upload.ts";
+import { VERSION } from "./lib/version.ts";
 
 /** Buffer memory along the default schedule: `48 MiB up to 7.1 GiB, 96 MiB up to 21.3 GiB, …`. */
 const memorySteps = sizeSteps(planSchedule(), 10_000).slice(0, 3)
@@ -46,18 +48,20 @@ Options:
   --concurrency N          parts uploaded at once [default: CONCURRENCY, 4]
   --max-retries N          retries per request after the first try [default: MAX_RETRIES, 4]
   --max-parts N            most parts allowed [default: 10000]
+  --max-rate SIZE          bytes per second for the whole upload, all parts in flight together
+                           (e.g. 50M) [default: MAX_RATE, none]
   --metadata K=V           user metadata; repeatable (--meta is accepted too)
   --storage-class CLASS    storage class of the object
   --file-descriptor N      read from this file descriptor instead of standard input
   --progress               print progress on stderr (default when stderr is a terminal)
-  --quiet                  print nothing on success
+  --quiet                  print nothing on success (warnings included; errors still go to stderr)
   --config PATH            config file [default: $Z3_CONFIG or /etc/z3_backup/z3.conf]
   --host URL, --region R   S3 endpoint and region (BUCKET, S3_KEY_ID, S3_SECRET: environment or
                            config file only, never argv)
   --ca-file PATH           PEM file of CA certificates trusted for HTTPS besides the built-in
                            roots [default: S3_CA_FILE]
   --debug                  more detail on errors (secrets stay redacted)
-  -h, --help               this help
+  -h, --help               this help; --version prints the version
 
 Memory: at most (concurrency + 2) x the largest part so far, on top of about ${OVERHEAD_MIB} MiB of
 runtime, SDK and working heap. Parts grow with the stream, and so does memory. With the
@@ -91,6 +95,7 @@ await runCommand("pput", async ({ signal }) => {
     concurrency: { type: "string" },
     "max-retries": { type: "string" },
     "max-parts": { type: "string" },
+    "max-rate": { type: "string" },
     metadata: { type: "string", multiple: true },
     meta: { type: "string", multiple: true },
     "storage-class": { type: "string" },
@@ -103,11 +108,13 @@ await runCommand("pput", async ({ signal }) => {
     "ca-file": { type: "string" },
     debug: { type: "boolean" },
     help: { type: "boolean", short: "h" },
+    version: { type: "boolean" },
   });
-  if (values.help) {
-    printOut(HELP.trimEnd());
+  if (values.help || values.version) {
+    printOut(values.help ? HELP.trimEnd() : `pput ${VERSION}`);
     return 0;
   }
+  setQuiet(values.quiet === true);
   if (positionals.length !== 1) {
     throw new UsageError("Cannot upload: expected exactly one KEY (see --help)");
   }
@@ -119,6 +126,7 @@ await runCommand("pput", async ({ signal }) => {
       "chunk-size": str("chunk-size"),
       concurrency: str("concurrency"),
       "max-retries": str("max-retries"),
+      "max-rate": str("max-rate"),
       "storage-class": str("storage-class"),
       host: str("host"),
       region: str("region"),

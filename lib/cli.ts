@@ -23,16 +23,55 @@ export function redact(text: string): string {
   return out;
 }
 
-/** Writes one line to stderr, redacted. */
-export function printErr(line: string): void {
+let quiet = false;
+let stdoutClosed = false;
+
+/**
+ * `--quiet`: from now on {@linkcode printOut} and {@linkcode printErr} print nothing; the error
+ * that ends a failed run still reaches stderr.
+ */
+export function setQuiet(on: boolean): void {
+  quiet = on;
+}
+
+/** Whether `--quiet` is in force. */
+export function isQuiet(): boolean {
+  return quiet;
+}
+
+function writeErr(line: string): void {
   Deno.stderr.writeSync(new TextEncoder().encode(redact(line) + "\n"));
 }
 
-/** Writes one line to stdout, redacted. */
+/** Writes one line to stderr, redacted (nothing under `--quiet`). */
+export function printErr(line: string): void {
+  if (!quiet) writeErr(line);
+}
+
+/**
+ * Writes one line to stdout, redacted (nothing under `--quiet`). Once the reader has closed
+ * stdout (`z3 status | head -1`), later lines are dropped and the run goes on to its usual end.
+ */
 export function printOut(line: string): void {
+  if (quiet || stdoutClosed) return;
   const bytes = new TextEncoder().encode(redact(line) + "\n");
   let written = 0;
-  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
+  try {
+    while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
+  } catch (err) {
+    if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+    stdoutClosed = true;
+  }
+}
+
+/**
+ * For a run that streams to stdout (`z3 get`): a reader that closed stdout took what it wanted,
+ * so the run ends quietly; any other error is rethrown.
+ */
+export function ignoreClosedStdout(err: unknown): undefined {
+  if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+  stdoutClosed = true;
+  return undefined;
 }
 
 /** A run's context: its abort signal and the debug switch. */
@@ -67,7 +106,7 @@ export async function runCommand(
       const interrupted = new InterruptedError(sig);
       controller.abort(interrupted);
       const watchdog = setTimeout(() => {
-        printErr(
+        writeErr(
           `${name}: ${interrupted.message}; still running ${STOP_DEADLINE_MS / 1000} s after ` +
             `the signal, so exiting now (an upload may be left pending: z3 cleanup aborts it)`,
         );
@@ -87,8 +126,8 @@ export async function runCommand(
   } catch (err) {
     const e = caught ? new InterruptedError(caught) : err;
     const message = caught ? `${describeError(e)}; ${describeError(err)}` : describeError(e);
-    printErr(`${name}: ${message}`);
-    if (debug && !(e instanceof Z3Error) && e instanceof Error && e.stack) printErr(e.stack);
+    writeErr(`${name}: ${message}`);
+    if (debug && !(e instanceof Z3Error) && e instanceof Error && e.stack) writeErr(e.stack);
     code = e instanceof Z3Error ? e.exitCode : EXIT.bug;
   }
   for (const [sig, handler] of handlers) Deno.removeSignalListener(sig, handler);
@@ -121,4 +160,59 @@ export function parseFlags(args: string[], spec: FlagSpec): {
     const msg = (err as Error).message.replace(/\. To specify a positional argument.*$/s, "");
     throw new UsageError(`${msg} (see --help)`);
   }
+}
+
+/**
+ * Splits argv into the command and its arguments; `global` options (from `spec`) may come before
+ * the command (`z3 --config X backup`). The command is the first argument that is neither an
+ * option nor the value of a string option; `undefined` when there is none.
+ */
+export function splitCommand(args: string[], spec: FlagSpec): {
+  command?: string;
+  rest: string[];
+} {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--") break;
+    if (!a.startsWith("-")) {
+      return { command: a, rest: [...args.slice(0, i), ...args.slice(i + 1)] };
+    }
+    const name = a.startsWith("--") ? a.slice(2) : undefined;
+    if (name !== undefined && !name.includes("=") && spec[name]?.type === "string") i++;
+  }
+  return { rest: args };
+}
+
+/**
+ * One command's part of `help`: its `Usage:` lines (`  z3 NAME …` and their continuation) and
+ * its paragraph under `Commands:` (`  NAME  …` and the lines indented under it), then a pointer
+ * to `--help` for settings and exit codes.
+ */
+export function commandHelp(help: string, program: string, command: string): string {
+  const lines = help.split("\n");
+  const usage: string[] = [];
+  const text: string[] = [];
+  let section = "";
+  let into: string[] | undefined;
+  for (const line of lines) {
+    if (/^\S.*:$/.test(line)) {
+      section = line;
+      into = undefined;
+      continue;
+    }
+    const usageStart = new RegExp(`^  ${program} ${command}\\b`).test(line);
+    const commandStart = new RegExp(`^  ${command} `).test(line);
+    if (section === "Usage:" && usageStart) into = usage;
+    else if (section === "Commands:" && commandStart) into = text;
+    else if (!/^ {4,}\S/.test(line)) into = undefined;
+    into?.push(line);
+  }
+  return [
+    "Usage:",
+    ...usage,
+    "",
+    ...text,
+    "",
+    `Settings, other options and exit status: ${program} --help`,
+  ].join("\n");
 }

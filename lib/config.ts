@@ -1,6 +1,8 @@
 /**
  * Pure: one table of settings drives flags, environment variables, the INI file and `--help`.
- * Precedence: flags > environment > `[fs:DATASET]` section > `[main]` section > defaults.
+ * Precedence: flags > environment > `[fs:DATASET]` section > `[main]` section > defaults. A
+ * variable set to the empty string overrides the file too: the setting is empty where empty is a
+ * value (`SNAPSHOT_PREFIX=`: every snapshot), else its default, or unset.
  * `BUCKET`, `S3_KEY_ID` and `S3_SECRET` never come from argv. Values stay strings until the
  * table parses them; every error names the value and where it came from.
  *
@@ -172,6 +174,13 @@ export const SETTINGS: readonly SettingDef[] = [
     help: "parts uploaded at once",
   },
   {
+    key: "MAX_RATE",
+    flag: "max-rate",
+    kind: "size",
+    help:
+      "bandwidth limit per second for uploads and downloads together, shared by all parts in flight (e.g. 50M; unset or 0: none)",
+  },
+  {
     key: "MAX_RETRIES",
     flag: "max-retries",
     kind: "count",
@@ -286,6 +295,8 @@ export interface Config {
   /** The identities in `AGE_IDENTITY_FILE` (read by `config_load.ts`). */
   ageIdentities?: Identity[];
   concurrency: number;
+  /** `MAX_RATE`: bytes per second for all transfers together; unset (or 0): no limit. */
+  maxRate?: number;
   maxRetries: number;
   chunkSize: number;
   /** New full after this many incrementals in a row; 0: never. */
@@ -343,9 +354,17 @@ export function resolveConfig(inputs: ConfigInputs): Config {
     if (def.flag && flags[def.flag] !== undefined) {
       return { value: flags[def.flag]!, source: `--${def.flag}` };
     }
-    for (const name of [def.key, ...(def.aliases ?? [])]) {
-      const v = env[name];
-      if (v !== undefined && v !== "") return { value: v, source: `$${name}` };
+    const names = [def.key, ...(def.aliases ?? [])];
+    // Only the setting's own name set empty overrides; an empty alias (AWS_REGION=) does not.
+    const name = names.find((n) => env[n]) ?? (env[def.key] === "" ? def.key : undefined);
+    if (name !== undefined) {
+      const source = `$${name}`;
+      if (env[name]) return { value: env[name]!, source };
+      // Empty overrides the file: an empty string where one is allowed, else default or unset.
+      if (def.kind === "string" && !def.choices && def.default !== undefined) {
+        return { value: "", source };
+      }
+      return def.default !== undefined ? { value: def.default, source: "default" } : undefined;
     }
     const file = inputs.file;
     if (file) {
@@ -398,6 +417,7 @@ export function resolveConfig(inputs: ConfigInputs): Config {
     ageRecipientsFile: parsed.AGE_RECIPIENTS_FILE as string | undefined,
     ageIdentityFile: parsed.AGE_IDENTITY_FILE as string | undefined,
     concurrency: parsed.CONCURRENCY as number,
+    maxRate: (parsed.MAX_RATE as number | undefined) || undefined,
     maxRetries: parsed.MAX_RETRIES as number,
     chunkSize: parsed.CHUNK_SIZE as number,
     fullEvery: parsed.FULL_EVERY as number,

@@ -59,7 +59,7 @@ export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
     throw new UsageError(`Cannot read config file ${path}: it does not exist`);
   }
   let file: { path: string; ini: IniFile } | undefined;
-  if (text !== undefined) file = { path, ini: parseIni(text, path) };
+  if (text !== undefined) file = { path, ini: parseIni(text, path, { warn: options.warn }) };
   const config = resolveConfig({ flags: options.flags, env, file, dataset: options.dataset });
   if (file && (config.sources.S3_SECRET ?? "").startsWith(path)) {
     try {

@@ -31,5 +31,6 @@ export function connect(config: Config): S3Store {
     checksums: config.checksums,
     stallMs: config.s3Timeout * 1000,
     caCerts: config.caCerts,
+    maxRate: config.maxRate,
   });
 }

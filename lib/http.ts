@@ -27,6 +27,8 @@
  * @module
  */
 
+import type { RateLimit } from "./rate_limit.ts";
+
 /** The parts of the SDK's HttpRequest this handler reads. */
 export interface HttpRequest {
   method: string;
@@ -53,6 +55,8 @@ export interface HttpHandlerOptions {
   stallMs?: number;
   /** PEM certificates trusted for HTTPS besides Deno's built-in roots. @default {[]} */
   caCerts?: string[];
+  /** `MAX_RATE`: paces every request body and GET answer body (`rate_limit.ts`). */
+  rateLimit?: RateLimit;
 }
 
 /** A network failure: no complete HTTP answer. `code` is ECONNRESET, ETIMEDOUT, EPROTO, … */
@@ -78,6 +82,16 @@ export class TlsCertificateError extends Error {
     );
     this.name = "TlsCertificateError";
     this.host = host;
+  }
+}
+
+/** The TLS handshake got an answer that is not TLS: an https HOST on a plain-HTTP port. */
+export class NotTlsError extends TlsCertificateError {
+  constructor(host: string, detail: string, options?: ErrorOptions) {
+    super(host, detail, options);
+    this.name = "NotTlsError";
+    this.message = `${host} did not answer in TLS (${detail}): a HOST without a scheme means ` +
+      `https; if the server speaks plain HTTP, write HOST=http://${host}`;
   }
 }
 
@@ -392,12 +406,14 @@ export class HttpHandler {
   readonly metadata = { handlerProtocol: "http/1.1" };
   readonly #stallMs: number;
   readonly #caCerts: string[];
+  readonly #limit: RateLimit | undefined;
   readonly #idle = new Map<string, Set<Connection>>();
   #destroyed = false;
 
   constructor(options: HttpHandlerOptions = {}) {
     this.#stallMs = options.stallMs ?? 120_000;
     this.#caCerts = options.caCerts ?? [];
+    this.#limit = options.rateLimit;
   }
 
   /** Sends one request; see the module doc. */
@@ -508,6 +524,9 @@ export class HttpHandler {
           if (!stop.aborted && /certificate/i.test((err as Error)?.message ?? "")) {
             throw new TlsCertificateError(where, (err as Error).message, { cause: err });
           }
+          if (!stop.aborted && /InvalidContentType|corrupt message/.test(String(err))) {
+            throw new NotTlsError(where, (err as Error).message, { cause: err });
+          }
           throw err;
         }
       }
@@ -550,14 +569,18 @@ export class HttpHandler {
       const reading = this.#readAnswerHead(c, method);
       let writeDone = false;
       const writing = (async () => {
+        const limit = this.#limit;
         if (body && body.length <= 64 * 1024) {
+          await limit?.take(body.length, signal);
           const both = new Uint8Array(head.length + body.length);
           both.set(head);
           both.set(body, head.length);
           await c.writeAll(both);
         } else {
           await c.writeAll(head);
-          if (body) await c.writeAll(body);
+          if (body) {
+            await (limit ? limit.paced(body, (b) => c.writeAll(b), signal) : c.writeAll(body));
+          }
         }
         writeDone = true;
       })();
@@ -652,6 +675,7 @@ export class HttpHandler {
     finish: () => void,
     signal: AbortSignal | undefined,
   ): ReadableStream<Uint8Array> {
+    const limit = this.#limit;
     let ended = false;
     const end = (ok: boolean) => {
       if (ended) return;
@@ -669,7 +693,10 @@ export class HttpHandler {
           if (got === null) {
             end(true);
             controller.close();
-          } else controller.enqueue(got);
+          } else {
+            await limit?.take(got.length, signal);
+            controller.enqueue(got);
+          }
         } catch (err) {
           end(false);
           controller.error(signal?.aborted ? abortError() : err);

@@ -44,6 +44,16 @@ export const KEEP_KEYS = {
 const KINDS = ["last", "hourly", "daily", "weekly", "monthly", "yearly"] as const;
 
 /**
+ * Throws `Cannot <what>: the policy keeps nothing; …` ({@linkcode UsageError}) when every count
+ * of `policy` is absent or zero.
+ */
+export function requirePolicy(policy: RetentionPolicy, what = "prune"): void {
+  if (!KINDS.some((kind) => (policy[kind] ?? 0) > 0)) {
+    throw new UsageError(KEEPS_NOTHING.replace("Cannot prune", `Cannot ${what}`));
+  }
+}
+
+/**
  * Reads the `KEEP_*` settings from `values` (setting name → raw text). Absent or blank settings
  * are left out; the others must be whole numbers ≥ 0. `where(key)` names the setting's source
  * in errors (`--keep-daily`, `$KEEP_DAILY`, `/etc/z3_backup/z3_backup.conf:12`). A policy that
@@ -151,7 +161,7 @@ export function planPrune(
   policy: RetentionPolicy,
   _now: Date,
 ): PrunePlan {
-  if (!KINDS.some((kind) => (policy[kind] ?? 0) > 0)) throw new UsageError(KEEPS_NOTHING);
+  requirePolicy(policy);
 
   const entries: Entry[] = [...chains.remote.values()].map((snapshot) => ({
     snapshot,

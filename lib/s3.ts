@@ -28,6 +28,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { permissionHint, S3Error } from "./errors.ts";
 import { HttpHandler, TlsCertificateError } from "./http.ts";
+import { RateLimit } from "./rate_limit.ts";
 
 /** Connection settings for {@linkcode S3Store}. */
 export interface S3Settings {
@@ -53,6 +54,8 @@ export interface S3Settings {
   stallMs?: number;
   /** PEM certificates trusted for HTTPS besides Deno's built-in roots (`S3_CA_FILE`). */
   caCerts?: string[];
+  /** `MAX_RATE`, bytes per second for all transfers of this store together; unset: none. */
+  maxRate?: number;
 }
 
 /** What HeadObject tells about an object. */
@@ -153,6 +156,18 @@ export function classifyError(what: string, err: unknown): S3RequestError {
       },
     );
   }
+  // No S3_KEY_ID / S3_SECRET and nothing in the AWS credential chain: asking again cannot help.
+  if (e.name === "CredentialsProviderError") {
+    return new S3RequestError(
+      `Cannot ${what}: no credentials: set S3_KEY_ID and S3_SECRET (or S3_KEY_ID_FILE and ` +
+        `S3_SECRET_FILE) in the environment or the config file, or give the AWS credential ` +
+        `chain some (AWS_PROFILE, ~/.aws/credentials, an instance role)`,
+      false,
+      undefined,
+      "CredentialsProviderError",
+      { cause: err },
+    );
+  }
   // Deno refused the request because a permission flag is missing: say which, and never retry.
   const denied = status === undefined ? permissionHint(e.message ?? "") : undefined;
   if (denied) {
@@ -201,7 +216,11 @@ export class S3Store {
       requestChecksumCalculation: mode,
       responseChecksumValidation: mode,
       maxAttempts: 1,
-      requestHandler: new HttpHandler({ stallMs: settings.stallMs, caCerts: settings.caCerts }),
+      requestHandler: new HttpHandler({
+        stallMs: settings.stallMs,
+        caCerts: settings.caCerts,
+        rateLimit: settings.maxRate ? new RateLimit(settings.maxRate) : undefined,
+      }),
     });
     // Content-MD5 protects every part we send; hashing the payload again with SHA-256 for SigV4
     // costs a CPU second per GB for nothing. Parts and single puts go UNSIGNED-PAYLOAD.

@@ -22,13 +22,13 @@ import {
   samePendingRecord,
   writePendingRecord,
 } from "../pending_record.ts";
-import { Progress } from "../progress.ts";
+import { counted, Progress } from "../progress.ts";
 import { loadRemote } from "../remote.ts";
 import type { S3Store } from "../s3.ts";
 import { type Resume, ResumeMismatchError, uploadStream } from "../upload.ts";
 import { type CheckRecord, MissingRecordError, writeCheck } from "../checks.ts";
 import { inspectObject } from "./restore.ts";
-import { describeError, S3Error } from "../errors.ts";
+import { describeError, S3Error, UsageError } from "../errors.ts";
 import { rerecord } from "../rerecord.ts";
 import { VERSION } from "../version.ts";
 import * as zfs from "../zfs.ts";
@@ -83,6 +83,8 @@ export interface BackupRecord {
   /** Parts an interrupted earlier run had uploaded already (checked, not sent again). */
   resumedParts: number;
   etag: string;
+  /** Wall time of the send and upload, check record included. */
+  seconds: number;
 }
 
 /** Runs a backup; returns what was uploaded (empty when up to date). */
@@ -94,8 +96,16 @@ export async function backup(
   const dataset = requireDataset(config);
   if (options.snapshot !== undefined) {
     // Refuse a bad name before listing anything: `snap` or `dataset@snap`.
-    if (options.snapshot.includes("@")) parseSnapshot(options.snapshot);
-    else validateSnapshotName(options.snapshot);
+    const short = options.snapshot.includes("@")
+      ? parseSnapshot(options.snapshot).snapshot
+      : validateSnapshotName(options.snapshot);
+    if (!short.startsWith(config.snapshotPrefix)) {
+      throw new UsageError(
+        `Cannot back up ${quote(options.snapshot)}: SNAPSHOT_PREFIX is ` +
+          `${quote(config.snapshotPrefix)} (from ${config.sources.SNAPSHOT_PREFIX}) and the name ` +
+          `does not start with it; set SNAPSHOT_PREFIX= (empty) to take any snapshot`,
+      );
+    }
   }
   // One backup per dataset at a time (see lock.ts); a dry run changes nothing and needs none.
   const lock = options.dryRun ? undefined : acquireBackupLock(dataset);
@@ -268,8 +278,10 @@ async function backupOne(
       : "full";
     options.err(`${snapshot.name}: sending ${kind}`);
     const sender = zfs.send(snapshot.name, sendFrom, { signal: options.signal, flags });
-    const packed = compress(config.compressor, sender.stdout!, options.signal);
-    const progress = options.progress ? new Progress(snapshot.snapshot, estimated) : undefined;
+    // Progress counts the send stream, the one `estimated` is about (before compression).
+    const progress = options.progress ? new Progress(snapshot.name, estimated) : undefined;
+    const sent = progress ? counted(sender.stdout!, progress) : sender.stdout!;
+    const packed = compress(config.compressor, sent, options.signal);
     try {
       // A fresh file key and nonce each time: an interrupted encrypted upload starts over.
       const body = recipients.length > 0 ? encryptStream(packed.stream, recipients) : packed.stream;
@@ -287,16 +299,16 @@ async function backupOne(
           await sender.done;
           await packed.done;
         },
-        onProgress: progress ? (n) => progress.update(n) : undefined,
       });
-      progress?.finish(result.bytes);
       return result;
     } catch (err) {
+      progress?.stop();
       sender.kill(); // no-op when it already exited; stops it when the upload failed first
       throw err;
     }
   };
   let result;
+  const startedAt = performance.now();
   try {
     result = await attempt(resume);
   } catch (err) {
@@ -340,6 +352,7 @@ async function backupOne(
     parts: result.parts,
     resumedParts: result.resumedParts,
     etag: result.etag,
+    seconds: (performance.now() - startedAt) / 1000,
   };
 }
 

@@ -14,6 +14,8 @@ import { checkCompressor, decompress } from "../compress.ts";
 import { AGE_META, checkIdentity, openAge } from "../age.ts";
 import { requireDataset } from "../dataset.ts";
 import { UsageError, Z3Error } from "../errors.ts";
+import { ignoreClosedStdout as closedStdout } from "../cli.ts";
+import { withProgress } from "../progress.ts";
 import { checkKey, compareCheck, MissingRecordError, readCheck } from "../checks.ts";
 import { parseSnapshot, validateDataset } from "../names.ts";
 import { scheduleFromMetadata } from "../part_size.ts";
@@ -147,7 +149,7 @@ export async function receiveOne(
 ) {
   checkIdentity(r.key, r.metadata, config.ageIdentities ?? [], config.ageIdentityFile);
   const stream = await decrypted(
-    await openVerified(store, r.key, config, options, expected),
+    withProgress(await openVerified(store, r.key, config, options, expected), r.name, r.objectSize),
     r.key,
     r.metadata,
     config,
@@ -295,14 +297,15 @@ export function downloadVerified(
 
 /**
  * `z3 get KEY`: the object's verified bytes to stdout (the key as given, or under S3_PREFIX),
- * decrypted when it is encrypted with age.
+ * decrypted when it is encrypted with age. Returns the object's key, stored size and ETag, or
+ * `undefined` when the reader closed stdout before the end.
  */
 export async function get(
   config: Config,
   store: S3Store,
   key: string,
   options: { signal?: AbortSignal; err: (line: string) => void },
-) {
+): Promise<{ key: string; size: number; etag: string } | undefined> {
   const candidates = [key, keyFor(config.s3Prefix, key)];
   for (const k of candidates) {
     const info = await store.head(k, options.signal);
@@ -314,8 +317,11 @@ export async function get(
         info.metadata,
         config,
       );
-      await stream.pipeTo(Deno.stdout.writable, { signal: options.signal, preventClose: true });
-      return;
+      const piped = stream.pipeTo(Deno.stdout.writable, {
+        signal: options.signal,
+        preventClose: true,
+      });
+      return await piped.then(() => ({ key: k, size: info.size, etag: info.etag }), closedStdout);
     }
   }
   throw new UsageError(`Cannot download "${key}": no such object in bucket "${store.bucket}"`);

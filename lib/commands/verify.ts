@@ -22,6 +22,7 @@ import {
 } from "../errors.ts";
 import { parseSnapshot, validateDataset } from "../names.ts";
 import { inspectObject, openVerified, receiveOne } from "./restore.ts";
+import { withProgress } from "../progress.ts";
 import { MissingRecordError } from "../checks.ts";
 import { rerecord } from "../rerecord.ts";
 import { loadRemote } from "../remote.ts";
@@ -135,7 +136,7 @@ async function checkSnapshot(
       signal: options.signal,
       err: () => {},
     }, expected);
-    await stream.pipeTo(new WritableStream());
+    await withProgress(stream, s.name, expected.size).pipeTo(new WritableStream());
     if (!thorough) {
       return {
         snapshot: s.name,

@@ -202,7 +202,10 @@ integration(
       }, async (proxy) => {
         const result = await f.z3(["backup"], { HOST: proxy.endpoint });
         const lines = ok(result);
-        assert.match(lines[0], new RegExp(`^${f.dataset}@s1: full, \\d+ bytes in 6 part\\(s\\)$`));
+        assert.match(
+          lines[0],
+          new RegExp(`^${f.dataset}@s1: full, \\d+ bytes in 6 part\\(s\\) in [\\d.]+ s, `),
+        );
         const faults = proxy.injected().map((e) => `${e.kind} ${e.fault}`);
         assert.ok(faults.includes("UploadPart reset after 1048576 body bytes"), faults.join());
         assert.ok(faults.includes("UploadPart error 503 SlowDown"), faults.join());
@@ -289,7 +292,10 @@ integration(
       assert.deepEqual(await f.pending(), []);
 
       const rerun = ok(await f.z3(["backup"]));
-      assert.match(rerun[0], new RegExp(`^${f.dataset}@s1: full, \\d+ bytes in 6 part\\(s\\)$`));
+      assert.match(
+        rerun[0],
+        new RegExp(`^${f.dataset}@s1: full, \\d+ bytes in 6 part\\(s\\) in [\\d.]+ s, `),
+      );
       assert.deepEqual(await f.keys(PREFIX), [f.key("s1")]);
       assert.deepEqual(await health(f), [["s1", "ok"]]);
       assert.deepEqual(await f.pending(), []);

@@ -126,7 +126,7 @@ integration(
         const storm = proxy.injected().length / proxy.log.length;
         assert.ok(storm > 0.5, `the storm hit ${Math.round(storm * 100)} % of requests`);
         if (result.code === 0) {
-          assert.match(ok(result)[0], /^\S+@s1: full, \d+ bytes in 6 part\(s\)$/);
+          assert.match(ok(result)[0], /^\S+@s1: full, \d+ bytes in 6 part\(s\) in [\d.]+ s, /);
         } else {
           // A HEAD's 503 has no body to name SlowDown in: the status is the cause then.
           const line = failure(result, 4, /(SlowDown|ServiceUnavailable|\w+) \(HTTP 503\)/);
@@ -205,7 +205,7 @@ integration(
             },
       }, async (proxy) => {
         const result = await f.z3(["backup"], { HOST: proxy.endpoint });
-        assert.match(ok(result)[0], /@s1: full, \d+ bytes in 6 part\(s\)$/);
+        assert.match(ok(result)[0], /@s1: full, \d+ bytes in 6 part\(s\) in [\d.]+ s, /);
         assert.deepEqual(
           proxy.injected().map((e) => e.fault),
           ["drop response", "error 404 NoSuchUpload"],
@@ -228,7 +228,7 @@ integration(
       for (let i = 0; i < 3; i++) await f.store.createMultipart(f.key);
       assert.equal((await f.pending()).length, 3);
       const result = await f.z3(["backup"]);
-      assert.match(ok(result)[0], /@s1: full, \d+ bytes in 6 part\(s\)$/);
+      assert.match(ok(result)[0], /@s1: full, \d+ bytes in 6 part\(s\) in [\d.]+ s, /);
       assert.match(
         result.stderr,
         /: aborted 3 pending upload\(s\) of earlier runs \(no record of what they were started with\)$/m,
@@ -270,7 +270,7 @@ integration(
 
       const result = await f.z3(["backup"]);
       const line = ok(result)[0];
-      assert.match(line, /@s1: full, \d+ bytes in 6 part\(s\)$/, "nothing resumed");
+      assert.match(line, /@s1: full, \d+ bytes in 6 part\(s\) in [\d.]+ s, /, "nothing resumed");
       assert.match(
         result.stderr,
         /: aborted 1 pending upload\(s\) of earlier runs \(started with other metadata/,
@@ -342,7 +342,11 @@ exec '${new TextDecoder().decode(realZfs).trim()}' "$@"
           );
           await Deno.chmod(shim, 0o755);
           const result = await f.z3(["backup"], { Z3_ZFS_COMMAND: shim });
-          assert.match(ok(result)[0], /@s1: full, \d+ bytes in 6 part\(s\)$/, `estimate ${size}`);
+          assert.match(
+            ok(result)[0],
+            /@s1: full, \d+ bytes in 6 part\(s\) in [\d.]+ s, /,
+            `estimate ${size}`,
+          );
           const info = await f.store.head(f.key);
           assert.deepEqual(
             ["z3-part-size", "z3-part-double-every", "z3-part-grow-after", "size"]

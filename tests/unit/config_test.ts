@@ -93,3 +93,15 @@ Deno.test("sample.conf parses to the defaults and names every key", async () => 
     assert.match(text, new RegExp(`^#?${s.key}=`, "m"), `sample.conf names ${s.key}`);
   }
 });
+
+Deno.test("resolveConfig() lets an empty environment value override the file", () => {
+  const file = ini("[main]\nSNAPSHOT_PREFIX=auto-\nCONCURRENCY=3\nHOST=s3.example.com\n");
+  const c = resolveConfig({ env: { SNAPSHOT_PREFIX: "", CONCURRENCY: "", HOST: "" }, file });
+  assert.equal(c.snapshotPrefix, "", "empty is SNAPSHOT_PREFIX's value: every snapshot");
+  assert.equal(c.sources.SNAPSHOT_PREFIX, "$SNAPSHOT_PREFIX");
+  assert.equal(c.concurrency, 4, "a count cannot be empty: the default");
+  assert.equal(c.endpoint, undefined, "HOST cannot be empty: unset");
+  assert.equal(resolveConfig({ file }).snapshotPrefix, "auto-", "unset: the file's");
+  const region = ini("[main]\nS3_REGION=eu-west-1\n");
+  assert.equal(resolveConfig({ env: { AWS_REGION: "" }, file: region }).region, "eu-west-1");
+});
