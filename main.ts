@@ -263,7 +263,7 @@ await runCommand("z3", async ({ signal }) => {
             printOut([r.snapshot, r.state, r.detail].map(printable).join("\t"))
           );
         }
-        const bad = results.filter((r) => r.state === "corrupt" || r.state === "missing");
+        const bad = results.filter((r) => ["corrupt", "missing", "unprotected"].includes(r.state));
         if (bad.length > 0) {
           throw new IntegrityError(
             `Cannot verify ${bad.length} of ${results.length} snapshot(s): ${

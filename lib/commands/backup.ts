@@ -26,7 +26,7 @@ import { Progress } from "../progress.ts";
 import { loadRemote } from "../remote.ts";
 import type { S3Store } from "../s3.ts";
 import { type Resume, ResumeMismatchError, uploadStream } from "../upload.ts";
-import { type CheckRecord, MissingRecordError, writeCheck } from "../checks.ts";
+import { checkKey, type CheckRecord, MissingRecordError, writeCheck } from "../checks.ts";
 import { inspectObject } from "./restore.ts";
 import { describeError, S3Error } from "../errors.ts";
 import { rerecord } from "../rerecord.ts";
@@ -45,6 +45,14 @@ import {
   sendOptions,
 } from "../send_flags.ts";
 import { holdArgvLines, moveHold } from "../holds.ts";
+import {
+  ancestorsToExtend,
+  extendAncestors,
+  lockObject,
+  lockPlanLine,
+  runLock,
+} from "../locking.ts";
+import type { Retention } from "../s3.ts";
 
 /** Options of `z3 backup`. */
 export interface BackupOptions {
@@ -141,6 +149,10 @@ async function planAndUpload(
   dataset: string,
   options: BackupOptions,
 ): Promise<{ records: BackupRecord[]; newestCreated: number }> {
+  // Object Lock (OBJECT_LOCK_DAYS): a bucket without it is refused before anything else runs.
+  const attempts = config.maxRetries + 1;
+  const lock = await runLock(config, store, { attempts, signal: options.signal });
+  if (lock?.note) options.err(lock.note);
   const local = (await zfs.listSnapshots(dataset)).filter((s) =>
     s.snapshot.startsWith(config.snapshotPrefix)
   );
@@ -148,7 +160,8 @@ async function planAndUpload(
     signal: options.signal,
     attempts: config.maxRetries + 1,
   });
-  const plan = planBackup(local, new Chains(remote), {
+  const chains = new Chains(remote);
+  const plan = planBackup(local, chains, {
     full: options.full,
     target: options.snapshot,
     fullEvery: config.fullEvery,
@@ -164,18 +177,31 @@ async function planAndUpload(
     checkIncrementalFlags(base.name, readSendFlags(base.name, base.metadata), flags);
   }
   const newest = plan.steps[plan.steps.length - 1].snapshot.name;
+  const extend = lock && base && plan.steps[0].from !== undefined
+    ? ancestorsToExtend(chains, base.name, lock.retention, new Date())
+    : [];
   if (options.dryRun) {
     for (const step of plan.steps) options.out(describe(config, store, step, flags));
+    if (lock) options.out(lockPlanLine(lock.retention, extend.length));
     for (const argv of holdArgvLines(config, store.bucket, plan.base?.name, newest)) {
       options.out(formatArgv(argv));
     }
     return { records: [], newestCreated: plan.target.creation };
   }
   if (base && plan.steps[0].from !== undefined) await checkBase(config, store, base, options);
+  if (extend.length > 0) {
+    // Before the new objects: a run that stops midway never leaves a child locked longer.
+    const locking = { attempts, signal: options.signal };
+    const requests = await extendAncestors(store, config, extend, locking);
+    options.err(
+      `object lock: extended the retention of ${extend.length} ancestor(s) to ` +
+        `${lock!.retention.until.toISOString()} (${requests} PutObjectRetention request(s))`,
+    );
+  }
   const records: BackupRecord[] = [];
   for (const step of plan.steps) {
     options.signal?.throwIfAborted();
-    records.push(await backupOne(config, store, step, flags, options));
+    records.push(await backupOne(config, store, step, flags, options, lock?.retention));
   }
   await moveHold(config, store.bucket, plan.base?.name, newest, options.err);
   return { records, newestCreated: plan.target.creation };
@@ -200,6 +226,7 @@ async function backupOne(
   step: BackupStep,
   flags: string[],
   options: BackupOptions,
+  retention?: Retention,
 ): Promise<BackupRecord> {
   const { snapshot, from } = step;
   const key = keyFor(config.s3Prefix, snapshot.name);
@@ -233,7 +260,7 @@ async function backupOne(
   };
   const recordKey = pendingRecordKey(config.s3Prefix, snapshot.name);
   const pendingRecord = {
-    write: () => writePendingRecord(store, recordKey, started, attempts, options.signal),
+    write: () => writePendingRecord(store, recordKey, started, attempts, options.signal, retention),
     remove: () => store.delete(recordKey),
   };
   const resume = await findPending(store, key, { started, recordKey, attempts }, options);
@@ -251,6 +278,7 @@ async function backupOne(
         attempts,
         metadata,
         storageClass: config.storageClass,
+        lock: retention,
         signal: options.signal,
         resume,
         pendingRecord,
@@ -284,9 +312,11 @@ async function backupOne(
     ...(from ? { parent: from.name, parentGuid: from.guid } : {}),
     parts: result.partMd5s,
   };
+  const locking = { attempts, signal: options.signal };
+  if (retention) await lockObject(store, key, retention, locking);
   try {
     // writeCheck retries (MAX_RETRIES) on its own.
-    await writeCheck(store, config.s3Prefix, snapshot.name, record, config.maxRetries + 1);
+    await writeCheck(store, config.s3Prefix, snapshot.name, record, attempts, { lock: retention });
   } catch (err) {
     options.signal?.throwIfAborted();
     // The object is whole and verified: deleting it would lose a good backup. Restore refuses it
@@ -297,6 +327,9 @@ async function backupOne(
         `\`z3 verify --repair\` to write the record (restore refuses the object until then)`,
       { cause: err },
     );
+  }
+  if (retention) {
+    await lockObject(store, checkKey(config.s3Prefix, snapshot.name), retention, locking);
   }
   return {
     snapshot: snapshot.name,

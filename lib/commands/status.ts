@@ -19,11 +19,19 @@ import { loadRemote } from "../remote.ts";
 import type { S3Store } from "../s3.ts";
 import * as zfs from "../zfs.ts";
 import { holdStatus } from "../holds.ts";
+import { lockColumns, type LockMode } from "../object_lock.ts";
 
-/** A status row, with how its object is encrypted (absent: plain) and to which recipients. */
+/**
+ * A status row, with how its object is encrypted (absent: plain) and to which recipients, and
+ * its Object Lock retention (absent: none; see `object_lock.ts`).
+ */
 export interface StatusLine extends StatusRow {
   encryption?: "age";
   recipients?: string[];
+  /** `GOVERNANCE`, `COMPLIANCE`, or `unreadable` when the bucket's lock headers do not parse. */
+  lockMode?: LockMode | "unreadable";
+  /** ISO 8601 end of the retention. */
+  lockUntil?: string;
 }
 
 /** Rows of the status table for the configured dataset and snapshot prefix. */
@@ -40,8 +48,10 @@ export async function status(
   const attempts = config.maxRetries + 1;
   const all = await loadRemote(store, config.s3Prefix, dataset, { signal, attempts });
   const flaws = await recordFlaws(store, config.s3Prefix, all, { attempts, signal });
-  return statusRows(local, new Chains(all, flaws), prefix).map((row) => {
-    const meta = all.get(`${dataset}@${row.name}`)?.metadata ?? {};
+  return statusRows(local, new Chains(all, flaws), prefix).map((plain) => {
+    const snap = all.get(`${dataset}@${plain.name}`);
+    const row: StatusLine = { ...plain, ...lockColumns(snap?.lock) };
+    const meta = snap?.metadata ?? {};
     if (meta[AGE_META.encryption] !== "age") return row;
     const recipients = (meta[AGE_META.recipients] ?? "").split(",").filter((r) => r !== "");
     return { ...row, encryption: "age", recipients };
@@ -71,27 +81,44 @@ function encryptionCell(row: StatusLine): string {
     : row.encryption;
 }
 
+/** `GOVERNANCE until 2026-12-08T13:00:00.000Z`, or empty. */
+function lockCell(row: StatusLine): string {
+  if (!row.lockMode) return "";
+  return row.lockUntil ? `${row.lockMode} until ${row.lockUntil}` : row.lockMode;
+}
+
 /**
  * The original z3's table: columns separated by ` | `, padded; an ENCRYPTION column is added
- * when any object is encrypted.
+ * when any object is encrypted, a LOCK column when any is under Object Lock.
  */
 export function formatTable(rows: StatusLine[]): string[] {
   const any = rows.some((r) => r.encryption);
-  const columns = any ? [...COLUMNS, "ENCRYPTION"] : COLUMNS;
-  const lines = [columns, ...rows.map((r) => any ? [...cells(r), encryptionCell(r)] : cells(r))];
+  const locks = rows.some((r) => r.lockMode);
+  const columns = [...COLUMNS, ...(any ? ["ENCRYPTION"] : []), ...(locks ? ["LOCK"] : [])];
+  const lines = [
+    columns,
+    ...rows.map((r) => [
+      ...cells(r),
+      ...(any ? [encryptionCell(r)] : []),
+      ...(locks ? [printable(lockCell(r))] : []),
+    ]),
+  ];
   const widths = columns.map((_, i) => Math.max(...lines.map((l) => l[i].length)));
   return lines.map((l) => l.map((c, i) => c.padEnd(widths[i])).join(" | ").trimEnd());
 }
 
 /**
  * Tab-separated rows without a header (the original's --parseable), escaped as the table; when
- * any object is encrypted, a seventh field: `age:RECIPIENT,RECIPIENT` or empty.
+ * any object is encrypted, a seventh field: `age:RECIPIENT,RECIPIENT` or empty; then, when any
+ * is under Object Lock, two more: its mode and the end of its retention (or empty).
  */
 export function formatParseable(rows: StatusLine[]): string[] {
   const any = rows.some((r) => r.encryption);
+  const locks = rows.some((r) => r.lockMode);
   return rows.map((r) => {
     const fields = [r.name, r.parent, r.type, r.health, r.localState, String(r.size ?? "")];
     if (any) fields.push(r.encryption ? `${r.encryption}:${(r.recipients ?? []).join(",")}` : "");
+    if (locks) fields.push(r.lockMode ?? "", r.lockUntil ?? "");
     return fields.map(printable).join("\t");
   });
 }

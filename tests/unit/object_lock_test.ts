@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+import { extension, isLocked, parseLock, runRetention } from "../../lib/object_lock.ts";
+
+Deno.test("parseLock() reads what Ceph 16 sends and nothing looser", () => {
+  // $ curl -I …: x-amz-object-lock-retain-until-date: 2026-12-01T13:43:39.112000000Z (Ceph 16.2.15)
+  assert.deepEqual(
+    parseLock({ mode: "GOVERNANCE", until: "2026-12-01T13:43:39.112000000Z" }),
+    { kind: "locked", mode: "GOVERNANCE", until: new Date("2026-12-01T13:43:39.112Z") },
+  );
+  assert.deepEqual(parseLock({ mode: "COMPLIANCE", until: "2026-12-01T13:43:39Z" }), {
+    kind: "locked",
+    mode: "COMPLIANCE",
+    until: new Date("2026-12-01T13:43:39Z"),
+  });
+  assert.deepEqual(parseLock({}), { kind: "none" });
+  assert.deepEqual(parseLock(undefined), { kind: "none" });
+  for (
+    const bad of [
+      { mode: "governance", until: "2026-12-01T13:43:39Z" },
+      { mode: "GOVERNANCE" },
+      { until: "2026-12-01T13:43:39Z" },
+      { mode: "GOVERNANCE", until: "2026-12-01" },
+      { mode: "GOVERNANCE", until: "2026-02-30T00:00:00Z" },
+      { mode: "GOVERNANCE", until: "2026-12-01T13:43:39+01:00" },
+      { mode: "GOVERNANCE", until: "Tue, 01 Dec 2026 13:43:39 GMT" },
+      { mode: "GOVERNANCE", until: "2026-12-01T13:43:39Z, 2099-01-01T00:00:00Z" },
+      { mode: "GOVERNANCE, COMPLIANCE", until: "2026-12-01T13:43:39Z" },
+    ]
+  ) {
+    const state = parseLock(bad);
+    assert.equal(state.kind, "unreadable", JSON.stringify(bad));
+    // An unreadable lock is treated as locked: prune never counts on it having ended.
+    assert.ok(isLocked(state, new Date("2100-01-01T00:00:00Z")));
+  }
+});
+
+Deno.test("runRetention() never sets a weaker lock than the bucket's default rule", () => {
+  const now = new Date("2026-12-01T00:00:00Z");
+  assert.deepEqual(runRetention(7, "GOVERNANCE", { now }), {
+    retention: { mode: "GOVERNANCE", until: new Date("2026-12-08T00:00:00Z") },
+  });
+  const longer = runRetention(7, "GOVERNANCE", { now, rule: { mode: "COMPLIANCE", days: 30 } });
+  assert.deepEqual(longer.retention, {
+    mode: "COMPLIANCE",
+    until: new Date("2026-12-31T00:00:00Z"),
+  });
+  assert.match(longer.note ?? "", /default rule \(COMPLIANCE, 30 days\) is stricter/);
+  const weaker = runRetention(30, "GOVERNANCE", { now, rule: { mode: "GOVERNANCE", days: 1 } });
+  assert.deepEqual(weaker, {
+    retention: { mode: "GOVERNANCE", until: new Date("2026-12-31T00:00:00Z") },
+  });
+  assert.equal(
+    runRetention(1, "GOVERNANCE", { now, rule: { mode: "GOVERNANCE", years: 1 } }).retention
+      .until.toISOString(),
+    "2027-12-01T00:00:00.000Z",
+  );
+});
+
+Deno.test("extension() only ever lengthens and keeps a running COMPLIANCE lock", () => {
+  const now = new Date("2026-12-01T00:00:00Z");
+  const until = new Date("2026-12-10T00:00:00Z");
+  const later = {
+    kind: "locked" as const,
+    mode: "GOVERNANCE" as const,
+    until: new Date(until.getTime() + 1),
+  };
+  assert.equal(extension(later, until, "GOVERNANCE", now), undefined);
+  assert.deepEqual(extension({ kind: "none" }, until, "GOVERNANCE", now), {
+    mode: "GOVERNANCE",
+    until,
+  });
+  const compliance = {
+    kind: "locked" as const,
+    mode: "COMPLIANCE" as const,
+    until: new Date("2026-12-05T00:00:00Z"),
+  };
+  assert.deepEqual(extension(compliance, until, "GOVERNANCE", now), { mode: "COMPLIANCE", until });
+  const ended = {
+    kind: "locked" as const,
+    mode: "COMPLIANCE" as const,
+    until: new Date("2026-11-01T00:00:00Z"),
+  };
+  assert.deepEqual(extension(ended, until, "GOVERNANCE", now), { mode: "GOVERNANCE", until });
+});
