@@ -82,7 +82,9 @@ export async function prune(
     const refused = await deleteAll(config, store, chains, plan.deletes, options);
     for (const line of lines) {
       const why = refused.get(line.snapshot);
-      if (why !== undefined) Object.assign(line, { action: "keep", reasons: [why] });
+      if (why !== undefined && line.action === "delete") {
+        Object.assign(line, { action: "keep", reasons: [why] });
+      }
     }
   } finally {
     lock?.release();
@@ -103,17 +105,18 @@ async function deleteAll(
 ): Promise<Map<string, string>> {
   const attempts = config.maxRetries + 1;
   const kept = new Map<string, string>();
+  const retry = { attempts, signal: options.signal };
   for (const s of deletes) {
     options.signal?.throwIfAborted();
     if (kept.has(s.name)) continue;
     options.err(`deleting ${printable(s.key)}`);
     const record = checkKey(config.s3Prefix, s.name);
     if (s.versionId === undefined) {
-      await withRetry(() => store.delete(s.key), { attempts, signal: options.signal });
-      await withRetry(() => store.delete(record), { attempts, signal: options.signal });
+      await withRetry(() => store.delete(s.key), retry);
+      await withRetry(() => store.delete(record), retry);
       continue;
     }
-    const gone = await deleteVersions(store, s.key, s.versionId, { attempts, ...options });
+    const gone = await deleteVersions(store, s.key, s.versionId, retry);
     if (gone.refused !== undefined) {
       kept.set(s.name, `delete refused: ${gone.refused}`);
       for (const a of chains.ancestors(s.name)) {
@@ -122,7 +125,7 @@ async function deleteAll(
       options.err(`kept ${printable(s.key)}: ${gone.refused}`);
       continue;
     }
-    const recordGone = await deleteVersions(store, record, undefined, { attempts, ...options });
+    const recordGone = await deleteVersions(store, record, undefined, retry);
     const stuck = gone.stuck + recordGone.stuck;
     if (recordGone.refused !== undefined) {
       options.err(`kept check record ${printable(record)}: ${recordGone.refused}`);
