@@ -16,6 +16,7 @@ import { integration } from "../bed/bed.ts";
 import { withCleanup } from "../bed/cleanup.ts";
 import { type CliResult, runZ3 } from "../bed/cli.ts";
 import { failure, ok } from "../bed/expect.ts";
+import { rewriteProxy } from "../bed/rewrite_proxy.ts";
 import { pseudoRandom } from "../bed/files.ts";
 import { childEnv, freshBucket, freshLockedBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool, type TestPool } from "../bed/zfs_bed.ts";
@@ -351,4 +352,44 @@ integration(
     });
   },
   { zfs: false },
+);
+
+integration(
+  "prune keeps an object whose delete the server refuses (the bucket said its lock had ended), and what it builds on",
+  async (bed) => {
+    await withLockedFixture(bed.s3, "lock-prune-refused", async (f) => {
+      await lockedChainThenNewFull(f);
+      // The lock headers of s1 and s2 claim a date long past; the server still holds them.
+      const proxy = rewriteProxy(bed.s3.S3_ENDPOINT, (req, res) => {
+        const path = decodeURIComponent(req.target.split("?")[0]);
+        if (req.method !== "HEAD" || !/@s[12]$/.test(path)) return;
+        res.headers = res.headers.map(([name, value]) =>
+          name.toLowerCase() === "x-amz-object-lock-retain-until-date"
+            ? [name, "2000-01-01T00:00:00.000Z"]
+            : [name, value]
+        );
+      });
+      try {
+        const result = await f.z3(["prune"], { KEEP_LAST: "1", HOST: proxy.endpoint });
+        const lines = ok(result);
+        assert.match(
+          lines.find((l) => l.startsWith(`keep\t${f.dataset}@s2\t`)) ?? "",
+          /\tdelete refused: Cannot delete version "[^"]+" of "[^"]+@s2" .*AccessDenied \(HTTP 403\)/,
+        );
+        assert.ok(
+          lines.includes(
+            `keep\t${f.dataset}@s1\tneeded by ${f.dataset}@s2, whose delete was refused`,
+          ),
+          result.stdout,
+        );
+        assert.doesNotMatch(result.stderr, /deleting [^\n]*@s1/, "s1 was not even tried");
+      } finally {
+        await proxy.close();
+      }
+      for (const snap of ["s1", "s2", "s3"]) {
+        assert.ok(await f.store.head(f.keys(snap).object), `${snap} is still there`);
+        assert.ok(await f.store.head(f.keys(snap).record), `${snap}'s record is still there`);
+      }
+    });
+  },
 );
