@@ -216,11 +216,12 @@ export function planPrune(
         `upload time for the hourly to yearly counts)`,
     );
   }
+  const counted = new Set(selected);
   for (const entry of entries) {
     const reason = held.get(entry.snapshot.name);
     if (reason === undefined) continue;
     entry.reasons.push(reason);
-    if (!selected.includes(entry)) selected.push(entry);
+    if (!counted.has(entry)) selected.push(entry);
   }
 
   // Pin ancestors. An ancestor already pinned had its own ancestors pinned then: stop there,

@@ -393,3 +393,21 @@ integration(
     });
   },
 );
+
+integration(
+  "verify --repair with OBJECT_LOCK_DAYS writes the missing check record locked",
+  async (bed) => {
+    await withLockedFixture(bed.s3, "lock-repair", async (f) => {
+      await snapshotWithData(f, "s1", 64 * 1024, 1);
+      ok(await f.z3(["backup"], { OBJECT_LOCK_DAYS: "1" }));
+      // A plain delete hides the locked record under a delete marker: it reads as missing.
+      await f.store.delete(f.keys("s1").record);
+      const t = Date.now();
+      const lines = ok(await f.z3(["verify", "--repair"], { OBJECT_LOCK_DAYS: "1" }));
+      assert.match(lines.join("\n"), /@s1\trepaired\t/);
+      const r = await retentionOf(f, f.keys("s1").record);
+      assert.equal(r.mode, "GOVERNANCE");
+      near(r.until, t + DAY, "the record written again");
+    });
+  },
+);
