@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import {
   GetObjectRetentionCommand,
   ListObjectVersionsCommand,
+  PutObjectLockConfigurationCommand,
   PutObjectRetentionCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
@@ -408,6 +409,34 @@ integration(
       const r = await retentionOf(f, f.keys("s1").record);
       assert.equal(r.mode, "GOVERNANCE");
       near(r.until, t + DAY, "the record written again");
+    });
+  },
+);
+
+integration(
+  "backup never locks weaker than the bucket's default retention rule, and says so",
+  async (bed) => {
+    await withLockedFixture(bed.s3, "lock-rule", async (f) => {
+      await f.client.send(
+        new PutObjectLockConfigurationCommand({
+          Bucket: f.store.bucket,
+          ObjectLockConfiguration: {
+            ObjectLockEnabled: "Enabled",
+            Rule: { DefaultRetention: { Mode: "GOVERNANCE", Days: 2 } },
+          },
+        }),
+      );
+      await snapshotWithData(f, "s1", 64 * 1024, 1);
+      const t = Date.now();
+      const result = await f.z3(["backup"], { OBJECT_LOCK_DAYS: "1" });
+      ok(result);
+      assert.match(
+        result.stderr,
+        /object lock: the bucket's default rule \(GOVERNANCE, 2 days\) is stricter than OBJECT_LOCK_DAYS=1 OBJECT_LOCK_MODE=GOVERNANCE: using GOVERNANCE, 2 days/,
+      );
+      for (const key of Object.values(f.keys("s1"))) {
+        near((await retentionOf(f, key)).until, t + 2 * DAY, key);
+      }
     });
   },
 );

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
+import { indexRemote, type RemoteSnapshot } from "../../lib/chain.ts";
+import { Chains } from "../../lib/chain_walk.ts";
 import { extension, isLocked, parseLock, runRetention } from "../../lib/object_lock.ts";
+import { heldByLock } from "../../lib/prune_lock.ts";
+import { planPrune } from "../../lib/retention.ts";
 
 Deno.test("parseLock() reads what Ceph 16 sends and nothing looser", () => {
   // $ curl -I …: x-amz-object-lock-retain-until-date: 2026-12-01T13:43:39.112000000Z (Ceph 16.2.15)
@@ -81,4 +85,52 @@ Deno.test("extension() only ever lengthens and keeps a running COMPLIANCE lock",
     until: new Date("2026-11-01T00:00:00Z"),
   };
   assert.deepEqual(extension(ended, until, "GOVERNANCE", now), { mode: "GOVERNANCE", until });
+});
+
+Deno.test("planPrune() keeps what Object Lock holds, and what it builds on, counting it for no rule", () => {
+  const ds = "pool/fs";
+  const snap = (name: string, hour: number, parent?: string): RemoteSnapshot => ({
+    name: `${ds}@${name}`,
+    snapshot: name,
+    key: `z3-backup/${ds}@${name}`,
+    isFull: parent === undefined,
+    parent: parent === undefined ? undefined : `${ds}@${parent}`,
+    created: Date.parse("2030-01-01T00:00:00Z") / 1000 + hour * 3600,
+    objectSize: 1,
+    metadata: {},
+  });
+  // a0 ← a1 ← a2 (a1 locked), then b0 ← b1.
+  const remote = indexRemote([
+    snap("a0", 0),
+    snap("a1", 1, "a0"),
+    snap("a2", 2, "a1"),
+    snap("b0", 3),
+    snap("b1", 4, "b0"),
+  ]);
+  const now = new Date("2030-02-01T00:00:00Z");
+  const held = heldByLock(
+    new Map([...remote].map(([name, s]) => [
+      name,
+      {
+        ...s,
+        lock: name.endsWith("@a1")
+          ? parseLock({ mode: "GOVERNANCE", until: "2030-03-01T00:00:00Z" })
+          : name.endsWith("@a2")
+          ? parseLock({ mode: "GOVERNANCE", until: "2030-01-15T00:00:00Z" }) // ended
+          : { kind: "none" as const },
+      },
+    ])),
+    now,
+  );
+  assert.deepEqual([...held], [[`${ds}@a1`, "locked until 2030-03-01T00:00:00.000Z"]]);
+  const plan = planPrune(new Chains(remote), { last: 1 }, now, held);
+  const reasons = Object.fromEntries(plan.decisions.map((d) => [d.snapshot.snapshot, d.reasons]));
+  assert.deepEqual(reasons, {
+    a0: ["needed by a kept snapshot"],
+    a1: ["locked until 2030-03-01T00:00:00.000Z"],
+    a2: [],
+    b0: ["needed by a kept snapshot"],
+    b1: ["last"],
+  });
+  assert.deepEqual(plan.deletes.map((s) => s.snapshot), ["a2"]);
 });
