@@ -105,7 +105,8 @@ Commands:
             (newest per hour/day/ISO week/month/year, UTC). Never deletes an object a kept
             snapshot's chain needs, nor one of a broken chain, nor anything while an object
             disagrees with its check record (exit 6); --dry-run prints every decision and why.
-            backup --prune prunes only after a successful backup.
+            Keeps what Object Lock still holds ("locked until DATE"); deletes the rest of a
+            versioned bucket by version id. backup --prune prunes only after a successful backup.
   get       write one object's verified bytes to stdout (KEY as stored, or dataset@snap),
             decrypted with AGE_IDENTITY_FILE when it is encrypted with age
   verify    download every object of FILESYSTEM (or SNAPSHOT's chain), check it against its check
@@ -115,7 +116,9 @@ Commands:
             destroyed after.
             --repair writes a z3 object's missing check record again when its bytes match its
             ETag (reported "repaired"); a record that disagrees is never overwritten.
-            Exit 6 when anything is corrupt or missing; an S3 or zfs failure exits 4 or 3.
+            unprotected: an Object Lock retention shorter than its chain needs.
+            Exit 6 when anything is corrupt, missing or unprotected; an S3 or zfs failure exits
+            4 or 3.
   cleanup   abort the multipart uploads under S3_PREFIX started more than AGE ago (default
             ${DEFAULT_MAX_AGE}; e.g. 30m, 12h, 7d; 0 takes all, a backup running now included): what
             a run killed outright or cut off from the endpoint leaves behind. One line per
@@ -145,7 +148,7 @@ Exit status:
   0    success (also: nothing to do)
   1    unexpected error (a bug: please report it)
   2    usage: bad flags, config, names or sizes; no AGE_IDENTITY_FILE identity for an
-       encrypted object
+       encrypted object; OBJECT_LOCK_DAYS set for a bucket without Object Lock
   3    a zfs command failed
   4    S3 refused or failed a request
   5    the snapshot chain is broken or diverges from the local one
@@ -375,7 +378,7 @@ await runCommand("z3", async ({ signal }) => {
             printOut([r.snapshot, r.state, r.detail].map(printable).join("\t"))
           );
         }
-        const bad = results.filter((r) => r.state === "corrupt" || r.state === "missing");
+        const bad = results.filter((r) => ["corrupt", "missing", "unprotected"].includes(r.state));
         if (bad.length > 0) {
           throw new IntegrityError(
             `Cannot verify ${bad.length} of ${results.length} snapshot(s): ${

@@ -11,6 +11,7 @@
  * @module
  */
 
+import type { LockState } from "./object_lock.ts";
 import { type Chains, type Health, quote } from "./chain_walk.ts";
 import { ChainError, UsageError } from "./errors.ts";
 import type { LocalSnapshot } from "./zfs.ts";
@@ -59,6 +60,10 @@ export interface RemoteSnapshot {
   lastModified?: Date;
   /** All metadata, keys lower-cased. */
   metadata: Record<string, string>;
+  /** The version HeadObject saw, in a versioned bucket (Object Lock buckets are). */
+  versionId?: string;
+  /** Its Object Lock retention as HeadObject read it (`object_lock.ts`); absent: not read. */
+  lock?: LockState;
 }
 
 /** Returns `prefix` ending in exactly one `/`, or `""` when it is empty (or only slashes). */

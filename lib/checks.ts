@@ -16,7 +16,7 @@ import { IntegrityError } from "./errors.ts";
 import { printable } from "./names.ts";
 import { mapLimit } from "./remote.ts";
 import { withRetry } from "./retry.ts";
-import type { S3Store } from "./s3.ts";
+import type { Retention, S3Store } from "./s3.ts";
 import { createHash } from "node:crypto";
 
 /**
@@ -56,17 +56,18 @@ export class MissingRecordError extends IntegrityError {
   }
 }
 
-/** Writes the record (a single small PutObject, retried). */
+/** Writes the record (a single small PutObject, retried), locked with `options.lock` if set. */
 export async function writeCheck(
   store: S3Store,
   prefix: string,
   name: string,
   record: CheckRecord,
   attempts: number,
+  options: { lock?: Retention } = {},
 ): Promise<void> {
   const body = new TextEncoder().encode(JSON.stringify(record) + "\n");
   const md5 = createHash("md5").update(body).digest("base64");
-  await withRetry(() => store.put(checkKey(prefix, name), body, md5), { attempts });
+  await withRetry(() => store.put(checkKey(prefix, name), body, md5, options), { attempts });
 }
 
 /** Larger than any record z3 writes (10,000 part MD5s take about 350 KB): not read. */

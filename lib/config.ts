@@ -252,6 +252,22 @@ export const SETTINGS: readonly SettingDef[] = [
     help: "prune: keep the newest of each of the last N years",
   },
   {
+    key: "OBJECT_LOCK_DAYS",
+    flag: "object-lock-days",
+    kind: "count",
+    default: "0",
+    help: "S3 Object Lock: lock new objects (and their chains) this many days (0: off)",
+  },
+  {
+    key: "OBJECT_LOCK_MODE",
+    flag: "object-lock-mode",
+    kind: "string",
+    default: "governance",
+    choices: ["governance", "compliance"],
+    help:
+      "Object Lock mode: governance (a BypassGovernanceRetention key may undo it) or compliance",
+  },
+  {
     key: "METRICS_FILE",
     flag: "metrics-file",
     kind: "string",
@@ -309,6 +325,10 @@ export interface Config {
   keep: Record<string, string | undefined>;
   /** `METRICS_FILE`: the Prometheus text file backup updates (see `metrics.ts`). */
   metricsFile?: string;
+  /** `OBJECT_LOCK_DAYS`: days new objects are locked (`object_lock.ts`); 0: no Object Lock. */
+  objectLockDays: number;
+  /** `OBJECT_LOCK_MODE`. */
+  objectLockMode: "GOVERNANCE" | "COMPLIANCE";
   /** Where each key's value came from. */
   sources: Record<string, Source>;
   /** The secret values, for redaction. */
@@ -429,6 +449,8 @@ export function resolveConfig(inputs: ConfigInputs): Config {
       ) => [k, parsed[k] === undefined ? undefined : String(parsed[k])]),
     ),
     metricsFile: (parsed.METRICS_FILE as string | undefined) || undefined,
+    objectLockDays: parsed.OBJECT_LOCK_DAYS as number,
+    objectLockMode: parsed.OBJECT_LOCK_MODE === "compliance" ? "COMPLIANCE" : "GOVERNANCE",
     sources,
     secrets,
   };
@@ -454,6 +476,7 @@ function parseValue(def: SettingDef, value: string, source: Source): unknown {
       if (def.key === "CONCURRENCY" && (n < 1 || n > 64)) fail("expected 1 to 64");
       if (def.key === "S3_TIMEOUT" && n < 1) fail("expected at least 1 second");
       if (def.key === "MAX_RETRIES" && n > 100) fail("expected at most 100");
+      if (def.key === "OBJECT_LOCK_DAYS" && n > 36500) fail("expected at most 36500 (100 years)");
       if (!Number.isSafeInteger(n)) fail("expected a whole number");
       return n;
     }

@@ -12,7 +12,7 @@
 import { checkKey } from "./checks.ts";
 import { toBase64 } from "./hex.ts";
 import { withRetry } from "./retry.ts";
-import type { S3Store } from "./s3.ts";
+import type { Retention, S3Store } from "./s3.ts";
 import { createHash } from "node:crypto";
 
 /** What a multipart upload was started with. */
@@ -34,10 +34,11 @@ export async function writePendingRecord(
   record: PendingRecord,
   attempts: number,
   signal?: AbortSignal,
+  lock?: Retention,
 ): Promise<void> {
   const body = new TextEncoder().encode(JSON.stringify(record) + "\n");
   const md5 = toBase64(new Uint8Array(createHash("md5").update(body).digest()));
-  await withRetry(() => store.put(key, body, md5, { signal }), { attempts, signal });
+  await withRetry(() => store.put(key, body, md5, { signal, lock }), { attempts, signal });
 }
 
 /** Reads the record; `undefined` when there is none or it is not one (the bucket is untrusted). */

@@ -7,6 +7,7 @@
  */
 
 import { indexRemote, normalizePrefix, parseRemote, type RemoteSnapshot } from "./chain.ts";
+import { parseLock } from "./object_lock.ts";
 import { withRetry } from "./retry.ts";
 import type { S3Store } from "./s3.ts";
 
@@ -59,7 +60,11 @@ export async function loadRemote(
       info.size,
       info.lastModified ?? o.lastModified,
     );
-    if (snap !== undefined) snap.etag = info.etag;
+    if (snap !== undefined) {
+      snap.etag = info.etag;
+      snap.versionId = info.versionId;
+      snap.lock = parseLock(info.lockHeaders);
+    }
     return snap;
   });
   return indexRemote(snaps.filter((s): s is RemoteSnapshot => s !== undefined));

@@ -11,7 +11,8 @@
  * @module
  */
 
-import { type CheckRecord, writeCheck } from "./checks.ts";
+import { checkKey, type CheckRecord, writeCheck } from "./checks.ts";
+import { lockObject, runLock } from "./locking.ts";
 import { type RemoteSnapshot, shapeOf } from "./chain.ts";
 import { downloadVerified } from "./commands/restore.ts";
 import type { Config } from "./config.ts";
@@ -61,6 +62,14 @@ export async function rerecord(
   if (shape.guid !== undefined) record.guid = shape.guid;
   if (shape.parent !== undefined) record.parent = shape.parent;
   if (shape.parentGuid !== undefined) record.parentGuid = shape.parentGuid;
-  await writeCheck(store, config.s3Prefix, snapshot.name, record, attempts);
+  // Under OBJECT_LOCK_DAYS the record is locked as backup locks one (refused without Object Lock).
+  const lock = await runLock(config, store, { attempts, signal });
+  await writeCheck(store, config.s3Prefix, snapshot.name, record, attempts, {
+    lock: lock?.retention,
+  });
+  if (lock) {
+    const key = checkKey(config.s3Prefix, snapshot.name);
+    await lockObject(store, key, lock.retention, { attempts, signal });
+  }
   return record;
 }

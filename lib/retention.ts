@@ -91,7 +91,10 @@ export type KeepReason =
   | "monthly"
   | "yearly"
   | "needed by a kept snapshot"
-  | "unhealthy chain (left alone)";
+  | "unhealthy chain (left alone)"
+  /** Object Lock: the server would refuse the delete (see `prune_lock.ts`). */
+  | `locked until ${string}`
+  | `lock unreadable${string}`;
 
 /** The verdict on one object. */
 export interface PruneDecision {
@@ -153,6 +156,9 @@ const KEEPS_NOTHING = "Cannot prune: the policy keeps nothing; set KEEP_LAST or 
  * `now` is accepted for rules relative to the present (a future `KEEP_WITHIN`); the
  * grandfather-father-son rules count periods that have snapshots and do not read it.
  *
+ * `held` (Object Lock) names objects that must stay whatever the policy says, with the reason:
+ * they count for no rule, but their ancestors are pinned like those of a kept snapshot.
+ *
  * @throws {UsageError} when the policy keeps no snapshot: every count absent or zero, or none
  * of the healthy snapshots selected (bucket kinds select only snapshots with a known time).
  */
@@ -160,6 +166,7 @@ export function planPrune(
   chains: Chains,
   policy: RetentionPolicy,
   _now: Date,
+  held: ReadonlyMap<string, KeepReason> = new Map(),
 ): PrunePlan {
   requirePolicy(policy);
 
@@ -209,6 +216,13 @@ export function planPrune(
       `${KEEPS_NOTHING} (of ${candidates.length} snapshot(s), none records a creation or ` +
         `upload time for the hourly to yearly counts)`,
     );
+  }
+  const counted = new Set(selected);
+  for (const entry of entries) {
+    const reason = held.get(entry.snapshot.name);
+    if (reason === undefined) continue;
+    entry.reasons.push(reason);
+    if (!counted.has(entry)) selected.push(entry);
   }
 
   // Pin ancestors. An ancestor already pinned had its own ancestors pinned then: stop there,

@@ -17,11 +17,14 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  GetObjectLockConfigurationCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   ListPartsCommand,
   PutObjectCommand,
+  PutObjectRetentionCommand,
   S3Client,
   type StorageClass,
   UploadPartCommand,
@@ -69,6 +72,40 @@ export interface ObjectInfo {
   lastModified?: Date;
   /** The SSE response headers, where the server sent them (see `etag_md5.ts`). */
   encryption: { serverSideEncryption?: string; customerAlgorithm?: string };
+  /** `x-amz-version-id`, in a versioned bucket. */
+  versionId?: string;
+  /**
+   * The Object Lock headers exactly as the server sent them (`x-amz-object-lock-mode`,
+   * `-retain-until-date`), unparsed: the bucket is untrusted, `object_lock.ts` parses them.
+   */
+  lockHeaders: LockHeaders;
+}
+
+/** Object Lock response headers, raw. */
+export interface LockHeaders {
+  mode?: string;
+  until?: string;
+}
+
+/** A retention to set: mode and date. */
+export interface Retention {
+  mode: "GOVERNANCE" | "COMPLIANCE";
+  until: Date;
+}
+
+/** What GetObjectLockConfiguration says about the bucket. */
+export interface BucketLock {
+  /** Object Lock is enabled on the bucket. */
+  enabled: boolean;
+  /** The bucket's default retention rule, when it has one. */
+  rule?: { mode?: string; days?: number; years?: number };
+}
+
+/** One version of a key (ListObjectVersions), delete markers included. */
+export interface KeyVersion {
+  versionId: string;
+  isLatest: boolean;
+  deleteMarker: boolean;
 }
 
 /** One entry of a listing. */
@@ -91,6 +128,8 @@ export interface WriteOptions {
   metadata?: Record<string, string>;
   storageClass?: string;
   signal?: AbortSignal;
+  /** Object Lock retention for the new object (with Content-MD5, as Object Lock requires). */
+  lock?: Retention;
 }
 
 /** An error from S3, classified. */
@@ -250,23 +289,120 @@ export class S3Store {
     }
   }
 
-  /** Creates the bucket (tests and demo). */
-  async createBucket(): Promise<void> {
+  /** Creates the bucket (tests and demo), with Object Lock enabled when `objectLock`. */
+  async createBucket(options: { objectLock?: boolean } = {}): Promise<void> {
     await this.#send(
       `create bucket "${this.bucket}"`,
-      () => this.#client.send(new CreateBucketCommand({ Bucket: this.bucket })),
+      () =>
+        this.#client.send(
+          new CreateBucketCommand({
+            Bucket: this.bucket,
+            ObjectLockEnabledForBucket: options.objectLock || undefined,
+          }),
+        ),
+    );
+  }
+
+  /** Whether the bucket has Object Lock enabled, and its default retention rule. */
+  async lockConfiguration(signal?: AbortSignal): Promise<BucketLock> {
+    try {
+      const out = await this.#client.send(
+        new GetObjectLockConfigurationCommand({ Bucket: this.bucket }),
+        { abortSignal: signal },
+      );
+      const config = out.ObjectLockConfiguration;
+      const rule = config?.Rule?.DefaultRetention;
+      return {
+        enabled: config?.ObjectLockEnabled === "Enabled",
+        rule: rule ? { mode: rule.Mode, days: rule.Days, years: rule.Years } : undefined,
+      };
+    } catch (err) {
+      const e = err as SdkErrorShape;
+      if (e.name === "ObjectLockConfigurationNotFoundError") return { enabled: false };
+      throw classifyError(`read the Object Lock configuration of bucket "${this.bucket}"`, err);
+    }
+  }
+
+  /**
+   * Sets the retention of `key` (its version `versionId`, else the current one). Extending is
+   * allowed in both modes; shortening is refused by the server (z3 never asks for it).
+   */
+  async putRetention(
+    key: string,
+    versionId: string | undefined,
+    retention: Retention,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    await this.#send(
+      `set the retention of "${key}" in bucket "${this.bucket}"`,
+      () =>
+        this.#client.send(
+          new PutObjectRetentionCommand({
+            Bucket: this.bucket,
+            Key: key,
+            VersionId: versionId,
+            Retention: { Mode: retention.mode, RetainUntilDate: retention.until },
+          }),
+          { abortSignal: signal },
+        ),
+    );
+  }
+
+  /** Every version of exactly `key` (delete markers too), newest first, all pages. */
+  async versions(key: string, signal?: AbortSignal): Promise<KeyVersion[]> {
+    const found: KeyVersion[] = [];
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    do {
+      const out = await this.#send(
+        `list the versions of "${key}" in bucket "${this.bucket}"`,
+        () =>
+          this.#client.send(
+            new ListObjectVersionsCommand({
+              Bucket: this.bucket,
+              Prefix: key,
+              KeyMarker: keyMarker,
+              VersionIdMarker: idMarker,
+            }),
+            { abortSignal: signal },
+          ),
+      );
+      const all = [
+        ...(out.Versions ?? []).map((v) => ({ ...v, deleteMarker: false })),
+        ...(out.DeleteMarkers ?? []).map((v) => ({ ...v, deleteMarker: true })),
+      ];
+      for (const v of all) {
+        if (v.Key !== key || !v.VersionId) continue;
+        found.push({
+          versionId: v.VersionId,
+          isLatest: v.IsLatest === true,
+          deleteMarker: v.deleteMarker,
+        });
+      }
+      keyMarker = out.IsTruncated ? out.NextKeyMarker : undefined;
+      idMarker = out.IsTruncated ? out.NextVersionIdMarker : undefined;
+    } while (keyMarker);
+    return found;
+  }
+
+  /** Deletes one version of `key` for good (refused with 403 while it is locked). */
+  async deleteVersion(key: string, versionId: string, signal?: AbortSignal): Promise<void> {
+    await this.#send(
+      `delete version "${versionId}" of "${key}" from bucket "${this.bucket}"`,
+      () =>
+        this.#client.send(
+          new DeleteObjectCommand({ Bucket: this.bucket, Key: key, VersionId: versionId }),
+          { abortSignal: signal },
+        ),
     );
   }
 
   /** Object metadata, or `undefined` when there is no such object. */
   async head(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined> {
     try {
-      const out = await this.#client.send(
-        new HeadObjectCommand({ Bucket: this.bucket, Key: key }),
-        {
-          abortSignal: signal,
-        },
-      );
+      const command = new HeadObjectCommand({ Bucket: this.bucket, Key: key });
+      const lockHeaders = takeLockHeaders(command);
+      const out = await this.#client.send(command, { abortSignal: signal });
       return {
         key,
         size: out.ContentLength ?? 0,
@@ -277,6 +413,8 @@ export class S3Store {
           serverSideEncryption: out.ServerSideEncryption,
           customerAlgorithm: out.SSECustomerAlgorithm,
         },
+        versionId: out.VersionId,
+        lockHeaders,
       };
     } catch (err) {
       const e = err as SdkErrorShape;
@@ -373,6 +511,7 @@ export class S3Store {
             ContentMD5: md5Base64,
             Metadata: options.metadata,
             StorageClass: options.storageClass as StorageClass | undefined,
+            ...lockParams(options.lock),
           }),
           { abortSignal: options.signal },
         ),
@@ -391,6 +530,7 @@ export class S3Store {
             Key: key,
             Metadata: options.metadata,
             StorageClass: options.storageClass as StorageClass | undefined,
+            ...lockParams(options.lock),
           }),
           { abortSignal: options.signal },
         ),
@@ -533,6 +673,34 @@ export class S3Store {
   close(): void {
     this.#client.destroy();
   }
+}
+
+function lockParams(lock: Retention | undefined) {
+  return lock ? { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: lock.until } : {};
+}
+
+/**
+ * Takes the Object Lock headers off `command`'s raw response before the SDK parses them (its
+ * date parser would throw on a malformed date, failing the whole HeadObject): the returned
+ * object is filled with them, unparsed, once the command has been sent.
+ */
+function takeLockHeaders(command: HeadObjectCommand): LockHeaders {
+  const taken: LockHeaders = {};
+  command.middlewareStack.add(
+    (next) => async (args) => {
+      const out = await next(args);
+      const headers = (out.response as { headers?: Record<string, string> }).headers;
+      if (headers) {
+        taken.mode = headers["x-amz-object-lock-mode"];
+        taken.until = headers["x-amz-object-lock-retain-until-date"];
+        delete headers["x-amz-object-lock-mode"];
+        delete headers["x-amz-object-lock-retain-until-date"];
+      }
+      return out;
+    },
+    { step: "deserialize", priority: "low", name: "z3LockHeaders" },
+  );
+  return taken;
 }
 
 function lowerKeys(metadata: Record<string, string>): Record<string, string> {

@@ -25,7 +25,7 @@ import { toHex } from "./hex.ts";
 import { Md5Lanes } from "./md5_lanes.ts";
 import { PartReader } from "./part_reader.ts";
 import { MAX_PART_SIZE, type PartSchedule, partSizeOf, scheduleToMetadata } from "./part_size.ts";
-import type { S3Store } from "./s3.ts";
+import type { Retention, S3Store } from "./s3.ts";
 import { putSingle } from "./upload_single.ts";
 import { type PendingRecordHooks, type Resume, uploadMultipart } from "./upload_multipart.ts";
 
@@ -46,6 +46,8 @@ export interface UploadOptions {
   metadata?: Record<string, string>;
   /** Storage class. */
   storageClass?: string;
+  /** Object Lock retention, on the PutObject or the CreateMultipartUpload. */
+  lock?: Retention;
   /** Aborts the upload (SIGINT/SIGTERM): requests in flight are cancelled. */
   signal?: AbortSignal;
   /** Awaited after the stream ends and before the object is made; a throw aborts the upload. */
@@ -132,7 +134,14 @@ export async function uploadStream(
       await reader.cancel(err);
       throw err;
     }
-    const common = { metadata, storageClass: options.storageClass, signal, retry, hasher };
+    const common = {
+      metadata,
+      storageClass: options.storageClass,
+      lock: options.lock,
+      signal,
+      retry,
+      hasher,
+    };
     if (!second) {
       if (options.resume) {
         await store.abortMultipart(key, options.resume.uploadId).catch(() => {});

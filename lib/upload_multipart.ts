@@ -18,7 +18,7 @@ import type { BufferPool } from "./buffer_pool.ts";
 import type { Md5Lanes } from "./md5_lanes.ts";
 import { type HashedPart, sendParts } from "./part_pipeline.ts";
 import { type RetryOptions, withRetry } from "./retry.ts";
-import type { S3Store } from "./s3.ts";
+import type { Retention, S3Store } from "./s3.ts";
 import { abortOrExplain } from "./upload_abort.ts";
 import { type Sent, storedDifference, verifyStored } from "./upload_check.ts";
 import { createHash } from "node:crypto";
@@ -50,6 +50,8 @@ export class ResumeMismatchError extends S3Error {
 export interface MultipartOptions {
   metadata: Record<string, string>;
   storageClass?: string;
+  /** Object Lock retention, sent on CreateMultipartUpload. */
+  lock?: Retention;
   signal?: AbortSignal;
   retry: RetryOptions;
   concurrency: number;
@@ -99,6 +101,7 @@ export async function uploadMultipart(
           store.createMultipart(key, {
             metadata: options.metadata,
             storageClass: options.storageClass,
+            lock: options.lock,
             signal,
           }),
         retry,

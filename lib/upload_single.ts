@@ -8,13 +8,14 @@
 import { toBase64, toHex } from "./hex.ts";
 import type { Md5Lanes } from "./md5_lanes.ts";
 import { type RetryOptions, withRetry } from "./retry.ts";
-import type { S3Store } from "./s3.ts";
+import type { Retention, S3Store } from "./s3.ts";
 import { verifyStored } from "./upload_check.ts";
 
 /** Options for {@linkcode putSingle}. */
 export interface SingleOptions {
   metadata: Record<string, string>;
   storageClass?: string;
+  lock?: Retention;
   signal?: AbortSignal;
   retry: RetryOptions;
   hasher: Md5Lanes;
@@ -40,6 +41,7 @@ export async function putSingle(
       store.put(key, bytes, toBase64(md5), {
         metadata: options.metadata,
         storageClass: options.storageClass,
+        lock: options.lock,
         signal,
       }),
     options.retry,

@@ -26,7 +26,7 @@ import { counted, Progress } from "../progress.ts";
 import { loadRemote } from "../remote.ts";
 import type { S3Store } from "../s3.ts";
 import { type Resume, ResumeMismatchError, uploadStream } from "../upload.ts";
-import { type CheckRecord, MissingRecordError, writeCheck } from "../checks.ts";
+import { checkKey, type CheckRecord, MissingRecordError, writeCheck } from "../checks.ts";
 import { inspectObject } from "./restore.ts";
 import { describeError, S3Error, UsageError } from "../errors.ts";
 import { rerecord } from "../rerecord.ts";
@@ -51,7 +51,15 @@ import {
   moveBookmark,
   withBookmarkedBases,
 } from "../bookmarks.ts";
-import { storeProperties } from "../properties.ts";
+import { propertiesKey, storeProperties } from "../properties.ts";
+import {
+  ancestorsToExtend,
+  extendAncestors,
+  lockObject,
+  lockPlanLine,
+  runLock,
+} from "../locking.ts";
+import type { Retention } from "../s3.ts";
 
 /** Options of `z3 backup`. */
 export interface BackupOptions {
@@ -158,6 +166,10 @@ async function planAndUpload(
   dataset: string,
   options: BackupOptions,
 ): Promise<{ records: BackupRecord[]; newestCreated: number }> {
+  // Object Lock (OBJECT_LOCK_DAYS): a bucket without it is refused before anything else runs.
+  const attempts = config.maxRetries + 1;
+  const lock = await runLock(config, store, { attempts, signal: options.signal });
+  if (lock?.note) options.err(lock.note);
   const listed = await zfs.listSnapshots(dataset);
   const remote = await loadRemote(store, config.s3Prefix, dataset, {
     signal: options.signal,
@@ -170,7 +182,8 @@ async function planAndUpload(
   const local = merged.local.filter((s) => s.snapshot.startsWith(config.snapshotPrefix));
   const sendFrom = (step: BackupStep) =>
     step.from && (merged.sendFrom.get(step.from.name) ?? step.from.name);
-  const plan = planBackup(local, new Chains(remote), {
+  const chains = new Chains(remote);
+  const plan = planBackup(local, chains, {
     full: options.full,
     target: options.snapshot,
     fullEvery: config.fullEvery,
@@ -186,10 +199,14 @@ async function planAndUpload(
     checkIncrementalFlags(base.name, readSendFlags(base.name, base.metadata), flags);
   }
   const newest = plan.steps[plan.steps.length - 1].snapshot.name;
+  const extend = lock && base && plan.steps[0].from !== undefined
+    ? ancestorsToExtend(chains, base.name, lock.retention, new Date())
+    : [];
   if (options.dryRun) {
     for (const step of plan.steps) {
       options.out(describe(config, store, step, sendFrom(step), flags));
     }
+    if (lock) options.out(lockPlanLine(lock.retention, extend.length));
     for (const argv of holdArgvLines(config, store.bucket, plan.base?.name, newest)) {
       options.out(formatArgv(argv));
     }
@@ -199,10 +216,21 @@ async function planAndUpload(
     return { records: [], newestCreated: plan.target.creation };
   }
   if (base && plan.steps[0].from !== undefined) await checkBase(config, store, base, options);
+  if (extend.length > 0) {
+    // Before the new objects: a run that stops midway never leaves a child locked longer.
+    const locking = { attempts, signal: options.signal };
+    const requests = await extendAncestors(store, config, extend, locking);
+    options.err(
+      `object lock: extended the retention of ${extend.length} ancestor(s) to ` +
+        `${lock!.retention.until.toISOString()} (${requests} PutObjectRetention request(s))`,
+    );
+  }
   const records: BackupRecord[] = [];
   for (const step of plan.steps) {
     options.signal?.throwIfAborted();
-    records.push(await backupOne(config, store, step, sendFrom(step), flags, options));
+    records.push(
+      await backupOne(config, store, step, sendFrom(step), flags, options, lock?.retention),
+    );
   }
   await moveHold(config, store.bucket, plan.base?.name, newest, options.err);
   await moveBookmark(bookmarks, store.bucket, config.s3Prefix, newest, options.err);
@@ -235,6 +263,7 @@ async function backupOne(
   sendFrom: string | undefined,
   flags: string[],
   options: BackupOptions,
+  retention?: Retention,
 ): Promise<BackupRecord> {
   const { snapshot, from } = step;
   const key = keyFor(config.s3Prefix, snapshot.name);
@@ -268,7 +297,7 @@ async function backupOne(
   };
   const recordKey = pendingRecordKey(config.s3Prefix, snapshot.name);
   const pendingRecord = {
-    write: () => writePendingRecord(store, recordKey, started, attempts, options.signal),
+    write: () => writePendingRecord(store, recordKey, started, attempts, options.signal, retention),
     remove: () => store.delete(recordKey),
   };
   const resume = await findPending(store, key, { started, recordKey, attempts }, options);
@@ -291,6 +320,7 @@ async function backupOne(
         attempts,
         metadata,
         storageClass: config.storageClass,
+        lock: retention,
         signal: options.signal,
         resume,
         pendingRecord,
@@ -324,9 +354,11 @@ async function backupOne(
     ...(from ? { parent: from.name, parentGuid: from.guid } : {}),
     parts: result.partMd5s,
   };
+  const locking = { attempts, signal: options.signal };
+  if (retention) await lockObject(store, key, retention, locking);
   try {
     // writeCheck retries (MAX_RETRIES) on its own.
-    await writeCheck(store, config.s3Prefix, snapshot.name, record, config.maxRetries + 1);
+    await writeCheck(store, config.s3Prefix, snapshot.name, record, attempts, { lock: retention });
   } catch (err) {
     options.signal?.throwIfAborted();
     // The object is whole and verified: deleting it would lose a good backup. Restore refuses it
@@ -338,10 +370,18 @@ async function backupOne(
       { cause: err },
     );
   }
+  if (retention) {
+    await lockObject(store, checkKey(config.s3Prefix, snapshot.name), retention, locking);
+  }
   if (!from && recipients.length > 0) {
     options.err(`${snapshot.name}: properties not stored: with AGE_RECIPIENTS they stay off S3`);
   } else if (!from) {
     await storeProperties(store, config.s3Prefix, requireDataset(config), snapshot.name, attempts);
+    // The properties sidecar is locked like its full (not extended with the chain: restore needs
+    // it only for --properties).
+    if (retention) {
+      await lockObject(store, propertiesKey(config.s3Prefix, snapshot.name), retention, locking);
+    }
   }
   return {
     snapshot: snapshot.name,

@@ -3,7 +3,8 @@
  * never one that a kept snapshot's chain needs, never one of a broken chain, and nothing while
  * any object's metadata disagrees with its check record. Deletes go newest
  * first (children before parents), each object with its check record, so a prune that stops
- * midway leaves only whole chains.
+ * midway leaves only whole chains. In a versioned (Object Lock) bucket, locked objects are
+ * kept and expired ones deleted version by version (`prune_lock.ts`).
  *
  * @module
  */
@@ -20,6 +21,7 @@ import { parsePolicy, planPrune, type PrunePlan } from "../retention.ts";
 import { acquireBackupLock } from "../lock.ts";
 import { withRetry } from "../retry.ts";
 import type { S3Store } from "../s3.ts";
+import { deleteVersions, heldByLock } from "../prune_lock.ts";
 
 /** One line of the prune report. */
 export interface PruneLine {
@@ -65,7 +67,9 @@ export async function prune(
         }); nothing was deleted; run z3 verify`,
     );
   }
-  const plan = planPrune(new Chains(remote), policy, new Date());
+  const now = new Date();
+  const chains = new Chains(remote);
+  const plan = planPrune(chains, policy, now, heldByLock(remote, now));
   const lines = plan.decisions.map((d) => ({
     snapshot: d.snapshot.name,
     action: d.keep ? "keep" as const : "delete" as const,
@@ -76,31 +80,67 @@ export async function prune(
   // the lock it holds).
   const lock = options.locked ? undefined : acquireBackupLock(dataset, { verb: "prune" });
   try {
-    await deleteAll(config, store, plan.deletes, options);
+    const refused = await deleteAll(config, store, chains, plan.deletes, options);
+    for (const line of lines) {
+      const why = refused.get(line.snapshot);
+      if (why !== undefined && line.action === "delete") {
+        Object.assign(line, { action: "keep", reasons: [why] });
+      }
+    }
   } finally {
     lock?.release();
   }
   return lines;
 }
 
+/**
+ * Deletes `deletes` in order; returns the objects kept after all, with why: the server refused
+ * to delete them (locked), or something kept builds on them.
+ */
 async function deleteAll(
   config: Config,
   store: S3Store,
+  chains: Chains,
   deletes: PrunePlan["deletes"],
   options: PruneOptions,
-): Promise<void> {
+): Promise<Map<string, string>> {
   const attempts = config.maxRetries + 1;
+  const kept = new Map<string, string>();
+  const retry = { attempts, signal: options.signal };
   for (const s of deletes) {
     options.signal?.throwIfAborted();
+    if (kept.has(s.name)) continue;
     options.err(`deleting ${printable(s.key)}`);
-    await withRetry(() => store.delete(s.key), { attempts, signal: options.signal });
-    await withRetry(() => store.delete(checkKey(config.s3Prefix, s.name)), {
-      attempts,
-      signal: options.signal,
-    });
-    await withRetry(() => store.delete(propertiesKey(config.s3Prefix, s.name)), {
-      attempts,
-      signal: options.signal,
-    });
+    // Its check record and (a full's) properties sidecar go with it.
+    const sidecars = [checkKey(config.s3Prefix, s.name), propertiesKey(config.s3Prefix, s.name)];
+    if (s.versionId === undefined) {
+      await withRetry(() => store.delete(s.key), retry);
+      for (const key of sidecars) await withRetry(() => store.delete(key), retry);
+      continue;
+    }
+    const gone = await deleteVersions(store, s.key, s.versionId, retry);
+    if (gone.refused !== undefined) {
+      kept.set(s.name, `delete refused: ${gone.refused}`);
+      for (const a of chains.ancestors(s.name)) {
+        if (a.name !== s.name) kept.set(a.name, `needed by ${s.name}, whose delete was refused`);
+      }
+      options.err(`kept ${printable(s.key)}: ${gone.refused}`);
+      continue;
+    }
+    let stuck = gone.stuck;
+    for (const key of sidecars) {
+      const sidecarGone = await deleteVersions(store, key, undefined, retry);
+      stuck += sidecarGone.stuck;
+      if (sidecarGone.refused !== undefined) {
+        options.err(`kept ${printable(key)}: ${sidecarGone.refused}`);
+      }
+    }
+    if (stuck > 0) {
+      options.err(
+        `${printable(s.name)}: ${stuck} noncurrent version(s) still locked, left under a ` +
+          `delete marker (a lifecycle rule removes them once unlocked)`,
+      );
+    }
   }
+  return kept;
 }

@@ -19,15 +19,20 @@ import { loadRemote } from "../remote.ts";
 import type { S3Store } from "../s3.ts";
 import * as zfs from "../zfs.ts";
 import { holdStatus } from "../holds.ts";
+import { lockColumns, type LockMode } from "../object_lock.ts";
 
 /**
- * A status row with its dataset, and how its object is encrypted (absent: plain) and to which
- * recipients.
+ * A status row with its dataset, how its object is encrypted (absent: plain) and to which
+ * recipients, and its Object Lock retention (absent: none; see `object_lock.ts`).
  */
 export interface StatusLine extends StatusRow {
   dataset: string;
   encryption?: "age";
   recipients?: string[];
+  /** `GOVERNANCE`, `COMPLIANCE`, or `unreadable` when the bucket's lock headers do not parse. */
+  lockMode?: LockMode | "unreadable";
+  /** ISO 8601 end of the retention. */
+  lockUntil?: string;
 }
 
 /** Rows of the status table for the configured dataset and snapshot prefix. */
@@ -44,11 +49,13 @@ export async function status(
   const attempts = config.maxRetries + 1;
   const all = await loadRemote(store, config.s3Prefix, dataset, { signal, attempts });
   const flaws = await recordFlaws(store, config.s3Prefix, all, { attempts, signal });
-  return statusRows(local, new Chains(all, flaws), prefix).map((row) => {
-    const meta = all.get(`${dataset}@${row.name}`)?.metadata ?? {};
-    if (meta[AGE_META.encryption] !== "age") return { dataset, ...row };
+  return statusRows(local, new Chains(all, flaws), prefix).map((plain) => {
+    const snap = all.get(`${dataset}@${plain.name}`);
+    const row: StatusLine = { dataset, ...plain, ...lockColumns(snap?.lock) };
+    const meta = snap?.metadata ?? {};
+    if (meta[AGE_META.encryption] !== "age") return row;
     const recipients = (meta[AGE_META.recipients] ?? "").split(",").filter((r) => r !== "");
-    return { dataset, ...row, encryption: "age", recipients };
+    return { ...row, encryption: "age", recipients };
   });
 }
 
@@ -93,21 +100,34 @@ function encryptionCell(row: StatusLine): string {
     : row.encryption;
 }
 
+/** `GOVERNANCE until 2026-12-08T13:00:00.000Z`, or empty. */
+function lockCell(row: StatusLine): string {
+  if (!row.lockMode) return "";
+  return row.lockUntil ? `${row.lockMode} until ${row.lockUntil}` : row.lockMode;
+}
+
 /**
  * The original z3's table, columns separated by ` | ` and padded, with CREATED and UPLOADED (UTC)
- * after SIZE; an ENCRYPTION column is added when any object is encrypted, and a DATASET column
- * first with `datasets`.
+ * after SIZE; an ENCRYPTION column is added when any object is encrypted, a LOCK column when any
+ * is under Object Lock, and a DATASET column first with `datasets`.
  */
 export function formatTable(rows: StatusLine[], options: FormatOptions = {}): string[] {
   const any = rows.some((r) => r.encryption);
+  const locks = rows.some((r) => r.lockMode);
   const lead = options.datasets ? ["DATASET"] : [];
-  const columns = [...lead, ...COLUMNS, ...(any ? ["ENCRYPTION"] : [])];
+  const columns = [
+    ...lead,
+    ...COLUMNS,
+    ...(any ? ["ENCRYPTION"] : []),
+    ...(locks ? ["LOCK"] : []),
+  ];
   const lines = [
     columns,
     ...rows.map((r) => [
       ...(options.datasets ? [printable(r.dataset)] : []),
       ...cells(r),
       ...(any ? [encryptionCell(r)] : []),
+      ...(locks ? [printable(lockCell(r))] : []),
     ]),
   ];
   const widths = columns.map((_, i) => Math.max(...lines.map((l) => l[i].length)));
@@ -116,15 +136,18 @@ export function formatTable(rows: StatusLine[], options: FormatOptions = {}): st
 
 /**
  * Tab-separated rows without a header (the original's --parseable), escaped as the table; when
- * any object is encrypted, a seventh field: `age:RECIPIENT,RECIPIENT` or empty. With
+ * any object is encrypted, a seventh field: `age:RECIPIENT,RECIPIENT` or empty; then, when any
+ * is under Object Lock, two more: its mode and the end of its retention (or empty). With
  * `datasets`, each row starts with its dataset.
  */
 export function formatParseable(rows: StatusLine[], options: FormatOptions = {}): string[] {
   const any = rows.some((r) => r.encryption);
+  const locks = rows.some((r) => r.lockMode);
   return rows.map((r) => {
     const fields = [r.name, r.parent, r.type, r.health, r.localState, String(r.size ?? "")];
     if (options.datasets) fields.unshift(r.dataset);
     if (any) fields.push(r.encryption ? `${r.encryption}:${(r.recipients ?? []).join(",")}` : "");
+    if (locks) fields.push(r.lockMode ?? "", r.lockUntil ?? "");
     return fields.map(printable).join("\t");
   });
 }

@@ -28,12 +28,14 @@ import { rerecord } from "../rerecord.ts";
 import { loadRemote } from "../remote.ts";
 import type { S3Store } from "../s3.ts";
 import { verifiability } from "../verify.ts";
+import { retentionFlaws } from "../locking.ts";
 import * as zfs from "../zfs.ts";
 
 /** The verdict on one snapshot. */
 export interface VerifyResult {
   snapshot: string;
-  state: "ok" | "repaired" | "corrupt" | "missing" | "unverifiable";
+  /** `unprotected`: the bytes verified, but its Object Lock retention is short (`locking.ts`). */
+  state: "ok" | "repaired" | "corrupt" | "missing" | "unverifiable" | "unprotected";
   detail: string;
 }
 
@@ -93,6 +95,15 @@ export async function verify(
   if (options.zfsParent) {
     validateDataset(options.zfsParent);
     await proveRestores(config, store, chains, [...results.values()], options);
+  }
+  const good = [...results.values()].filter(restorable);
+  const locks = await retentionFlaws(store, config, chains, good.map((r) => r.snapshot), {
+    attempts: config.maxRetries + 1,
+    signal: options.signal,
+  });
+  for (const r of good) {
+    const flaw = locks.get(r.snapshot);
+    if (flaw !== undefined) Object.assign(r, { state: "unprotected", detail: flaw });
   }
   return [...results.values()];
 }

@@ -12,7 +12,7 @@ import {
   DeleteObjectCommand,
   ListBucketsCommand,
   ListMultipartUploadsCommand,
-  ListObjectsV2Command,
+  ListObjectVersionsCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
 import { S3Store } from "../../lib/s3.ts";
@@ -98,21 +98,80 @@ async function sweepOldBuckets(env: S3Env): Promise<void> {
           new AbortMultipartUploadCommand({ Bucket, Key: u.Key, UploadId: u.UploadId }),
         );
       }
-      for (let token: string | undefined, more = true; more;) {
-        const page = await client.send(
-          new ListObjectsV2Command({ Bucket, ContinuationToken: token }),
-        );
-        for (const o of page.Contents ?? []) {
-          await client.send(new DeleteObjectCommand({ Bucket, Key: o.Key }));
-        }
-        token = page.NextContinuationToken;
-        more = page.IsTruncated === true;
-      }
+      await deleteEveryVersion(client, Bucket!);
       await client.send(new DeleteBucketCommand({ Bucket }));
     }
   } finally {
     client.destroy();
   }
+}
+
+/**
+ * Deletes every version and delete marker in `Bucket` (in a bucket without versioning, every
+ * object), locked GOVERNANCE versions too: with `x-amz-bypass-governance-retention`, which only
+ * the test bed ever sends (z3 never does). A COMPLIANCE version still locked stays (and so does
+ * the bucket): tests use COMPLIANCE only with dates they wait out.
+ */
+async function deleteEveryVersion(client: S3Client, Bucket: string): Promise<void> {
+  for (let more = true; more;) {
+    const page = await client.send(new ListObjectVersionsCommand({ Bucket }));
+    const all = [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])];
+    for (const v of all) {
+      await client.send(
+        new DeleteObjectCommand({
+          Bucket,
+          Key: v.Key,
+          VersionId: v.VersionId,
+          BypassGovernanceRetention: true,
+        }),
+      );
+    }
+    more = all.length > 0 && page.IsTruncated === true;
+  }
+}
+
+function bedClient(env: S3Env): S3Client {
+  return new S3Client({
+    endpoint: env.S3_ENDPOINT,
+    region: env.S3_REGION,
+    forcePathStyle: true,
+    credentials: { accessKeyId: env.S3_KEY_ID, secretAccessKey: env.S3_SECRET },
+  });
+}
+
+/**
+ * Creates a fresh bucket with Object Lock enabled (and so versioning) and returns a store for it
+ * and `remove`, which deletes every version in it (bypassing GOVERNANCE locks) and the bucket.
+ */
+export async function freshLockedBucket(
+  env: S3Env,
+  label: string,
+): Promise<{ store: S3Store; remove: () => Promise<void> }> {
+  const store = new S3Store({
+    bucket: uniqueBucket(label),
+    endpoint: env.S3_ENDPOINT,
+    region: env.S3_REGION,
+    keyId: env.S3_KEY_ID,
+    secret: env.S3_SECRET,
+  });
+  await store.createBucket({ objectLock: true });
+  const remove = async () => {
+    const client = bedClient(env);
+    try {
+      const Bucket = store.bucket;
+      const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket }));
+      for (const u of uploads.Uploads ?? []) {
+        await client.send(
+          new AbortMultipartUploadCommand({ Bucket, Key: u.Key, UploadId: u.UploadId }),
+        );
+      }
+      await deleteEveryVersion(client, Bucket);
+      await client.send(new DeleteBucketCommand({ Bucket }));
+    } finally {
+      client.destroy();
+    }
+  };
+  return { store, remove };
 }
 
 /** A unique bucket name for one test file. */

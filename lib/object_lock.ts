@@ -1,0 +1,168 @@
+/**
+ * Pure: S3 Object Lock as z3 uses it. The retention a run sets (`OBJECT_LOCK_DAYS`,
+ * `OBJECT_LOCK_MODE`, never weaker than the bucket's default rule), the strict reading of the
+ * lock headers the (untrusted) bucket sends back, and the one rule that keeps chains whole: an
+ * object must stay locked at least as long as every object that builds on it. No I/O.
+ *
+ * @module
+ */
+
+import type { RemoteSnapshot } from "./chain.ts";
+import type { Chains } from "./chain_walk.ts";
+import type { BucketLock, LockHeaders, Retention } from "./s3.ts";
+
+/** The two Object Lock modes. */
+export type LockMode = Retention["mode"];
+
+/** An object's lock as read back: none, a parsed retention, or headers that do not parse. */
+export type LockState =
+  | { kind: "none" }
+  | { kind: "locked"; mode: LockMode; until: Date }
+  | { kind: "unreadable"; detail: string };
+
+const DAY_MS = 86_400_000;
+
+/** ISO 8601 UTC, as S3 writes it; up to nine fraction digits (Ceph 16 sends nine). */
+const ISO_UTC = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$/;
+
+/**
+ * Parses the lock headers strictly: the mode must be `GOVERNANCE` or `COMPLIANCE`, the date a
+ * real UTC timestamp (`2026-12-01T13:43:39.112000000Z`), and both present or both absent.
+ * Anything else is `unreadable`, never a guess.
+ */
+export function parseLock(headers: LockHeaders | undefined): LockState {
+  const mode = headers?.mode;
+  const until = headers?.until;
+  if (mode === undefined && until === undefined) return { kind: "none" };
+  const show = (v: string | undefined) => v === undefined ? "none" : JSON.stringify(v);
+  const bad = (why: string): LockState => ({
+    kind: "unreadable",
+    detail: `lock mode ${show(mode)}, retain-until ${show(until)}: ${why}`,
+  });
+  if (mode !== "GOVERNANCE" && mode !== "COMPLIANCE") return bad("not a lock mode");
+  const m = until === undefined ? null : ISO_UTC.exec(until);
+  if (!m) return bad("not a UTC date");
+  const [, y, mo, d, h, mi, s, frac = ""] = m;
+  const ms = Date.UTC(+y, +mo - 1, +d, +h, +mi, +s, Number(frac.padEnd(3, "0").slice(0, 3)));
+  const date = new Date(ms);
+  // Date.UTC rolls 2026-02-30 over into March: a date that does not read back is no date.
+  if (
+    date.getUTCFullYear() !== +y || date.getUTCMonth() !== +mo - 1 || date.getUTCDate() !== +d ||
+    date.getUTCHours() !== +h || date.getUTCMinutes() !== +mi || date.getUTCSeconds() !== +s
+  ) return bad("not a UTC date");
+  return { kind: "locked", mode, until: date };
+}
+
+/** Whether the server would refuse to delete the object at `now`; an unreadable lock counts. */
+export function isLocked(state: LockState, now: Date): boolean {
+  if (state.kind === "unreadable") return true;
+  return state.kind === "locked" && state.until.getTime() > now.getTime();
+}
+
+/** The end of the retention, when it parsed. */
+export function lockedUntil(state: LockState): Date | undefined {
+  return state.kind === "locked" ? state.until : undefined;
+}
+
+/** `GOVERNANCE until 2026-12-08T13:00:00.000Z`, `unreadable (…)`, or `none`. */
+export function describeLock(state: LockState): string {
+  if (state.kind === "none") return "none";
+  if (state.kind === "unreadable") return `unreadable (${state.detail})`;
+  return `${state.mode} until ${state.until.toISOString()}`;
+}
+
+/** A lock as status shows it: `lockMode` and `lockUntil` (ISO 8601); nothing for none. */
+export function lockColumns(
+  state: LockState | undefined,
+): { lockMode?: LockMode | "unreadable"; lockUntil?: string } {
+  if (state === undefined || state.kind === "none") return {};
+  if (state.kind === "unreadable") return { lockMode: "unreadable" };
+  return { lockMode: state.mode, lockUntil: state.until.toISOString() };
+}
+
+/** The retention a run sets, and a line saying how the bucket's default rule changed it. */
+export interface RunRetention {
+  retention: Retention;
+  /** Set when the bucket's default rule made the retention longer or the mode stricter. */
+  note?: string;
+}
+
+/**
+ * The retention of a run's new objects: `days` from `now` in `mode`, but never weaker than the
+ * bucket's default rule (an explicit retention replaces the default one on an object, so z3
+ * would otherwise undo the rule): the later date and the stricter mode of the two. A year of
+ * the rule counts 365 days.
+ */
+export function runRetention(
+  days: number,
+  mode: LockMode,
+  options: { now: Date; rule?: BucketLock["rule"] },
+): RunRetention {
+  const ruleDays = (options.rule?.days ?? 0) + (options.rule?.years ?? 0) * 365;
+  const ruleMode = options.rule?.mode === "COMPLIANCE" ? "COMPLIANCE" : "GOVERNANCE";
+  const stricter = mode === "COMPLIANCE" || ruleMode === "COMPLIANCE" ? "COMPLIANCE" : mode;
+  const effective = ruleDays > 0 ? Math.max(days, ruleDays) : days;
+  const finalMode = ruleDays > 0 ? stricter : mode;
+  const retention = {
+    mode: finalMode,
+    until: new Date(options.now.getTime() + effective * DAY_MS),
+  };
+  if (ruleDays > 0 && (effective !== days || finalMode !== mode)) {
+    return {
+      retention,
+      note: `object lock: the bucket's default rule (${ruleMode}, ${ruleDays} days) is stricter ` +
+        `than OBJECT_LOCK_DAYS=${days} OBJECT_LOCK_MODE=${mode}: using ${finalMode}, ` +
+        `${effective} days`,
+    };
+  }
+  return { retention };
+}
+
+/**
+ * The retention to give an object locked as `state` so that it lasts until `until`: `undefined`
+ * when it already does; else `until`, keeping the object's own mode while it is locked (a
+ * COMPLIANCE lock cannot become GOVERNANCE), else `mode`.
+ */
+export function extension(
+  state: LockState,
+  until: Date,
+  mode: LockMode,
+  now: Date,
+): Retention | undefined {
+  if (state.kind === "locked" && state.until.getTime() >= until.getTime()) return undefined;
+  const keep = state.kind === "locked" && state.until.getTime() > now.getTime();
+  return { mode: keep ? state.mode : mode, until };
+}
+
+/** The latest retention among an object's descendants, and which one holds it. */
+export interface ChainNeed {
+  until: Date;
+  /** The descendant (`dataset@snap`) locked that long. */
+  by: string;
+}
+
+/**
+ * For every object that something builds on, the latest retention of any object above it in
+ * its chain (through {@linkcode Chains.ancestors}, the one chain walker): that object needs it
+ * until then. Only retentions that have not ended at `now` count (an ended one protects nothing
+ * any more). O(objects × chain depth).
+ */
+export function chainNeeds(
+  chains: Chains,
+  lockOf: (snap: RemoteSnapshot) => LockState,
+  now: Date,
+): Map<string, ChainNeed> {
+  const needs = new Map<string, ChainNeed>();
+  for (const snap of chains.remote.values()) {
+    const until = lockedUntil(lockOf(snap));
+    if (until === undefined || until.getTime() <= now.getTime()) continue;
+    for (const ancestor of chains.ancestors(snap.name)) {
+      if (ancestor.name === snap.name) continue;
+      const had = needs.get(ancestor.name);
+      if (!had || had.until.getTime() < until.getTime()) {
+        needs.set(ancestor.name, { until, by: snap.name });
+      }
+    }
+  }
+  return needs;
+}
