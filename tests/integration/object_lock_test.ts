@@ -141,6 +141,11 @@ integration(
         assert.equal(r.mode, "GOVERNANCE", key);
         near(r.until, t1 + DAY, key);
       }
+      // The full's properties sidecar (for restore --properties) is locked like its full.
+      const properties = `${f.keys("s1").record}#properties`;
+      const p = await retentionOf(f, properties);
+      assert.equal(p.mode, "GOVERNANCE", properties);
+      near(p.until, t1 + DAY, properties);
       // The pending record of the multipart upload is removed (a delete marker) but its version
       // was written locked, as every object z3 writes.
       const pendingKey = `${f.keys("s1").record}#upload`;
@@ -296,6 +301,8 @@ integration(
       for (const snap of ["s1", "s2"]) {
         for (const key of Object.values(f.keys(snap))) await shorten(f, key, soon);
       }
+      const properties = `${f.keys("s1").record}#properties`;
+      await shorten(f, properties, soon);
       await new Promise((r) => setTimeout(r, 3_000));
       const result = await f.z3(["prune"], { KEEP_LAST: "1" });
       const lines = ok(result);
@@ -310,6 +317,7 @@ integration(
           assert.deepEqual(await versionsOf(f, key), [], `no version of ${key} is left`);
         }
       }
+      assert.deepEqual(await versionsOf(f, properties), [], "no version of s1's properties left");
       assert.equal((await versionsOf(f, f.keys("s3").object)).length, 1);
       assert.equal((await versionsOf(f, f.keys("s3").record)).length, 1);
     });
