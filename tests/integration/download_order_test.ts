@@ -29,17 +29,36 @@ function rangeStart(req: { kind: string; target: string; range?: string }, key: 
   return m ? Number(m[1]) : undefined;
 }
 
+/** How {@linkcode restoreOutOfOrder} holds ranges back. */
+interface Hold {
+  /** Ranges (by first byte) held back on the wire until released. @default {the first} */
+  held?: (start: number) => boolean;
+  /** Release once the range starting here has been asked for (and 1.5 s more). @default {part 4} */
+  until?: number;
+  /** CONCURRENCY of the restore. @default {4} */
+  concurrency?: number;
+}
+
 /**
  * Backs up 22 MiB of noise in 5 MiB parts (five parts), then restores it through a fault proxy
- * that holds the first range back until the next three have been asked for and answered, with
- * `faults` for the other requests; returns the restore's result and the proxy's log.
+ * that holds ranges back (`hold`: by default the first, until the next three have been asked for
+ * and answered), with `faults` for the other requests; `check` gets the restore's result, whether
+ * the tree came back byte for byte, the proxy's log and how many ranged GETs of the object it had
+ * seen when it let the held ones go.
  */
 async function restoreOutOfOrder(
   s3: S3Env,
   label: string,
   faults: (req: ProxiedRequest, key: string) => Fault | undefined,
-  check: (r: { code: number; stderr: string }, same: boolean, log: string[]) => void,
+  check: (
+    r: { code: number; stderr: string },
+    same: boolean,
+    log: string[],
+    rangesBeforeRelease: number,
+  ) => void,
+  hold: Hold = {},
 ): Promise<void> {
+  const held = hold.held ?? ((start) => start === 0);
   const pool = await createPool(512);
   let store: S3Store | undefined;
   await withCleanup([() => store?.close(), () => pool.destroy()], async () => {
@@ -52,11 +71,14 @@ async function restoreOutOfOrder(
     const env = { ...childEnv(s3, store.bucket), FILESYSTEM: dataset, COMPRESSOR: "none" };
     ok(await runZ3(["backup", "--chunk-size", "5M"], env));
     const key = `z3-backup/${dataset}@s1`;
+    let holding = true;
     const proxy = faultProxy(s3.S3_ENDPOINT, {
-      faults: (req) =>
-        rangeStart({ ...req, range: req.headers.get("range") }, key) === 0
+      faults: (req) => {
+        const start = rangeStart({ ...req, range: req.headers.get("range") }, key);
+        return holding && start !== undefined && held(start)
           ? { kind: "stall", ms: 60_000 }
-          : faults(req, key),
+          : faults(req, key);
+      },
     });
     try {
       const target = `${pool.name}/restored`;
@@ -64,21 +86,25 @@ async function restoreOutOfOrder(
         ...env,
         HOST: proxy.endpoint,
         CHUNK_SIZE: "5M",
-        CONCURRENCY: "4",
+        CONCURRENCY: String(hold.concurrency ?? 4),
       });
-      // Parts 2 to 4 are asked for alongside part 1; give them time to arrive, then let part 1 go.
-      await proxy.waitFor((e) => rangeStart(e, key) === 3 * PART, 30_000);
+      // By default parts 2 to 4 are asked for alongside part 1; give them time to arrive, then
+      // let part 1 go.
+      await proxy.waitFor((e) => rangeStart(e, key) === (hold.until ?? 3 * PART), 30_000);
       await new Promise((r) => setTimeout(r, 1500));
+      const before = proxy.log.filter((e) => rangeStart(e, key) !== undefined).length;
+      holding = false;
       proxy.releaseStalls();
       const result = await running;
       const same = result.code === 0 &&
         JSON.stringify([...(await treeDigest(`${pool.mountpoint}/restored`))]) ===
           JSON.stringify([...source]);
       assert.ok(
-        proxy.injected().some((e) => rangeStart(e, key) === 0),
-        "the first range was held back",
+        proxy.injected().some((e) => rangeStart(e, key) !== undefined),
+        "a range was held back",
       );
-      check(result, same, proxy.log.map((e) => `${e.kind} ${e.range ?? ""} ${e.fault ?? ""}`));
+      const log = proxy.log.map((e) => `${e.kind} ${e.range ?? ""} ${e.fault ?? ""}`);
+      check(result, same, log, before);
     } finally {
       proxy.releaseStalls();
       await proxy.close();
@@ -120,6 +146,23 @@ integration(
           `part 3 was fetched twice: ${log.join("; ")}`,
         );
       },
+    );
+  },
+);
+
+integration(
+  "at most CONCURRENCY ranges are fetched at once (the memory bound): with all held, only 2 are asked for",
+  async (bed) => {
+    await restoreOutOfOrder(
+      bed.s3,
+      "dl-bound",
+      () => undefined,
+      (result, same, log, before) => {
+        assert.equal(before, 2, `ranged GETs while every range was held: ${log.join("; ")}`);
+        assert.equal(result.code, 0, result.stderr);
+        assert.ok(same, "the restored tree is byte for byte the source");
+      },
+      { held: () => true, until: PART, concurrency: 2 },
     );
   },
 );
