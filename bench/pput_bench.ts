@@ -18,6 +18,7 @@ import { DeleteBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { S3Store } from "../lib/s3.ts";
 import { parseSize } from "../lib/size.ts";
 import { OVERHEAD_MIB } from "../lib/upload.ts";
+import { type Mode, MODES, wholePath } from "./whole_path.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const SERVER_SCRIPT = `${ROOT}/tests/bed/s3_server.sh`;
@@ -29,12 +30,14 @@ const GiB = 2 ** 30;
 const DEFAULT_VARIANT = "--concurrency 8 --chunk-size 32M";
 
 const HELP = `Usage: deno task bench [options]
-Uploads one incompressible file from stdin with pput, aws s3 cp - and rclone rcat to the local
-Ceph test server (tests/bed/s3_server.sh), and reports wall time, throughput, client CPU per GiB,
-server CPU per GiB and peak RSS. Writes bench/results/latest.md.
-
-With --backup first: z3 backup and restore with and without age instead (bench/backup_bench.ts;
-deno task bench --backup --help).
+pput: uploads one incompressible file from stdin with pput, aws s3 cp - and rclone rcat to the
+local Ceph test server (tests/bed/s3_server.sh), and reports wall time, throughput, client CPU per
+GiB, server CPU per GiB and peak RSS.
+whole: z3 backup and z3 restore end to end on a throwaway zfs-fuse pool, against their floors
+(zfs send into a pipe, pput of the object from a file, zfs receive from a file, z3 get to
+/dev/null) and aws s3 cp - | zfs receive, with COMPRESSOR=none, zstd and zstd + age
+(bench/whole_path.ts). Needs root.
+Writes one report of both to bench/results/latest.md.
 
 Options:
   --size SIZE        test file size [default: 1G]
@@ -46,6 +49,9 @@ Options:
   --pause SECONDS    pause before each upload, to let the server settle [default: 3]
   --dir PATH         where the test file lives (reused when its size matches)
                      [default: $TMPDIR or /var/tmp, + /z3-pput-bench]
+  --only LIST        pput, whole, or both [default: pput,whole]
+  --whole-runs N     runs of every whole-path row, interleaved [default: 1]
+  --modes LIST       whole-path modes, a subset of ${MODES.join(",")} [default: all]
   -h, --help         this help
 `;
 
@@ -526,13 +532,6 @@ async function machine(): Promise<string> {
 }
 
 async function main(): Promise<number> {
-  if (Deno.args[0] === "--backup") {
-    // `deno task bench --backup ...`: z3 backup/restore with and without age (backup_bench.ts).
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", `${ROOT}/bench/backup_bench.ts`, ...Deno.args.slice(1)],
-    }).spawn();
-    return (await child.status).code;
-  }
   const { values } = parseArgs({
     args: Deno.args,
     options: {
@@ -543,6 +542,9 @@ async function main(): Promise<number> {
       "no-variants": { type: "boolean", default: false },
       pause: { type: "string", default: "3" },
       dir: { type: "string" },
+      only: { type: "string", default: "pput,whole" },
+      "whole-runs": { type: "string", default: "1" },
+      modes: { type: "string", default: MODES.join(",") },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -556,6 +558,18 @@ async function main(): Promise<number> {
   if (size < 1 || !Number.isInteger(runs) || runs < 1 || !(pause >= 0)) {
     throw new Error("--size, --runs and --pause must be positive numbers");
   }
+  const sections = new Set(values.only.split(",").map((t) => t.trim()));
+  const wholeRuns = Number(values["whole-runs"]);
+  const modes = values.modes.split(",").map((m) => m.trim()) as Mode[];
+  if (
+    [...sections].some((x) => x !== "pput" && x !== "whole") ||
+    !Number.isInteger(wholeRuns) || wholeRuns < 1 ||
+    modes.some((m) => !(MODES as readonly string[]).includes(m))
+  ) {
+    throw new Error(
+      `--only takes pput,whole; --whole-runs a positive integer; --modes ${MODES.join(",")}`,
+    );
+  }
   const wanted = new Set(values.tools.split(",").map((t) => t.trim()));
   for (const t of wanted) {
     if (!["pput", "awscli", "rclone"].includes(t)) throw new Error(`unknown tool "${t}"`);
@@ -565,194 +579,216 @@ async function main(): Promise<number> {
   const notes: string[] = [];
   const date = new Date().toISOString().slice(0, 10);
 
-  // 1. server and bucket
-  const server = await startServer();
-  await findServerPids();
-  if (serverPids.length === 0) notes.push(`server PIDs not found in ${STATE_DIR}: no server CPU`);
-  const bucket = `z3-bench-${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
-  const store = new S3Store({
-    bucket,
-    endpoint: server.endpoint,
-    region: server.region,
-    keyId: server.keyId,
-    secret: server.secret,
-  });
-  await store.createBucket();
-  log(`bucket ${bucket}`);
-  const keys = new Set<string>();
-  let exit = 0;
-  try {
-    // 2. tools
-    if (!(await ensurePackage(TIME, "time", notes))) throw new Error(`${TIME} is needed`);
-    const awsPath = wanted.has("awscli") ? await ensurePackage(AWS, "awscli", notes) : "";
-    const rclonePath = wanted.has("rclone") ? await ensurePackage("rclone", "rclone", notes) : "";
-
-    // 3. test file (read once so every tool starts from the page cache)
-    const file = await ensureTestFile(dir, size);
-    await run("/bin/sh", ["-c", 'cat "$1" > /dev/null', "sh", file]);
-    const timeFile = `${dir}/time.out`;
-    const awsConfig = `${dir}/aws.config`;
-    await Deno.writeTextFile(
-      awsConfig,
-      `[default]\nregion = ${server.region}\ns3 =\n  addressing_style = path\n`,
-    );
-    const rcloneConfig = `${dir}/rclone.conf`;
-    await Deno.writeTextFile(rcloneConfig, "");
-
-    const base: Record<string, string> = {
-      PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin",
-      HOME: Deno.env.get("HOME") ?? "/root",
-      LANG: "C.UTF-8",
-      NO_COLOR: "1",
-    };
-    for (const k of ["DENO_DIR", "XDG_CACHE_HOME", "TMPDIR"]) {
-      const v = Deno.env.get(k);
-      if (v) base[k] = v;
-    }
-    const deno = Deno.execPath();
-    const pputEnv = {
-      ...base,
-      BUCKET: bucket,
-      HOST: server.endpoint,
-      S3_KEY_ID: server.keyId,
-      S3_SECRET: server.secret,
-      S3_REGION: server.region,
-    };
-    const pput = (name: string, flags: string[], n: number): Tool => ({
-      name,
-      kind: "pput",
-      runs: n,
-      pputFlags: flags,
-      argv: (key) => [deno, "run", "-A", `${ROOT}/pput.ts`, ...flags, key],
-      env: pputEnv,
+  const pputSection = async (): Promise<{ exit: number; text: string }> => {
+    // 1. server and bucket
+    const server = await startServer();
+    await findServerPids();
+    if (serverPids.length === 0) notes.push(`server PIDs not found in ${STATE_DIR}: no server CPU`);
+    const bucket = `z3-bench-${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
+    const store = new S3Store({
+      bucket,
+      endpoint: server.endpoint,
+      region: server.region,
+      keyId: server.keyId,
+      secret: server.secret,
     });
-    const tools: Tool[] = [];
-    if (wanted.has("pput")) tools.push(pput("pput", [], runs));
-    if (awsPath) {
-      tools.push({
-        name: "aws s3 cp -",
-        kind: "awscli",
-        runs,
-        argv: (key) => [
-          awsPath,
-          "s3",
-          "cp",
-          "--no-progress",
-          "--endpoint-url",
-          server.endpoint,
-          "-",
-          `s3://${bucket}/${key}`,
-        ],
-        env: {
-          ...base,
-          AWS_ACCESS_KEY_ID: server.keyId,
-          AWS_SECRET_ACCESS_KEY: server.secret,
-          AWS_DEFAULT_REGION: server.region,
-          AWS_CONFIG_FILE: awsConfig,
-          AWS_SHARED_CREDENTIALS_FILE: `${dir}/no-such-credentials`,
-          AWS_EC2_METADATA_DISABLED: "true",
-          AWS_PAGER: "",
-        },
-      });
-    }
-    if (rclonePath) {
-      tools.push({
-        name: "rclone rcat",
-        kind: "rclone",
-        runs,
-        argv: (key) => [rclonePath, "rcat", `z3bench:${bucket}/${key}`],
-        env: {
-          ...base, // no AWS_CA_BUNDLE: rclone 1.60 refuses to start with it set
-          RCLONE_CONFIG: rcloneConfig,
-          RCLONE_CONFIG_Z3BENCH_TYPE: "s3",
-          RCLONE_CONFIG_Z3BENCH_PROVIDER: "Ceph",
-          RCLONE_CONFIG_Z3BENCH_ENV_AUTH: "false",
-          RCLONE_CONFIG_Z3BENCH_ACCESS_KEY_ID: server.keyId,
-          RCLONE_CONFIG_Z3BENCH_SECRET_ACCESS_KEY: server.secret,
-          RCLONE_CONFIG_Z3BENCH_REGION: server.region,
-          RCLONE_CONFIG_Z3BENCH_ENDPOINT: server.endpoint,
-          RCLONE_CONFIG_Z3BENCH_FORCE_PATH_STYLE: "true",
-        },
-      });
-    }
-    if (wanted.has("pput")) {
-      for (const v of variants) tools.push(pput(`pput ${v}`, v.trim().split(/\s+/), 1));
-    }
+    await store.createBucket();
+    log(`bucket ${bucket}`);
+    const keys = new Set<string>();
+    let exit = 0;
+    try {
+      // 2. tools
+      if (!(await ensurePackage(TIME, "time", notes))) throw new Error(`${TIME} is needed`);
+      const awsPath = wanted.has("awscli") ? await ensurePackage(AWS, "awscli", notes) : "";
+      const rclonePath = wanted.has("rclone") ? await ensurePackage("rclone", "rclone", notes) : "";
 
-    // baselines (also warms Deno's module cache before the first pput run)
-    const startup = async (argv: string[]) => {
-      const rss: number[] = [];
-      const cpu: number[] = [];
-      for (let i = 0; i < 3; i++) {
-        const t = (await timed(argv, base, "/dev/null", timeFile)).t;
-        rss.push(t[3] / 1024);
-        cpu.push(t[1] + t[2]);
+      // 3. test file (read once so every tool starts from the page cache)
+      const file = await ensureTestFile(dir, size);
+      await run("/bin/sh", ["-c", 'cat "$1" > /dev/null', "sh", file]);
+      const timeFile = `${dir}/time.out`;
+      const awsConfig = `${dir}/aws.config`;
+      await Deno.writeTextFile(
+        awsConfig,
+        `[default]\nregion = ${server.region}\ns3 =\n  addressing_style = path\n`,
+      );
+      const rcloneConfig = `${dir}/rclone.conf`;
+      await Deno.writeTextFile(rcloneConfig, "");
+
+      const base: Record<string, string> = {
+        PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin",
+        HOME: Deno.env.get("HOME") ?? "/root",
+        LANG: "C.UTF-8",
+        NO_COLOR: "1",
+      };
+      for (const k of ["DENO_DIR", "XDG_CACHE_HOME", "TMPDIR"]) {
+        const v = Deno.env.get(k);
+        if (v) base[k] = v;
       }
-      return { rssMiB: median(rss), cpu: median(cpu) };
-    };
-    const empty = `${dir}/empty.ts`;
-    await Deno.writeTextFile(empty, "");
-    const emptyRun = await startup([deno, "run", empty]);
-    const helpRun = await startup([deno, "run", "-A", `${ROOT}/pput.ts`, "--help"]);
-    const baselines: Baselines = {
-      emptyMiB: emptyRun.rssMiB,
-      helpMiB: helpRun.rssMiB,
-      helpCpu: helpRun.cpu,
-      awsCpu: awsPath ? (await startup([awsPath, "--version"])).cpu : NaN,
-    };
-    log(
-      `runtime baseline RSS: empty script ${fmt(baselines.emptyMiB)} MiB, ` +
-        `pput --help ${fmt(baselines.helpMiB)} MiB`,
-    );
+      const deno = Deno.execPath();
+      const pputEnv = {
+        ...base,
+        BUCKET: bucket,
+        HOST: server.endpoint,
+        S3_KEY_ID: server.keyId,
+        S3_SECRET: server.secret,
+        S3_REGION: server.region,
+      };
+      const pput = (name: string, flags: string[], n: number): Tool => ({
+        name,
+        kind: "pput",
+        runs: n,
+        pputFlags: flags,
+        argv: (key) => [deno, "run", "-A", `${ROOT}/pput.ts`, ...flags, key],
+        env: pputEnv,
+      });
+      const tools: Tool[] = [];
+      if (wanted.has("pput")) tools.push(pput("pput", [], runs));
+      if (awsPath) {
+        tools.push({
+          name: "aws s3 cp -",
+          kind: "awscli",
+          runs,
+          argv: (key) => [
+            awsPath,
+            "s3",
+            "cp",
+            "--no-progress",
+            "--endpoint-url",
+            server.endpoint,
+            "-",
+            `s3://${bucket}/${key}`,
+          ],
+          env: {
+            ...base,
+            AWS_ACCESS_KEY_ID: server.keyId,
+            AWS_SECRET_ACCESS_KEY: server.secret,
+            AWS_DEFAULT_REGION: server.region,
+            AWS_CONFIG_FILE: awsConfig,
+            AWS_SHARED_CREDENTIALS_FILE: `${dir}/no-such-credentials`,
+            AWS_EC2_METADATA_DISABLED: "true",
+            AWS_PAGER: "",
+          },
+        });
+      }
+      if (rclonePath) {
+        tools.push({
+          name: "rclone rcat",
+          kind: "rclone",
+          runs,
+          argv: (key) => [rclonePath, "rcat", `z3bench:${bucket}/${key}`],
+          env: {
+            ...base, // no AWS_CA_BUNDLE: rclone 1.60 refuses to start with it set
+            RCLONE_CONFIG: rcloneConfig,
+            RCLONE_CONFIG_Z3BENCH_TYPE: "s3",
+            RCLONE_CONFIG_Z3BENCH_PROVIDER: "Ceph",
+            RCLONE_CONFIG_Z3BENCH_ENV_AUTH: "false",
+            RCLONE_CONFIG_Z3BENCH_ACCESS_KEY_ID: server.keyId,
+            RCLONE_CONFIG_Z3BENCH_SECRET_ACCESS_KEY: server.secret,
+            RCLONE_CONFIG_Z3BENCH_REGION: server.region,
+            RCLONE_CONFIG_Z3BENCH_ENDPOINT: server.endpoint,
+            RCLONE_CONFIG_Z3BENCH_FORCE_PATH_STYLE: "true",
+          },
+        });
+      }
+      if (wanted.has("pput")) {
+        for (const v of variants) tools.push(pput(`pput ${v}`, v.trim().split(/\s+/), 1));
+      }
 
-    const versions = [
-      `deno ${Deno.version.deno}`,
-      ...(awsPath ? [await versionOf([awsPath, "--version"], base)] : []),
-      ...(rclonePath ? [await versionOf([rclonePath, "version"], base)] : []),
-      (await versionOf(["radosgw", "--version"], base)).replace(/\s*\(.*$/, ""),
-    ];
-
-    // 4. uploads, interleaved
-    const samples: Sample[] = [];
-    const maxRuns = Math.max(...tools.map((t) => t.runs));
-    for (let i = 1; i <= maxRuns; i++) {
-      for (const tool of tools) {
-        if (i > tool.runs) continue;
-        const key = `bench/${tool.name.replace(/[^a-z0-9]+/gi, "-")}/run-${i}`;
-        keys.add(key);
-        if (pause > 0) await new Promise((r) => setTimeout(r, pause * 1000));
-        log(`${tool.name}, run ${i}`);
-        const s = await uploadOnce(tool, i, key, file, size, store, timeFile);
-        samples.push(s);
-        if (s.ok) {
-          log(
-            `  ${fmt(s.wall, 2)} s, ${fmt(size / 1e6 / s.wall)} MB/s, CPU ` +
-              `${fmt(s.user + s.sys, 2)} s, RSS ${fmt(s.rssKiB / 1024)} MiB`,
-          );
-        } else {
-          log(`  FAILED: ${s.error}`);
-          exit = 1;
+      // baselines (also warms Deno's module cache before the first pput run)
+      const startup = async (argv: string[]) => {
+        const rss: number[] = [];
+        const cpu: number[] = [];
+        for (let i = 0; i < 3; i++) {
+          const t = (await timed(argv, base, "/dev/null", timeFile)).t;
+          rss.push(t[3] / 1024);
+          cpu.push(t[1] + t[2]);
         }
-        await store.delete(key);
-      }
-    }
+        return { rssMiB: median(rss), cpu: median(cpu) };
+      };
+      const empty = `${dir}/empty.ts`;
+      await Deno.writeTextFile(empty, "");
+      const emptyRun = await startup([deno, "run", empty]);
+      const helpRun = await startup([deno, "run", "-A", `${ROOT}/pput.ts`, "--help"]);
+      const baselines: Baselines = {
+        emptyMiB: emptyRun.rssMiB,
+        helpMiB: helpRun.rssMiB,
+        helpCpu: helpRun.cpu,
+        awsCpu: awsPath ? (await startup([awsPath, "--version"])).cpu : NaN,
+      };
+      log(
+        `runtime baseline RSS: empty script ${fmt(baselines.emptyMiB)} MiB, ` +
+          `pput --help ${fmt(baselines.helpMiB)} MiB`,
+      );
 
-    // 5. report
-    const rows = tools.map((t) => summarize(t, samples, size));
-    const text = report(
-      rows,
-      samples,
-      { size, date, machine: await machine(), versions, notes },
-      baselines,
-    );
-    await Deno.mkdir(`${ROOT}/bench/results`, { recursive: true });
-    await Deno.writeTextFile(RESULTS, text);
-    console.log(text);
-    log(`written to ${RESULTS}`);
-  } finally {
-    // 6. clean up: our objects, anything left in the bucket, pending uploads, the bucket
-    await cleanup(store, keys, server, bucket);
+      const versions = [
+        `deno ${Deno.version.deno}`,
+        ...(awsPath ? [await versionOf([awsPath, "--version"], base)] : []),
+        ...(rclonePath ? [await versionOf([rclonePath, "version"], base)] : []),
+        (await versionOf(["radosgw", "--version"], base)).replace(/\s*\(.*$/, ""),
+      ];
+
+      // 4. uploads, interleaved
+      const samples: Sample[] = [];
+      const maxRuns = Math.max(...tools.map((t) => t.runs));
+      for (let i = 1; i <= maxRuns; i++) {
+        for (const tool of tools) {
+          if (i > tool.runs) continue;
+          const key = `bench/${tool.name.replace(/[^a-z0-9]+/gi, "-")}/run-${i}`;
+          keys.add(key);
+          if (pause > 0) await new Promise((r) => setTimeout(r, pause * 1000));
+          log(`${tool.name}, run ${i}`);
+          const s = await uploadOnce(tool, i, key, file, size, store, timeFile);
+          samples.push(s);
+          if (s.ok) {
+            log(
+              `  ${fmt(s.wall, 2)} s, ${fmt(size / 1e6 / s.wall)} MB/s, CPU ` +
+                `${fmt(s.user + s.sys, 2)} s, RSS ${fmt(s.rssKiB / 1024)} MiB`,
+            );
+          } else {
+            log(`  FAILED: ${s.error}`);
+            exit = 1;
+          }
+          await store.delete(key);
+        }
+      }
+
+      // 5. report
+      const rows = tools.map((t) => summarize(t, samples, size));
+      return {
+        exit,
+        text: report(
+          rows,
+          samples,
+          { size, date, machine: await machine(), versions, notes },
+          baselines,
+        ),
+      };
+    } finally {
+      // 6. clean up: our objects, anything left in the bucket, pending uploads, the bucket
+      await cleanup(store, keys, server, bucket);
+    }
+  };
+  const parts: string[] = [];
+  let exit = 0;
+  if (sections.has("pput")) {
+    const r = await pputSection();
+    parts.push(r.text);
+    exit = r.exit;
   }
+  if (sections.has("whole")) {
+    log(`whole path: ${values.size}, ${wholeRuns} run(s), modes ${modes.join(", ")}`);
+    const awsPath = await ensurePackage(AWS, "awscli", []);
+    if (!awsPath) throw new Error(`${AWS} is needed for the peer pipeline`);
+    parts.push(
+      `## Whole path: backup and restore against their floors (${date})\n\n` +
+        await wholePath({ size, runs: wholeRuns, modes, aws: awsPath, log }),
+    );
+  }
+  const text = parts.join("\n\n") + "\n";
+  await Deno.mkdir(`${ROOT}/bench/results`, { recursive: true });
+  await Deno.writeTextFile(RESULTS, text);
+  console.log(text);
+  log(`written to ${RESULTS}`);
   return exit;
 }
 
