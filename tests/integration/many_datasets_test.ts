@@ -102,6 +102,18 @@ integration(
       await Deno.writeTextFile(conf, `[main]\nCOMPRESSOR=zstd\n[fs:${grand}]\nCOMPRESSOR=none\n`);
       const env = { FILESYSTEM: top, Z3_CONFIG: conf };
 
+      // --dry-run --json over several datasets: one document, a plan per dataset.
+      const dry = JSON.parse(
+        ok(await f.z3(["backup", "--recursive", "--dry-run", "--json"], env)).join("\n"),
+      ) as { dataset: string; dryRun: boolean; plan: string[] }[];
+      assert.deepEqual(dry.map((d) => [d.dataset, d.dryRun]), [
+        [top, true],
+        [child, true],
+        [grand, true],
+      ]);
+      for (const d of dry) assert.ok(d.plan[0].startsWith(`${d.dataset}@s1 (full)`), d.plan[0]);
+      assert.deepEqual(await f.keys(), [], "a dry run uploads nothing");
+
       const backedUp = await f.z3(["backup", "--recursive"], env);
       assert.deepEqual(ok(backedUp).map((l) => l.slice(0, l.indexOf(":"))), [
         `${top}@s1`,
