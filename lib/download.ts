@@ -61,26 +61,25 @@ async function fetchRange(
   end: number,
   options: DownloadOptions,
 ): Promise<Uint8Array> {
-  const out = new Uint8Array(end - start + 1);
-  let filled = 0;
-  const body = await store.get(key, { start, end, etag: options.etag, signal: options.signal });
-  for await (const chunk of body) {
-    if (filled + chunk.length > out.length) {
-      throw new S3RequestError(
-        `Cannot download "${key}": bytes ${start}-${end} came back too long`,
-        true,
-      );
-    }
-    out.set(chunk, filled);
-    filled += chunk.length;
+  const { bytes, filled, more } = await store.getInto(key, new Uint8Array(end - start + 1), {
+    start,
+    end,
+    etag: options.etag,
+    signal: options.signal,
+  });
+  if (more) {
+    throw new S3RequestError(
+      `Cannot download "${key}": bytes ${start}-${end} came back too long`,
+      true,
+    );
   }
-  if (filled !== out.length) {
+  if (filled !== end - start + 1) {
     throw new S3RequestError(
       `Cannot download "${key}": bytes ${start}-${end} came back short (${filled} bytes)`,
       true,
     );
   }
-  return out;
+  return bytes;
 }
 
 /** A run of bytes fetched and released together: one range, or one held part. */

@@ -281,16 +281,20 @@ class Connection {
 
   /**
    * Up to `max` bytes of the answer (at least one), or `null` at EOF: first what is buffered,
-   * then a read straight into a fresh array.
+   * then a read straight into `into` when given (the answer is then a view of its first bytes),
+   * else into a fresh array.
    */
-  async readSome(max: number): Promise<Uint8Array | null> {
+  async readSome(max: number, into?: Uint8Array): Promise<Uint8Array | null> {
+    const room = Math.min(max, into ? into.length : 256 * 1024);
     if (this.#end > this.#start) {
-      const n = Math.min(max, this.#end - this.#start);
-      const out = this.#buf.slice(this.#start, this.#start + n);
+      const n = Math.min(room, this.#end - this.#start);
+      const buffered = this.#buf.subarray(this.#start, this.#start + n);
       this.#start += n;
-      return out;
+      if (!into) return buffered.slice();
+      into.set(buffered);
+      return into.subarray(0, n);
     }
-    const chunk = new Uint8Array(Math.min(max, 256 * 1024));
+    const chunk = into ? into.subarray(0, room) : new Uint8Array(room);
     const n = await this.guard(this.#conn.read(chunk));
     if (n === null) return null;
     this.received += n;
@@ -361,20 +365,20 @@ function parseHead(text: string, method: string): Head {
   return { statusCode, reason: m[3], headers, framing, keepAlive };
 }
 
-/** The next piece of the body, or `null` at its end. */
-async function readBody(c: Connection, f: Framing): Promise<Uint8Array | null> {
+/** The next piece of the body (read into `into` when given), or `null` at its end. */
+async function readBody(c: Connection, f: Framing, into?: Uint8Array): Promise<Uint8Array | null> {
   switch (f.kind) {
     case "none":
       return null;
     case "length": {
       if (f.remaining === 0) return null;
-      const got = await c.readSome(f.remaining);
+      const got = await c.readSome(f.remaining, into);
       if (got === null) throw new HttpTransportError("connection closed inside a response body");
       f.remaining -= got.length;
       return got;
     }
     case "close":
-      return await c.readSome(256 * 1024);
+      return await c.readSome(256 * 1024, into);
     case "chunked": {
       if (f.done) return null;
       if (f.remaining === 0) {
@@ -389,7 +393,7 @@ async function readBody(c: Connection, f: Framing): Promise<Uint8Array | null> {
         }
         f.remaining = size;
       }
-      const got = await c.readSome(f.remaining);
+      const got = await c.readSome(f.remaining, into);
       if (got === null) throw new HttpTransportError("connection closed inside a chunked body");
       f.remaining -= got.length;
       if (f.remaining === 0 && (await c.readLine()) !== "") {
@@ -686,16 +690,24 @@ export class HttpHandler {
         finish();
       }
     };
-    return new ReadableStream<Uint8Array>({
+    // A byte stream: a BYOB reader's bytes are read from the socket straight into its buffer.
+    return new ReadableStream({
+      type: "bytes",
       async pull(controller) {
+        const view = controller.byobRequest?.view;
+        const into = view
+          ? new Uint8Array(view.buffer, view.byteOffset, view.byteLength)
+          : undefined;
         try {
-          const got = await readBody(c, framing);
+          const got = await readBody(c, framing, into);
           if (got === null) {
             end(true);
             controller.close();
+            controller.byobRequest?.respond(0);
           } else {
             await limit?.take(got.length, signal);
-            controller.enqueue(got);
+            if (into) controller.byobRequest!.respond(got.length);
+            else controller.enqueue(got);
           }
         } catch (err) {
           end(false);
@@ -705,7 +717,7 @@ export class HttpHandler {
       cancel() {
         end(false);
       },
-    }, { highWaterMark: 0 });
+    });
   }
 
   /** Read by the SDK. */

@@ -234,6 +234,28 @@ export function classifyError(what: string, err: unknown): S3RequestError {
 
 const unquote = (etag: string | undefined) => (etag ?? "").replaceAll('"', "");
 
+/** {@linkcode S3Store.getInto} for a body that is not a byte stream: its chunks copied. */
+async function copyInto(
+  what: string,
+  body: ReadableStream<Uint8Array>,
+  into: Uint8Array,
+): Promise<{ bytes: Uint8Array; filled: number; more: boolean }> {
+  let filled = 0;
+  try {
+    for await (const chunk of body) {
+      if (filled + chunk.length > into.length) {
+        into.set(chunk.subarray(0, into.length - filled), filled);
+        return { bytes: into, filled: into.length, more: true };
+      }
+      into.set(chunk, filled);
+      filled += chunk.length;
+    }
+  } catch (err) {
+    throw classifyError(what, err);
+  }
+  return { bytes: into.subarray(0, filled), filled, more: false };
+}
+
 /** A bucket on an S3 endpoint. */
 export class S3Store {
   /** The bucket name. */
@@ -461,6 +483,67 @@ export class S3Store {
     options: { start?: number; end?: number; etag?: string; signal?: AbortSignal } = {},
   ): Promise<ReadableStream<Uint8Array>> {
     const what = `download "${key}" from bucket "${this.bucket}"`;
+    const reader = (await this.#body(what, key, options)).getReader();
+    return new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          const r = await reader.read();
+          if (r.done) controller.close();
+          else controller.enqueue(r.value);
+        } catch (err) {
+          controller.error(classifyError(what, err));
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    });
+  }
+
+  /**
+   * Bytes `start` to `end` (inclusive) of the object read straight from the socket into `into`
+   * (no chunk is allocated or copied on the way), with `If-Match` on `etag` like
+   * {@linkcode S3Store.get}. Each read hands `into`'s memory on, so `into` is detached afterwards:
+   * the answer's `bytes` views that same memory (its first `filled` bytes); `more` says the body
+   * held bytes beyond `into`'s length.
+   */
+  async getInto(
+    key: string,
+    into: Uint8Array,
+    options: { start: number; end: number; etag?: string; signal?: AbortSignal },
+  ): Promise<{ bytes: Uint8Array; filled: number; more: boolean }> {
+    const what = `download "${key}" from bucket "${this.bucket}"`;
+    const body = await this.#body(what, key, options);
+    let reader: ReadableStreamBYOBReader;
+    try {
+      reader = body.getReader({ mode: "byob" });
+    } catch {
+      return await copyInto(what, body, into); // the SDK wrapped the body (checksum validation)
+    }
+    // Each read detaches the memory it is given, `into` too: its offset and length are kept.
+    const { byteOffset, length } = into;
+    let buffer = into.buffer as ArrayBuffer;
+    let filled = 0;
+    try {
+      while (filled < length) {
+        const r = await reader.read(new Uint8Array(buffer, byteOffset + filled, length - filled));
+        if (r.value) buffer = r.value.buffer as ArrayBuffer;
+        if (r.done) break;
+        filled += r.value.length;
+      }
+      const more = filled === length && !(await reader.read(new Uint8Array(1))).done;
+      if (more) await reader.cancel();
+      return { bytes: new Uint8Array(buffer, byteOffset, filled), filled, more };
+    } catch (err) {
+      reader.cancel().catch(() => {});
+      throw classifyError(what, err);
+    }
+  }
+
+  /** The answer body of a GetObject of `key` (see {@linkcode S3Store.get}), as sent by lib/http.ts. */
+  async #body(
+    what: string,
+    key: string,
+    options: { start?: number; end?: number; etag?: string; signal?: AbortSignal },
+  ): Promise<ReadableStream<Uint8Array>> {
     const out = await this.#send(what, () =>
       this.#client.send(
         new GetObjectCommand({
@@ -477,19 +560,7 @@ export class S3Store {
       | { transformToWebStream?: () => ReadableStream<Uint8Array> }
       | undefined;
     if (!body?.transformToWebStream) throw new S3RequestError(`Cannot ${what}: no body`, true);
-    const reader = body.transformToWebStream().getReader();
-    return new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        try {
-          const r = await reader.read();
-          if (r.done) controller.close();
-          else controller.enqueue(r.value);
-        } catch (err) {
-          controller.error(classifyError(what, err));
-        }
-      },
-      cancel: (reason) => reader.cancel(reason),
-    });
+    return body.transformToWebStream();
   }
 
   /** Stores `body` as one object with one PutObject; returns the ETag. */

@@ -148,3 +148,38 @@ Deno.test("HttpHandler fails a request whose answer stalls after stallMs", async
     await server.close();
   }
 });
+
+Deno.test("HttpHandler reads a GET body straight into a BYOB reader's buffer, buffered bytes first", async () => {
+  // ASCII, so the scripted server's text is its bytes; 300,000 bytes: several socket reads.
+  const text = Array.from({ length: 300_000 }, (_, i) => String.fromCharCode(33 + (i * 7) % 94))
+    .join("");
+  const chunked = `${(100_000).toString(16)}\r\n${text.slice(0, 100_000)}\r\n` +
+    `${(200_000).toString(16)}\r\n${text.slice(100_000)}\r\n0\r\n\r\n`;
+  const server = scriptedServer((_head, n) =>
+    n === 1 ? ok(text) : `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}`
+  );
+  const http = new HttpHandler({ stallMs: 5000 });
+  try {
+    for (const framing of ["Content-Length", "chunked"]) {
+      const get = await http.handle(request(server.port, "GET"));
+      const reader = (get.response.body as ReadableStream<Uint8Array>).getReader({ mode: "byob" });
+      // The range starts 5 bytes into its buffer; reads of 1,000 bytes, then of whatever is left.
+      let buffer = new ArrayBuffer(5 + text.length);
+      let filled = 0;
+      while (filled < text.length) {
+        const room = filled === 0 ? 1000 : text.length - filled;
+        const r = await reader.read(new Uint8Array(buffer, 5 + filled, room));
+        buffer = r.value!.buffer as ArrayBuffer;
+        if (r.done) break;
+        filled += r.value!.length;
+      }
+      assert.ok((await reader.read(new Uint8Array(1))).done, `${framing}: no more than the body`);
+      assert.deepEqual(filled, text.length, `${framing}: the whole body`);
+      assert.deepEqual(decoder.decode(new Uint8Array(buffer, 5, filled)), text, framing);
+    }
+    assert.deepEqual(server.connections(), 1, "the connection is kept alive after each body");
+  } finally {
+    http.destroy();
+    await server.close();
+  }
+});
