@@ -14,7 +14,7 @@
 import { checkKey, type CheckRecord, writeCheck } from "./checks.ts";
 import { lockObject, runLock } from "./locking.ts";
 import { type RemoteSnapshot, shapeOf } from "./chain.ts";
-import { downloadVerified } from "./commands/restore.ts";
+import { downloadVerified } from "./verified_object.ts";
 import type { Config } from "./config.ts";
 import { ChainError, IntegrityError } from "./errors.ts";
 import { scheduleFromMetadata } from "./part_size.ts";

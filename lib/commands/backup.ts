@@ -27,7 +27,7 @@ import { loadRemote } from "../remote.ts";
 import type { S3Store } from "../s3.ts";
 import { type Resume, ResumeMismatchError, uploadStream } from "../upload.ts";
 import { checkKey, type CheckRecord, MissingRecordError, writeCheck } from "../checks.ts";
-import { inspectObject } from "./restore.ts";
+import { inspectObject } from "../verified_object.ts";
 import { describeError, S3Error, UsageError } from "../errors.ts";
 import { rerecord } from "../rerecord.ts";
 import { VERSION } from "../version.ts";

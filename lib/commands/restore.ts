@@ -8,7 +8,7 @@
 
 import { applyProperties, chainFull } from "../properties.ts";
 import { Chains } from "../chain_walk.ts";
-import { keyFor, normalizePrefix, planRestore, type RemoteSnapshot, shortName } from "../chain.ts";
+import { keyFor, planRestore, type RemoteSnapshot, shortName } from "../chain.ts";
 import type { Config } from "../config.ts";
 import { checkCompressor, decompress } from "../compress.ts";
 import { AGE_META, checkIdentity, openAge } from "../age.ts";
@@ -16,16 +16,13 @@ import { requireDataset } from "../dataset.ts";
 import { UsageError, Z3Error } from "../errors.ts";
 import { ignoreClosedStdout as closedStdout } from "../cli.ts";
 import { withProgress } from "../progress.ts";
-import { checkKey, compareCheck, MissingRecordError, readCheck } from "../checks.ts";
 import { parseSnapshot, validateDataset } from "../names.ts";
-import { scheduleFromMetadata } from "../part_size.ts";
 import { formatArgv } from "../process.ts";
 import { loadRemote } from "../remote.ts";
-import { sleep, withRetry } from "../retry.ts";
+import { sleep } from "../retry.ts";
 import type { S3Store } from "../s3.ts";
-import { etagNotMd5, etagNotMd5Error } from "../etag_md5.ts";
-import { type Expected, holdingBack, partsOf, verifiability, verifying } from "../verify.ts";
-import { type DownloadOptions, parallelDownload } from "../download.ts";
+import { type Expected, holdingBack } from "../verify.ts";
+import { inspectObject, openVerified } from "../verified_object.ts";
 import * as zfs from "../zfs.ts";
 import { checkRestoreFlags, isRaw, readSendFlags } from "../send_flags.ts";
 
@@ -200,99 +197,6 @@ async function decrypted(
     label: key,
     identityFile: config.ageIdentityFile,
   });
-}
-
-/**
- * HEADs `key` and checks it against its check record; returns what its bytes must match (the
- * record's part MD5s included, where it has them).
- */
-export async function inspectObject(
-  store: S3Store,
-  key: string,
-  config: Config,
-  signal?: AbortSignal,
-): Promise<Expected> {
-  const attempts = config.maxRetries + 1;
-  const info = await withRetry(() => store.head(key, signal), { attempts, signal });
-  if (!info) {
-    throw new UsageError(`Cannot download "${key}": no such object in bucket "${store.bucket}"`);
-  }
-  const notMd5 = etagNotMd5(info.encryption);
-  if (notMd5) throw etagNotMd5Error("verify", key, notMd5);
-  const prefix = normalizePrefix(config.s3Prefix);
-  const name = key.startsWith(prefix) ? key.slice(prefix.length) : undefined;
-  const expected: Expected = {
-    etag: info.etag,
-    size: info.size,
-    schedule: scheduleFromMetadata(info.metadata),
-  };
-  if (info.metadata["z3-version"] !== undefined && name?.includes("@")) {
-    // Written by z3 backup: the object must still be the one the backup verified.
-    const record = await readCheck(store, config.s3Prefix, name, attempts);
-    if (!record) {
-      throw new MissingRecordError(key, checkKey(config.s3Prefix, name));
-    }
-    compareCheck(key, info, record);
-    if (record.parts !== undefined) {
-      expected.parts = record.parts;
-      partsOf(expected, key); // they must fit the object before any byte reaches ZFS
-    }
-  }
-  return expected;
-}
-
-/**
- * Downloads `key` as a verified stream (see `verify.ts`), after {@linkcode inspectObject} (unless
- * the caller already did and passes its result).
- */
-export async function openVerified(
-  store: S3Store,
-  key: string,
-  config: Config,
-  options: { signal?: AbortSignal; err: (line: string) => void },
-  inspected?: Expected,
-): Promise<ReadableStream<Uint8Array>> {
-  const expected = inspected ?? await inspectObject(store, key, config, options.signal);
-  if (verifiability(expected) !== "etag") {
-    options.err(
-      `warning: ${key} has no recorded part sizes (written by another tool?): checking its size only`,
-    );
-  }
-  return downloadVerified(store, key, expected, config, {
-    signal: options.signal,
-    onRefetch: (part, attempt, got) =>
-      options.err(
-        `${key}: part ${part} hashes to MD5 ${got}, not its recorded one: fetching it again ` +
-          `(attempt ${attempt + 1})`,
-      ),
-  });
-}
-
-/**
- * `key`'s bytes by parallel ranged GETs, checked against `expected` as they stream: part by part
- * where its part MD5s are known, else as a whole against its ETag. The last bytes are held back
- * until the checks pass, so no reader sees the end of bytes that did not verify.
- */
-export function downloadVerified(
-  store: S3Store,
-  key: string,
-  expected: Expected,
-  config: Config,
-  options: { signal?: AbortSignal; onRefetch?: DownloadOptions["onRefetch"] } = {},
-): ReadableStream<Uint8Array> {
-  const download = {
-    etag: expected.etag,
-    size: expected.size,
-    rangeSize: config.chunkSize,
-    concurrency: config.concurrency,
-    attempts: config.maxRetries + 1,
-    signal: options.signal,
-    onRefetch: options.onRefetch,
-  };
-  const checked = expected.parts
-    ? parallelDownload(store, key, { ...download, parts: partsOf(expected, key) })
-    : verifying(parallelDownload(store, key, download), expected, key);
-  return holdingBack(checked, Promise.resolve());
 }
 
 /**

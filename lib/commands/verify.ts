@@ -21,7 +21,8 @@ import {
   ZfsError,
 } from "../errors.ts";
 import { parseSnapshot, validateDataset } from "../names.ts";
-import { inspectObject, openVerified, receiveOne } from "./restore.ts";
+import { inspectObject, openVerified } from "../verified_object.ts";
+import { receiveOne } from "./restore.ts";
 import { withProgress } from "../progress.ts";
 import { MissingRecordError } from "../checks.ts";
 import { rerecord } from "../rerecord.ts";
