@@ -16,8 +16,8 @@ import { IntegrityError } from "./errors.ts";
 import { printable } from "./names.ts";
 import { mapLimit } from "./remote.ts";
 import { withRetry } from "./retry.ts";
+import { putJson } from "./put_json.ts";
 import type { Retention, S3Store } from "./s3.ts";
-import { createHash } from "node:crypto";
 
 /**
  * What a check record holds. Records written before z3 0.x held only `etag`, `size` and `guid`;
@@ -65,9 +65,7 @@ export async function writeCheck(
   attempts: number,
   options: { lock?: Retention } = {},
 ): Promise<void> {
-  const body = new TextEncoder().encode(JSON.stringify(record) + "\n");
-  const md5 = createHash("md5").update(body).digest("base64");
-  await withRetry(() => store.put(checkKey(prefix, name), body, md5, options), { attempts });
+  await putJson(store, checkKey(prefix, name), record, attempts, options);
 }
 
 /** Larger than any record z3 writes (10,000 part MD5s take about 350 KB): not read. */

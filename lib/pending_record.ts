@@ -10,10 +10,9 @@
  */
 
 import { checkKey } from "./checks.ts";
-import { toBase64 } from "./hex.ts";
+import { putJson } from "./put_json.ts";
 import { withRetry } from "./retry.ts";
 import type { Retention, S3Store } from "./s3.ts";
-import { createHash } from "node:crypto";
 
 /** What a multipart upload was started with. */
 export interface PendingRecord {
@@ -36,9 +35,7 @@ export async function writePendingRecord(
   signal?: AbortSignal,
   lock?: Retention,
 ): Promise<void> {
-  const body = new TextEncoder().encode(JSON.stringify(record) + "\n");
-  const md5 = toBase64(new Uint8Array(createHash("md5").update(body).digest()));
-  await withRetry(() => store.put(key, body, md5, { signal, lock }), { attempts, signal });
+  await putJson(store, key, record, attempts, { signal, lock });
 }
 
 /** Reads the record; `undefined` when there is none or it is not one (the bucket is untrusted). */

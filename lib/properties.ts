@@ -8,12 +8,11 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import type { RemoteSnapshot } from "./chain.ts";
 import { checkKey } from "./checks.ts";
 import { quote } from "./chain_walk.ts";
 import { describeError } from "./errors.ts";
-import { toBase64 } from "./hex.ts";
+import { putJson } from "./put_json.ts";
 import type { S3Store } from "./s3.ts";
 import { withRetry } from "./retry.ts";
 import * as zfs from "./zfs.ts";
@@ -35,9 +34,7 @@ export async function storeProperties(
   attempts: number,
 ): Promise<void> {
   const properties = await zfs.getLocalProperties(dataset);
-  const body = new TextEncoder().encode(JSON.stringify({ properties }) + "\n");
-  const md5 = toBase64(new Uint8Array(createHash("md5").update(body).digest()));
-  await withRetry(() => store.put(propertiesKey(prefix, name), body, md5), { attempts });
+  await putJson(store, propertiesKey(prefix, name), { properties }, attempts);
 }
 
 /**
