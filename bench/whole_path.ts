@@ -339,7 +339,9 @@ export async function wholePath(options: WholePathOptions): Promise<string> {
       await destroyDataset(target);
     };
 
-    await run(["sh", "-c", 'zfs send "$1" > "$2"', "sh", snapshot, stream]);
+    await run(["sh", "-c", 'zfs send "$1" > "$2"', "sh", snapshot, stream], {
+      timeoutMs: 30 * 60_000,
+    });
     streamBytes = (await Deno.stat(stream)).size;
     log(`send stream: ${(streamBytes / MiB).toFixed(1)} MiB`);
     // Warm Deno's module cache, so no row pays for compiling.

@@ -35,7 +35,15 @@ export interface CliOptions {
    * `5<file` to hand it file descriptor 5.
    */
   redirect?: string;
+  /**
+   * How long the child may run: then it gets SIGTERM, 10 s later SIGKILL, and `result` rejects
+   * naming the command and quoting its stderr so far. @default {CLI_TIMEOUT_MS}
+   */
+  timeoutMs?: number;
 }
+
+/** How long a z3 or pput child may run before the bed stops it (see `CliOptions.timeoutMs`). */
+export const CLI_TIMEOUT_MS = 300_000;
 
 /** A running child; see {@linkcode spawnCli}. */
 export interface CliChild {
@@ -47,6 +55,16 @@ export interface CliChild {
   kill(signal: Deno.Signal): void;
   /** Resolves when the child has exited and both output streams are drained. */
   result: Promise<CliResult>;
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.length;
+  }
+  return all;
 }
 
 let emptyConfig: string | undefined;
@@ -93,21 +111,48 @@ export function spawnCli(script: string, args: string[], options: CliOptions = {
   }).spawn();
   const writer = child.stdin.getWriter();
   let closed = false;
-  const text = (stream: ReadableStream<Uint8Array>) => new Response(stream).text();
-  const stdout = text(child.stdout);
-  const stderr = text(child.stderr);
+  const collect = (stream: ReadableStream<Uint8Array>, chunks: Uint8Array[]) =>
+    stream.pipeTo(new WritableStream({ write: (c) => void chunks.push(c) }));
+  const decode = (chunks: Uint8Array[]) => new TextDecoder().decode(concat(chunks));
+  const out: Uint8Array[] = [];
+  const err: Uint8Array[] = [];
+  const drained = Promise.all([collect(child.stdout, out), collect(child.stderr, err)]);
+  const ms = options.timeoutMs ?? CLI_TIMEOUT_MS;
+  let exited = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const kill = (signal: Deno.Signal) => {
+        try {
+          if (!exited) child.kill(signal);
+        } catch { /* already gone */ }
+      };
+      kill("SIGTERM");
+      Deno.unrefTimer(setTimeout(() => kill("SIGKILL"), 10_000));
+      child.unref();
+      const tail = decode(err).trimEnd().split("\n").slice(-5).join(" | ");
+      reject(
+        new Error(
+          `${script} ${args.join(" ")} did not exit within ${ms / 1000} s; stderr so far: ${
+            tail || "(none)"
+          }`,
+        ),
+      );
+    }, ms);
+  });
+  child.status.then(() => exited = true, () => {});
   const result = (async () => {
-    const status = await child.status;
-    if (!closed) {
-      closed = true;
-      await writer.close().catch(() => {});
+    try {
+      const status = await Promise.race([child.status, deadline]);
+      if (!closed) {
+        closed = true;
+        await writer.close().catch(() => {});
+      }
+      await Promise.race([drained, deadline]);
+      return { code: status.code, signal: status.signal, stdout: decode(out), stderr: decode(err) };
+    } finally {
+      clearTimeout(timer);
     }
-    return {
-      code: status.code,
-      signal: status.signal,
-      stdout: await stdout,
-      stderr: await stderr,
-    };
   })();
   return {
     pid: child.pid,

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { commandPath, isRoot, run } from "./run.ts";
+import { commandPath, INSTALL_TIMEOUT_MS, isRoot, run } from "./run.ts";
 
 /** The Debian package of each command a test may declare in `BedNeeds.commands`. */
 export const COMMAND_PACKAGES: Readonly<Record<string, string>> = {
@@ -42,7 +42,7 @@ export async function ensureCommands(): Promise<Map<string, string>> {
       'apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null',
       "sh",
       ...packages,
-    ]);
+    ], { timeoutMs: INSTALL_TIMEOUT_MS });
   } catch (err) {
     failed = `: ${(err as Error).message}`;
   }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { isRoot, run } from "./run.ts";
+import { INSTALL_TIMEOUT_MS, isRoot, run } from "./run.ts";
 
 const POOL_DIR = "/var/tmp/z3-test-pools";
 
@@ -57,7 +57,7 @@ export async function ensureZfs(): Promise<string | undefined> {
       "sh",
       "-c",
       "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends zfs-fuse >/dev/null",
-    ]);
+    ], { timeoutMs: INSTALL_TIMEOUT_MS });
   }
   if (!(await zpoolWorks())) {
     if (!(await hasCommand("zfs-fuse"))) return "zpool does not work and zfs-fuse is not installed";
