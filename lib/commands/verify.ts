@@ -22,7 +22,7 @@ import {
 } from "../errors.ts";
 import { parseSnapshot, validateDataset } from "../names.ts";
 import { inspectObject, openVerified } from "../verified_object.ts";
-import { receiveOne } from "./restore.ts";
+import { receiveOne } from "../receive_object.ts";
 import { withProgress } from "../progress.ts";
 import { MissingRecordError } from "../checks.ts";
 import { rerecord } from "../rerecord.ts";
