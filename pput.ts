@@ -17,13 +17,15 @@ import {
 } from "./lib/cli.ts";
 import { loadConfig } from "./lib/config_load.ts";
 import { connect } from "./lib/connect.ts";
-import { UsageError } from "./lib/errors.ts";
+import { describeError, EXIT, UsageError, Z3Error } from "./lib/errors.ts";
+import { lockObject, type LockRequestOptions, runLock } from "./lib/locking.ts";
 import { planSchedule, sizeSteps, usableEstimate } from "./lib/part_size.ts";
 import { humanBytes } from "./lib/human.ts";
 import { Progress } from "./lib/progress.ts";
 import { sizeValue } from "./lib/size.ts";
 import { ABORT_DEADLINE_MS } from "./lib/upload_abort.ts";
 import { OVERHEAD_MIB, uploadStream } from "./lib/upload.ts";
+import type { Retention, S3Store } from "./lib/s3.ts";
 import { VERSION } from "./lib/version.ts";
 
 /** Buffer memory along the default schedule: `48 MiB up to 7.1 GiB, 96 MiB up to 21.3 GiB, …`. */
@@ -52,6 +54,9 @@ Options:
                            (e.g. 50M) [default: MAX_RATE, none]
   --metadata K=V           user metadata; repeatable (--meta is accepted too)
   --storage-class CLASS    storage class of the object
+  OBJECT_LOCK_DAYS, OBJECT_LOCK_MODE (environment or config file, as for z3 backup): lock the
+                           object for that many days [default: 0, no lock; mode GOVERNANCE].
+                           A bucket without Object Lock is refused before stdin is read (exit 2)
   --file-descriptor N      read from this file descriptor instead of standard input
   --progress               print progress on stderr (default when stderr is a terminal)
   --quiet                  print nothing on success (warnings included; errors still go to stderr)
@@ -73,7 +78,9 @@ With --estimated: 6 x the part size it picks while the stream stays within the e
 A slow server makes pput read more slowly, never use more memory.
 
 Integrity: every part carries its Content-MD5; the object's ETag, read back after completion,
-must equal the one computed from the parts or the object is deleted. Any error, a read error or
+must equal the one computed from the parts or the object is deleted. With OBJECT_LOCK_DAYS the
+object's lock is read back too, and set where the server ignored the request's (Ceph does on
+multipart uploads); an object that cannot be locked is deleted, or named when it cannot be. Any error, a read error or
 SIGINT/SIGTERM aborts the multipart upload: no object is left behind. After a signal, requests in
 flight are cancelled and the abort gets one attempt of at most ${abortS} s, and whatever still runs
 ${stopS} s after the signal does not hold pput up: it exits within 15 s whatever the endpoint does.
@@ -172,6 +179,15 @@ await runCommand("pput", async ({ signal }) => {
     }
   }
   const store = connect(config);
+  const locking = { attempts: config.maxRetries + 1, signal };
+  let lock: Awaited<ReturnType<typeof runLock>>;
+  try {
+    lock = await runLock(config, store, locking);
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+  if (lock?.note) printErr(lock.note);
   const showProgress = !values.quiet && (values.progress === true || Deno.stderr.isTerminal());
   const progress = showProgress ? new Progress(key) : undefined;
   try {
@@ -182,10 +198,12 @@ await runCommand("pput", async ({ signal }) => {
       attempts: config.maxRetries + 1,
       metadata,
       storageClass: config.storageClass,
+      lock: lock?.retention,
       signal,
       inputLabel: fd === undefined ? "standard input" : `file descriptor ${fd}`,
       onProgress: progress ? (n) => progress.update(n) : undefined,
     });
+    if (lock) await lockOrDelete(store, key, lock.retention, locking);
     progress?.finish(result.bytes);
     if (!values.quiet) {
       printOut(
@@ -202,3 +220,31 @@ await runCommand("pput", async ({ signal }) => {
     store.close();
   }
 });
+
+/**
+ * Locks the uploaded `key` as `retention` asks (see `lockObject`); when that fails, deletes the
+ * version just written, so that no unlocked object stays behind looking like a success.
+ */
+async function lockOrDelete(
+  store: S3Store,
+  key: string,
+  retention: Retention,
+  options: LockRequestOptions,
+): Promise<void> {
+  try {
+    await lockObject(store, key, retention, options);
+  } catch (err) {
+    if (options.signal?.aborted) throw err;
+    let fate: string;
+    try {
+      const info = await store.head(key, options.signal);
+      if (!info?.versionId) throw new Error("the bucket names no version of it");
+      await store.deleteVersion(key, info.versionId, options.signal);
+      fate = "the object was deleted";
+    } catch (e) {
+      fate = `the object is left in the bucket (deleting it failed: ${describeError(e)})`;
+    }
+    const code = err instanceof Z3Error ? err.exitCode : EXIT.s3;
+    throw new Z3Error(`${describeError(err)}; ${fate}`, code, { cause: err });
+  }
+}

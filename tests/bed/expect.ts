@@ -15,8 +15,16 @@ export function ok(result: CliResult): string[] {
   return result.stdout.trimEnd().split("\n").filter((l) => l !== "");
 }
 
-/** Asserts a failure (see module doc) whose error line matches `pattern`; returns that line. */
-export function failure(result: CliResult, code: number | number[], pattern: RegExp): string {
+/**
+ * Asserts a failure (see module doc) whose error line, prefixed `program: ` (z3 or pput), matches
+ * `pattern`; returns that line.
+ */
+export function failure(
+  result: CliResult,
+  code: number | number[],
+  pattern: RegExp,
+  program = "z3",
+): string {
   const codes = Array.isArray(code) ? code : [code];
   assert.ok(
     codes.includes(result.code),
@@ -25,8 +33,8 @@ export function failure(result: CliResult, code: number | number[], pattern: Reg
   assert.deepEqual(result.signal, null, "z3 exits by itself");
   assert.deepEqual(result.stdout, "", "a failed run prints nothing on stdout");
   const lines = result.stderr.trimEnd().split("\n");
-  const errors = lines.filter((l) => l.startsWith("z3: "));
-  assert.deepEqual(errors.length, 1, `expected one z3: error line, got: ${result.stderr}`);
+  const errors = lines.filter((l) => l.startsWith(`${program}: `));
+  assert.deepEqual(errors.length, 1, `expected one ${program}: error line, got: ${result.stderr}`);
   assert.deepEqual(lines.at(-1), errors[0], "the error is the last line on stderr");
   assert.match(errors[0], pattern);
   return errors[0];

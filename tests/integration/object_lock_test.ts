@@ -15,7 +15,8 @@ import {
 } from "@aws-sdk/client-s3";
 import { integration } from "../bed/bed.ts";
 import { withCleanup } from "../bed/cleanup.ts";
-import { type CliResult, runZ3 } from "../bed/cli.ts";
+import { type CliResult, runPput, runZ3 } from "../bed/cli.ts";
+import { faultProxy } from "../bed/fault_proxy.ts";
 import { failure, ok } from "../bed/expect.ts";
 import { rewriteProxy } from "../bed/rewrite_proxy.ts";
 import { pseudoRandom } from "../bed/files.ts";
@@ -94,7 +95,11 @@ async function snapshotWithData(f: Fixture, snap: string, bytes: number, seed: n
 }
 
 /** The retention of `key`'s current version (or `versionId`), as `aws s3api get-object-retention` shows it. */
-async function retentionOf(f: Fixture, key: string, versionId?: string) {
+async function retentionOf(
+  f: Pick<Fixture, "client" | "store">,
+  key: string,
+  versionId?: string,
+) {
   try {
     const out = await f.client.send(
       new GetObjectRetentionCommand({ Bucket: f.store.bucket, Key: key, VersionId: versionId }),
@@ -448,4 +453,109 @@ integration(
       }
     });
   },
+);
+
+/** A lock-enabled bucket and a plain client for it (no pool: pput needs none), removed after. */
+async function withLockedBucket(
+  s3: S3Env,
+  label: string,
+  fn: (f: Pick<Fixture, "client" | "store">) => Promise<void>,
+): Promise<void> {
+  const client = new S3Client({
+    endpoint: s3.S3_ENDPOINT,
+    region: s3.S3_REGION,
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.S3_KEY_ID, secretAccessKey: s3.S3_SECRET },
+  });
+  let bucket: Awaited<ReturnType<typeof freshLockedBucket>> | undefined;
+  await withCleanup([
+    () => bucket?.store.close(),
+    () => bucket?.remove(),
+    () => client.destroy(),
+  ], async () => {
+    bucket = await freshLockedBucket(s3, label);
+    await fn({ client, store: bucket.store });
+  });
+}
+
+integration(
+  "pput with OBJECT_LOCK_DAYS locks its multipart object (Ceph ignores the request's headers) and the server refuses its delete",
+  async (bed) => {
+    await withLockedBucket(bed.s3, "lock-pput", async (f) => {
+      const data = pseudoRandom(7 * 1024 * 1024, 3);
+      const t = Date.now();
+      const result = await runPput(["--chunk-size", "5M", "piped/key"], {
+        stdin: data,
+        env: { ...childEnv(bed.s3, f.store.bucket), OBJECT_LOCK_DAYS: "1" },
+      });
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /"status":"success".*"parts":2/);
+      const lock = await retentionOf(f, "piped/key");
+      assert.equal(lock.mode, "GOVERNANCE");
+      near(lock.until, t + DAY, "piped/key");
+      const info = await f.store.head("piped/key");
+      assert.equal(info?.size, data.length);
+      await assert.rejects(
+        () => f.store.deleteVersion("piped/key", info!.versionId!),
+        (err) => err instanceof S3RequestError && err.status === 403,
+      );
+    });
+  },
+  { zfs: false },
+);
+
+integration(
+  "pput with OBJECT_LOCK_DAYS refuses a bucket without Object Lock before it reads stdin (exit 2)",
+  async (bed) => {
+    const store = await freshBucket(bed.s3, "lock-pput-none");
+    await withCleanup([() => store.close()], async () => {
+      const result = await runPput(["piped/key"], {
+        stdin: new Uint8Array(1024),
+        env: { ...childEnv(bed.s3, store.bucket), OBJECT_LOCK_DAYS: "7" },
+      });
+      failure(
+        result,
+        2,
+        new RegExp(`Cannot lock backups in bucket "${store.bucket}": Object Lock is not enabled`),
+        "pput",
+      );
+      assert.deepEqual(await Array.fromAsync(store.list("")), [], "nothing was uploaded");
+      assert.deepEqual(await Array.fromAsync(store.listMultipartUploads("")), []);
+    });
+  },
+  { zfs: false },
+);
+
+integration(
+  "pput whose object cannot be locked deletes it: no unlocked object is left looking like a success",
+  async (bed) => {
+    await withLockedBucket(bed.s3, "lock-pput-fail", async (f) => {
+      // Ceph 16 leaves a multipart object unlocked, and the proxy refuses PutObjectRetention.
+      const proxy = faultProxy(bed.s3.S3_ENDPOINT, {
+        faults: (req) =>
+          req.method === "PUT" && req.query.has("retention")
+            ? { kind: "error", status: 403, code: "AccessDenied", message: "Access Denied" }
+            : undefined,
+      });
+      try {
+        const result = await runPput(["--chunk-size", "5M", "piped/key"], {
+          stdin: pseudoRandom(7 * 1024 * 1024, 4),
+          env: {
+            ...childEnv(bed.s3, f.store.bucket),
+            HOST: proxy.endpoint,
+            OBJECT_LOCK_DAYS: "1",
+          },
+        });
+        failure(result, 4, /AccessDenied.*; the object was deleted$/, "pput");
+        assert.equal(result.stdout, "", "no success line");
+      } finally {
+        await proxy.close();
+      }
+      const versions = await f.client.send(
+        new ListObjectVersionsCommand({ Bucket: f.store.bucket, Prefix: "piped/" }),
+      );
+      assert.deepEqual(versions.Versions ?? [], [], "no version of the object is left");
+    });
+  },
+  { zfs: false },
 );
