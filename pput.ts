@@ -54,9 +54,6 @@ Options:
                            (e.g. 50M) [default: MAX_RATE, none]
   --metadata K=V           user metadata; repeatable (--meta is accepted too)
   --storage-class CLASS    storage class of the object
-  OBJECT_LOCK_DAYS, OBJECT_LOCK_MODE (environment or config file, as for z3 backup): lock the
-                           object for that many days [default: 0, no lock; mode GOVERNANCE].
-                           A bucket without Object Lock is refused before stdin is read (exit 2)
   --file-descriptor N      read from this file descriptor instead of standard input
   --progress               print progress on stderr (default when stderr is a terminal)
   --quiet                  print nothing on success (warnings included; errors still go to stderr)
@@ -67,6 +64,10 @@ Options:
                            roots [default: S3_CA_FILE]
   --debug                  more detail on errors (secrets stay redacted)
   -h, --help               this help; --version prints the version
+
+Object Lock: OBJECT_LOCK_DAYS and OBJECT_LOCK_MODE (environment or config file, as for z3
+backup) lock the object for that many days [default: 0, no lock; mode GOVERNANCE]. A bucket
+without Object Lock is refused before stdin is read (exit 2).
 
 Memory: at most (concurrency + 2) x the largest part so far, on top of about ${OVERHEAD_MIB} MiB of
 runtime, SDK and working heap. Parts grow with the stream, and so does memory. With the
