@@ -43,12 +43,12 @@ interface Fixture {
   keys(snap: string): { object: string; record: string };
 }
 
-async function withLockedFixture(
+/** A lock-enabled bucket and a plain client for it, removed after (pput tests need no pool). */
+async function withLockedBucket(
   s3: S3Env,
   label: string,
-  fn: (f: Fixture) => Promise<void>,
+  fn: (f: Pick<Fixture, "client" | "store">) => Promise<void>,
 ): Promise<void> {
-  const pool = await createPool(256);
   const client = new S3Client({
     endpoint: s3.S3_ENDPOINT,
     region: s3.S3_REGION,
@@ -60,33 +60,46 @@ async function withLockedFixture(
     () => bucket?.store.close(),
     () => bucket?.remove(),
     () => client.destroy(),
-    () => pool.destroy(),
   ], async () => {
     bucket = await freshLockedBucket(s3, label);
-    const store = bucket.store;
-    const dir = await pool.createDataset(DATA);
-    const dataset = `${pool.name}/${DATA}`;
-    await fn({
-      pool,
-      store,
-      client,
-      dataset,
-      dir,
-      z3: (args, env = {}) =>
-        runZ3(args, {
-          ...childEnv(s3, store.bucket),
-          FILESYSTEM: dataset,
-          COMPRESSOR: "none",
-          CHUNK_SIZE: "5M",
-          HOLD: "false",
-          ...env,
-        }),
-      keys: (snap) => ({
-        object: `z3-backup/${dataset}@${snap}`,
-        record: `z3-backup.z3/${dataset}@${snap}`,
-      }),
-    });
+    await fn({ client, store: bucket.store });
   });
+}
+
+async function withLockedFixture(
+  s3: S3Env,
+  label: string,
+  fn: (f: Fixture) => Promise<void>,
+): Promise<void> {
+  const pool = await createPool(256);
+  await withCleanup(
+    [() => pool.destroy()],
+    () =>
+      withLockedBucket(s3, label, async ({ client, store }) => {
+        const dir = await pool.createDataset(DATA);
+        const dataset = `${pool.name}/${DATA}`;
+        await fn({
+          pool,
+          store,
+          client,
+          dataset,
+          dir,
+          z3: (args, env = {}) =>
+            runZ3(args, {
+              ...childEnv(s3, store.bucket),
+              FILESYSTEM: dataset,
+              COMPRESSOR: "none",
+              CHUNK_SIZE: "5M",
+              HOLD: "false",
+              ...env,
+            }),
+          keys: (snap) => ({
+            object: `z3-backup/${dataset}@${snap}`,
+            record: `z3-backup.z3/${dataset}@${snap}`,
+          }),
+        });
+      }),
+  );
 }
 
 async function snapshotWithData(f: Fixture, snap: string, bytes: number, seed: number) {
@@ -454,29 +467,6 @@ integration(
     });
   },
 );
-
-/** A lock-enabled bucket and a plain client for it (no pool: pput needs none), removed after. */
-async function withLockedBucket(
-  s3: S3Env,
-  label: string,
-  fn: (f: Pick<Fixture, "client" | "store">) => Promise<void>,
-): Promise<void> {
-  const client = new S3Client({
-    endpoint: s3.S3_ENDPOINT,
-    region: s3.S3_REGION,
-    forcePathStyle: true,
-    credentials: { accessKeyId: s3.S3_KEY_ID, secretAccessKey: s3.S3_SECRET },
-  });
-  let bucket: Awaited<ReturnType<typeof freshLockedBucket>> | undefined;
-  await withCleanup([
-    () => bucket?.store.close(),
-    () => bucket?.remove(),
-    () => client.destroy(),
-  ], async () => {
-    bucket = await freshLockedBucket(s3, label);
-    await fn({ client, store: bucket.store });
-  });
-}
 
 integration(
   "pput with OBJECT_LOCK_DAYS locks its multipart object (Ceph ignores the request's headers) and the server refuses its delete",
