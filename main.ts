@@ -16,7 +16,7 @@ import {
   setQuiet,
   splitCommand,
 } from "./lib/cli.ts";
-import { backup } from "./lib/commands/backup.ts";
+import { backup, type BackupDryRun } from "./lib/commands/backup.ts";
 import {
   check,
   checkExitCode,
@@ -24,7 +24,7 @@ import {
   DEFAULT_CHECK_MAX_AGE,
   formatCheck,
 } from "./lib/commands/check.ts";
-import { get, restore } from "./lib/commands/restore.ts";
+import { get, restore, type RestoreDryRun } from "./lib/commands/restore.ts";
 import {
   formatParseable,
   formatTable,
@@ -307,6 +307,8 @@ await runCommand("z3", async ({ signal }) => {
           requirePolicy(parsePolicy(config.keep, (k) => config.sources[k]), "back up with --prune");
         }
         const plan: string[] = [];
+        // Up to date, the plan has no steps and no commands.
+        let planned: BackupDryRun = { steps: [], commands: [] };
         const records = await backup(config, store, {
           full: values.full === true,
           snapshot: values.snapshot as string | undefined,
@@ -320,13 +322,15 @@ await runCommand("z3", async ({ signal }) => {
             }
             : undefined,
           signal,
+          onPlan: (p) => planned = p,
           out: values.json ? (line) => plan.push(line) : printOut,
           err: printErr,
         });
         jsonReady = true;
-        // --dry-run --json: the plan's lines, per dataset (one object alone for one dataset).
-        if (values.json && dryRun) json.push({ dataset: config.filesystem, dryRun, plan });
-        else json.push(...records);
+        // --dry-run --json: the plan's lines and data, per dataset (one object for one dataset).
+        if (values.json && dryRun) {
+          json.push({ dataset: config.filesystem, dryRun, plan, ...planned });
+        } else json.push(...records);
         if (values.json) {
           // printed once, after every dataset
         } else if (values.parseable) {
@@ -349,17 +353,19 @@ await runCommand("z3", async ({ signal }) => {
       case "restore": {
         const dryRun = values["dry-run"] === true;
         const plan: string[] = [];
+        let planned: RestoreDryRun = { steps: [] };
         const received = await restore(config, store, positionals[0], {
           target: values.target as string | undefined,
           force: values.force === true,
           properties: values.properties === true,
           dryRun,
+          onPlan: (p) => planned = p,
           signal,
           out: values.json ? (line) => plan.push(line) : printOut,
           err: printErr,
         });
         if (values.json) {
-          printOut(JSON.stringify(dryRun ? { dryRun, plan } : { received }, null, 2));
+          printOut(JSON.stringify(dryRun ? { dryRun, plan, ...planned } : { received }, null, 2));
         } else for (const name of received) printOut(`received ${name}`);
         return 0;
       }

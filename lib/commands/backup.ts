@@ -74,10 +74,36 @@ export interface BackupOptions {
   signal?: AbortSignal;
   /** Runs after a successful (or up-to-date) backup, still under the lock: `--prune`. */
   afterSuccess?: () => Promise<void>;
+  /** With `dryRun`: receives the plan as data (`--json`), besides its lines on `out`. */
+  onPlan?: (plan: BackupDryRun) => void;
   /** Where result lines go (stdout). */
   out: (line: string) => void;
   /** Where diagnostics go (stderr). */
   err: (line: string) => void;
+}
+
+/** One upload a dry run would make. */
+export interface PlannedUpload {
+  snapshot: string;
+  type: "full" | "incremental";
+  /** The snapshot it builds on (`DATASET@SNAP`); absent for a full. */
+  parent?: string;
+  key: string;
+  /** The `zfs send` argv (from a bookmark, `DATASET#BM`, where the base is one). */
+  send: string[];
+  /** The compressor's name, as stored in the metadata. */
+  compressor: string;
+  /** Whether the object is encrypted to AGE_RECIPIENTS. */
+  encrypted: boolean;
+}
+
+/** A dry run's plan as data: what `backup --dry-run --json` adds to the plan's lines. */
+export interface BackupDryRun {
+  steps: PlannedUpload[];
+  /** The Object Lock every new object would get, and the ancestors whose lock would grow. */
+  lock?: { mode: string; until: string; ancestorsToExtend: number };
+  /** The `zfs hold`/`release` and `zfs bookmark`/`destroy` argvs that would run. */
+  commands: string[][];
 }
 
 /** One uploaded snapshot. */
@@ -207,12 +233,32 @@ async function planAndUpload(
       options.out(describe(config, store, step, sendFrom(step), flags));
     }
     if (lock) options.out(lockPlanLine(lock.retention, extend.length));
-    for (const argv of holdArgvLines(config, store.bucket, plan.base?.name, newest)) {
-      options.out(formatArgv(argv));
-    }
-    for (const argv of bookmarkArgvLines(bookmarks, store.bucket, config.s3Prefix, newest)) {
-      options.out(formatArgv(argv));
-    }
+    const commands = [
+      ...holdArgvLines(config, store.bucket, plan.base?.name, newest),
+      ...bookmarkArgvLines(bookmarks, store.bucket, config.s3Prefix, newest),
+    ];
+    for (const argv of commands) options.out(formatArgv(argv));
+    options.onPlan?.({
+      steps: plan.steps.map((step) => ({
+        snapshot: step.snapshot.name,
+        type: step.from ? "incremental" : "full",
+        ...(step.from ? { parent: step.from.name } : {}),
+        key: keyFor(config.s3Prefix, step.snapshot.name),
+        send: zfs.sendArgv(step.snapshot.name, sendFrom(step), flags),
+        compressor: config.compressor,
+        encrypted: (config.ageRecipients?.length ?? 0) > 0,
+      })),
+      ...(lock
+        ? {
+          lock: {
+            mode: lock.retention.mode,
+            until: lock.retention.until.toISOString(),
+            ancestorsToExtend: extend.length,
+          },
+        }
+        : {}),
+      commands: commands.map((argv) => [...argv]),
+    });
     return { records: [], newestCreated: plan.target.creation };
   }
   if (base && plan.steps[0].from !== undefined) await checkBase(config, store, base, options);

@@ -34,9 +34,27 @@ export interface RestoreOptions {
   /** Set the properties stored with the chain's full on the target afterwards. */
   properties?: boolean;
   dryRun?: boolean;
+  /** With `dryRun`: receives the plan as data (`--json`), besides its lines on `out`. */
+  onPlan?: (plan: RestoreDryRun) => void;
   signal?: AbortSignal;
   out: (line: string) => void;
   err: (line: string) => void;
+}
+
+/** One object a dry run would receive, oldest first. */
+export interface PlannedReceive {
+  snapshot: string;
+  key: string;
+  /** The compressor named in its metadata (`none` when it names none). */
+  compressor: string;
+  encrypted: boolean;
+  /** The `zfs receive` argv. */
+  receive: string[];
+}
+
+/** A dry run's plan as data: what `restore --dry-run --json` adds to the plan's lines. */
+export interface RestoreDryRun {
+  steps: PlannedReceive[];
 }
 
 /** Restores `snapshot` (`snap` or `dataset@snap`); returns the names received. */
@@ -83,15 +101,23 @@ export async function restore(
     exists ? (await zfs.getEncryption(target)) !== "off" : undefined,
   );
   if (options.dryRun) {
+    const receive = zfs.receiveArgv(target, { force: options.force });
     for (const { remote: r } of plan.steps) {
       const dec = r.compressor && r.compressor !== "none" ? ` | decompress ${r.compressor}` : "";
       const age = encrypted(r.metadata) ? " | (in-process age -d)" : "";
       options.out(
-        `${r.name}: download s3://${store.bucket}/${r.key}${age}${dec} | ${
-          formatArgv(zfs.receiveArgv(target, { force: options.force }))
-        }`,
+        `${r.name}: download s3://${store.bucket}/${r.key}${age}${dec} | ${formatArgv(receive)}`,
       );
     }
+    options.onPlan?.({
+      steps: plan.steps.map(({ remote: r }) => ({
+        snapshot: r.name,
+        key: r.key,
+        compressor: checkCompressor(r.compressor),
+        encrypted: encrypted(r.metadata),
+        receive: [...receive],
+      })),
+    });
     return [];
   }
   // Every encrypted object must have its identity, before any download or receive.

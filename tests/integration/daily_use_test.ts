@@ -14,6 +14,7 @@ import { pseudoRandom } from "../bed/files.ts";
 import { childEnv, freshBucket } from "../bed/s3_bed.ts";
 import { createPool } from "../bed/zfs_bed.ts";
 import type { S3Store } from "../../lib/s3.ts";
+import { formatArgv } from "../../lib/process.ts";
 
 const MiB = 1024 * 1024;
 
@@ -122,9 +123,26 @@ integration("--json: every command that takes it prints exactly one JSON documen
       assert.equal(r.code, code, `z3 ${args.join(" ")} --json: ${r.stderr}`);
       return oneJson(r.stdout, `z3 ${args.join(" ")} --json`);
     };
-    const plan = await json(["backup", "--dry-run"]) as { dryRun: boolean; plan: string[] };
+    const plan = await json(["backup", "--dry-run"]) as {
+      dryRun: boolean;
+      plan: string[];
+      steps: { send: string[] }[];
+      commands: string[][];
+    };
     assert.equal(plan.dryRun, true);
     assert.match(plan.plan[0], new RegExp(`^${fs}@s1 \\(full\\): zfs send`));
+    // The same plan as data: each upload, and the commands the text mode prints last.
+    assert.deepEqual(plan.steps.map((s) => ({ ...s, send: undefined })), [{
+      snapshot: `${fs}@s1`,
+      type: "full",
+      key: `z3-backup/${fs}@s1`,
+      compressor: "zstd",
+      encrypted: false,
+      send: undefined,
+    }]);
+    assert.deepEqual(plan.steps[0].send, ["zfs", "send", `${fs}@s1`]);
+    assert.ok(plan.commands.length > 0, "the hold it would take");
+    assert.deepEqual(plan.plan.slice(-plan.commands.length), plan.commands.map(formatArgv));
     const records = await json(["backup"]) as { snapshot: string; type: string }[];
     assert.deepEqual(records.map((r) => [r.snapshot, r.type]), [[`${fs}@s1`, "full"]]);
     assert.deepEqual(await json(["backup"]), [], "up to date: an empty list");
@@ -141,8 +159,16 @@ integration("--json: every command that takes it prints exactly one JSON documen
     );
     const dry = await json(["restore", "s1", "--target", `${pool.name}/r`, "--dry-run"]) as {
       plan: string[];
+      steps: unknown[];
     };
     assert.match(dry.plan[0], /download s3:\/\//);
+    assert.deepEqual(dry.steps, [{
+      snapshot: `${fs}@s1`,
+      key: `z3-backup/${fs}@s1`,
+      compressor: "zstd",
+      encrypted: false,
+      receive: ["zfs", "receive", `${pool.name}/r`],
+    }]);
     assert.deepEqual(await json(["restore", "s1", "--target", `${pool.name}/r`]), {
       received: [`${pool.name}/r@s1`],
     });

@@ -201,6 +201,20 @@ integration(
         ),
         dry.join("\n"),
       );
+      // The same with --json, as data; the step builds on s2.
+      const t = Date.now();
+      const data = JSON.parse(
+        ok(await f.z3(["backup", "--dry-run", "--json"], { OBJECT_LOCK_DAYS: "3" })).join("\n"),
+      ) as {
+        lock: { mode: string; until: string; ancestorsToExtend: number };
+        steps: { snapshot: string; parent?: string }[];
+      };
+      assert.equal(data.lock.mode, "GOVERNANCE");
+      assert.equal(data.lock.ancestorsToExtend, 2);
+      near(Date.parse(data.lock.until), t + 3 * DAY, "the dry run's lock");
+      assert.deepEqual(data.steps.map((s) => [s.snapshot, s.parent]), [
+        [`${f.dataset}@s3`, `${f.dataset}@s2`],
+      ]);
 
       // status shows each object's lock as the server holds it; verify finds the chain whole.
       const rows = JSON.parse(ok(await f.z3(["status", "--json"])).join("\n"));
