@@ -77,9 +77,10 @@ Commands:
   status    every snapshot of FILESYSTEM (matching SNAPSHOT_PREFIX) locally and in the bucket,
             in creation order: NAME | PARENT | TYPE | HEALTH | LOCAL STATE | SIZE | CREATED |
             UPLOADED (UTC; DATASET first over several); --all: every dataset with objects
-            under S3_PREFIX, from the listing alone. HEALTH is ok, missing parent,
-            parent broken, cycle detected, guid mismatch, invalid name, record missing or
-            record mismatch (each object is compared with its check record); on stderr,
+            under S3_PREFIX (and each [fs:] section's own), from the listings alone.
+            HEALTH is ok, missing parent, parent broken, cycle detected, guid mismatch,
+            invalid name, record missing or record mismatch (each object is compared with
+            its check record); on stderr,
             which snapshot z3's hold should be on (the newest one both local and in the
             bucket) with its userrefs count
   backup    upload every snapshot after the newest one already in the bucket, each as its own
@@ -258,11 +259,12 @@ await runCommand("z3", async ({ signal }) => {
     throw new UsageError(`Cannot ${command} recursively: ${command} takes one dataset`);
   }
   // Each dataset has its own settings: FILESYSTEM set to it picks its [fs:DATASET] section.
-  const configFor = async (dataset: string) => {
+  // With no dataset: the settings of none ([main], environment, flags), for `status --all`.
+  const configFor = async (dataset?: string) => {
     const c = await loadConfig({
       configPath: values.config as string | undefined,
-      flags: { ...flags, filesystem: dataset },
-      dataset,
+      flags: { ...flags, filesystem: dataset ?? "" },
+      dataset: dataset ?? "",
     });
     addSecrets(c.secrets);
     return c;

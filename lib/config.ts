@@ -333,6 +333,8 @@ export interface Config {
   sources: Record<string, Source>;
   /** The secret values, for redaction. */
   secrets: string[];
+  /** The datasets the config file has an `[fs:DATASET]` section for, in file order. */
+  sectionDatasets: string[];
 }
 
 /** Inputs to {@linkcode resolveConfig}. */
@@ -453,6 +455,9 @@ export function resolveConfig(inputs: ConfigInputs): Config {
     objectLockMode: parsed.OBJECT_LOCK_MODE === "compliance" ? "COMPLIANCE" : "GOVERNANCE",
     sources,
     secrets,
+    sectionDatasets: [...(inputs.file?.ini.keys() ?? [])]
+      .filter((section) => section.startsWith("fs:"))
+      .map((section) => section.slice(3)),
   };
 }
 

@@ -2,7 +2,8 @@
  * Which datasets a command runs over: `FILESYSTEM` (comma-separated; `--filesystem` may be given
  * several times), each with every filesystem and volume below it when its `RECURSIVE` is on
  * (one `zfs list -r` call for all of them), or, for `status --all`, every dataset the bucket
- * holds objects of under `S3_PREFIX`, from the listing alone.
+ * holds objects of, from listings alone: under `S3_PREFIX`, and under the bucket and prefix of
+ * each `[fs:DATASET]` section, each dataset counted where its own settings look.
  *
  * @module
  */
@@ -90,8 +91,11 @@ export async function bucketDatasets(
 export interface SelectOptions {
   /** `status --all`: the bucket's datasets instead of FILESYSTEM's. @default {false} */
   all?: boolean;
-  /** One dataset's settings (its `[fs:DATASET]` section included), for its RECURSIVE. */
-  configFor: (dataset: string) => Promise<Config>;
+  /**
+   * One dataset's settings (its `[fs:DATASET]` section included), for its RECURSIVE; with no
+   * dataset, the settings of none (`[main]`, environment and flags), for `--all`.
+   */
+  configFor: (dataset?: string) => Promise<Config>;
   signal?: AbortSignal;
 }
 
@@ -100,21 +104,48 @@ export interface SelectOptions {
  * it is expanded; a root whose settings fail to load is not, and its own run reports the error.
  */
 export async function selectDatasets(config: Config, options: SelectOptions): Promise<string[]> {
-  if (options.all) {
-    const store = connect(config);
-    try {
-      return await bucketDatasets(store, config.s3Prefix, {
-        signal: options.signal,
-        attempts: config.maxRetries + 1,
-      });
-    } finally {
-      store.close();
-    }
-  }
+  if (options.all) return await allBucketDatasets(config, options);
   const roots = parseDatasetList(config.filesystem);
   const deep = new Set<string>();
   for (const root of roots) {
     if ((await options.configFor(root).catch(() => config)).recursive) deep.add(root);
   }
   return await expandDatasets(roots, (root) => deep.has(root));
+}
+
+/** Where a dataset's objects are, as its settings say: endpoint, bucket and key prefix. */
+function placeOf(config: Config): string {
+  return JSON.stringify([config.endpoint ?? "", config.bucket ?? "", config.s3Prefix]);
+}
+
+/**
+ * `status --all`: every dataset with objects under the run's bucket and `S3_PREFIX`, or under
+ * another place an `[fs:DATASET]` section names (one listing per place). A dataset found in a
+ * place its own settings do not point to is left out: `status` of it would read another place,
+ * so the row would be wrong. One whose settings fail to load is kept, so its run says why.
+ */
+async function allBucketDatasets(config: Config, options: SelectOptions): Promise<string[]> {
+  const places = new Map<string, Config>([[placeOf(config), config]]);
+  // FILESYSTEM may pick a section of its own: [main]'s place is listed too.
+  for (const dataset of [undefined, ...config.sectionDatasets]) {
+    const own = await options.configFor(dataset).catch(() => undefined);
+    if (own && !places.has(placeOf(own))) places.set(placeOf(own), own);
+  }
+  const found = new Set<string>();
+  for (const [place, c] of places) {
+    const store = connect(c);
+    try {
+      const listed = await bucketDatasets(store, c.s3Prefix, {
+        signal: options.signal,
+        attempts: c.maxRetries + 1,
+      });
+      for (const dataset of listed) {
+        const own = await options.configFor(dataset).catch(() => undefined);
+        if (!own || placeOf(own) === place) found.add(dataset);
+      }
+    } finally {
+      store.close();
+    }
+  }
+  return [...found].sort();
 }

@@ -5,6 +5,7 @@
  * lines of two datasets. Real zfs-fuse pools, the real Ceph gateway.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { integration } from "../bed/bed.ts";
 import { withCleanup } from "../bed/cleanup.ts";
 import { failure, ok } from "../bed/expect.ts";
@@ -344,6 +345,46 @@ integration(
       const minute = (iso: string) => `${iso.slice(0, 16)}Z`;
       const zeta = all[1].split("|").map((c) => c.trim());
       assert.deepEqual(zeta.slice(7, 9), [minute(rows[0].created), minute(rows[0].uploaded)]);
+    });
+  },
+);
+
+integration(
+  "status --all also lists the datasets under an [fs:] section's own S3_PREFIX, and none found where their settings do not look",
+  async (bed) => {
+    await withFixture(bed.s3, "many-prefix", async (f) => {
+      const a = await f.dataset("a");
+      const b = await f.dataset("b");
+      await f.snapshot("a", "s1", 1);
+      await f.snapshot("b", "s1", 2);
+      const conf = `${f.tmp}/z3.conf`;
+      await Deno.writeTextFile(conf, `[main]\nCOMPRESSOR=none\n[fs:${b}]\nS3_PREFIX=other/\n`);
+      ok(await f.z3(["backup"], { FILESYSTEM: `${a},${b}`, Z3_CONFIG: conf }));
+      assert.deepEqual(await f.keys(), [`z3-backup/${a}@s1`]);
+      assert.ok((await f.store.head(`other/${b}@s1`)) !== undefined, "b went under its prefix");
+      // c has no section: its settings look under z3-backup/, so an object of it under other/
+      // is not one of its backups as z3 reads them.
+      const c = `${f.pool.name}/c`;
+      const stray = new Uint8Array(8);
+      await f.store.put(`other/${c}@s1`, stray, createHash("md5").update(stray).digest("base64"));
+      // FILESYSTEM picks b's section: [main]'s prefix is still searched.
+      for (const fs of [b, `${f.pool.name}/elsewhere`]) {
+        const result = await f.z3(["status", "--all", "--json"], {
+          FILESYSTEM: fs,
+          Z3_CONFIG: conf,
+        });
+        const rows = JSON.parse(ok(result).join("\n")) as {
+          dataset: string;
+          name: string;
+          health: string;
+        }[];
+        assert.deepEqual(lastErr(result), "2 datasets: 2 listed", `FILESYSTEM=${fs}`);
+        assert.deepEqual(rows.map((r) => [r.dataset, r.name, r.health]), [
+          [a, "s1", "ok"],
+          [b, "s1", "ok"],
+        ], `FILESYSTEM=${fs}`);
+      }
+      for await (const o of f.store.list("other")) await f.store.delete(o.key);
     });
   },
 );
