@@ -11,54 +11,15 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { crc32 } from "node:zlib";
 import { S3Store } from "../../lib/s3.ts";
+import { scriptedServer } from "../bed/scripted_server.ts";
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Answers each GET with `body` (206, ETag "e"), plus `extra` header lines; HEAD not needed. */
+/** Answers each GET with `body` (206, ETag "e"), plus `extra` header lines. */
 function server(body: string, extra: string) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const serving: Promise<void>[] = [];
-  const conns = new Set<Deno.Conn>();
-  const accepting = (async () => {
-    for await (const c of listener) {
-      conns.add(c);
-      serving.push((async () => {
-        const chunk = new Uint8Array(64 * 1024);
-        let buf = "";
-        try {
-          for (;;) {
-            const at = buf.indexOf("\r\n\r\n");
-            if (at < 0) {
-              const n = await c.read(chunk);
-              if (n === null) break;
-              buf += decoder.decode(chunk.subarray(0, n));
-              continue;
-            }
-            buf = buf.slice(at + 4);
-            const bytes = encoder.encode(
-              `HTTP/1.1 206 Partial Content\r\nContent-Length: ${body.length}\r\n` +
-                `ETag: "e"\r\n${extra}\r\n${body}`,
-            );
-            for (let off = 0; off < bytes.length;) off += await c.write(bytes.subarray(off));
-          }
-        } catch { /* the client went away */ }
-        conns.delete(c);
-        try {
-          c.close();
-        } catch { /* closed */ }
-      })());
-    }
-  })();
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    async close() {
-      listener.close();
-      for (const c of conns) c.close();
-      await accepting.catch(() => {});
-      await Promise.all(serving);
-    },
-  };
+  return scriptedServer(() =>
+    `HTTP/1.1 206 Partial Content\r\nContent-Length: ${body.length}\r\nETag: "e"\r\n${extra}\r\n${body}`
+  );
 }
 
 const text = Array.from({ length: 300_000 }, (_, i) => String.fromCharCode(33 + (i * 7) % 94))
