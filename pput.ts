@@ -181,17 +181,12 @@ await runCommand("pput", async ({ signal }) => {
   }
   const store = connect(config);
   const locking = { attempts: config.maxRetries + 1, signal };
-  let lock: Awaited<ReturnType<typeof runLock>>;
-  try {
-    lock = await runLock(config, store, locking);
-  } catch (err) {
-    store.close();
-    throw err;
-  }
-  if (lock?.note) printErr(lock.note);
   const showProgress = !values.quiet && (values.progress === true || Deno.stderr.isTerminal());
   const progress = showProgress ? new Progress(key) : undefined;
   try {
+    // Before a byte of stdin is read: a bucket without Object Lock is refused here.
+    const lock = await runLock(config, store, locking);
+    if (lock?.note) printErr(lock.note);
     const result = await uploadStream(store, key, source, {
       schedule,
       maxParts,
