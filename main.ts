@@ -260,13 +260,22 @@ await runCommand("z3", async ({ signal }) => {
   }
   // Each dataset has its own settings: FILESYSTEM set to it picks its [fs:DATASET] section.
   // With no dataset: the settings of none ([main], environment, flags), for `status --all`.
-  const configFor = async (dataset?: string) => {
-    const c = await loadConfig({
-      configPath: values.config as string | undefined,
-      flags: { ...flags, filesystem: dataset ?? "" },
-      dataset: dataset ?? "",
-    });
-    addSecrets(c.secrets);
+  // Loaded once per dataset: choosing the datasets and running them ask for the same ones.
+  const loaded = new Map<string, Promise<Config>>();
+  const configFor = (dataset?: string): Promise<Config> => {
+    const name = dataset ?? "";
+    let c = loaded.get(name);
+    if (!c) {
+      c = loadConfig({
+        configPath: values.config as string | undefined,
+        flags: { ...flags, filesystem: name },
+        dataset: name,
+      }).then((got) => {
+        addSecrets(got.secrets);
+        return got;
+      });
+      loaded.set(name, c);
+    }
     return c;
   };
   let datasets: string[] = [];
