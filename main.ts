@@ -288,6 +288,15 @@ await runCommand("z3", async ({ signal }) => {
         `Cannot verify "${positionals[0]}" over ${datasets.length} datasets: name one dataset`,
       );
     }
+    const snapshot = values.snapshot as string | undefined;
+    if (command === "backup" && snapshot?.includes("@") && datasets.length > 1) {
+      throw new UsageError(
+        `Cannot back up ${JSON.stringify(snapshot)} over ${datasets.length} datasets: name one ` +
+          `dataset, or give --snapshot the short name (${
+            JSON.stringify(snapshot.slice(snapshot.indexOf("@") + 1))
+          }) to back up that snapshot of each`,
+      );
+    }
   }
   const many = datasets.length > 1 || values.all === true;
   const checkMaxAgeMs = command === "check"

@@ -130,9 +130,14 @@ export async function backup(
   const dataset = requireDataset(config);
   if (options.snapshot !== undefined) {
     // Refuse a bad name before listing anything: `snap` or `dataset@snap`.
-    const short = options.snapshot.includes("@")
-      ? parseSnapshot(options.snapshot).snapshot
-      : validateSnapshotName(options.snapshot);
+    const named = options.snapshot.includes("@") ? parseSnapshot(options.snapshot) : undefined;
+    if (named && named.dataset !== dataset) {
+      throw new UsageError(
+        `Cannot back up ${quote(options.snapshot)}: it is not a snapshot of ${quote(dataset)}, ` +
+          `the dataset this run backs up`,
+      );
+    }
+    const short = named ? named.snapshot : validateSnapshotName(options.snapshot);
     if (!short.startsWith(config.snapshotPrefix)) {
       throw new UsageError(
         `Cannot back up ${quote(options.snapshot)}: SNAPSHOT_PREFIX is ` +

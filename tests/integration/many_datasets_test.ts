@@ -140,6 +140,39 @@ integration(
       assert.deepEqual(ok(twice).map((l) => l.slice(0, l.indexOf(":"))), [`${other}@s1`]);
       assert.deepEqual(lastErr(twice), "2 datasets: 1 up to date, 1 backed up");
 
+      // --snapshot DATASET@SNAP names one dataset: over several it is refused before any
+      // runs; the short name takes that snapshot of each.
+      await f.snapshot("other", "s2", 5);
+      failure(
+        await f.z3([
+          "backup",
+          "--filesystem",
+          child,
+          "--filesystem",
+          other,
+          "--snapshot",
+          `${other}@s2`,
+        ]),
+        2,
+        new RegExp(
+          `^z3: Cannot back up "${other}@s2" over 2 datasets: name one dataset, or give ` +
+            `--snapshot the short name \\("s2"\\) to back up that snapshot of each$`,
+        ),
+      );
+      failure(
+        await f.z3(["backup", "--snapshot", `${other}@s2`], { FILESYSTEM: child }),
+        2,
+        new RegExp(
+          `^z3: Cannot back up "${other}@s2": it is not a snapshot of "${child}", the dataset ` +
+            `this run backs up$`,
+        ),
+      );
+      assert.ok(!(await f.keys()).includes(`z3-backup/${other}@s2`), "nothing was uploaded");
+      const short = await f.z3(["backup", "--snapshot", "s1"], { FILESYSTEM: `${child},${other}` });
+      assert.deepEqual(lastErr(short), "2 datasets: 2 up to date");
+      ok(await f.z3(["backup", "--snapshot", `${other}@s2`], { FILESYSTEM: other }));
+      assert.ok((await f.keys()).includes(`z3-backup/${other}@s2`));
+
       // verify and status run over the whole tree too (RECURSIVE from the environment).
       const verified = await f.z3(["verify"], { ...env, RECURSIVE: "true" });
       assert.deepEqual(ok(verified).map((l) => l.split("\t").slice(0, 2)), [
