@@ -18,6 +18,7 @@ import { DeleteBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { S3Store } from "../lib/s3.ts";
 import { parseSize } from "../lib/size.ts";
 import { OVERHEAD_MIB } from "../lib/upload.ts";
+import { type CpuClock, cpuClock, readCpu } from "./machine_cpu.ts";
 import { type Mode, MODES, wholePath } from "./whole_path.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -212,38 +213,11 @@ async function ensureTestFile(dir: string, size: number): Promise<string> {
 // ---------------------------------------------------------------------------------------------
 // server CPU (the daemons the test-bed script started, by their PID files)
 
-const STATE_DIR = Deno.env.get("Z3_S3_STATE_DIR") || "/var/tmp/z3-s3-bed";
-let clockTicks = 100;
-let serverPids: number[] = [];
+let clock: CpuClock = { ticks: 100, cores: 1 };
 
-async function findServerPids(): Promise<void> {
-  const res = await run("getconf", ["CLK_TCK"]);
-  if (res.ok && Number(res.stdout) > 0) clockTicks = Number(res.stdout);
-  serverPids = [];
-  for (const name of ["rgw", "osd", "mon"]) {
-    try {
-      const pid = Number((await Deno.readTextFile(`${STATE_DIR}/${name}.pid`)).trim());
-      if (pid > 0) serverPids.push(pid);
-    } catch {
-      // not readable: server CPU is reported as unknown
-    }
-  }
-}
-
-/** CPU seconds the server daemons have used so far, or NaN when unknown. */
+/** CPU seconds the Ceph daemons have used so far, or NaN when unknown. */
 async function serverCpu(): Promise<number> {
-  if (serverPids.length === 0) return NaN;
-  let ticks = 0;
-  for (const pid of serverPids) {
-    try {
-      const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15)
-    } catch {
-      return NaN;
-    }
-  }
-  return ticks / clockTicks;
+  return (await readCpu(clock)).ceph;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -582,8 +556,8 @@ async function main(): Promise<number> {
   const pputSection = async (): Promise<{ exit: number; text: string }> => {
     // 1. server and bucket
     const server = await startServer();
-    await findServerPids();
-    if (serverPids.length === 0) notes.push(`server PIDs not found in ${STATE_DIR}: no server CPU`);
+    clock = await cpuClock();
+    if (Number.isNaN(await serverCpu())) notes.push("server PIDs not found: no server CPU");
     const bucket = `z3-bench-${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
     const store = new S3Store({
       bucket,
