@@ -675,7 +675,7 @@ function report(
   lines.push(
     "",
     "Restore. The issue's targets first; then how fast this machine can do a restore's two halves " +
-      "at once with no data passing between them (a bound for any tool), and the direct pipe " +
+      "at once with no data passing between them (the bound of a pipeline here), and the direct pipe " +
       "z3 cannot build with `Deno.Command`.",
     "",
     "| mode | restore / aws s3 cp - \\| zfs receive (≥ 1.0) | restore / min(zfs receive from a file, z3 get) (≥ 0.9) | both at once / that min | restore / both at once | z3 get \\| … \\| zfs receive / aws s3 cp - \\| … |",
