@@ -12,7 +12,7 @@ import { UsageError } from "./errors.ts";
 import { checkKey, compareCheck, MissingRecordError, readCheck } from "./checks.ts";
 import { scheduleFromMetadata } from "./part_size.ts";
 import { withRetry } from "./retry.ts";
-import type { S3Store } from "./s3.ts";
+import type { ObjectInfo, S3Store } from "./s3.ts";
 import { etagNotMd5, etagNotMd5Error } from "./etag_md5.ts";
 import { type Expected, holdingBack, partsOf, verifiability, verifying } from "./verify.ts";
 import { type DownloadOptions, parallelDownload } from "./download.ts";
@@ -32,6 +32,17 @@ export async function inspectObject(
   if (!info) {
     throw new UsageError(`Cannot download "${key}": no such object in bucket "${store.bucket}"`);
   }
+  return await inspectHeaded(store, info, config);
+}
+
+/** {@linkcode inspectObject} of an object the caller has HEADed already (`info`). */
+export async function inspectHeaded(
+  store: S3Store,
+  info: ObjectInfo,
+  config: Config,
+): Promise<Expected> {
+  const key = info.key;
+  const attempts = config.maxRetries + 1;
   const notMd5 = etagNotMd5(info.encryption);
   if (notMd5) throw etagNotMd5Error("verify", key, notMd5);
   const prefix = normalizePrefix(config.s3Prefix);

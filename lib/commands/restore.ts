@@ -21,7 +21,7 @@ import { loadRemote } from "../remote.ts";
 import type { S3Store } from "../s3.ts";
 import type { Expected } from "../verify.ts";
 import { decrypted, encrypted, receiveOne } from "../receive_object.ts";
-import { inspectObject, openVerified } from "../verified_object.ts";
+import { inspectHeaded, inspectObject, openVerified } from "../verified_object.ts";
 import * as zfs from "../zfs.ts";
 import { checkRestoreFlags, isRaw, readSendFlags } from "../send_flags.ts";
 
@@ -172,8 +172,9 @@ export async function get(
     const info = await store.head(k, options.signal);
     if (info) {
       checkIdentity(k, info.metadata, config.ageIdentities ?? [], config.ageIdentityFile);
+      const expected = await inspectHeaded(store, info, config);
       const stream = await decrypted(
-        await openVerified(store, k, config, options),
+        await openVerified(store, k, config, options, expected),
         k,
         info.metadata,
         config,

@@ -93,6 +93,32 @@ async function zfsSend(snapshot: string): Promise<Uint8Array> {
 }
 
 integration(
+  "z3 get writes the object's bytes with one HEAD of it: the object it found is the one it checks",
+  async (bed) => {
+    await withDataset(bed.s3, "vr-get-head", 3 * MiB, async (f) => {
+      ok(await f.z3(["backup", "--compressor", "none"]));
+      const out = await Deno.makeTempFile({ prefix: "z3-get-" });
+      const proxy = rewriteProxy(bed.s3.S3_ENDPOINT, () => {});
+      try {
+        const got = await f.z3(["get", `${f.dataset}@s1`], { HOST: proxy.endpoint }, {
+          redirect: `> '${out}'`,
+        });
+        assert.equal(got.code, 0, got.stderr);
+        assert.deepEqual(await Deno.readFile(out), await zfsSend(`${f.dataset}@s1`));
+        const heads = proxy.log.filter((r) =>
+          r.kind === "HeadObject" &&
+          decodeURIComponent(r.target.split("?")[0]) === `/${f.store.bucket}/${f.key("s1")}`
+        );
+        assert.equal(heads.length, 1, "one HEAD of the object");
+      } finally {
+        await proxy.close();
+        await Deno.remove(out);
+      }
+    });
+  },
+);
+
+integration(
   "a gzip object whose last range (under 16 bytes) is flipped in transit: exit 6, no snapshot",
   async (bed) => {
     await withDataset(bed.s3, "vr-tail", 6 * MiB, async (f) => {
