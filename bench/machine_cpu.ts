@@ -7,6 +7,8 @@
  * @module
  */
 
+import { run } from "../tests/bed/run.ts";
+
 const S3_STATE_DIR = Deno.env.get("Z3_S3_STATE_DIR") || "/var/tmp/z3-s3-bed";
 const ZFS_FUSE_PIDFILE = "/var/run/zfs-fuse.pid";
 
@@ -28,14 +30,9 @@ export interface CpuClock {
 
 /** Ticks per second (`getconf CLK_TCK`) and the number of cores (`/proc/stat`). */
 export async function cpuClock(): Promise<CpuClock> {
-  let ticks = 100;
-  try {
-    const out = await new Deno.Command("getconf", { args: ["CLK_TCK"], stderr: "null" }).output();
-    const n = Number(new TextDecoder().decode(out.stdout).trim());
-    if (out.success && n > 0) ticks = n;
-  } catch {
-    // getconf missing: Linux's USER_HZ is 100
-  }
+  // Without getconf: Linux's USER_HZ, 100.
+  const n = Number((await run(["getconf", "CLK_TCK"]).catch(() => "")).trim());
+  const ticks = n > 0 ? n : 100;
   const stat = await Deno.readTextFile("/proc/stat");
   const cores = stat.split("\n").filter((l) => /^cpu\d+ /.test(l)).length || 1;
   return { ticks, cores };

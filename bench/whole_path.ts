@@ -229,23 +229,30 @@ async function timed(
   };
 }
 
+/** Each mode's rows, by what they measure; the report lists them in this order. */
+function modeRows(m: Mode) {
+  return {
+    backup: `${m}: z3 backup`,
+    pput: `${m}: pput of the object from a file`,
+    backupAtOnce: `${m}: zfs send and pput of the object at once`,
+    /** Absent for `none`, whose backup pipes nothing between two children. */
+    backupDirect: m === "none"
+      ? undefined
+      : `${m}: zfs send | ${m === "zstd+age" ? "zstd | age" : "zstd"} | pput`,
+    get: `${m}: z3 get to /dev/null`,
+    restoreAtOnce: `${m}: z3 get and zfs receive from a file at once`,
+    /** Absent for `none`, likewise. */
+    restoreDirect: m === "none" ? undefined : `${m}: z3 get | zstd -d | zfs receive`,
+    peer: `${m}: aws s3 cp - | zfs receive`,
+    restore: `${m}: z3 restore`,
+  };
+}
+
 /** Report rows in order: the floors, then each mode's. */
 function rowNames(modes: Mode[]): string[] {
   const rows = ["zfs send into a pipe", "zfs receive from a file"];
   for (const m of modes) {
-    rows.push(
-      `${m}: z3 backup`,
-      `${m}: pput of the object from a file`,
-      `${m}: zfs send and pput of the object at once`,
-      ...(m === "none"
-        ? []
-        : [`${m}: zfs send | ${m === "zstd+age" ? "zstd | age" : "zstd"} | pput`]),
-      `${m}: z3 get to /dev/null`,
-      `${m}: z3 get and zfs receive from a file at once`,
-      ...(m === "none" ? [] : [`${m}: z3 get | zstd -d | zfs receive`]),
-      `${m}: aws s3 cp - | zfs receive`,
-      `${m}: z3 restore`,
-    );
+    rows.push(...Object.values(modeRows(m)).filter((r): r is string => r !== undefined));
   }
   return rows;
 }
@@ -406,8 +413,9 @@ export async function wholePath(options: WholePathOptions): Promise<string> {
       await checkRestored(`${pool.name}/f`, "zfs receive", false);
       for (const mode of modes) {
         const env = z3Env(mode);
+        const rows = modeRows(mode);
         record(
-          `${mode}: z3 backup`,
+          rows.backup,
           await timed(
             `z3 backup (${mode})`,
             z3("backup", "--full", "--quiet"),
@@ -426,7 +434,7 @@ export async function wholePath(options: WholePathOptions): Promise<string> {
         }
         if (!objectKey) throw new Error(`z3 backup (${mode}) left no object for ${SNAP}`);
         record(
-          `${mode}: z3 get to /dev/null`,
+          rows.get,
           await timed(`z3 get (${mode})`, z3("get", objectKey), env, timeFile, redact, clock),
         );
         // The object's bytes as stored (compressed, encrypted), for the upload alone; without
@@ -452,7 +460,7 @@ export async function wholePath(options: WholePathOptions): Promise<string> {
           );
         }
         record(
-          `${mode}: pput of the object from a file`,
+          rows.pput,
           await timed(
             `pput (${mode})`,
             pput(`bench/pput-${r}`),
@@ -467,7 +475,7 @@ export async function wholePath(options: WholePathOptions): Promise<string> {
         // A backup must do both halves: the send and the upload of the object. Run at once with
         // no data passing between them, they give the least time this machine needs for both.
         record(
-          `${mode}: zfs send and pput of the object at once`,
+          rows.backupAtOnce,
           await timed(
             `zfs send and pput at once (${mode})`,
             [
@@ -489,12 +497,12 @@ export async function wholePath(options: WholePathOptions): Promise<string> {
           ),
         );
         await store.delete(`bench/pput-${r}`);
-        if (mode !== "none") {
+        if (rows.backupDirect) {
           // What z3 backup would be if zfs send, zstd (and age) were piped to each other
           // directly, which Deno.Command cannot do (bench/README.md).
           const stages = ["zstd -1 -T0 -q -c", ...(mode === "zstd+age" ? ['age -r "$5"'] : [])];
           record(
-            `${mode}: zfs send | ${mode === "zstd+age" ? "zstd | age" : "zstd"} | pput`,
+            rows.backupDirect,
             await timed(
               `zfs send | ... | pput (${mode})`,
               [
@@ -520,7 +528,7 @@ export async function wholePath(options: WholePathOptions): Promise<string> {
         // Likewise a restore must do both the download and the receive.
         const atOnce = `${pool.name}/a`;
         record(
-          `${mode}: z3 get and zfs receive from a file at once`,
+          rows.restoreAtOnce,
           await timed(
             `z3 get and zfs receive at once (${mode})`,
             [
@@ -542,12 +550,12 @@ export async function wholePath(options: WholePathOptions): Promise<string> {
           ),
         );
         await checkRestored(atOnce, `zfs receive at once with z3 get (${mode})`, false);
-        if (mode !== "none") {
+        if (rows.restoreDirect) {
           // What z3 restore would be with its decompressor piped straight into zfs receive
           // (z3 get decrypts, as restore does).
           const direct = `${pool.name}/d`;
           record(
-            `${mode}: z3 get | zstd -d | zfs receive`,
+            rows.restoreDirect,
             await timed(
               `z3 get | ... | zfs receive (${mode})`,
               [
@@ -578,7 +586,7 @@ export async function wholePath(options: WholePathOptions): Promise<string> {
           ...(mode === "none" ? [] : ["zstd -d -q -c"]),
         ];
         record(
-          `${mode}: aws s3 cp - | zfs receive`,
+          rows.peer,
           await timed(
             `aws s3 cp - | zfs receive (${mode})`,
             [
@@ -605,7 +613,7 @@ export async function wholePath(options: WholePathOptions): Promise<string> {
         await checkRestored(peer, `aws s3 cp - | zfs receive (${mode})`, false);
         const target = `${pool.name}/r`;
         record(
-          `${mode}: z3 restore`,
+          rows.restore,
           await timed(
             `z3 restore (${mode})`,
             z3("restore", SNAP, "--target", target),
@@ -671,7 +679,6 @@ function report(
   const mark = (x: number, target: number) =>
     `**${x.toFixed(2)}** ${x >= target ? "met" : "MISSED"}`;
   const plain = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "—");
-  const has = (row: string) => samples.has(row);
   lines.push(
     "",
     "Restore. The issue's targets first; then how fast this machine can do a restore's two halves " +
@@ -682,15 +689,12 @@ function report(
     "| --- | --- | --- | --- | --- | --- |",
   );
   for (const m of o.modes) {
-    const restore = `${m}: z3 restore`;
-    const floors = ["zfs receive from a file", `${m}: z3 get to /dev/null`];
-    const atOnce = `${m}: z3 get and zfs receive from a file at once`;
-    const peer = `${m}: aws s3 cp - | zfs receive`;
-    const direct = `${m}: z3 get | zstd -d | zfs receive`;
+    const { restore, get, restoreAtOnce: atOnce, peer, restoreDirect: direct } = modeRows(m);
+    const floors = ["zfs receive from a file", get];
     lines.push(
       `| ${m} | ${mark(ratio(restore, peer), 1.0)} | ${mark(ratio(restore, ...floors), 0.9)} | ` +
         `${plain(ratio(atOnce, ...floors))} | ${plain(ratio(restore, atOnce))} | ` +
-        `${has(direct) ? plain(ratio(direct, peer)) : "— (restore is direct)"} |`,
+        `${direct ? plain(ratio(direct, peer)) : "— (restore is direct)"} |`,
     );
   }
   lines.push(
@@ -701,14 +705,12 @@ function report(
     "| --- | --- | --- | --- | --- |",
   );
   for (const m of o.modes) {
-    const backup = `${m}: z3 backup`;
-    const floors = ["zfs send into a pipe", `${m}: pput of the object from a file`];
-    const atOnce = `${m}: zfs send and pput of the object at once`;
-    const direct = `${m}: zfs send | ${m === "zstd+age" ? "zstd | age" : "zstd"} | pput`;
+    const { backup, pput, backupAtOnce: atOnce, backupDirect: direct } = modeRows(m);
+    const floors = ["zfs send into a pipe", pput];
     lines.push(
       `| ${m} | ${mark(ratio(backup, ...floors), 0.9)} | ${plain(ratio(atOnce, ...floors))} | ` +
         `${plain(ratio(backup, atOnce))} | ` +
-        `${has(direct) ? plain(ratio(direct, ...floors)) : "— (backup is direct)"} |`,
+        `${direct ? plain(ratio(direct, ...floors)) : "— (backup is direct)"} |`,
     );
   }
   return lines.join("\n");
