@@ -15,7 +15,7 @@ import {
   runCommand,
   setQuiet,
   splitCommand,
-} from "./lib/cli.ts";
+} from "./lib/cli/run.ts";
 import { backup, type BackupDryRun } from "./lib/commands/backup.ts";
 import {
   check,
@@ -32,21 +32,21 @@ import {
   status,
   type StatusLine,
 } from "./lib/commands/status.ts";
-import { type Config, settingFlags, SETTINGS, settingsHelp } from "./lib/config.ts";
-import { DEFAULT_CONFIG_PATH, loadConfig } from "./lib/config_load.ts";
-import { connect } from "./lib/connect.ts";
-import { IntegrityError, UsageError } from "./lib/errors.ts";
+import { type Config, settingFlags, SETTINGS, settingsHelp } from "./lib/config/config.ts";
+import { DEFAULT_CONFIG_PATH, loadConfig } from "./lib/config/load.ts";
+import { connect } from "./lib/cli/connect.ts";
+import { IntegrityError, UsageError } from "./lib/base/errors.ts";
 import { verify } from "./lib/commands/verify.ts";
 import { prune } from "./lib/commands/prune.ts";
 import { cleanup, DEFAULT_MAX_AGE, parseDuration } from "./lib/commands/cleanup.ts";
-import { parseSnapshot, printable } from "./lib/names.ts";
-import { humanBytes } from "./lib/human.ts";
-import { enableProgress } from "./lib/progress.ts";
-import { parsePolicy, requirePolicy } from "./lib/retention.ts";
-import { VERSION } from "./lib/version.ts";
-import { selectDatasets } from "./lib/datasets.ts";
-import { eachDataset, exitCodeOf, summaryLine } from "./lib/each_dataset.ts";
-import type { S3Store } from "./lib/s3.ts";
+import { parseSnapshot, printable } from "./lib/chain/names.ts";
+import { humanBytes } from "./lib/cli/human.ts";
+import { enableProgress } from "./lib/cli/progress.ts";
+import { parsePolicy, requirePolicy } from "./lib/chain/retention.ts";
+import { VERSION } from "./lib/base/version.ts";
+import { selectDatasets } from "./lib/cli/datasets.ts";
+import { eachDataset, exitCodeOf, summaryLine } from "./lib/cli/each_dataset.ts";
+import type { S3Store } from "./lib/backend/s3.ts";
 
 const HELP = `z3 ${VERSION}: ZFS snapshots to S3 and back
 

@@ -14,19 +14,19 @@ import {
   runCommand,
   setQuiet,
   STOP_DEADLINE_MS,
-} from "./lib/cli.ts";
-import { loadConfig } from "./lib/config_load.ts";
-import { connect } from "./lib/connect.ts";
-import { describeError, EXIT, UsageError, Z3Error } from "./lib/errors.ts";
-import { lockObject, type LockRequestOptions, runLock } from "./lib/locking.ts";
-import { planSchedule, sizeSteps, usableEstimate } from "./lib/part_size.ts";
-import { humanBytes } from "./lib/human.ts";
-import { Progress } from "./lib/progress.ts";
-import { sizeValue } from "./lib/size.ts";
-import { ABORT_DEADLINE_MS } from "./lib/upload_abort.ts";
-import { OVERHEAD_MIB, uploadStream } from "./lib/upload.ts";
-import type { Retention, S3Store } from "./lib/s3.ts";
-import { VERSION } from "./lib/version.ts";
+} from "./lib/cli/run.ts";
+import { loadConfig } from "./lib/config/load.ts";
+import { connect } from "./lib/cli/connect.ts";
+import { describeError, EXIT, UsageError, Z3Error } from "./lib/base/errors.ts";
+import { lockObject, type LockRequestOptions, runLock } from "./lib/repository/object_lock_run.ts";
+import { planSchedule, sizeSteps, usableEstimate } from "./lib/transfer/part_size.ts";
+import { humanBytes } from "./lib/cli/human.ts";
+import { Progress } from "./lib/cli/progress.ts";
+import { sizeValue } from "./lib/config/size.ts";
+import { ABORT_DEADLINE_MS } from "./lib/transfer/upload_abort.ts";
+import { OVERHEAD_MIB, uploadStream } from "./lib/transfer/upload.ts";
+import type { Retention, S3Store } from "./lib/backend/s3.ts";
+import { VERSION } from "./lib/base/version.ts";
 
 /** Buffer memory along the default schedule: `48 MiB up to 7.1 GiB, 96 MiB up to 21.3 GiB, …`. */
 const memorySteps = sizeSteps(planSchedule(), 10_000).slice(0, 3)

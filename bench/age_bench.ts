@@ -15,9 +15,9 @@
  */
 
 import { parseArgs } from "node:util";
-import { encryptStream, openAge } from "../lib/age.ts";
-import { identityOf } from "../lib/age_keys.ts";
-import { parseSize } from "../lib/size.ts";
+import { encryptStream, openAge } from "../lib/pipeline/age.ts";
+import { identityOf } from "../lib/config/age_keys.ts";
+import { parseSize } from "../lib/config/size.ts";
 import { pseudoRandom } from "../tests/bed/files.ts";
 
 const { values } = parseArgs({

@@ -34,8 +34,8 @@ import { Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { parseArgs } from "node:util";
 import { constants as zlibConstants, createZstdCompress, createZstdDecompress } from "node:zlib";
-import { compress, compressCommand, COMPRESSORS, decompress } from "../lib/compress.ts";
-import { parseSize } from "../lib/size.ts";
+import { compress, compressCommand, COMPRESSORS, decompress } from "../lib/pipeline/compress.ts";
+import { parseSize } from "../lib/config/size.ts";
 import { createPool, ensureZfs, type TestPool, zfsFlavour } from "../tests/bed/zfs_bed.ts";
 
 const TIME = "/usr/bin/time";

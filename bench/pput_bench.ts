@@ -15,9 +15,9 @@
 
 import { parseArgs } from "node:util";
 import { DeleteBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import { S3Store } from "../lib/s3.ts";
-import { parseSize } from "../lib/size.ts";
-import { OVERHEAD_MIB } from "../lib/upload.ts";
+import { S3Store } from "../lib/backend/s3.ts";
+import { parseSize } from "../lib/config/size.ts";
+import { OVERHEAD_MIB } from "../lib/transfer/upload.ts";
 import { type CpuClock, cpuClock, readCpu } from "./machine_cpu.ts";
 import { type Mode, MODES, wholePath } from "./whole_path.ts";
 

@@ -11,8 +11,8 @@
 
 import { parseArgs } from "node:util";
 import { createHash } from "node:crypto";
-import { Chains } from "../lib/chain_walk.ts";
-import { loadRemote, mapLimit } from "../lib/remote.ts";
+import { Chains } from "../lib/chain/walk.ts";
+import { loadRemote, mapLimit } from "../lib/repository/bucket_index.ts";
 import { ensureS3, freshBucket } from "../tests/bed/s3_bed.ts";
 
 const { values } = parseArgs({ options: { count: { type: "string", default: "1000" } } });

@@ -31,7 +31,7 @@
  */
 
 import { DeleteBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import type { S3Store } from "../lib/s3.ts";
+import type { S3Store } from "../lib/backend/s3.ts";
 import { withCleanup } from "../tests/bed/cleanup.ts";
 import { pseudoRandom, treeDigest } from "../tests/bed/files.ts";
 import { run } from "../tests/bed/run.ts";

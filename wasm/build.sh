@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds wasm/md5x4.c into lib/md5x4_wasm.ts (the module's bytes, base64). Run from anywhere:
+# Builds wasm/md5x4.c into lib/transfer/md5x4_wasm.ts (the module's bytes, base64). Run from anywhere:
 # `deno task wasm`. Needs clang-14 and lld-14 (apt-get install clang-14 lld-14).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,6 @@ clang-14 --target=wasm32 -O3 -msimd128 -nostdlib -Wl,--no-entry -Wl,--export=md5
   echo "/** The md5x4 WebAssembly module, base64. */"
   echo "export const MD5X4_WASM ="
   echo "  \"$(base64 -w0 "$out/md5x4.wasm")\";"
-} >lib/md5x4_wasm.ts
-deno fmt -q lib/md5x4_wasm.ts
-echo "lib/md5x4_wasm.ts: $(stat -c %s "$out/md5x4.wasm") bytes of WebAssembly"
+} >lib/transfer/md5x4_wasm.ts
+deno fmt -q lib/transfer/md5x4_wasm.ts
+echo "lib/transfer/md5x4_wasm.ts: $(stat -c %s "$out/md5x4.wasm") bytes of WebAssembly"

@@ -29,7 +29,7 @@ import {
   type StorageClass,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import { permissionHint, S3Error } from "./errors.ts";
+import { permissionHint, S3Error } from "../base/errors.ts";
 import { HttpHandler, TlsCertificateError } from "./http.ts";
 import { RateLimit } from "./rate_limit.ts";
 

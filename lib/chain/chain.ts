@@ -11,12 +11,12 @@
  * @module
  */
 
-import type { LockState } from "./object_lock.ts";
-import { type Chains, type Health, quote } from "./chain_walk.ts";
-import { ChainError, UsageError } from "./errors.ts";
-import type { LocalSnapshot } from "./zfs.ts";
+import type { LockState } from "./object_lock_policy.ts";
+import { type Chains, type Health, quote } from "./walk.ts";
+import { ChainError, UsageError } from "../base/errors.ts";
+import type { LocalSnapshot } from "../zfs/zfs.ts";
 
-export type { Health } from "./chain_walk.ts";
+export type { Health } from "./walk.ts";
 
 /** Metadata keys this module reads (all lower case, as S3 returns them). */
 export const META_KEYS = {

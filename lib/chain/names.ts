@@ -7,7 +7,7 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../base/errors.ts";
 
 /** Characters ZFS accepts in a name component (as of OpenZFS 2; zfs-fuse is stricter). */
 const COMPONENT = /^[A-Za-z0-9_.: -]+$/;

@@ -8,8 +8,8 @@
  */
 
 import type { RemoteSnapshot } from "./chain.ts";
-import type { Chains } from "./chain_walk.ts";
-import type { BucketLock, LockHeaders, Retention } from "./s3.ts";
+import type { Chains } from "./walk.ts";
+import type { BucketLock, LockHeaders, Retention } from "../backend/s3.ts";
 
 /** The two Object Lock modes. */
 export type LockMode = Retention["mode"];

@@ -12,8 +12,8 @@
  */
 
 import { type RemoteSnapshot, timeOf, timeOrder } from "./chain.ts";
-import type { Chains } from "./chain_walk.ts";
-import { UsageError } from "./errors.ts";
+import type { Chains } from "./walk.ts";
+import { UsageError } from "../base/errors.ts";
 
 /** How many snapshots to keep of each kind; an absent or zero count keeps none of that kind. */
 export interface RetentionPolicy {

@@ -5,9 +5,9 @@
  * @module
  */
 
-import type { Config } from "./config.ts";
-import { UsageError } from "./errors.ts";
-import { S3Store } from "./s3.ts";
+import type { Config } from "../config/config.ts";
+import { UsageError } from "../base/errors.ts";
+import { S3Store } from "../backend/s3.ts";
 
 /** The store for `config`'s bucket. */
 export function connect(config: Config): S3Store {

@@ -8,14 +8,14 @@
  * @module
  */
 
-import { normalizePrefix } from "./chain.ts";
-import type { Config } from "./config.ts";
+import { normalizePrefix } from "../chain/chain.ts";
+import type { Config } from "../config/config.ts";
 import { connect } from "./connect.ts";
-import { UsageError } from "./errors.ts";
-import { validateDataset } from "./names.ts";
-import { withRetry } from "./retry.ts";
-import type { S3Store } from "./s3.ts";
-import { listTree } from "./zfs.ts";
+import { UsageError } from "../base/errors.ts";
+import { validateDataset } from "../chain/names.ts";
+import { withRetry } from "../backend/retry.ts";
+import type { S3Store } from "../backend/s3.ts";
+import { listTree } from "../zfs/zfs.ts";
 
 /**
  * The datasets named in `FILESYSTEM`, validated, in order, each once (commas cannot occur in

@@ -9,8 +9,8 @@
  * @module
  */
 
-import { describeError, InterruptedError, Z3Error, ZfsError } from "./errors.ts";
-import { printable } from "./names.ts";
+import { describeError, InterruptedError, Z3Error, ZfsError } from "../base/errors.ts";
+import { printable } from "../chain/names.ts";
 
 /** How one dataset's run ended. */
 export type DatasetOutcome<T> =

@@ -5,9 +5,9 @@
  * @module
  */
 
-import type { Config } from "./config.ts";
+import type { Config } from "../config/config.ts";
 import { parseDatasetList } from "./datasets.ts";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../base/errors.ts";
 
 /** FILESYSTEM, or a one-line error saying how to set it (or that it names several). */
 export function requireDataset(config: Config): string {

@@ -7,7 +7,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { describeError, EXIT, InterruptedError, UsageError, Z3Error } from "./errors.ts";
+import { describeError, EXIT, InterruptedError, UsageError, Z3Error } from "../base/errors.ts";
 
 const secrets = new Set<string>();
 

@@ -8,58 +8,69 @@
  * @module
  */
 
-import { type BackupStep, keyFor, META_KEYS, planBackup, type RemoteSnapshot } from "../chain.ts";
-import { Chains, quote } from "../chain_walk.ts";
-import type { Config } from "../config.ts";
-import { compress, compressCommand } from "../compress.ts";
-import { AGE_META, encryptStream } from "../age.ts";
-import { formatArgv } from "../process.ts";
-import { planSchedule, scheduleToMetadata, usableEstimate } from "../part_size.ts";
+import {
+  type BackupStep,
+  keyFor,
+  META_KEYS,
+  planBackup,
+  type RemoteSnapshot,
+} from "../chain/chain.ts";
+import { Chains, quote } from "../chain/walk.ts";
+import type { Config } from "../config/config.ts";
+import { compress, compressCommand } from "../pipeline/compress.ts";
+import { AGE_META, encryptStream } from "../pipeline/age.ts";
+import { formatArgv } from "../exec/process.ts";
+import { planSchedule, scheduleToMetadata, usableEstimate } from "../transfer/part_size.ts";
 import {
   type PendingRecord,
   pendingRecordKey,
   readPendingRecord,
   samePendingRecord,
   writePendingRecord,
-} from "../pending_record.ts";
-import { counted, Progress } from "../progress.ts";
-import { loadRemote } from "../remote.ts";
-import type { S3Store } from "../s3.ts";
-import { type Resume, ResumeMismatchError, uploadStream } from "../upload.ts";
-import { checkKey, type CheckRecord, MissingRecordError, writeCheck } from "../checks.ts";
-import { inspectObject } from "../verified_object.ts";
-import { describeError, S3Error, UsageError } from "../errors.ts";
-import { rerecord } from "../rerecord.ts";
-import { VERSION } from "../version.ts";
-import * as zfs from "../zfs.ts";
-import { requireDataset } from "../dataset.ts";
-import { parseSnapshot, validateSnapshotName } from "../names.ts";
-import { acquireBackupLock } from "../lock.ts";
-import { type RunOutcome, writeMetricsFile } from "../metrics.ts";
-import { withRetry } from "../retry.ts";
+} from "../repository/pending_record.ts";
+import { counted, Progress } from "../cli/progress.ts";
+import { loadRemote } from "../repository/bucket_index.ts";
+import type { S3Store } from "../backend/s3.ts";
+import { type Resume, ResumeMismatchError, uploadStream } from "../transfer/upload.ts";
+import {
+  checkKey,
+  type CheckRecord,
+  MissingRecordError,
+  writeCheck,
+} from "../repository/check_records.ts";
+import { inspectObject } from "../repository/verified_object.ts";
+import { describeError, S3Error, UsageError } from "../base/errors.ts";
+import { rerecord } from "../repository/rerecord.ts";
+import { VERSION } from "../base/version.ts";
+import * as zfs from "../zfs/zfs.ts";
+import { requireDataset } from "../cli/one_dataset.ts";
+import { parseSnapshot, validateSnapshotName } from "../chain/names.ts";
+import { acquireBackupLock } from "../zfs/host_lock.ts";
+import { type RunOutcome, writeMetricsFile } from "../cli/metrics.ts";
+import { withRetry } from "../backend/retry.ts";
 import {
   checkIncrementalFlags,
   formatSendFlags,
   readSendFlags,
   SEND_FLAGS_META,
   sendOptions,
-} from "../send_flags.ts";
-import { holdArgvLines, moveHold } from "../holds.ts";
+} from "../config/send_flags.ts";
+import { holdArgvLines, moveHold } from "../zfs/holds.ts";
 import {
   bookmarkArgvLines,
   bookmarkPrefix,
   moveBookmark,
   withBookmarkedBases,
-} from "../bookmarks.ts";
-import { propertiesKey, storeProperties } from "../properties.ts";
+} from "../zfs/bookmarks.ts";
+import { propertiesKey, storeProperties } from "../pipeline/properties.ts";
 import {
   ancestorsToExtend,
   extendAncestors,
   lockObject,
   lockPlanLine,
   runLock,
-} from "../locking.ts";
-import type { Retention } from "../s3.ts";
+} from "../repository/object_lock_run.ts";
+import type { Retention } from "../backend/s3.ts";
 
 /** Options of `z3 backup`. */
 export interface BackupOptions {

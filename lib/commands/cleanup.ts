@@ -8,11 +8,11 @@
  * @module
  */
 
-import type { Config } from "../config.ts";
-import { S3Error, UsageError } from "../errors.ts";
-import { printable } from "../names.ts";
-import { withRetry } from "../retry.ts";
-import type { PendingUpload, S3Store } from "../s3.ts";
+import type { Config } from "../config/config.ts";
+import { S3Error, UsageError } from "../base/errors.ts";
+import { printable } from "../chain/names.ts";
+import { withRetry } from "../backend/retry.ts";
+import type { PendingUpload, S3Store } from "../backend/s3.ts";
 
 /** The default of `--max-age`: one day, far longer than any backup still running. */
 export const DEFAULT_MAX_AGE = "1d";

@@ -9,19 +9,19 @@
  * @module
  */
 
-import { Chains } from "../chain_walk.ts";
-import { checkKey, recordFlaws } from "../checks.ts";
-import { propertiesKey } from "../properties.ts";
-import type { Config } from "../config.ts";
-import { requireDataset } from "../dataset.ts";
-import { IntegrityError } from "../errors.ts";
-import { printable } from "../names.ts";
-import { loadRemote } from "../remote.ts";
-import { parsePolicy, planPrune, type PrunePlan } from "../retention.ts";
-import { acquireBackupLock } from "../lock.ts";
-import { withRetry } from "../retry.ts";
-import type { S3Store } from "../s3.ts";
-import { deleteVersions, heldByLock } from "../prune_lock.ts";
+import { Chains } from "../chain/walk.ts";
+import { checkKey, recordFlaws } from "../repository/check_records.ts";
+import { propertiesKey } from "../pipeline/properties.ts";
+import type { Config } from "../config/config.ts";
+import { requireDataset } from "../cli/one_dataset.ts";
+import { IntegrityError } from "../base/errors.ts";
+import { printable } from "../chain/names.ts";
+import { loadRemote } from "../repository/bucket_index.ts";
+import { parsePolicy, planPrune, type PrunePlan } from "../chain/retention.ts";
+import { acquireBackupLock } from "../zfs/host_lock.ts";
+import { withRetry } from "../backend/retry.ts";
+import type { S3Store } from "../backend/s3.ts";
+import { deleteVersions, heldByLock } from "../repository/prune_versions.ts";
 
 /** One line of the prune report. */
 export interface PruneLine {

@@ -6,24 +6,24 @@
  * @module
  */
 
-import { applyProperties, chainFull } from "../properties.ts";
-import { Chains } from "../chain_walk.ts";
-import { keyFor, planRestore, shortName } from "../chain.ts";
-import type { Config } from "../config.ts";
-import { checkCompressor } from "../compress.ts";
-import { checkIdentity } from "../age.ts";
-import { requireDataset } from "../dataset.ts";
-import { UsageError } from "../errors.ts";
-import { ignoreClosedStdout as closedStdout } from "../cli.ts";
-import { parseSnapshot, validateDataset } from "../names.ts";
-import { formatArgv } from "../process.ts";
-import { loadRemote } from "../remote.ts";
-import type { S3Store } from "../s3.ts";
-import type { Expected } from "../verify.ts";
-import { decrypted, encrypted, receiveOne } from "../receive_object.ts";
-import { inspectHeaded, inspectObject, openVerified } from "../verified_object.ts";
-import * as zfs from "../zfs.ts";
-import { checkRestoreFlags, isRaw, readSendFlags } from "../send_flags.ts";
+import { applyProperties, chainFull } from "../pipeline/properties.ts";
+import { Chains } from "../chain/walk.ts";
+import { keyFor, planRestore, shortName } from "../chain/chain.ts";
+import type { Config } from "../config/config.ts";
+import { checkCompressor } from "../pipeline/compress.ts";
+import { checkIdentity } from "../pipeline/age.ts";
+import { requireDataset } from "../cli/one_dataset.ts";
+import { UsageError } from "../base/errors.ts";
+import { ignoreClosedStdout as closedStdout } from "../cli/run.ts";
+import { parseSnapshot, validateDataset } from "../chain/names.ts";
+import { formatArgv } from "../exec/process.ts";
+import { loadRemote } from "../repository/bucket_index.ts";
+import type { S3Store } from "../backend/s3.ts";
+import type { Expected } from "../transfer/verifying_stream.ts";
+import { decrypted, encrypted, receiveOne } from "../pipeline/receive.ts";
+import { inspectHeaded, inspectObject, openVerified } from "../repository/verified_object.ts";
+import * as zfs from "../zfs/zfs.ts";
+import { checkRestoreFlags, isRaw, readSendFlags } from "../config/send_flags.ts";
 
 /** Options of `z3 restore`. */
 export interface RestoreOptions {

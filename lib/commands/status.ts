@@ -8,18 +8,18 @@
  * @module
  */
 
-import { humanSize, type StatusRow, statusRows } from "../chain.ts";
-import { Chains } from "../chain_walk.ts";
-import { recordFlaws } from "../checks.ts";
-import type { Config } from "../config.ts";
-import { AGE_META } from "../age.ts";
-import { requireDataset } from "../dataset.ts";
-import { printable } from "../names.ts";
-import { loadRemote } from "../remote.ts";
-import type { S3Store } from "../s3.ts";
-import * as zfs from "../zfs.ts";
-import { holdStatus } from "../holds.ts";
-import { lockColumns, type LockMode } from "../object_lock.ts";
+import { humanSize, type StatusRow, statusRows } from "../chain/chain.ts";
+import { Chains } from "../chain/walk.ts";
+import { recordFlaws } from "../repository/check_records.ts";
+import type { Config } from "../config/config.ts";
+import { AGE_META } from "../pipeline/age.ts";
+import { requireDataset } from "../cli/one_dataset.ts";
+import { printable } from "../chain/names.ts";
+import { loadRemote } from "../repository/bucket_index.ts";
+import type { S3Store } from "../backend/s3.ts";
+import * as zfs from "../zfs/zfs.ts";
+import { holdStatus } from "../zfs/holds.ts";
+import { lockColumns, type LockMode } from "../chain/object_lock_policy.ts";
 
 /**
  * A status row with its dataset, how its object is encrypted (absent: plain) and to which

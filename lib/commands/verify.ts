@@ -8,10 +8,10 @@
  * @module
  */
 
-import { planRestore, type RemoteSnapshot } from "../chain.ts";
-import { Chains, quote } from "../chain_walk.ts";
-import type { Config } from "../config.ts";
-import { requireDataset } from "../dataset.ts";
+import { planRestore, type RemoteSnapshot } from "../chain/chain.ts";
+import { Chains, quote } from "../chain/walk.ts";
+import type { Config } from "../config/config.ts";
+import { requireDataset } from "../cli/one_dataset.ts";
 import {
   ChainError,
   CommandError,
@@ -19,18 +19,18 @@ import {
   IntegrityError,
   UsageError,
   ZfsError,
-} from "../errors.ts";
-import { parseSnapshot, validateDataset } from "../names.ts";
-import { inspectObject, openVerified } from "../verified_object.ts";
-import { receiveOne } from "../receive_object.ts";
-import { withProgress } from "../progress.ts";
-import { MissingRecordError } from "../checks.ts";
-import { rerecord } from "../rerecord.ts";
-import { loadRemote } from "../remote.ts";
-import type { S3Store } from "../s3.ts";
-import { verifiability } from "../verify.ts";
-import { retentionFlaws } from "../locking.ts";
-import * as zfs from "../zfs.ts";
+} from "../base/errors.ts";
+import { parseSnapshot, validateDataset } from "../chain/names.ts";
+import { inspectObject, openVerified } from "../repository/verified_object.ts";
+import { receiveOne } from "../pipeline/receive.ts";
+import { withProgress } from "../cli/progress.ts";
+import { MissingRecordError } from "../repository/check_records.ts";
+import { rerecord } from "../repository/rerecord.ts";
+import { loadRemote } from "../repository/bucket_index.ts";
+import type { S3Store } from "../backend/s3.ts";
+import { verifiability } from "../transfer/verifying_stream.ts";
+import { retentionFlaws } from "../repository/object_lock_run.ts";
+import * as zfs from "../zfs/zfs.ts";
 
 /** The verdict on one snapshot. */
 export interface VerifyResult {

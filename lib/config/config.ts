@@ -9,10 +9,10 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../base/errors.ts";
 import type { IniFile } from "./ini.ts";
 import { parseSize } from "./size.ts";
-import { normalizePrefix } from "./chain.ts";
+import { normalizePrefix } from "../chain/chain.ts";
 import { type Identity, parseRecipients, type Recipient } from "./age_keys.ts";
 import { parseSendFlags } from "./send_flags.ts";
 

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../base/errors.ts";
 
 /** One value and where it came from. */
 export interface IniValue {

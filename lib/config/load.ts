@@ -8,7 +8,7 @@
 
 import { X509Certificate } from "node:crypto";
 import { type Config, resolveConfig } from "./config.ts";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../base/errors.ts";
 import { type IniFile, parseIni } from "./ini.ts";
 import { parseIdentities, parseRecipients } from "./age_keys.ts";
 

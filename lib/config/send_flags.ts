@@ -14,7 +14,7 @@
  * @module
  */
 
-import { ChainError, IntegrityError, UsageError } from "./errors.ts";
+import { ChainError, IntegrityError, UsageError } from "../base/errors.ts";
 
 /** Metadata key of the send options an object's stream was made with. */
 export const SEND_FLAGS_META = "z3-send-flags";

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { permissionHint, Z3Error } from "./errors.ts";
+import { permissionHint, Z3Error } from "../base/errors.ts";
 
 /** How many bytes of a child's stderr are kept for error messages: its last ones. */
 const STDERR_TAIL = 4096;

@@ -28,8 +28,13 @@ import {
   randomBytes,
   timingSafeEqual,
 } from "node:crypto";
-import { IntegrityError, UsageError } from "./errors.ts";
-import { type Identity, publicKeyObject, rawPublicKey, type Recipient } from "./age_keys.ts";
+import { IntegrityError, UsageError } from "../base/errors.ts";
+import {
+  type Identity,
+  publicKeyObject,
+  rawPublicKey,
+  type Recipient,
+} from "../config/age_keys.ts";
 
 /** Metadata of an encrypted object: `z3-encryption=age` and its recipients, comma-separated. */
 export const AGE_META = { encryption: "z3-encryption", recipients: "z3-age-recipients" } as const;

@@ -7,8 +7,8 @@
  * @module
  */
 
-import { CommandError, UsageError, Z3Error } from "./errors.ts";
-import { spawnChild } from "./process.ts";
+import { CommandError, UsageError, Z3Error } from "../base/errors.ts";
+import { spawnChild } from "../exec/process.ts";
 import { Duplex } from "node:stream";
 import { constants as zlibConstants, createZstdCompress, createZstdDecompress } from "node:zlib";
 

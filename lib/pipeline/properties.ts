@@ -8,14 +8,14 @@
  * @module
  */
 
-import type { RemoteSnapshot } from "./chain.ts";
-import { checkKey } from "./checks.ts";
-import { quote } from "./chain_walk.ts";
-import { describeError } from "./errors.ts";
-import { putJson } from "./put_json.ts";
-import type { S3Store } from "./s3.ts";
-import { withRetry } from "./retry.ts";
-import * as zfs from "./zfs.ts";
+import type { RemoteSnapshot } from "../chain/chain.ts";
+import { checkKey } from "../repository/check_records.ts";
+import { quote } from "../chain/walk.ts";
+import { describeError } from "../base/errors.ts";
+import { putJson } from "../repository/sidecar.ts";
+import type { S3Store } from "../backend/s3.ts";
+import { withRetry } from "../backend/retry.ts";
+import * as zfs from "../zfs/zfs.ts";
 
 /** Largest sidecar z3 reads; what it writes is far smaller. */
 const MAX_BYTES = 64 * 1024;

@@ -6,10 +6,10 @@
  * @module
  */
 
-import { indexRemote, normalizePrefix, parseRemote, type RemoteSnapshot } from "./chain.ts";
-import { parseLock } from "./object_lock.ts";
-import { withRetry } from "./retry.ts";
-import type { S3Store } from "./s3.ts";
+import { indexRemote, normalizePrefix, parseRemote, type RemoteSnapshot } from "../chain/chain.ts";
+import { parseLock } from "../chain/object_lock_policy.ts";
+import { withRetry } from "../backend/retry.ts";
+import type { S3Store } from "../backend/s3.ts";
 
 /** HEAD requests in flight at once. */
 const HEAD_PARALLEL = 16;

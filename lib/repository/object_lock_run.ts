@@ -9,12 +9,12 @@
  * @module
  */
 
-import type { RemoteSnapshot } from "./chain.ts";
-import type { Chains } from "./chain_walk.ts";
-import { quote } from "./chain_walk.ts";
-import { checkKey } from "./checks.ts";
-import type { Config } from "./config.ts";
-import { S3Error, UsageError } from "./errors.ts";
+import type { RemoteSnapshot } from "../chain/chain.ts";
+import type { Chains } from "../chain/walk.ts";
+import { quote } from "../chain/walk.ts";
+import { checkKey } from "./check_records.ts";
+import type { Config } from "../config/config.ts";
+import { S3Error, UsageError } from "../base/errors.ts";
 import {
   chainNeeds,
   describeLock,
@@ -24,9 +24,9 @@ import {
   parseLock,
   type RunRetention,
   runRetention,
-} from "./object_lock.ts";
-import { withRetry } from "./retry.ts";
-import type { Retention, S3Store } from "./s3.ts";
+} from "../chain/object_lock_policy.ts";
+import { withRetry } from "../backend/retry.ts";
+import type { Retention, S3Store } from "../backend/s3.ts";
 
 /** Attempts and signal for the requests here. */
 export interface LockRequestOptions {

@@ -9,10 +9,10 @@
  * @module
  */
 
-import { checkKey } from "./checks.ts";
-import { putJson } from "./put_json.ts";
-import { withRetry } from "./retry.ts";
-import type { Retention, S3Store } from "./s3.ts";
+import { checkKey } from "./check_records.ts";
+import { putJson } from "./sidecar.ts";
+import { withRetry } from "../backend/retry.ts";
+import type { Retention, S3Store } from "../backend/s3.ts";
 
 /** What a multipart upload was started with. */
 export interface PendingRecord {

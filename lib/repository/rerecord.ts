@@ -11,16 +11,16 @@
  * @module
  */
 
-import { checkKey, type CheckRecord, writeCheck } from "./checks.ts";
-import { lockObject, runLock } from "./locking.ts";
-import { type RemoteSnapshot, shapeOf } from "./chain.ts";
+import { checkKey, type CheckRecord, writeCheck } from "./check_records.ts";
+import { lockObject, runLock } from "./object_lock_run.ts";
+import { type RemoteSnapshot, shapeOf } from "../chain/chain.ts";
 import { downloadVerified } from "./verified_object.ts";
-import type { Config } from "./config.ts";
-import { ChainError, IntegrityError } from "./errors.ts";
-import { scheduleFromMetadata } from "./part_size.ts";
-import { withRetry } from "./retry.ts";
-import type { S3Store } from "./s3.ts";
-import { verifiability } from "./verify.ts";
+import type { Config } from "../config/config.ts";
+import { ChainError, IntegrityError } from "../base/errors.ts";
+import { scheduleFromMetadata } from "../transfer/part_size.ts";
+import { withRetry } from "../backend/retry.ts";
+import type { S3Store } from "../backend/s3.ts";
+import { verifiability } from "../transfer/verifying_stream.ts";
 
 /**
  * Writes the check record of `snapshot`'s object, a z3 object the caller found without one, and

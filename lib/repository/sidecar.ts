@@ -7,8 +7,8 @@
  */
 
 import { createHash } from "node:crypto";
-import { withRetry } from "./retry.ts";
-import type { S3Store, WriteOptions } from "./s3.ts";
+import { withRetry } from "../backend/retry.ts";
+import type { S3Store, WriteOptions } from "../backend/s3.ts";
 
 /** Writes `value` as JSON to `key`, retried up to `attempts` times in all. */
 export async function putJson(

@@ -6,16 +6,22 @@
  * @module
  */
 
-import { normalizePrefix } from "./chain.ts";
-import type { Config } from "./config.ts";
-import { UsageError } from "./errors.ts";
-import { checkKey, compareCheck, MissingRecordError, readCheck } from "./checks.ts";
-import { scheduleFromMetadata } from "./part_size.ts";
-import { withRetry } from "./retry.ts";
-import type { ObjectInfo, S3Store } from "./s3.ts";
-import { etagNotMd5, etagNotMd5Error } from "./etag_md5.ts";
-import { type Expected, holdingBack, partsOf, verifiability, verifying } from "./verify.ts";
-import { type DownloadOptions, parallelDownload } from "./download.ts";
+import { normalizePrefix } from "../chain/chain.ts";
+import type { Config } from "../config/config.ts";
+import { UsageError } from "../base/errors.ts";
+import { checkKey, compareCheck, MissingRecordError, readCheck } from "./check_records.ts";
+import { scheduleFromMetadata } from "../transfer/part_size.ts";
+import { withRetry } from "../backend/retry.ts";
+import type { ObjectInfo, S3Store } from "../backend/s3.ts";
+import { etagNotMd5, etagNotMd5Error } from "../transfer/etag_md5.ts";
+import {
+  type Expected,
+  holdingBack,
+  partsOf,
+  verifiability,
+  verifying,
+} from "../transfer/verifying_stream.ts";
+import { type DownloadOptions, parallelDownload } from "../transfer/download.ts";
 
 /**
  * HEADs `key` and checks it against its check record; returns what its bytes must match (the

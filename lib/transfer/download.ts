@@ -22,9 +22,9 @@
  */
 
 import { createHash } from "node:crypto";
-import { withRetry } from "./retry.ts";
-import { S3RequestError, type S3Store } from "./s3.ts";
-import { verifyError } from "./verify.ts";
+import { withRetry } from "../backend/retry.ts";
+import { S3RequestError, type S3Store } from "../backend/s3.ts";
+import { verifyError } from "./verifying_stream.ts";
 
 /** One part of the object and its MD5, as its check record has it. */
 export interface PartMd5 {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { S3Error } from "./errors.ts";
+import { S3Error } from "../base/errors.ts";
 
 /** What HeadObject says about how an object is encrypted (the SSE response headers). */
 export interface Encryption {

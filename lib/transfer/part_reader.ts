@@ -6,7 +6,7 @@
  * @module
  */
 
-import { UsageError, Z3Error } from "./errors.ts";
+import { UsageError, Z3Error } from "../base/errors.ts";
 
 /** Reads a stream part by part. */
 export class PartReader {

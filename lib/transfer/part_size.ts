@@ -18,7 +18,7 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../base/errors.ts";
 
 /** S3's smallest part (all but the last). */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;

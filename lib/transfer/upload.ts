@@ -19,13 +19,13 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../base/errors.ts";
 import { BufferPool } from "./buffer_pool.ts";
-import { toHex } from "./hex.ts";
+import { toHex } from "../base/hex.ts";
 import { Md5Lanes } from "./md5_lanes.ts";
 import { PartReader } from "./part_reader.ts";
 import { MAX_PART_SIZE, type PartSchedule, partSizeOf, scheduleToMetadata } from "./part_size.ts";
-import type { Retention, S3Store } from "./s3.ts";
+import type { Retention, S3Store } from "../backend/s3.ts";
 import { putSingle } from "./upload_single.ts";
 import { type PendingRecordHooks, type Resume, uploadMultipart } from "./upload_multipart.ts";
 

@@ -7,8 +7,8 @@
  * @module
  */
 
-import { withRetry } from "./retry.ts";
-import type { S3Store } from "./s3.ts";
+import { withRetry } from "../backend/retry.ts";
+import type { S3Store } from "../backend/s3.ts";
 
 /** How long the one abort attempt after a signal may take. */
 export const ABORT_DEADLINE_MS = 1000;

@@ -12,15 +12,15 @@
  * @module
  */
 
-import { S3Error } from "./errors.ts";
-import { toBase64, toHex } from "./hex.ts";
+import { S3Error } from "../base/errors.ts";
+import { toBase64, toHex } from "../base/hex.ts";
 import type { BufferPool } from "./buffer_pool.ts";
 import type { Md5Lanes } from "./md5_lanes.ts";
 import { type HashedPart, sendParts } from "./part_pipeline.ts";
-import { type RetryOptions, withRetry } from "./retry.ts";
-import type { Retention, S3Store } from "./s3.ts";
+import { type RetryOptions, withRetry } from "../backend/retry.ts";
+import type { Retention, S3Store } from "../backend/s3.ts";
 import { abortOrExplain } from "./upload_abort.ts";
-import { type Sent, storedDifference, verifyStored } from "./upload_check.ts";
+import { type Sent, storedDifference, verifyStored } from "./upload_readback.ts";
 import { createHash } from "node:crypto";
 
 /** A pending multipart upload to continue, with the parts it holds. */

@@ -5,10 +5,10 @@
  * @module
  */
 
-import { IntegrityError } from "./errors.ts";
+import { IntegrityError } from "../base/errors.ts";
 import { etagNotMd5, etagNotMd5Error } from "./etag_md5.ts";
-import { type RetryOptions, withRetry } from "./retry.ts";
-import type { S3Store } from "./s3.ts";
+import { type RetryOptions, withRetry } from "../backend/retry.ts";
+import type { S3Store } from "../backend/s3.ts";
 
 /** What an upload sent: the ETag computed from its parts, and its size. */
 export interface Sent {

@@ -5,11 +5,11 @@
  * @module
  */
 
-import { toBase64, toHex } from "./hex.ts";
+import { toBase64, toHex } from "../base/hex.ts";
 import type { Md5Lanes } from "./md5_lanes.ts";
-import { type RetryOptions, withRetry } from "./retry.ts";
-import type { Retention, S3Store } from "./s3.ts";
-import { verifyStored } from "./upload_check.ts";
+import { type RetryOptions, withRetry } from "../backend/retry.ts";
+import type { Retention, S3Store } from "../backend/s3.ts";
+import { verifyStored } from "./upload_readback.ts";
 
 /** Options for {@linkcode putSingle}. */
 export interface SingleOptions {

@@ -19,7 +19,7 @@
 
 import { Buffer } from "node:buffer";
 import { createHash, type Hash } from "node:crypto";
-import { IntegrityError } from "./errors.ts";
+import { IntegrityError } from "../base/errors.ts";
 import { type PartSchedule, partSizeOf } from "./part_size.ts";
 import { multipartEtag } from "./upload.ts";
 

@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { RemoteSnapshot } from "./chain.ts";
+import type { RemoteSnapshot } from "../chain/chain.ts";
 import { holdTag } from "./holds.ts";
 import * as zfs from "./zfs.ts";
 

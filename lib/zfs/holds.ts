@@ -10,8 +10,8 @@
  */
 
 import { createHash } from "node:crypto";
-import { normalizePrefix, type StatusRow } from "./chain.ts";
-import type { Config } from "./config.ts";
+import { normalizePrefix, type StatusRow } from "../chain/chain.ts";
+import type { Config } from "../config/config.ts";
 import * as zfs from "./zfs.ts";
 
 /** z3's hold tag for `bucket` and `prefix`: `z3:` + 12 hex digits of their SHA-256. */

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { LockedError, UsageError } from "./errors.ts";
+import { LockedError, UsageError } from "../base/errors.ts";
 
 /** A held lock; {@linkcode Lock.release} removes the file and drops the lock. */
 export interface Lock {

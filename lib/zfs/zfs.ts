@@ -15,9 +15,9 @@
  * @module
  */
 
-import { ZfsError } from "./errors.ts";
-import { parseSnapshot, validateDataset } from "./names.ts";
-import { type Child, runText, spawnChild } from "./process.ts";
+import { ZfsError } from "../base/errors.ts";
+import { parseSnapshot, validateDataset } from "../chain/names.ts";
+import { type Child, runText, spawnChild } from "../exec/process.ts";
 
 /** A snapshot as the local pool knows it. */
 export interface LocalSnapshot {

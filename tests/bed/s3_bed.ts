@@ -15,7 +15,7 @@ import {
   ListObjectVersionsCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
-import { S3Store } from "../../lib/s3.ts";
+import { S3Store } from "../../lib/backend/s3.ts";
 import { run } from "./run.ts";
 
 const SCRIPT = new URL("./s3_server.sh", import.meta.url).pathname;

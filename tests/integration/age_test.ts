@@ -9,8 +9,8 @@ import { pseudoRandom, treeDigest } from "../bed/files.ts";
 import { run } from "../bed/run.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool, loggingZfs, type TestPool } from "../bed/zfs_bed.ts";
-import type { S3Store } from "../../lib/s3.ts";
-import * as zfs from "../../lib/zfs.ts";
+import type { S3Store } from "../../lib/backend/s3.ts";
+import * as zfs from "../../lib/zfs/zfs.ts";
 
 const DATA = "secret data";
 /** What must never be readable in the bucket. */

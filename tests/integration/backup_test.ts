@@ -8,8 +8,8 @@ import { run } from "../bed/run.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool, type TestPool } from "../bed/zfs_bed.ts";
 import { faultProxy } from "../bed/fault_proxy.ts";
-import type { S3Store } from "../../lib/s3.ts";
-import { holdTag } from "../../lib/holds.ts";
+import type { S3Store } from "../../lib/backend/s3.ts";
+import { holdTag } from "../../lib/zfs/holds.ts";
 
 const MiB = 1024 * 1024;
 /** A dataset name with a space, so that any shell or argv slip shows. */

@@ -15,8 +15,8 @@ import { run } from "../bed/run.ts";
 import { childEnv, freshBucket } from "../bed/s3_bed.ts";
 import { createPool } from "../bed/zfs_bed.ts";
 import { openzfsShim } from "../bed/openzfs_shim_bed.ts";
-import type { S3Store } from "../../lib/s3.ts";
-import { bookmarkFor } from "../../lib/bookmarks.ts";
+import type { S3Store } from "../../lib/backend/s3.ts";
+import { bookmarkFor } from "../../lib/zfs/bookmarks.ts";
 
 const DATA = "same second";
 

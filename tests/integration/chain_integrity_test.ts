@@ -19,9 +19,9 @@ import { pseudoRandom, treeDigest } from "../bed/files.ts";
 import { run } from "../bed/run.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool, type TestPool } from "../bed/zfs_bed.ts";
-import { checkKey } from "../../lib/checks.ts";
-import type { S3Store } from "../../lib/s3.ts";
-import * as zfs from "../../lib/zfs.ts";
+import { checkKey } from "../../lib/repository/check_records.ts";
+import type { S3Store } from "../../lib/backend/s3.ts";
+import * as zfs from "../../lib/zfs/zfs.ts";
 
 /** A dataset name with a space, so that any shell or argv slip shows. */
 const DATA = "my data";

@@ -7,7 +7,7 @@ import { pseudoRandom } from "../bed/files.ts";
 import { run } from "../bed/run.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool, type TestPool } from "../bed/zfs_bed.ts";
-import type { S3Store } from "../../lib/s3.ts";
+import type { S3Store } from "../../lib/backend/s3.ts";
 
 /** A dataset name with a space, so that any shell or argv slip shows. */
 const DATA = "my data";

@@ -13,8 +13,8 @@ import { failure, ok } from "../bed/expect.ts";
 import { pseudoRandom } from "../bed/files.ts";
 import { childEnv, freshBucket } from "../bed/s3_bed.ts";
 import { createPool } from "../bed/zfs_bed.ts";
-import type { S3Store } from "../../lib/s3.ts";
-import { formatArgv } from "../../lib/process.ts";
+import type { S3Store } from "../../lib/backend/s3.ts";
+import { formatArgv } from "../../lib/exec/process.ts";
 
 const MiB = 1024 * 1024;
 

@@ -13,7 +13,7 @@ import { type Fault, faultProxy, type ProxiedRequest } from "../bed/fault_proxy.
 import { pseudoRandom, treeDigest } from "../bed/files.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool } from "../bed/zfs_bed.ts";
-import type { S3Store } from "../../lib/s3.ts";
+import type { S3Store } from "../../lib/backend/s3.ts";
 
 const MiB = 1024 * 1024;
 const PART = 5 * MiB;

@@ -13,8 +13,8 @@ import { run } from "../bed/run.ts";
 import { childEnv, freshBucket } from "../bed/s3_bed.ts";
 import { createPool } from "../bed/zfs_bed.ts";
 import { openzfsShim } from "../bed/openzfs_shim_bed.ts";
-import type { S3Store } from "../../lib/s3.ts";
-import { holdTag } from "../../lib/holds.ts";
+import type { S3Store } from "../../lib/backend/s3.ts";
+import { holdTag } from "../../lib/zfs/holds.ts";
 
 const DATA = "held data";
 

@@ -15,7 +15,7 @@ import { pseudoRandom } from "../bed/files.ts";
 import { hangingServer, rudeProxy, type RudeProxyOptions } from "../bed/rude_proxy.ts";
 import { childEnv, freshBucket } from "../bed/s3_bed.ts";
 import type { S3Env } from "../bed/s3_bed.ts";
-import type { S3Store } from "../../lib/s3.ts";
+import type { S3Store } from "../../lib/backend/s3.ts";
 
 const MiB = 1024 * 1024;
 const S3_ONLY = { zfs: false };

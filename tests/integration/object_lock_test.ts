@@ -22,9 +22,9 @@ import { rewriteProxy } from "../bed/rewrite_proxy.ts";
 import { pseudoRandom } from "../bed/files.ts";
 import { childEnv, freshBucket, freshLockedBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool, type TestPool } from "../bed/zfs_bed.ts";
-import type { S3Store } from "../../lib/s3.ts";
-import { S3RequestError } from "../../lib/s3.ts";
-import { deleteVersions } from "../../lib/prune_lock.ts";
+import type { S3Store } from "../../lib/backend/s3.ts";
+import { S3RequestError } from "../../lib/backend/s3.ts";
+import { deleteVersions } from "../../lib/repository/prune_versions.ts";
 import { createHash } from "node:crypto";
 
 const DATA = "my data";

@@ -12,8 +12,8 @@ import { pseudoRandom, treeDigest } from "../bed/files.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool, type TestPool } from "../bed/zfs_bed.ts";
 import { type OpenzfsShim, openzfsShim } from "../bed/openzfs_shim_bed.ts";
-import type { S3Store } from "../../lib/s3.ts";
-import * as zfs from "../../lib/zfs.ts";
+import type { S3Store } from "../../lib/backend/s3.ts";
+import * as zfs from "../../lib/zfs/zfs.ts";
 
 /** A dataset name with a space, so that any shell or argv slip shows. */
 const DATA = "secret data";

@@ -17,7 +17,7 @@ import { type CliResult, runPput, runZ3 } from "../bed/cli.ts";
 import { pseudoRandom, treeDigest } from "../bed/files.ts";
 import { freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool } from "../bed/zfs_bed.ts";
-import { S3Store } from "../../lib/s3.ts";
+import { S3Store } from "../../lib/backend/s3.ts";
 import {
   localize,
   LOCK_DIR,

@@ -5,9 +5,9 @@ import { integration } from "../bed/bed.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { pseudoRandom } from "../bed/files.ts";
 import { type CliOptions, type CliResult, runPput, spawnPput } from "../bed/cli.ts";
-import type { S3Store } from "../../lib/s3.ts";
-import { partSizeOf, scheduleFromMetadata } from "../../lib/part_size.ts";
-import { multipartEtag } from "../../lib/upload.ts";
+import type { S3Store } from "../../lib/backend/s3.ts";
+import { partSizeOf, scheduleFromMetadata } from "../../lib/transfer/part_size.ts";
+import { multipartEtag } from "../../lib/transfer/upload.ts";
 
 const MiB = 1024 * 1024;
 const S3_ONLY = { zfs: false };

@@ -13,9 +13,9 @@ import { run } from "../bed/run.ts";
 import { childEnv, freshBucket } from "../bed/s3_bed.ts";
 import { createPool } from "../bed/zfs_bed.ts";
 import { type OpenzfsShim, openzfsShim } from "../bed/openzfs_shim_bed.ts";
-import type { S3Store } from "../../lib/s3.ts";
-import { propertiesKey } from "../../lib/properties.ts";
-import { toBase64 } from "../../lib/hex.ts";
+import type { S3Store } from "../../lib/backend/s3.ts";
+import { propertiesKey } from "../../lib/pipeline/properties.ts";
+import { toBase64 } from "../../lib/base/hex.ts";
 import { createHash } from "node:crypto";
 
 const get = async (property: string, dataset: string) =>

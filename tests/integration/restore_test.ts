@@ -7,14 +7,14 @@ import { withCleanup } from "../bed/cleanup.ts";
 import { failure, ok } from "../bed/expect.ts";
 import { type CliOptions, type CliResult, runZ3 } from "../bed/cli.ts";
 import { pseudoRandom, treeDigest } from "../bed/files.ts";
-import { checkKey } from "../../lib/checks.ts";
-import { datasetExists } from "../../lib/zfs.ts";
+import { checkKey } from "../../lib/repository/check_records.ts";
+import { datasetExists } from "../../lib/zfs/zfs.ts";
 import { run } from "../bed/run.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool, loggingZfs, type TestPool } from "../bed/zfs_bed.ts";
 import { faultProxy } from "../bed/fault_proxy.ts";
-import type { S3Store } from "../../lib/s3.ts";
-import * as zfs from "../../lib/zfs.ts";
+import type { S3Store } from "../../lib/backend/s3.ts";
+import * as zfs from "../../lib/zfs/zfs.ts";
 
 const MiB = 1024 * 1024;
 /** A dataset name with a space, so that any shell or argv slip shows. */

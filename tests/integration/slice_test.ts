@@ -3,9 +3,9 @@ import { integration } from "../bed/bed.ts";
 import { freshBucket } from "../bed/s3_bed.ts";
 import { createPool } from "../bed/zfs_bed.ts";
 import { pseudoRandom, treeDigest } from "../bed/files.ts";
-import * as zfs from "../../lib/zfs.ts";
-import { uploadStream } from "../../lib/upload.ts";
-import { planSchedule } from "../../lib/part_size.ts";
+import * as zfs from "../../lib/zfs/zfs.ts";
+import { uploadStream } from "../../lib/transfer/upload.ts";
+import { planSchedule } from "../../lib/transfer/part_size.ts";
 
 integration("zfs send → S3 object → zfs receive restores every file byte for byte", async (bed) => {
   const pool = await createPool();

@@ -16,9 +16,9 @@ import { type FaultProxy, faultProxy, type FaultProxyOptions } from "../bed/faul
 import { pseudoRandom, treeDigest } from "../bed/files.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool, type TestPool } from "../bed/zfs_bed.ts";
-import { pendingRecordKey, writePendingRecord } from "../../lib/pending_record.ts";
-import type { S3Store } from "../../lib/s3.ts";
-import * as zfs from "../../lib/zfs.ts";
+import { pendingRecordKey, writePendingRecord } from "../../lib/repository/pending_record.ts";
+import type { S3Store } from "../../lib/backend/s3.ts";
+import * as zfs from "../../lib/zfs/zfs.ts";
 
 const MiB = 1024 * 1024;
 const DATA = "data";

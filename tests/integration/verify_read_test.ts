@@ -15,9 +15,9 @@ import { type Exchange, type ProxiedResponse, rewriteProxy } from "../bed/rewrit
 import { run } from "../bed/run.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool, type TestPool } from "../bed/zfs_bed.ts";
-import { readCheck, writeCheck } from "../../lib/checks.ts";
-import type { S3Store } from "../../lib/s3.ts";
-import * as zfs from "../../lib/zfs.ts";
+import { readCheck, writeCheck } from "../../lib/repository/check_records.ts";
+import type { S3Store } from "../../lib/backend/s3.ts";
+import * as zfs from "../../lib/zfs/zfs.ts";
 
 const MiB = 1024 * 1024;
 /** A dataset whose name is zfs's own "absent" wording, with spaces. */

@@ -10,8 +10,8 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { crc32 } from "node:zlib";
-import { S3Store } from "../../lib/s3.ts";
-import { scriptedServer } from "../bed/scripted_server.ts";
+import { S3Store } from "../../../lib/backend/s3.ts";
+import { scriptedServer } from "../../bed/scripted_server.ts";
 
 const decoder = new TextDecoder();
 

@@ -7,8 +7,8 @@
  */
 
 import assert from "node:assert/strict";
-import { HttpHandler, type HttpRequest } from "../../lib/http.ts";
-import { scriptedServer } from "../bed/scripted_server.ts";
+import { HttpHandler, type HttpRequest } from "../../../lib/backend/http.ts";
+import { scriptedServer } from "../../bed/scripted_server.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { BURST_BYTES, type RateClock, RateLimit } from "../../lib/rate_limit.ts";
+import { BURST_BYTES, type RateClock, RateLimit } from "../../../lib/backend/rate_limit.ts";
 
 /** A clock that only moves when someone sleeps on it. */
 function fakeClock(): RateClock & { slept: number[] } {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { isThrottling, MAX_DELAY_MS, retryDelay, withRetry } from "../../lib/retry.ts";
+import { isThrottling, MAX_DELAY_MS, retryDelay, withRetry } from "../../../lib/backend/retry.ts";
 
 const slowDown = { status: 503, code: "SlowDown", retryable: true };
 const reset = { code: "ECONNRESET", retryable: true };

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { withCleanup } from "../bed/cleanup.ts";
+import { withCleanup } from "../../bed/cleanup.ts";
 
 Deno.test("withCleanup() rethrows the test's own error and adds a failed cleanup's to it", async () => {
   const own = new assert.AssertionError({ message: "restored bytes differ" });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { run, RunTimeout, underCI } from "../bed/run.ts";
-import { spawnCli } from "../bed/cli.ts";
+import { run, RunTimeout, underCI } from "../../bed/run.ts";
+import { spawnCli } from "../../bed/cli.ts";
 
 Deno.test("underCI() is true for any CI value runners set, false when unset or off", () => {
   const saved = Deno.env.get("CI");

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { treeDigest } from "../bed/files.ts";
+import { treeDigest } from "../../bed/files.ts";
 
 /** A tree with a file, an empty directory, a symlink and a file of mode 0640 in a subdirectory. */
 async function tree(): Promise<string> {

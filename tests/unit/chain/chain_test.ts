@@ -10,10 +10,10 @@ import {
   planRestore,
   type RemoteSnapshot,
   statusRows,
-} from "../../lib/chain.ts";
-import { Chains, type Flaw } from "../../lib/chain_walk.ts";
-import { ChainError, UsageError } from "../../lib/errors.ts";
-import type { LocalSnapshot } from "../../lib/zfs.ts";
+} from "../../../lib/chain/chain.ts";
+import { Chains, type Flaw } from "../../../lib/chain/walk.ts";
+import { ChainError, UsageError } from "../../../lib/base/errors.ts";
+import type { LocalSnapshot } from "../../../lib/zfs/zfs.ts";
 
 const DS = "pool/fs";
 const PREFIX = "z3-backup/";

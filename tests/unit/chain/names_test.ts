@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { printable, snapshotNameProblem } from "../../lib/names.ts";
+import { printable, snapshotNameProblem } from "../../../lib/chain/names.ts";
 
 Deno.test("printable() escapes control characters and the backslash, and nothing else", () => {
   const cases: [string, string][] = [

@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
-import { indexRemote, type RemoteSnapshot, timeOf } from "../../lib/chain.ts";
-import { Chains } from "../../lib/chain_walk.ts";
-import { UsageError } from "../../lib/errors.ts";
+import { indexRemote, type RemoteSnapshot, timeOf } from "../../../lib/chain/chain.ts";
+import { Chains } from "../../../lib/chain/walk.ts";
+import { UsageError } from "../../../lib/base/errors.ts";
 import {
   type KeepReason,
   parsePolicy,
   planPrune,
   type PrunePlan,
   type RetentionPolicy,
-} from "../../lib/retention.ts";
+} from "../../../lib/chain/retention.ts";
 
 const DS = "pool/fs";
 const NOW = new Date("2030-01-01T00:00:00Z");

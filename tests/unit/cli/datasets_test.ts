@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { datasetsOfKeys, parseDatasetList } from "../../lib/datasets.ts";
-import { listTreeArgv, parseTree } from "../../lib/zfs.ts";
-import { UsageError } from "../../lib/errors.ts";
-import { settingFlags } from "../../lib/config.ts";
+import { datasetsOfKeys, parseDatasetList } from "../../../lib/cli/datasets.ts";
+import { listTreeArgv, parseTree } from "../../../lib/zfs/zfs.ts";
+import { UsageError } from "../../../lib/base/errors.ts";
+import { settingFlags } from "../../../lib/config/config.ts";
 
 Deno.test("parseDatasetList() splits FILESYSTEM at commas, trims, drops empties and repeats", () => {
   assert.deepEqual(parseDatasetList("tank/a, tank/b,,tank/a,"), ["tank/a", "tank/b"]);

@@ -5,8 +5,8 @@ import {
   exitCodeOf,
   shortReason,
   summaryLine,
-} from "../../lib/each_dataset.ts";
-import { ChainError, InterruptedError, S3Error, ZfsError } from "../../lib/errors.ts";
+} from "../../../lib/cli/each_dataset.ts";
+import { ChainError, InterruptedError, S3Error, ZfsError } from "../../../lib/base/errors.ts";
 
 const diverged = new ChainError(
   'Cannot back up "pool/b@s2": the local and bucket histories diverged at "pool/b@s1" ' +

@@ -5,7 +5,7 @@ import {
   parseMetrics,
   updateMetrics,
   writeMetricsFile,
-} from "../../lib/metrics.ts";
+} from "../../../lib/cli/metrics.ts";
 
 const END = new Date("2026-12-01T03:00:00.000Z");
 const success = {

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
-import { classifyError } from "../../lib/s3.ts";
+import { classifyError } from "../../../lib/backend/s3.ts";
 import {
   localize,
   PPUT_PERMISSIONS,
   README_CONFIG_DIR,
   Z3_PERMISSIONS,
-} from "../bed/permission_flags.ts";
+} from "../../bed/permission_flags.ts";
 
-const ROOT = new URL("../../", import.meta.url);
+const ROOT = new URL("../../../", import.meta.url);
 
 /** README.md with shell line continuations joined, so a wrapped command reads as one line. */
 async function readmeCommands(): Promise<string> {

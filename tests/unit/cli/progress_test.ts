@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { humanSeconds, progressLine } from "../../lib/progress.ts";
+import { humanSeconds, progressLine } from "../../../lib/cli/progress.ts";
 
 const MiB = 1024 * 1024;
 

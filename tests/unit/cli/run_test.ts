@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { commandHelp, type FlagSpec, splitCommand } from "../../lib/cli.ts";
+import { commandHelp, type FlagSpec, splitCommand } from "../../../lib/cli/run.ts";
 
 const SPEC: FlagSpec = { config: { type: "string" }, debug: { type: "boolean" } };
 

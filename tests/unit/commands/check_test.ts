@@ -4,7 +4,7 @@ import {
   type CheckInput,
   decideCheck,
   formatCheck,
-} from "../../lib/commands/check.ts";
+} from "../../../lib/commands/check.ts";
 
 const NOW = new Date("2026-12-01T12:00:00Z");
 const HOUR = 3_600_000;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { resolveConfig } from "../../lib/config.ts";
-import { loadConfig } from "../../lib/config_load.ts";
-import { UsageError } from "../../lib/errors.ts";
+import { resolveConfig } from "../../../lib/config/config.ts";
+import { loadConfig } from "../../../lib/config/load.ts";
+import { UsageError } from "../../../lib/base/errors.ts";
 
 // The X25519 example of the age spec (c2sp.org/age).
 const IDENTITY = "AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX";

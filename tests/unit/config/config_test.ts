@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { resolveConfig, SETTINGS } from "../../lib/config.ts";
-import { UsageError } from "../../lib/errors.ts";
-import { parseIni } from "../../lib/ini.ts";
+import { resolveConfig, SETTINGS } from "../../../lib/config/config.ts";
+import { UsageError } from "../../../lib/base/errors.ts";
+import { parseIni } from "../../../lib/config/ini.ts";
 
 const ini = (text: string) => ({ path: "/etc/z3.conf", ini: parseIni(text, "/etc/z3.conf") });
 
@@ -82,7 +82,7 @@ Deno.test("settings table gives BUCKET and the credentials no flag", () => {
 });
 
 Deno.test("sample.conf parses to the defaults and names every key", async () => {
-  const path = new URL("../../sample.conf", import.meta.url).pathname;
+  const path = new URL("../../../sample.conf", import.meta.url).pathname;
   const text = await Deno.readTextFile(path);
   const fromSample = resolveConfig({ file: { path, ini: parseIni(text, path) } });
   const defaults = resolveConfig({});

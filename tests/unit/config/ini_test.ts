@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseIni } from "../../lib/ini.ts";
+import { parseIni } from "../../../lib/config/ini.ts";
 
 const value = (text: string, key = "S3_PREFIX") =>
   parseIni(`[main]\n${text}\n`, "z3.conf").get("main")?.get(key)?.value;

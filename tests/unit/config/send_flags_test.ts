@@ -7,10 +7,10 @@ import {
   parseSendFlags,
   readSendFlags,
   sendOptions,
-} from "../../lib/send_flags.ts";
-import { resolveConfig } from "../../lib/config.ts";
-import { ChainError, IntegrityError, UsageError } from "../../lib/errors.ts";
-import { sendArgv } from "../../lib/zfs.ts";
+} from "../../../lib/config/send_flags.ts";
+import { resolveConfig } from "../../../lib/config/config.ts";
+import { ChainError, IntegrityError, UsageError } from "../../../lib/base/errors.ts";
+import { sendArgv } from "../../../lib/zfs/zfs.ts";
 
 Deno.test("parseSendFlags() takes -L -e -c in any spelling, in one canonical order", () => {
   assert.deepEqual(parseSendFlags(""), []);

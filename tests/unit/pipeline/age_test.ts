@@ -8,15 +8,15 @@ import {
   encodeHeader,
   encryptStream,
   openAge,
-} from "../../lib/age.ts";
+} from "../../../lib/pipeline/age.ts";
 import {
   bech32Decode,
   identityOf,
   parseIdentities,
   parseRecipient,
   parseRecipients,
-} from "../../lib/age_keys.ts";
-import { IntegrityError, UsageError } from "../../lib/errors.ts";
+} from "../../../lib/config/age_keys.ts";
+import { IntegrityError, UsageError } from "../../../lib/base/errors.ts";
 
 // The X25519 example of the age spec (c2sp.org/age, "The X25519 recipient type").
 const SPEC_IDENTITY = "AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX";

@@ -3,9 +3,13 @@
  * (`zfs get -H -p -s local -o property,value all DATASET`: `property TAB value` lines).
  */
 import assert from "node:assert/strict";
-import { getLocalPropertiesArgv, parseLocalProperties, setPropertyArgv } from "../../lib/zfs.ts";
-import { chainFull } from "../../lib/properties.ts";
-import type { RemoteSnapshot } from "../../lib/chain.ts";
+import {
+  getLocalPropertiesArgv,
+  parseLocalProperties,
+  setPropertyArgv,
+} from "../../../lib/zfs/zfs.ts";
+import { chainFull } from "../../../lib/pipeline/properties.ts";
+import type { RemoteSnapshot } from "../../../lib/chain/chain.ts";
 
 const DS = "tank/my data";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type CheckRecord, recordDisagreement } from "../../lib/checks.ts";
+import { type CheckRecord, recordDisagreement } from "../../../lib/repository/check_records.ts";
 
 const INCREMENTAL = { etag: "abc-2", size: 100, metadata: {} as Record<string, string> };
 const meta = {

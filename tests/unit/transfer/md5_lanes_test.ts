@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { LANES, Md5Lanes, md5Tail } from "../../lib/md5_lanes.ts";
+import { LANES, Md5Lanes, md5Tail } from "../../../lib/transfer/md5_lanes.ts";
 
 const md5 = (b: Uint8Array) => createHash("md5").update(b).digest("hex");
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");

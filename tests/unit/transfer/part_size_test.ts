@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { UsageError } from "../../lib/errors.ts";
+import { UsageError } from "../../../lib/base/errors.ts";
 import {
   capacity,
   MAX_PART_SIZE,
@@ -12,7 +12,7 @@ import {
   scheduleFromMetadata,
   scheduleToMetadata,
   usableEstimate,
-} from "../../lib/part_size.ts";
+} from "../../../lib/transfer/part_size.ts";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;

@@ -7,11 +7,11 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { BufferPool } from "../../lib/buffer_pool.ts";
-import { S3Error, UsageError } from "../../lib/errors.ts";
-import { toBase64, toHex } from "../../lib/hex.ts";
-import { Md5Lanes } from "../../lib/md5_lanes.ts";
-import { type HashedPart, sendParts } from "../../lib/part_pipeline.ts";
+import { BufferPool } from "../../../lib/transfer/buffer_pool.ts";
+import { S3Error, UsageError } from "../../../lib/base/errors.ts";
+import { toBase64, toHex } from "../../../lib/base/hex.ts";
+import { Md5Lanes } from "../../../lib/transfer/md5_lanes.ts";
+import { type HashedPart, sendParts } from "../../../lib/transfer/part_pipeline.ts";
 
 const md5 = (b: Uint8Array) => new Uint8Array(createHash("md5").update(b).digest());
 

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { etagNotMd5 } from "../../lib/etag_md5.ts";
-import { multipartEtag } from "../../lib/upload.ts";
-import { HOLD_BACK, holdingBack, partsOf } from "../../lib/verify.ts";
+import { etagNotMd5 } from "../../../lib/transfer/etag_md5.ts";
+import { multipartEtag } from "../../../lib/transfer/upload.ts";
+import { HOLD_BACK, holdingBack, partsOf } from "../../../lib/transfer/verifying_stream.ts";
 
 const MiB = 1024 * 1024;
 

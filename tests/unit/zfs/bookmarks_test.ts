@@ -14,10 +14,10 @@ import {
   saysBookmarkFeatureOff,
   saysNoBookmarks,
   sendArgv,
-} from "../../lib/zfs.ts";
-import { bookmarkFor, bookmarkPrefix, withBookmarkedBases } from "../../lib/bookmarks.ts";
-import { holdTag } from "../../lib/holds.ts";
-import type { RemoteSnapshot } from "../../lib/chain.ts";
+} from "../../../lib/zfs/zfs.ts";
+import { bookmarkFor, bookmarkPrefix, withBookmarkedBases } from "../../../lib/zfs/bookmarks.ts";
+import { holdTag } from "../../../lib/zfs/holds.ts";
+import type { RemoteSnapshot } from "../../../lib/chain/chain.ts";
 
 const DS = "tank/my data";
 

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { failure } from "../bed/expect.ts";
-import { runZ3 } from "../bed/cli.ts";
-import { LockedError } from "../../lib/errors.ts";
-import { acquireBackupLock, lockFileName } from "../../lib/lock.ts";
+import { failure } from "../../bed/expect.ts";
+import { runZ3 } from "../../bed/cli.ts";
+import { LockedError } from "../../../lib/base/errors.ts";
+import { acquireBackupLock, lockFileName } from "../../../lib/zfs/host_lock.ts";
 
 Deno.test("acquireBackupLock() refuses a second holder, names the pid, and is released", async () => {
   const dir = await Deno.makeTempDir({ prefix: "z3-locks-" });

@@ -5,8 +5,8 @@
  * there), or a run of zfs-fuse 0.7 on the test bed.
  */
 import assert from "node:assert/strict";
-import { parseSendEstimate, saysInvalidProperty } from "../../lib/zfs.ts";
-import { holdTag } from "../../lib/holds.ts";
+import { parseSendEstimate, saysInvalidProperty } from "../../../lib/zfs/zfs.ts";
+import { holdTag } from "../../../lib/zfs/holds.ts";
 
 Deno.test("saysInvalidProperty() reads libzfs's and zfs-fuse's 'bad property list' line", () => {
   // lib/libzfs/libzfs_util.c, zprop_get_list(): zfs_error_aux("invalid property '%s'") under

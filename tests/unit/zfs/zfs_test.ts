@@ -14,7 +14,7 @@ import {
   saysBusy,
   saysInvalidOption,
   saysNoSuchDataset,
-} from "../../lib/zfs.ts";
+} from "../../../lib/zfs/zfs.ts";
 
 const DS = "tank/does not exist";
 
