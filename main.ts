@@ -38,7 +38,7 @@ import { connect } from "./lib/cli/connect.ts";
 import { IntegrityError, UsageError } from "./lib/base/errors.ts";
 import { verify } from "./lib/commands/verify.ts";
 import { prune } from "./lib/commands/prune.ts";
-import { cleanup, DEFAULT_MAX_AGE, parseDuration } from "./lib/commands/cleanup.ts";
+import { cleanup, DEFAULT_MAX_AGE } from "./lib/commands/cleanup.ts";
 import { parseSnapshot, printable } from "./lib/chain/names.ts";
 import { humanBytes } from "./lib/cli/human.ts";
 import { enableProgress } from "./lib/cli/progress.ts";
@@ -47,6 +47,7 @@ import { VERSION } from "./lib/base/version.ts";
 import { selectDatasets } from "./lib/cli/datasets.ts";
 import { eachDataset, exitCodeOf, summaryLine } from "./lib/cli/each_dataset.ts";
 import type { S3Store } from "./lib/backend/s3.ts";
+import { parseDuration } from "./lib/cli/durations.ts";
 
 const HELP = `z3 ${VERSION}: ZFS snapshots to S3 and back
 

@@ -12,8 +12,9 @@
 import { parseArgs } from "node:util";
 import { createHash } from "node:crypto";
 import { Chains } from "../lib/chain/walk.ts";
-import { loadRemote, mapLimit } from "../lib/repository/bucket_index.ts";
+import { loadRemote } from "../lib/repository/bucket_index.ts";
 import { ensureS3, freshBucket } from "../tests/bed/s3_bed.ts";
+import { mapLimit } from "../lib/base/map_limit.ts";
 
 const { values } = parseArgs({ options: { count: { type: "string", default: "1000" } } });
 const count = Number(values.count);

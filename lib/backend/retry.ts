@@ -9,6 +9,8 @@
  * @module
  */
 
+import { sleep } from "../base/sleep.ts";
+
 /** Backoff ceiling of the first retry, ms (`DEFAULT_RETRY_DELAY_BASE` × 2). */
 export const BASE_DELAY_MS = 100;
 /** The same for throttling answers (`THROTTLING_RETRY_DELAY_BASE`). */
@@ -84,18 +86,4 @@ export async function withRetry<T>(
       if (options.signal?.aborted) throw err;
     }
   }
-}
-
-/** Resolves after `ms`, or early (without error) when `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }

@@ -11,12 +11,13 @@
  * @module
  */
 
-import type { LockState } from "./object_lock_policy.ts";
 import { type Chains, type Health, quote } from "./walk.ts";
 import { ChainError, UsageError } from "../base/errors.ts";
-import type { LocalSnapshot } from "../zfs/zfs.ts";
 
 export type { Health } from "./walk.ts";
+import type { LocalSnapshot } from "./types.ts";
+import type { RemoteSnapshot } from "./types.ts";
+import { normalizePrefix } from "../config/prefix.ts";
 
 /** Metadata keys this module reads (all lower case, as S3 returns them). */
 export const META_KEYS = {
@@ -29,48 +30,6 @@ export const META_KEYS = {
   parentGuid: "z3-parent-guid",
   created: "z3-created",
 } as const;
-
-/** One snapshot stored as an object in the bucket. */
-export interface RemoteSnapshot {
-  /** Full name, `dataset@snap`. */
-  name: string;
-  /** The short name after `@`. */
-  snapshot: string;
-  /** The object key (prefix + name). */
-  key: string;
-  /** True for a full stream, false for an incremental one. */
-  isFull: boolean;
-  /** Full name of the parent of an incremental; undefined for a full or when not recorded. */
-  parent?: string;
-  /** ZFS GUID of the snapshot (decimal), when recorded. */
-  guid?: string;
-  /** ZFS GUID of the parent snapshot (decimal), when recorded. */
-  parentGuid?: string;
-  /** Snapshot creation time, seconds since the epoch, when recorded. */
-  created?: number;
-  /** Name of the compressor the stream went through (`pigz1`, …), if any. */
-  compressor?: string;
-  /** Estimated size of the uncompressed stream in bytes, when recorded and well formed. */
-  size?: number;
-  /** Size of the object itself in bytes. */
-  objectSize: number;
-  /** The object's ETag without quotes, when the caller read it (HeadObject). */
-  etag?: string;
-  /** When the object was written, if the listing says. */
-  lastModified?: Date;
-  /** All metadata, keys lower-cased. */
-  metadata: Record<string, string>;
-  /** The version HeadObject saw, in a versioned bucket (Object Lock buckets are). */
-  versionId?: string;
-  /** Its Object Lock retention as HeadObject read it (`object_lock.ts`); absent: not read. */
-  lock?: LockState;
-}
-
-/** Returns `prefix` ending in exactly one `/`, or `""` when it is empty (or only slashes). */
-export function normalizePrefix(prefix: string): string {
-  const trimmed = prefix.replace(/\/+$/, "");
-  return trimmed === "" ? "" : `${trimmed}/`;
-}
 
 /** The object key of `snapshotFullName` (`dataset@snap`) under `prefix`. */
 export function keyFor(prefix: string, snapshotFullName: string): string {

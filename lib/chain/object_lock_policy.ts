@@ -7,18 +7,10 @@
  * @module
  */
 
-import type { RemoteSnapshot } from "./chain.ts";
 import type { Chains } from "./walk.ts";
 import type { BucketLock, LockHeaders, Retention } from "../backend/s3.ts";
-
-/** The two Object Lock modes. */
-export type LockMode = Retention["mode"];
-
-/** An object's lock as read back: none, a parsed retention, or headers that do not parse. */
-export type LockState =
-  | { kind: "none" }
-  | { kind: "locked"; mode: LockMode; until: Date }
-  | { kind: "unreadable"; detail: string };
+import type { RemoteSnapshot } from "./types.ts";
+import type { LockMode, LockState } from "./types.ts";
 
 const DAY_MS = 86_400_000;
 

@@ -11,9 +11,10 @@
  * @module
  */
 
-import { type RemoteSnapshot, timeOf, timeOrder } from "./chain.ts";
+import { timeOf, timeOrder } from "./chain.ts";
 import type { Chains } from "./walk.ts";
 import { UsageError } from "../base/errors.ts";
+import type { RemoteSnapshot } from "./types.ts";
 
 /** How many snapshots to keep of each kind; an absent or zero count keeps none of that kind. */
 export interface RetentionPolicy {

@@ -11,8 +11,8 @@
  * @module
  */
 
-import type { RemoteSnapshot } from "./chain.ts";
 import { printable, snapshotNameProblem } from "./names.ts";
+import type { RemoteSnapshot } from "./types.ts";
 
 /** Health of an object in the bucket, worded as the original z3's status table (and more). */
 export type Health =

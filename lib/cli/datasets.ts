@@ -8,7 +8,6 @@
  * @module
  */
 
-import { normalizePrefix } from "../chain/chain.ts";
 import type { Config } from "../config/config.ts";
 import { connect } from "./connect.ts";
 import { UsageError } from "../base/errors.ts";
@@ -16,6 +15,7 @@ import { validateDataset } from "../chain/names.ts";
 import { withRetry } from "../backend/retry.ts";
 import type { S3Store } from "../backend/s3.ts";
 import { listTree } from "../zfs/zfs.ts";
+import { normalizePrefix } from "../config/prefix.ts";
 
 /**
  * The datasets named in `FILESYSTEM`, validated, in order, each once (commas cannot occur in

@@ -8,13 +8,7 @@
  * @module
  */
 
-import {
-  type BackupStep,
-  keyFor,
-  META_KEYS,
-  planBackup,
-  type RemoteSnapshot,
-} from "../chain/chain.ts";
+import { type BackupStep, keyFor, META_KEYS, planBackup } from "../chain/chain.ts";
 import { Chains, quote } from "../chain/walk.ts";
 import type { Config } from "../config/config.ts";
 import { compress, compressCommand } from "../pipeline/compress.ts";
@@ -71,6 +65,7 @@ import {
   runLock,
 } from "../repository/object_lock_run.ts";
 import type { Retention } from "../backend/s3.ts";
+import type { RemoteSnapshot } from "../chain/types.ts";
 
 /** Options of `z3 backup`. */
 export interface BackupOptions {

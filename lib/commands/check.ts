@@ -12,13 +12,13 @@
 import type { Health } from "../chain/walk.ts";
 import { Chains } from "../chain/walk.ts";
 import { recordFlaws } from "../repository/check_records.ts";
-import { formatAge } from "./cleanup.ts";
 import type { Config } from "../config/config.ts";
 import { requireDataset } from "../cli/one_dataset.ts";
 import { EXIT } from "../base/errors.ts";
 import { printable } from "../chain/names.ts";
 import { loadRemote } from "../repository/bucket_index.ts";
 import type { S3Store } from "../backend/s3.ts";
+import { formatAge } from "../cli/durations.ts";
 
 /** `--max-age` when none is given: a daily backup that is a couple of hours late is not stale. */
 export const DEFAULT_CHECK_MAX_AGE = "26h";

@@ -19,7 +19,8 @@ import { loadRemote } from "../repository/bucket_index.ts";
 import type { S3Store } from "../backend/s3.ts";
 import * as zfs from "../zfs/zfs.ts";
 import { holdStatus } from "../zfs/holds.ts";
-import { lockColumns, type LockMode } from "../chain/object_lock_policy.ts";
+import { lockColumns } from "../chain/object_lock_policy.ts";
+import type { LockMode } from "../chain/types.ts";
 
 /**
  * A status row with its dataset, how its object is encrypted (absent: plain) and to which

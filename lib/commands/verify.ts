@@ -8,7 +8,7 @@
  * @module
  */
 
-import { planRestore, type RemoteSnapshot } from "../chain/chain.ts";
+import { planRestore } from "../chain/chain.ts";
 import { Chains, quote } from "../chain/walk.ts";
 import type { Config } from "../config/config.ts";
 import { requireDataset } from "../cli/one_dataset.ts";
@@ -31,6 +31,7 @@ import type { S3Store } from "../backend/s3.ts";
 import { verifiability } from "../transfer/verifying_stream.ts";
 import { retentionFlaws } from "../repository/object_lock_run.ts";
 import * as zfs from "../zfs/zfs.ts";
+import type { RemoteSnapshot } from "../chain/types.ts";
 
 /** The verdict on one snapshot. */
 export interface VerifyResult {

@@ -12,9 +12,9 @@
 import { UsageError } from "../base/errors.ts";
 import type { IniFile } from "./ini.ts";
 import { parseSize } from "./size.ts";
-import { normalizePrefix } from "../chain/chain.ts";
 import { type Identity, parseRecipients, type Recipient } from "./age_keys.ts";
 import { parseSendFlags } from "./send_flags.ts";
+import { normalizePrefix } from "./prefix.ts";
 
 /** How a setting's string is parsed. */
 type Kind = "string" | "size" | "count" | "bool" | "endpoint";

@@ -8,7 +8,6 @@
  * @module
  */
 
-import type { RemoteSnapshot } from "../chain/chain.ts";
 import { checkKey } from "../repository/check_records.ts";
 import { quote } from "../chain/walk.ts";
 import { describeError } from "../base/errors.ts";
@@ -16,6 +15,7 @@ import { putJson } from "../repository/sidecar.ts";
 import type { S3Store } from "../backend/s3.ts";
 import { withRetry } from "../backend/retry.ts";
 import * as zfs from "../zfs/zfs.ts";
+import type { RemoteSnapshot } from "../chain/types.ts";
 
 /** Largest sidecar z3 reads; what it writes is far smaller. */
 const MAX_BYTES = 64 * 1024;

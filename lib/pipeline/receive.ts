@@ -7,16 +7,16 @@
  */
 
 import { AGE_META, checkIdentity, openAge } from "./age.ts";
-import type { RemoteSnapshot } from "../chain/chain.ts";
 import type { Config } from "../config/config.ts";
 import { decompress } from "./compress.ts";
 import { Z3Error } from "../base/errors.ts";
 import { withProgress } from "../cli/progress.ts";
-import { sleep } from "../backend/retry.ts";
 import type { S3Store } from "../backend/s3.ts";
 import { type Expected, holdingBack } from "../transfer/verifying_stream.ts";
 import { openVerified } from "../repository/verified_object.ts";
 import * as zfs from "../zfs/zfs.ts";
+import { sleep } from "../base/sleep.ts";
+import type { RemoteSnapshot } from "../chain/types.ts";
 
 /**
  * Streams one object, verified and decompressed, into `zfs receive` at `target`. The last bytes

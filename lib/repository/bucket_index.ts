@@ -6,31 +6,16 @@
  * @module
  */
 
-import { indexRemote, normalizePrefix, parseRemote, type RemoteSnapshot } from "../chain/chain.ts";
+import { indexRemote, parseRemote } from "../chain/chain.ts";
 import { parseLock } from "../chain/object_lock_policy.ts";
 import { withRetry } from "../backend/retry.ts";
 import type { S3Store } from "../backend/s3.ts";
+import { normalizePrefix } from "../config/prefix.ts";
+import type { RemoteSnapshot } from "../chain/types.ts";
+import { mapLimit } from "../base/map_limit.ts";
 
 /** HEAD requests in flight at once. */
 const HEAD_PARALLEL = 16;
-
-/** Runs `fn` over `items` with at most `limit` in flight; results in input order. */
-export async function mapLimit<T, R>(
-  items: T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
 
 /** The dataset's snapshots in the bucket, by full name. */
 export async function loadRemote(

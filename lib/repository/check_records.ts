@@ -10,14 +10,15 @@
  * @module
  */
 
-import { type RemoteSnapshot, type Shape, shapeOf } from "../chain/chain.ts";
+import { type Shape, shapeOf } from "../chain/chain.ts";
 import { type Flaw, quote } from "../chain/walk.ts";
 import { IntegrityError } from "../base/errors.ts";
 import { printable } from "../chain/names.ts";
-import { mapLimit } from "./bucket_index.ts";
 import { withRetry } from "../backend/retry.ts";
 import { putJson } from "./sidecar.ts";
 import type { Retention, S3Store } from "../backend/s3.ts";
+import { mapLimit } from "../base/map_limit.ts";
+import type { RemoteSnapshot } from "../chain/types.ts";
 
 /**
  * What a check record holds. Records written before z3 0.x held only `etag`, `size` and `guid`;

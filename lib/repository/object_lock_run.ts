@@ -9,7 +9,6 @@
  * @module
  */
 
-import type { RemoteSnapshot } from "../chain/chain.ts";
 import type { Chains } from "../chain/walk.ts";
 import { quote } from "../chain/walk.ts";
 import { checkKey } from "./check_records.ts";
@@ -20,13 +19,14 @@ import {
   describeLock,
   extension,
   lockedUntil,
-  type LockState,
   parseLock,
   type RunRetention,
   runRetention,
 } from "../chain/object_lock_policy.ts";
 import { withRetry } from "../backend/retry.ts";
 import type { Retention, S3Store } from "../backend/s3.ts";
+import type { RemoteSnapshot } from "../chain/types.ts";
+import type { LockState } from "../chain/types.ts";
 
 /** Attempts and signal for the requests here. */
 export interface LockRequestOptions {

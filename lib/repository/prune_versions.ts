@@ -12,12 +12,12 @@
  * @module
  */
 
-import type { RemoteSnapshot } from "../chain/chain.ts";
 import { describeError } from "../base/errors.ts";
 import { isLocked } from "../chain/object_lock_policy.ts";
 import type { KeepReason } from "../chain/retention.ts";
 import { withRetry } from "../backend/retry.ts";
 import { S3RequestError, type S3Store } from "../backend/s3.ts";
+import type { RemoteSnapshot } from "../chain/types.ts";
 
 /** The objects Object Lock keeps at `now`, with the reason prune shows. */
 export function heldByLock(

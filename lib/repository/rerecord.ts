@@ -13,7 +13,7 @@
 
 import { checkKey, type CheckRecord, writeCheck } from "./check_records.ts";
 import { lockObject, runLock } from "./object_lock_run.ts";
-import { type RemoteSnapshot, shapeOf } from "../chain/chain.ts";
+import { shapeOf } from "../chain/chain.ts";
 import { downloadVerified } from "./verified_object.ts";
 import type { Config } from "../config/config.ts";
 import { ChainError, IntegrityError } from "../base/errors.ts";
@@ -21,6 +21,7 @@ import { scheduleFromMetadata } from "../transfer/part_size.ts";
 import { withRetry } from "../backend/retry.ts";
 import type { S3Store } from "../backend/s3.ts";
 import { verifiability } from "../transfer/verifying_stream.ts";
+import type { RemoteSnapshot } from "../chain/types.ts";
 
 /**
  * Writes the check record of `snapshot`'s object, a z3 object the caller found without one, and

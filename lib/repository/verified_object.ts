@@ -6,7 +6,6 @@
  * @module
  */
 
-import { normalizePrefix } from "../chain/chain.ts";
 import type { Config } from "../config/config.ts";
 import { UsageError } from "../base/errors.ts";
 import { checkKey, compareCheck, MissingRecordError, readCheck } from "./check_records.ts";
@@ -22,6 +21,7 @@ import {
   verifying,
 } from "../transfer/verifying_stream.ts";
 import { type DownloadOptions, parallelDownload } from "../transfer/download.ts";
+import { normalizePrefix } from "../config/prefix.ts";
 
 /**
  * HEADs `key` and checks it against its check record; returns what its bytes must match (the

@@ -16,7 +16,7 @@
 import { S3Error, UsageError } from "../base/errors.ts";
 import type { BufferPool } from "./buffer_pool.ts";
 import { LANES, type Md5Lanes } from "./md5_lanes.ts";
-import { sleep } from "../backend/retry.ts";
+import { sleep } from "../base/sleep.ts";
 
 /** After SIGINT/SIGTERM, how long parts in flight get to end before the upload is aborted. */
 export const SIGNAL_GRACE_MS = 500;

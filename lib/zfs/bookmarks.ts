@@ -10,9 +10,9 @@
  * @module
  */
 
-import type { RemoteSnapshot } from "../chain/chain.ts";
 import { holdTag } from "./holds.ts";
 import * as zfs from "./zfs.ts";
+import type { LocalSnapshot, RemoteSnapshot } from "../chain/types.ts";
 
 /** The prefix of z3's bookmark names for `bucket` and `prefix`: `z3-<12 hex>-`. */
 export function bookmarkPrefix(bucket: string, prefix: string): string {
@@ -33,14 +33,14 @@ export function bookmarkFor(bucket: string, prefix: string, snapshot: string): s
  */
 export function withBookmarkedBases(
   dataset: string,
-  local: zfs.LocalSnapshot[],
+  local: LocalSnapshot[],
   remote: Map<string, RemoteSnapshot>,
   bookmarks: zfs.LocalBookmark[],
   prefix: string,
-): { local: zfs.LocalSnapshot[]; sendFrom: Map<string, string> } {
+): { local: LocalSnapshot[]; sendFrom: Map<string, string> } {
   const sendFrom = new Map<string, string>();
   const have = new Set(local.map((s) => s.name));
-  const added: zfs.LocalSnapshot[] = [];
+  const added: LocalSnapshot[] = [];
   for (const b of bookmarks) {
     if (!b.bookmark.startsWith(prefix)) continue;
     const short = b.bookmark.slice(prefix.length);

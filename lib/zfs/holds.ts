@@ -10,9 +10,10 @@
  */
 
 import { createHash } from "node:crypto";
-import { normalizePrefix, type StatusRow } from "../chain/chain.ts";
+import { type StatusRow } from "../chain/chain.ts";
 import type { Config } from "../config/config.ts";
 import * as zfs from "./zfs.ts";
+import { normalizePrefix } from "../config/prefix.ts";
 
 /** z3's hold tag for `bucket` and `prefix`: `z3:` + 12 hex digits of their SHA-256. */
 export function holdTag(bucket: string, prefix: string): string {

@@ -16,22 +16,10 @@
  */
 
 import { ZfsError } from "../base/errors.ts";
+import { sleep } from "../base/sleep.ts";
 import { parseSnapshot, validateDataset } from "../chain/names.ts";
 import { type Child, runText, spawnChild } from "../exec/process.ts";
-
-/** A snapshot as the local pool knows it. */
-export interface LocalSnapshot {
-  /** Full name, `pool/fs@snap`. */
-  name: string;
-  /** The short name after `@`. */
-  snapshot: string;
-  /** ZFS GUID as a decimal string (too large for a JS number). */
-  guid: string;
-  /** Creation time, seconds since the epoch (1 s resolution: not an order, see `createtxg`). */
-  creation: number;
-  /** The transaction group the snapshot was created in: zfs's own order of snapshots. */
-  createtxg: number;
-}
+import type { LocalSnapshot } from "../chain/types.ts";
 
 /** Options shared by the calls that start a long-running `zfs` child. */
 export interface ZfsStreamOptions {
@@ -370,7 +358,7 @@ export async function destroyRecursive(dataset: string): Promise<void> {
       return;
     } catch (err) {
       if (!(err instanceof ZfsError) || !saysBusy(err.stderr) || attempt >= 20) throw err;
-      await new Promise((r) => setTimeout(r, 250));
+      await sleep(250);
     }
   }
 }

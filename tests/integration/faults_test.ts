@@ -23,11 +23,11 @@ import {
 import { pseudoRandom, treeDigest } from "../bed/files.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool, type TestPool } from "../bed/zfs_bed.ts";
-import { parseDuration } from "../../lib/commands/cleanup.ts";
 import { lockFileName } from "../../lib/zfs/host_lock.ts";
 import { pendingRecordKey } from "../../lib/repository/pending_record.ts";
 import type { PendingUpload, S3Store } from "../../lib/backend/s3.ts";
 import * as zfs from "../../lib/zfs/zfs.ts";
+import { parseDuration } from "../../lib/cli/durations.ts";
 
 const MiB = 1024 * 1024;
 /** A dataset name with a space, so that any shell or argv slip shows. */

@@ -4,16 +4,16 @@ import {
   humanSize,
   indexRemote,
   keyFor,
-  normalizePrefix,
   parseRemote,
   planBackup,
   planRestore,
-  type RemoteSnapshot,
   statusRows,
 } from "../../../lib/chain/chain.ts";
 import { Chains, type Flaw } from "../../../lib/chain/walk.ts";
 import { ChainError, UsageError } from "../../../lib/base/errors.ts";
-import type { LocalSnapshot } from "../../../lib/zfs/zfs.ts";
+import { normalizePrefix } from "../../../lib/config/prefix.ts";
+import type { LocalSnapshot } from "../../../lib/chain/types.ts";
+import type { RemoteSnapshot } from "../../../lib/chain/types.ts";
 
 const DS = "pool/fs";
 const PREFIX = "z3-backup/";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { indexRemote, type RemoteSnapshot } from "../../../lib/chain/chain.ts";
+import { indexRemote } from "../../../lib/chain/chain.ts";
 import { Chains } from "../../../lib/chain/walk.ts";
 import {
   extension,
@@ -9,6 +9,7 @@ import {
 } from "../../../lib/chain/object_lock_policy.ts";
 import { heldByLock } from "../../../lib/repository/prune_versions.ts";
 import { planPrune } from "../../../lib/chain/retention.ts";
+import type { RemoteSnapshot } from "../../../lib/chain/types.ts";
 
 Deno.test("parseLock() reads what Ceph 16 sends and nothing looser", () => {
   // $ curl -I …: x-amz-object-lock-retain-until-date: 2026-12-01T13:43:39.112000000Z (Ceph 16.2.15)

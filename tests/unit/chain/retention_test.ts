@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { indexRemote, type RemoteSnapshot, timeOf } from "../../../lib/chain/chain.ts";
+import { indexRemote, timeOf } from "../../../lib/chain/chain.ts";
 import { Chains } from "../../../lib/chain/walk.ts";
 import { UsageError } from "../../../lib/base/errors.ts";
 import {
@@ -9,6 +9,7 @@ import {
   type PrunePlan,
   type RetentionPolicy,
 } from "../../../lib/chain/retention.ts";
+import type { RemoteSnapshot } from "../../../lib/chain/types.ts";
 
 const DS = "pool/fs";
 const NOW = new Date("2030-01-01T00:00:00Z");

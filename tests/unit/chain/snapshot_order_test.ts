@@ -3,14 +3,10 @@
  * resolution): an ancestor goes before its descendants, whatever their names say.
  */
 import assert from "node:assert/strict";
-import {
-  indexRemote,
-  type RemoteSnapshot,
-  statusRows,
-  timeOrder,
-} from "../../../lib/chain/chain.ts";
+import { indexRemote, statusRows, timeOrder } from "../../../lib/chain/chain.ts";
 import { Chains } from "../../../lib/chain/walk.ts";
 import { planPrune } from "../../../lib/chain/retention.ts";
+import type { RemoteSnapshot } from "../../../lib/chain/types.ts";
 
 const DS = "pool/fs";
 const SECOND = 1_700_000_000;

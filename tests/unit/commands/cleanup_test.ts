@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { formatAge, parseDuration } from "../../../lib/commands/cleanup.ts";
 import { UsageError } from "../../../lib/base/errors.ts";
+import { formatAge, parseDuration } from "../../../lib/cli/durations.ts";
 
 Deno.test("parseDuration() reads 30m, 12h, 1d, 1d12h and 0; formatAge() writes them back", () => {
   assert.equal(parseDuration("0"), 0);

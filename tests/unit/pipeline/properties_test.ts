@@ -9,7 +9,7 @@ import {
   setPropertyArgv,
 } from "../../../lib/zfs/zfs.ts";
 import { chainFull } from "../../../lib/pipeline/properties.ts";
-import type { RemoteSnapshot } from "../../../lib/chain/chain.ts";
+import type { RemoteSnapshot } from "../../../lib/chain/types.ts";
 
 const DS = "tank/my data";
 

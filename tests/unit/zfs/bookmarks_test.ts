@@ -17,7 +17,7 @@ import {
 } from "../../../lib/zfs/zfs.ts";
 import { bookmarkFor, bookmarkPrefix, withBookmarkedBases } from "../../../lib/zfs/bookmarks.ts";
 import { holdTag } from "../../../lib/zfs/holds.ts";
-import type { RemoteSnapshot } from "../../../lib/chain/chain.ts";
+import type { RemoteSnapshot } from "../../../lib/chain/types.ts";
 
 const DS = "tank/my data";
 
