@@ -106,6 +106,9 @@ const decoder = new TextDecoder();
 const IDEMPOTENT = new Set(["GET", "HEAD", "PUT", "DELETE"]);
 /** Largest answer read whole (error XML, listings); a bigger one is a protocol error. */
 const MAX_WHOLE_BODY = 64 * 1024 * 1024;
+
+/** Interim (1xx) answers accepted before the final one; S3 sends at most one `100 Continue`. */
+const MAX_INTERIM_ANSWERS = 8;
 /** Idle connections kept per origin. */
 const MAX_IDLE = 16;
 
@@ -331,6 +334,23 @@ interface Head {
   keepAlive: boolean;
 }
 
+/** A Content-Length as RFC 9110 §8.6 writes it: decimal digits only (not `0x5`, `1e3` or ``). */
+function decimalLength(value: string): number {
+  if (!/^\d{1,15}$/.test(value)) {
+    throw new HttpTransportError(`bad Content-Length "${value.slice(0, 40)}"`, "EPROTO");
+  }
+  return Number(value);
+}
+
+/** A chunk size as RFC 9112 §7.1 writes it: hex digits, then optional extensions after `;`. */
+function chunkSize(line: string): number {
+  const size = line.split(";")[0].replace(/[ \t]+$/, "");
+  if (!/^[0-9A-Fa-f]{1,13}$/.test(size)) {
+    throw new HttpTransportError(`bad chunk size "${size.slice(0, 40)}"`, "EPROTO");
+  }
+  return parseInt(size, 16);
+}
+
 function parseHead(text: string, method: string): Head {
   const [statusLine, ...lines] = text.split("\r\n");
   const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(statusLine);
@@ -353,11 +373,14 @@ function parseHead(text: string, method: string): Head {
   else if (/chunked/i.test(headers["transfer-encoding"] ?? "")) {
     framing = { kind: "chunked", remaining: 0, done: false };
   } else if (headers["content-length"] !== undefined) {
-    const n = Number(headers["content-length"]);
-    if (!Number.isSafeInteger(n) || n < 0) {
-      throw new HttpTransportError(`bad Content-Length "${headers["content-length"]}"`, "EPROTO");
-    }
+    const n = decimalLength(headers["content-length"]);
     framing = n === 0 ? { kind: "none" } : { kind: "length", remaining: n };
+  } else if (statusCode >= 200 && statusCode < 300) {
+    // Read to the close, a cut body would look whole: S3 always frames its answers.
+    throw new HttpTransportError(
+      `a ${statusCode} answer with neither Content-Length nor chunked framing`,
+      "EPROTO",
+    );
   } else {
     framing = { kind: "close" };
     keepAlive = false;
@@ -382,10 +405,7 @@ async function readBody(c: Connection, f: Framing, into?: Uint8Array): Promise<U
     case "chunked": {
       if (f.done) return null;
       if (f.remaining === 0) {
-        const size = parseInt((await c.readLine()).split(";")[0].trim(), 16);
-        if (!Number.isSafeInteger(size) || size < 0) {
-          throw new HttpTransportError("bad chunk size", "EPROTO");
-        }
+        const size = chunkSize(await c.readLine());
         if (size === 0) {
           while ((await c.readLine()) !== "") { /* trailers */ }
           f.done = true;
@@ -631,13 +651,19 @@ export class HttpHandler {
 
   /** The final answer's head (interim 1xx answers skipped). */
   async #readAnswerHead(c: Connection, method: string): Promise<Head> {
-    for (;;) {
+    for (let interim = 0;; interim++) {
       const text = await c.readHead();
       if (text === undefined) {
         throw new HttpTransportError("connection closed before any response");
       }
-      if (/^HTTP\/1\.[01] 1\d\d/.test(text)) continue;
-      return parseHead(text, method);
+      if (!/^HTTP\/1\.[01] 1\d\d/.test(text)) return parseHead(text, method);
+      // Each interim answer is progress to the stall timer: without a cap they hold it forever.
+      if (interim >= MAX_INTERIM_ANSWERS) {
+        throw new HttpTransportError(
+          `more than ${MAX_INTERIM_ANSWERS} interim (1xx) answers to one request`,
+          "EPROTO",
+        );
+      }
     }
   }
 

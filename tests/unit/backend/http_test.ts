@@ -125,3 +125,78 @@ Deno.test("HttpHandler reads a GET body straight into a BYOB reader's buffer, bu
     await server.close();
   }
 });
+
+/** What a request's answer does: its body text, or the error's message. */
+async function outcome(http: HttpHandler, port: number, method = "GET"): Promise<string> {
+  try {
+    const got = await http.handle(request(port, method));
+    return `body ${await new Response(got.response.body).text()}`;
+  } catch (err) {
+    return `error ${(err as Error & { code?: string }).code}: ${(err as Error).message}`;
+  }
+}
+
+Deno.test("HttpHandler refuses a Content-Length or chunk size that is not plain digits", async () => {
+  const answers = [
+    "HTTP/1.1 200 OK\r\nContent-Length: 0x5\r\n\r\nhello",
+    "HTTP/1.1 200 OK\r\nContent-Length: 1e1\r\n\r\nhellohello",
+    "HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
+    "HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\nhello",
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5zz\r\nhello\r\n0\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n",
+  ];
+  const server = scriptedServer((_head, n) => answers[(n - 1) % answers.length]);
+  const http = new HttpHandler({ stallMs: 2000 });
+  try {
+    for (const answer of answers) {
+      for (const method of ["GET", "PUT"]) {
+        const got = await outcome(http, server.port, method);
+        assert.match(got, /^error EPROTO: bad (Content-Length|chunk size) "/, `${answer}: ${got}`);
+      }
+    }
+    // The same shapes written right are read.
+    const good = scriptedServer(() =>
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5 ;ext=1\r\nhello\r\n0\r\n\r\n"
+    );
+    try {
+      assert.equal(await outcome(http, good.port), "body hello");
+    } finally {
+      await good.close();
+    }
+  } finally {
+    http.destroy();
+    await server.close();
+  }
+});
+
+Deno.test("HttpHandler refuses a 2xx answer without framing, whose cut would look whole", async () => {
+  const server = scriptedServer(() => 'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"cut":');
+  const http = new HttpHandler({ stallMs: 2000 });
+  try {
+    for (const method of ["GET", "PUT"]) {
+      assert.equal(
+        await outcome(http, server.port, method),
+        "error EPROTO: a 200 answer with neither Content-Length nor chunked framing",
+      );
+    }
+  } finally {
+    http.destroy();
+    await server.close();
+  }
+});
+
+Deno.test("HttpHandler fails a request answered by endless interim answers, within the stall bound", async () => {
+  const server = scriptedServer(() => "HTTP/1.1 100 Continue\r\n\r\n".repeat(10_000));
+  const http = new HttpHandler({ stallMs: 2000 });
+  try {
+    const t0 = Date.now();
+    assert.equal(
+      await outcome(http, server.port, "HEAD"),
+      "error EPROTO: more than 8 interim (1xx) answers to one request",
+    );
+    assert.ok(Date.now() - t0 < 2000, `took ${Date.now() - t0} ms`);
+  } finally {
+    http.destroy();
+    await server.close();
+  }
+});
