@@ -10,8 +10,15 @@
  *   connection before it can be reused, so no stray bytes are taken for the next answer.
  * - The answer is read while the body is written. A server that answers early (`403`, `400`,
  *   `503`) and closes is reported by its own status and body, even when the write then fails.
- * - Each connect, TLS handshake, read and write that makes no progress for `stallMs` fails the
- *   request (`ETIMEDOUT`, retryable by the caller's policy).
+ * - Each write that makes no progress for `stallMs` fails the request (`ETIMEDOUT`, retryable by
+ *   the caller's policy); connect and TLS handshake are bounded by min(`stallMs`, 30 s).
+ * - The answer's clock starts once the request is all written (a part still being sent to a
+ *   slow link is progress, not a stall): no answer byte for `stallMs` fails it, and so does an
+ *   answer slower than 16 KiB/s on average once its first `stallMs` of waiting is spent (a peer
+ *   that drips a byte at a time). Only time spent waiting for bytes counts, not time the caller
+ *   takes between reads. At most 8 interim (1xx) answers are read; a 2xx answer must have a
+ *   Content-Length or be chunked (a cut body read to the close would look whole), and lengths and
+ *   chunk sizes must be plain digits.
  * - An abort signal closes the connection at any step, a connect or handshake in progress
  *   included, and the request fails with an `AbortError`.
  * - HTTPS trusts Deno's built-in roots plus `caCerts` (`S3_CA_FILE`); a refused certificate
@@ -107,6 +114,8 @@ const IDEMPOTENT = new Set(["GET", "HEAD", "PUT", "DELETE"]);
 /** Largest answer read whole (error XML, listings); a bigger one is a protocol error. */
 const MAX_WHOLE_BODY = 64 * 1024 * 1024;
 
+/** The slowest an answer may come once its first S3_TIMEOUT of waiting is spent, bytes/s. */
+const MIN_ANSWER_RATE = 16 * 1024;
 /** Interim (1xx) answers accepted before the final one; S3 sends at most one `100 Continue`. */
 const MAX_INTERIM_ANSWERS = 8;
 /** Idle connections kept per origin. */
@@ -164,18 +173,97 @@ class Connection {
   reused = false;
   /** Set while the connection waits in the pool. */
   onIdleEvent: (() => void) | undefined;
+  /** A request is being written: a read for its answer waits without a clock meanwhile. */
+  #writing = false;
+  /** When the answer last made progress, or the request was all written. */
+  #progressAt = Date.now();
+  /** Time spent waiting for the answer's bytes since the request was all written, ms. */
+  #waitedMs = 0;
+  /** Bytes of the answer read since the request was all written. */
+  #answerBytes = 0;
+  /** When the request was all written: waiting before it does not count. */
+  #writtenAt = 0;
 
   constructor(conn: Deno.Conn, stallMs: number) {
     this.#conn = conn;
     this.#stallMs = stallMs;
   }
 
+  /** A request starts to be written: its answer's clock waits for {@linkcode endWrite}. */
+  startWrite(): void {
+    this.#writing = true;
+  }
+
+  /** The request is all written, or its writing failed: the answer's clock starts. */
+  endWrite(): void {
+    if (!this.#writing) return;
+    this.#writing = false;
+    this.#progressAt = this.#writtenAt = Date.now();
+    this.#waitedMs = 0;
+    this.#answerBytes = 0;
+  }
+
+  /**
+   * Why the answer now being read is overdue, if it is: no byte for `stallMs`, or less than
+   * {@linkcode MIN_ANSWER_RATE} on average once its first `stallMs` of waiting is spent (a peer
+   * that drips a byte at a time makes progress forever). Time the reader spends elsewhere (a
+   * slow consumer of a GET body) does not count: only time a read waits.
+   */
+  #overdue(now: number): string | undefined {
+    if (this.#writing) return undefined;
+    const s = this.#stallMs / 1000;
+    if (now - this.#progressAt > this.#stallMs) return `no progress for ${s} s (S3_TIMEOUT)`;
+    if (this.#waitedMs <= this.#stallMs + this.#answerBytes * 1000 / MIN_ANSWER_RATE) {
+      return undefined;
+    }
+    return `answer too slow: ${this.#answerBytes} bytes in ${
+      (this.#waitedMs / 1000).toFixed(1)
+    } s (less than ${MIN_ANSWER_RATE / 1024} KiB/s after the first ${s} s, S3_TIMEOUT)`;
+  }
+
+  /** Races a read of the answer against its clock (see #overdue); overdue closes the connection. */
+  async guardRead(op: Promise<number | null>): Promise<number | null> {
+    let last = Date.now();
+    const wait = () => {
+      const now = Date.now();
+      if (!this.#writing) this.#waitedMs += now - Math.max(last, this.#writtenAt);
+      last = now;
+      return now;
+    };
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const overdue = new Promise<never>((_, reject) => {
+      timer = setInterval(() => {
+        const why = this.#overdue(wait());
+        if (why === undefined) return;
+        this.close();
+        reject(new HttpTransportError(why, "ETIMEDOUT"));
+      }, Math.max(10, Math.min(250, this.#stallMs / 4)));
+    });
+    try {
+      const n = await Promise.race([op, overdue]);
+      const now = wait();
+      // Reads that each come within a tick are measured here, or a drip is never caught.
+      const why = this.#overdue(now);
+      if (why !== undefined) {
+        this.close();
+        throw new HttpTransportError(why, "ETIMEDOUT");
+      }
+      if (n) {
+        this.#progressAt = now;
+        this.#answerBytes += n;
+      }
+      return n;
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
   get closed(): boolean {
     return this.#closed;
   }
 
-  /** Races `op` against the stall bound; a stall closes the connection. */
-  async guard<T>(op: Promise<T>): Promise<T> {
+  /** Races a write against the stall bound; a stall closes the connection. */
+  async guardWrite<T>(op: Promise<T>): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const stall = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -197,7 +285,7 @@ class Connection {
 
   async writeAll(bytes: Uint8Array): Promise<void> {
     let off = 0;
-    while (off < bytes.length) off += await this.guard(this.#conn.write(bytes.subarray(off)));
+    while (off < bytes.length) off += await this.guardWrite(this.#conn.write(bytes.subarray(off)));
   }
 
   /** Parks the connection: one read stays outstanding, and whatever it yields retires it. */
@@ -233,7 +321,7 @@ class Connection {
     }
     const read = this.#pending ?? this.#conn.read(this.#buf.subarray(this.#end));
     this.#pending = undefined;
-    const n = await this.guard(read);
+    const n = await this.guardRead(read);
     if (n === null) return false;
     this.#end += n;
     this.received += n;
@@ -298,7 +386,7 @@ class Connection {
       return into.subarray(0, n);
     }
     const chunk = into ? into.subarray(0, room) : new Uint8Array(room);
-    const n = await this.guard(this.#conn.read(chunk));
+    const n = await this.guardRead(this.#conn.read(chunk));
     if (n === null) return null;
     this.received += n;
     return n === chunk.length ? chunk : chunk.subarray(0, n);
@@ -592,6 +680,7 @@ export class HttpHandler {
       // Read the answer while the request is written: a server may answer before the body.
       const reading = this.#readAnswerHead(c, method);
       let writeDone = false;
+      c.startWrite();
       const writing = (async () => {
         const limit = this.#limit;
         if (body && body.length <= 64 * 1024) {
@@ -607,7 +696,7 @@ export class HttpHandler {
           }
         }
         writeDone = true;
-      })();
+      })().finally(() => c.endWrite());
       writing.catch(() => {}); // settled below, or abandoned after an early answer
       let answer: Head;
       try {

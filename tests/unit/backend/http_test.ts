@@ -200,3 +200,81 @@ Deno.test("HttpHandler fails a request answered by endless interim answers, with
     await server.close();
   }
 });
+
+/**
+ * A server that reads a request's body slowly (`chunk` bytes every `everyMs`) and answers only
+ * after the whole body; then, when `drip`, sends its answer body one byte every `everyMs`.
+ */
+function slowPeer(options: { chunk: number; everyMs: number; drip?: boolean }) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const served = (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        const buf = new Uint8Array(options.chunk);
+        let text = "";
+        let body = -1;
+        try {
+          for (let n; (n = await conn.read(buf)) !== null;) {
+            if (body < 0) {
+              text += new TextDecoder().decode(buf.subarray(0, n));
+              const end = text.indexOf("\r\n\r\n");
+              if (end < 0) continue;
+              const length = Number(/content-length: (\d+)/i.exec(text)?.[1] ?? 0);
+              body = length - (encoder.encode(text).length - end - 4);
+            } else body -= n;
+            if (body <= 0) break;
+            await new Promise((r) => setTimeout(r, options.everyMs));
+          }
+          if (!options.drip) {
+            await conn.write(encoder.encode("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+          } else {
+            await conn.write(encoder.encode("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"));
+            for (let i = 0; i < 1000; i++) {
+              await new Promise((r) => setTimeout(r, options.everyMs));
+              await conn.write(encoder.encode("x"));
+            }
+          }
+        } catch { /* the client went away */ }
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      })();
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    close: async () => {
+      listener.close();
+      await served.catch(() => {});
+    },
+  };
+}
+
+Deno.test("HttpHandler gives a body that is still being written time past stallMs: the answer's clock starts once it is sent", async () => {
+  // 96 MiB read 4 MiB every 150 ms: about 3.6 s of writing, each write progressing within
+  // 2 s; what the kernel buffers when the last write returns is read within about 0.3 s.
+  const peer = slowPeer({ chunk: 4 << 20, everyMs: 150 });
+  const http = new HttpHandler({ stallMs: 2000 });
+  try {
+    const put = { ...request(peer.port, "PUT"), body: new Uint8Array(96 << 20) };
+    const got = await http.handle(put);
+    assert.equal(await new Response(got.response.body).text(), "ok");
+  } finally {
+    http.destroy();
+    await peer.close();
+  }
+});
+
+Deno.test("HttpHandler fails an answer that drips a byte at a time within the stall bound", async () => {
+  const peer = slowPeer({ chunk: 64 << 10, everyMs: 150, drip: true });
+  const http = new HttpHandler({ stallMs: 1000 });
+  try {
+    const t0 = Date.now();
+    const got = await outcome(http, peer.port);
+    assert.match(got, /^error ETIMEDOUT: answer too slow: \d+ bytes in \d+(\.\d)? s/);
+    assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
+  } finally {
+    http.destroy();
+    await peer.close();
+  }
+});
