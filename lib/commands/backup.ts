@@ -137,7 +137,7 @@ export async function backup(
 ): Promise<BackupRecord[]> {
   const dataset = requireDataset(config);
   if (options.snapshot !== undefined) checkSnapshotOption(config, dataset, options.snapshot);
-  // One backup per dataset at a time (see lock.ts); a dry run changes nothing and needs none.
+  // One backup per dataset at a time (see host_lock.ts); a dry run changes nothing and needs none.
   const lock = options.dryRun ? undefined : acquireBackupLock(dataset);
   const started = Date.now();
   const metrics = { path: config.metricsFile, err: options.err };
@@ -187,7 +187,7 @@ interface Found {
   chains: Chains;
   /** The Object Lock this run gives new objects; absent with OBJECT_LOCK_DAYS=0. */
   lock?: RunRetention;
-  /** z3's bookmarks in the pool; absent where the pool cannot list them. */
+  /** The dataset's bookmarks; absent when this zfs has none (zfs-fuse). */
   bookmarks?: zfs.LocalBookmark[];
   /** Where a step's send starts: its base, or the base's bookmark once the base is destroyed. */
   sendFrom: (step: BackupStep) => string | undefined;
@@ -205,6 +205,7 @@ interface Run extends Found {
   newest: string;
 }
 
+/** Plans the run, then prints it (`--dry-run`) or uploads it; up to date is one line. */
 async function planAndUpload(
   config: Config,
   store: S3Store,
