@@ -13,6 +13,9 @@
  * @module
  */
 
+import { describeError } from "../base/errors.ts";
+import { quote } from "../chain/walk.ts";
+
 /** The metrics, in file order, with their help text. */
 export const METRICS = {
   z3_backup_last_success_timestamp_seconds:
@@ -136,5 +139,24 @@ export async function writeMetricsFile(
   } catch (err) {
     await Deno.remove(temp).catch(() => {});
     throw err;
+  }
+}
+
+/**
+ * Updates `options.path` (`METRICS_FILE`) for `dataset` with {@linkcode writeMetricsFile}, when it
+ * is set; a failure to write it is one warning line on `options.err`, not the run's failure.
+ */
+export async function recordMetrics(
+  dataset: string,
+  run: RunOutcome,
+  options: { path?: string; err: (line: string) => void },
+): Promise<void> {
+  if (options.path === undefined) return;
+  try {
+    await writeMetricsFile(options.path, dataset, run);
+  } catch (err) {
+    options.err(
+      `warning: Cannot write METRICS_FILE ${quote(options.path)}: ${describeError(err)}`,
+    );
   }
 }

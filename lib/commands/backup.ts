@@ -3,45 +3,47 @@
  * its own object (`zfs send -i PREV CUR`), oldest first; when the bucket holds none of them, the
  * oldest goes first as a full, so the bucket gets every restore point (see `planBackup`).
  * `zfs send` runs as a child of z3, and its exit status (and the compressor's) is checked before
- * an upload is completed: a send that fails midway never becomes an object.
+ * an upload is completed (`send.ts`): a send that fails midway never becomes an object.
  *
  * @module
  */
 
-import { type BackupStep, keyFor, META_KEYS, planBackup } from "../chain/chain.ts";
+import { type BackupPlan, type BackupStep, keyFor, META_KEYS, planBackup } from "../chain/chain.ts";
 import { Chains, quote } from "../chain/walk.ts";
 import type { Config } from "../config/config.ts";
-import { compress, compressCommand } from "../pipeline/compress.ts";
-import { AGE_META, encryptStream } from "../pipeline/age.ts";
+import { compressCommand } from "../pipeline/compress.ts";
+import { AGE_META } from "../pipeline/age.ts";
+import { sendToObject } from "../pipeline/send.ts";
 import { formatArgv } from "../exec/process.ts";
 import { planSchedule, scheduleToMetadata, usableEstimate } from "../transfer/part_size.ts";
+import { pendingRecordKey } from "../repository/pending_record.ts";
 import {
-  type PendingRecord,
-  pendingRecordKey,
-  readPendingRecord,
-  samePendingRecord,
-  writePendingRecord,
-} from "../repository/pending_record.ts";
-import { counted, Progress } from "../cli/progress.ts";
+  adoptPendingUpload,
+  pendingRecordHooks,
+  type PendingUploadOptions,
+} from "../repository/pending_upload.ts";
 import { loadRemote } from "../repository/bucket_index.ts";
 import type { S3Store } from "../backend/s3.ts";
-import { type Resume, ResumeMismatchError, uploadStream } from "../transfer/upload.ts";
 import {
-  checkKey,
-  type CheckRecord,
-  MissingRecordError,
-  writeCheck,
-} from "../repository/check_records.ts";
+  type PendingRecordHooks,
+  type Resume,
+  ResumeMismatchError,
+  type UploadResult,
+} from "../transfer/upload.ts";
+import type { PartSchedule } from "../transfer/part_size.ts";
+import { MissingRecordError } from "../repository/check_records.ts";
+import { recordUpload } from "../repository/record_upload.ts";
 import { inspectObject } from "../repository/verified_object.ts";
-import { describeError, S3Error, UsageError } from "../base/errors.ts";
+import { UsageError } from "../base/errors.ts";
 import { rerecord } from "../repository/rerecord.ts";
 import { VERSION } from "../base/version.ts";
 import * as zfs from "../zfs/zfs.ts";
 import { requireDataset } from "../cli/one_dataset.ts";
 import { parseSnapshot, validateSnapshotName } from "../chain/names.ts";
 import { acquireBackupLock } from "../zfs/host_lock.ts";
-import { type RunOutcome, writeMetricsFile } from "../cli/metrics.ts";
-import { withRetry } from "../backend/retry.ts";
+import { recordMetrics } from "../cli/metrics.ts";
+import type { RunRetention } from "../chain/object_lock_policy.ts";
+import type { AncestorExtension } from "../repository/object_lock_run.ts";
 import {
   checkIncrementalFlags,
   formatSendFlags,
@@ -134,27 +136,11 @@ export async function backup(
   options: BackupOptions,
 ): Promise<BackupRecord[]> {
   const dataset = requireDataset(config);
-  if (options.snapshot !== undefined) {
-    // Refuse a bad name before listing anything: `snap` or `dataset@snap`.
-    const named = options.snapshot.includes("@") ? parseSnapshot(options.snapshot) : undefined;
-    if (named && named.dataset !== dataset) {
-      throw new UsageError(
-        `Cannot back up ${quote(options.snapshot)}: it is not a snapshot of ${quote(dataset)}, ` +
-          `the dataset this run backs up`,
-      );
-    }
-    const short = named ? named.snapshot : validateSnapshotName(options.snapshot);
-    if (!short.startsWith(config.snapshotPrefix)) {
-      throw new UsageError(
-        `Cannot back up ${quote(options.snapshot)}: SNAPSHOT_PREFIX is ` +
-          `${quote(config.snapshotPrefix)} (from ${config.sources.SNAPSHOT_PREFIX}) and the name ` +
-          `does not start with it; set SNAPSHOT_PREFIX= (empty) to take any snapshot`,
-      );
-    }
-  }
-  // One backup per dataset at a time (see lock.ts); a dry run changes nothing and needs none.
+  if (options.snapshot !== undefined) checkSnapshotOption(config, dataset, options.snapshot);
+  // One backup per dataset at a time (see host_lock.ts); a dry run changes nothing and needs none.
   const lock = options.dryRun ? undefined : acquireBackupLock(dataset);
   const started = Date.now();
+  const metrics = { path: config.metricsFile, err: options.err };
   try {
     const { records, newestCreated } = await planAndUpload(config, store, dataset, options);
     if (!options.dryRun) await options.afterSuccess?.();
@@ -162,17 +148,12 @@ export async function backup(
       const bytes = records.reduce((sum, r) => sum + r.bytes, 0);
       const end = new Date();
       const run = { ok: true, end, durationMs: end.getTime() - started, bytes, newestCreated };
-      await recordMetrics(config, dataset, run, options);
+      await recordMetrics(dataset, run, metrics);
     }
     return records;
   } catch (err) {
     if (lock) {
-      await recordMetrics(
-        config,
-        dataset,
-        { ok: false, durationMs: Date.now() - started },
-        options,
-      );
+      await recordMetrics(dataset, { ok: false, durationMs: Date.now() - started }, metrics);
     }
     throw err;
   } finally {
@@ -180,29 +161,78 @@ export async function backup(
   }
 }
 
-/** Updates `METRICS_FILE`, if set; a failure to write it is one line on stderr, not the run's. */
-async function recordMetrics(
-  config: Config,
-  dataset: string,
-  run: RunOutcome,
-  options: BackupOptions,
-): Promise<void> {
-  if (config.metricsFile === undefined) return;
-  try {
-    await writeMetricsFile(config.metricsFile, dataset, run);
-  } catch (err) {
-    options.err(
-      `warning: Cannot write METRICS_FILE ${quote(config.metricsFile)}: ${describeError(err)}`,
+/** Refuses a bad `--snapshot` before anything is listed: `snap` or `dataset@snap`. */
+function checkSnapshotOption(config: Config, dataset: string, snapshot: string): void {
+  const named = snapshot.includes("@") ? parseSnapshot(snapshot) : undefined;
+  if (named && named.dataset !== dataset) {
+    throw new UsageError(
+      `Cannot back up ${quote(snapshot)}: it is not a snapshot of ${quote(dataset)}, ` +
+        `the dataset this run backs up`,
+    );
+  }
+  const short = named ? named.snapshot : validateSnapshotName(snapshot);
+  if (!short.startsWith(config.snapshotPrefix)) {
+    throw new UsageError(
+      `Cannot back up ${quote(snapshot)}: SNAPSHOT_PREFIX is ` +
+        `${quote(config.snapshotPrefix)} (from ${config.sources.SNAPSHOT_PREFIX}) and the name ` +
+        `does not start with it; set SNAPSHOT_PREFIX= (empty) to take any snapshot`,
     );
   }
 }
 
+/** What a run found in the pool and the bucket, and the plan it made from them. */
+interface Found {
+  plan: BackupPlan;
+  remote: Map<string, RemoteSnapshot>;
+  chains: Chains;
+  /** The Object Lock this run gives new objects; absent with OBJECT_LOCK_DAYS=0. */
+  lock?: RunRetention;
+  /** The dataset's bookmarks; absent when this zfs has none (zfs-fuse). */
+  bookmarks?: zfs.LocalBookmark[];
+  /** Where a step's send starts: its base, or the base's bookmark once the base is destroyed. */
+  sendFrom: (step: BackupStep) => string | undefined;
+}
+
+/** A plan with steps, ready to run or to print. */
+interface Run extends Found {
+  /** `zfs send` options of every step. */
+  flags: string[];
+  /** The object the first step builds on; absent when the first step is a full. */
+  base?: RemoteSnapshot;
+  /** Ancestors whose Object Lock grows to the new objects' before the upload. */
+  extend: AncestorExtension[];
+  /** The newest snapshot the run uploads. */
+  newest: string;
+}
+
+/** Plans the run, then prints it (`--dry-run`) or uploads it; up to date is one line. */
 async function planAndUpload(
   config: Config,
   store: S3Store,
   dataset: string,
   options: BackupOptions,
 ): Promise<{ records: BackupRecord[]; newestCreated: number }> {
+  const found = await findWork(config, store, dataset, options);
+  const newestCreated = found.plan.target.creation;
+  if (found.plan.steps.length === 0) {
+    options.err(`${found.plan.target.name} is already in the bucket: up to date`);
+    return { records: [], newestCreated };
+  }
+  const run = await prepareRun(config, dataset, found);
+  if (options.dryRun) {
+    printDryRun(config, store, run, options);
+    return { records: [], newestCreated };
+  }
+  return { records: await uploadRun(config, store, run, options), newestCreated };
+}
+
+/** Lists the pool and the bucket and plans the uploads (`planBackup`). */
+async function findWork(
+  config: Config,
+  store: S3Store,
+  dataset: string,
+  options: BackupOptions,
+): Promise<Found> {
   // Object Lock (OBJECT_LOCK_DAYS): a bucket without it is refused before anything else runs.
   const attempts = config.maxRetries + 1;
   const lock = await runLock(config, store, { attempts, signal: options.signal });
@@ -225,75 +255,60 @@ async function planAndUpload(
     target: options.snapshot,
     fullEvery: config.fullEvery,
   });
-  if (plan.steps.length === 0) {
-    options.err(`${plan.target.name} is already in the bucket: up to date`);
-    return { records: [], newestCreated: plan.target.creation };
-  }
-  // Encrypted datasets go raw (-w); an incremental keeps its chain's -w and -L (send_flags.ts).
-  const flags = sendOptions(config.sendFlags, (await zfs.getEncryption(dataset)) !== "off");
-  const base = plan.base ? remote.get(plan.base.name) : undefined;
-  if (base && plan.steps[0].from !== undefined) {
-    checkIncrementalFlags(base.name, readSendFlags(base.name, base.metadata), flags);
-  }
-  const newest = plan.steps[plan.steps.length - 1].snapshot.name;
-  const extend = lock && base && plan.steps[0].from !== undefined
-    ? ancestorsToExtend(chains, base.name, lock.retention, new Date())
-    : [];
-  if (options.dryRun) {
-    for (const step of plan.steps) {
-      options.out(describe(config, store, step, sendFrom(step), flags));
-    }
-    if (lock) options.out(lockPlanLine(lock.retention, extend.length));
-    const commands = [
-      ...holdArgvLines(config, store.bucket, plan.base?.name, newest),
-      ...bookmarkArgvLines(bookmarks, store.bucket, config.s3Prefix, newest),
-    ];
-    for (const argv of commands) options.out(formatArgv(argv));
-    options.onPlan?.({
-      steps: plan.steps.map((step) => ({
-        snapshot: step.snapshot.name,
-        type: step.from ? "incremental" : "full",
-        ...(step.from ? { parent: step.from.name } : {}),
-        key: keyFor(config.s3Prefix, step.snapshot.name),
-        send: zfs.sendArgv(step.snapshot.name, sendFrom(step), flags),
-        compressor: config.compressor,
-        encrypted: (config.ageRecipients?.length ?? 0) > 0,
-      })),
-      ...(lock
-        ? {
-          lock: {
-            mode: lock.retention.mode,
-            until: lock.retention.until.toISOString(),
-            ancestorsToExtend: extend.length,
-          },
-        }
-        : {}),
-      commands: commands.map((argv) => [...argv]),
-    });
-    return { records: [], newestCreated: plan.target.creation };
-  }
-  if (base && plan.steps[0].from !== undefined) await checkBase(config, store, base, options);
-  if (extend.length > 0) {
-    // Before the new objects: a run that stops midway never leaves a child locked longer.
-    const locking = { attempts, signal: options.signal };
-    const requests = await extendAncestors(store, config, extend, locking);
-    options.err(
-      `object lock: extended the retention of ${extend.length} ancestor(s) to ` +
-        `${lock!.retention.until.toISOString()} (${requests} PutObjectRetention request(s))`,
-    );
-  }
-  const records: BackupRecord[] = [];
-  for (const step of plan.steps) {
-    options.signal?.throwIfAborted();
-    records.push(
-      await backupOne(config, store, step, sendFrom(step), flags, options, lock?.retention),
-    );
-  }
-  await moveHold(config, store.bucket, plan.base?.name, newest, options.err);
-  await moveBookmark(bookmarks, store.bucket, config.s3Prefix, newest, options.err);
-  return { records, newestCreated: plan.target.creation };
+  return { plan, remote, chains, lock, bookmarks, sendFrom };
 }
 
+/** The send flags, the base and the ancestors whose lock grows, for a plan with steps. */
+async function prepareRun(config: Config, dataset: string, found: Found): Promise<Run> {
+  const { plan, remote, chains, lock } = found;
+  // Encrypted datasets go raw (-w); an incremental keeps its chain's -w and -L (send_flags.ts).
+  const flags = sendOptions(config.sendFlags, (await zfs.getEncryption(dataset)) !== "off");
+  const planned = plan.base ? remote.get(plan.base.name) : undefined;
+  const base = planned && plan.steps[0].from !== undefined ? planned : undefined;
+  if (base) checkIncrementalFlags(base.name, readSendFlags(base.name, base.metadata), flags);
+  const newest = plan.steps[plan.steps.length - 1].snapshot.name;
+  const extend = lock && base
+    ? ancestorsToExtend(chains, base.name, lock.retention, new Date())
+    : [];
+  return { ...found, flags, base, extend, newest };
+}
+
+/** `--dry-run`: one line per upload, the lock and the zfs commands on `out`; the data to `onPlan`. */
+function printDryRun(config: Config, store: S3Store, run: Run, options: BackupOptions): void {
+  const { plan, lock, flags, extend } = run;
+  for (const step of plan.steps) {
+    options.out(describe(config, store, step, run.sendFrom(step), flags));
+  }
+  if (lock) options.out(lockPlanLine(lock.retention, extend.length));
+  const commands = [
+    ...holdArgvLines(config, store.bucket, plan.base?.name, run.newest),
+    ...bookmarkArgvLines(run.bookmarks, store.bucket, config.s3Prefix, run.newest),
+  ];
+  for (const argv of commands) options.out(formatArgv(argv));
+  options.onPlan?.({
+    steps: plan.steps.map((step) => ({
+      snapshot: step.snapshot.name,
+      type: step.from ? "incremental" : "full",
+      ...(step.from ? { parent: step.from.name } : {}),
+      key: keyFor(config.s3Prefix, step.snapshot.name),
+      send: zfs.sendArgv(step.snapshot.name, run.sendFrom(step), flags),
+      compressor: config.compressor,
+      encrypted: (config.ageRecipients?.length ?? 0) > 0,
+    })),
+    ...(lock
+      ? {
+        lock: {
+          mode: lock.retention.mode,
+          until: lock.retention.until.toISOString(),
+          ancestorsToExtend: extend.length,
+        },
+      }
+      : {}),
+    commands: commands.map((argv) => [...argv]),
+  });
+}
+
+/** The dry-run line of one upload: its send, compressor, age and destination, as one pipe. */
 function describe(
   config: Config,
   store: S3Store,
@@ -313,133 +328,87 @@ function describe(
   }${age} | upload s3://${store.bucket}/${key}`;
 }
 
+/**
+ * Runs a plan with steps: checks the base, extends the ancestors' Object Lock, uploads every step
+ * in order, then moves the hold and the bookmark to the newest snapshot.
+ */
+async function uploadRun(
+  config: Config,
+  store: S3Store,
+  run: Run,
+  options: BackupOptions,
+): Promise<BackupRecord[]> {
+  const { plan, lock, extend } = run;
+  if (run.base) await checkBase(config, store, run.base, options);
+  if (extend.length > 0) {
+    // Before the new objects: a run that stops midway never leaves a child locked longer.
+    const locking = { attempts: config.maxRetries + 1, signal: options.signal };
+    const requests = await extendAncestors(store, config, extend, locking);
+    options.err(
+      `object lock: extended the retention of ${extend.length} ancestor(s) to ` +
+        `${lock!.retention.until.toISOString()} (${requests} PutObjectRetention request(s))`,
+    );
+  }
+  const records: BackupRecord[] = [];
+  for (const step of plan.steps) {
+    options.signal?.throwIfAborted();
+    const one = {
+      step,
+      sendFrom: run.sendFrom(step),
+      flags: run.flags,
+      retention: lock?.retention,
+    };
+    records.push(await backupOne(config, store, one, options));
+  }
+  await moveHold(config, store.bucket, plan.base?.name, run.newest, options.err);
+  await moveBookmark(run.bookmarks, store.bucket, config.s3Prefix, run.newest, options.err);
+  return records;
+}
+
+/** One step of a run: what to send, from where, and the Object Lock its objects get. */
+interface OneUpload {
+  step: BackupStep;
+  /** The base to send from (`dataset@snap` or `dataset#bm`); absent for a full. */
+  sendFrom?: string;
+  flags: string[];
+  retention?: Retention;
+}
+
+/**
+ * Sends and uploads one snapshot (resuming a pending upload of an earlier run when it started
+ * with the same record), then writes its check record, its properties (a full), and their locks.
+ */
 async function backupOne(
   config: Config,
   store: S3Store,
-  step: BackupStep,
-  sendFrom: string | undefined,
-  flags: string[],
+  one: OneUpload,
   options: BackupOptions,
-  retention?: Retention,
 ): Promise<BackupRecord> {
-  const { snapshot, from } = step;
+  const { snapshot, from } = one.step;
   const key = keyFor(config.s3Prefix, snapshot.name);
   // An absurd estimate (OpenZFS has printed 18446744073614344448) counts as none.
-  const estimated = usableEstimate(await zfs.estimateSendSize(snapshot.name, sendFrom, flags));
-  const metadata: Record<string, string> = {
-    [META_KEYS.guid]: snapshot.guid,
-    [META_KEYS.created]: String(snapshot.creation),
-    "z3-version": VERSION,
-  };
-  if (from) {
-    metadata[META_KEYS.parent] = from.name;
-    metadata[META_KEYS.parentGuid] = from.guid;
-  } else {
-    metadata[META_KEYS.isFull] = "true";
-  }
-  if (config.compressor !== "none") metadata[META_KEYS.compressor] = config.compressor;
-  if (estimated !== undefined) metadata[META_KEYS.size] = String(estimated);
-  const recorded = formatSendFlags(flags);
-  if (recorded !== undefined) metadata[SEND_FLAGS_META] = recorded;
-  const recipients = config.ageRecipients ?? [];
-  if (recipients.length > 0) {
-    metadata[AGE_META.encryption] = "age";
-    metadata[AGE_META.recipients] = recipients.map((r) => r.text).join(",");
-  }
-  const attempts = config.maxRetries + 1;
+  const estimated = usableEstimate(
+    await zfs.estimateSendSize(snapshot.name, one.sendFrom, one.flags),
+  );
+  const metadata = objectMetadata(config, one, estimated);
   const schedule = planSchedule({ partSize: config.chunkSize, estimated });
-  const started: PendingRecord = {
-    metadata: { ...metadata, ...scheduleToMetadata(schedule) },
-    storageClass: config.storageClass,
+  const pending: PendingUploadOptions = {
+    started: {
+      metadata: { ...metadata, ...scheduleToMetadata(schedule) },
+      storageClass: config.storageClass,
+    },
+    recordKey: pendingRecordKey(config.s3Prefix, snapshot.name),
+    attempts: config.maxRetries + 1,
+    signal: options.signal,
   };
-  const recordKey = pendingRecordKey(config.s3Prefix, snapshot.name);
-  const pendingRecord = {
-    write: () => writePendingRecord(store, recordKey, started, attempts, options.signal, retention),
-    remove: () => store.delete(recordKey),
-  };
-  const resume = await findPending(store, key, { started, recordKey, attempts }, options);
-  const attempt = async (resume?: Resume) => {
-    const kind = from
-      ? `incremental from ${sendFrom?.includes("#") ? sendFrom : from.snapshot}`
-      : "full";
-    options.err(`${snapshot.name}: sending ${kind}`);
-    const sender = zfs.send(snapshot.name, sendFrom, { signal: options.signal, flags });
-    // Progress counts the send stream, the one `estimated` is about (before compression).
-    const progress = options.progress ? new Progress(snapshot.name, estimated) : undefined;
-    const sent = progress ? counted(sender.stdout!, progress) : sender.stdout!;
-    const packed = compress(config.compressor, sent, options.signal);
-    try {
-      // A fresh file key and nonce each time: an interrupted encrypted upload starts over.
-      const body = recipients.length > 0 ? encryptStream(packed.stream, recipients) : packed.stream;
-      const result = await uploadStream(store, key, body, {
-        schedule,
-        concurrency: config.concurrency,
-        attempts,
-        metadata,
-        storageClass: config.storageClass,
-        lock: retention,
-        signal: options.signal,
-        resume,
-        pendingRecord,
-        leftPendingHint: "the next z3 backup resumes it, z3 cleanup aborts it",
-        beforeComplete: async () => {
-          await sender.done;
-          await packed.done;
-        },
-      });
-      return result;
-    } catch (err) {
-      progress?.stop();
-      sender.kill(); // no-op when it already exited; stops it when the upload failed first
-      throw err;
-    }
-  };
-  let result;
+  const pendingRecord = pendingRecordHooks(store, { ...pending, lock: one.retention });
+  const resume = await adoptPendingUpload(store, key, { ...pending, err: options.err });
   const startedAt = performance.now();
-  try {
-    result = await attempt(resume);
-  } catch (err) {
-    if (!(err instanceof ResumeMismatchError)) throw err;
-    options.err(`${snapshot.name}: the interrupted upload holds other bytes; starting over`);
-    result = await attempt(undefined);
-  }
-  const record: CheckRecord = {
-    etag: result.etag,
-    size: result.bytes,
-    guid: snapshot.guid,
-    full: from === undefined,
-    ...(from ? { parent: from.name, parentGuid: from.guid } : {}),
-    parts: result.partMd5s,
-  };
-  const locking = { attempts, signal: options.signal };
-  if (retention) await lockObject(store, key, retention, locking);
-  try {
-    // writeCheck retries (MAX_RETRIES) on its own.
-    await writeCheck(store, config.s3Prefix, snapshot.name, record, attempts, { lock: retention });
-  } catch (err) {
-    options.signal?.throwIfAborted();
-    // The object is whole and verified: deleting it would lose a good backup. Restore refuses it
-    // until its record exists; verify --repair writes the record from its checked bytes.
-    throw new S3Error(
-      `Cannot write the check record of ${quote(snapshot.name)}: ${describeError(err)}; its ` +
-        `object ${quote(key)} is complete and verified and stays in the bucket; run ` +
-        `\`z3 verify --repair\` to write the record (restore refuses the object until then)`,
-      { cause: err },
-    );
-  }
-  if (retention) {
-    await lockObject(store, checkKey(config.s3Prefix, snapshot.name), retention, locking);
-  }
-  if (!from && recipients.length > 0) {
-    options.err(`${snapshot.name}: properties not stored: with AGE_RECIPIENTS they stay off S3`);
-  } else if (!from) {
-    await storeProperties(store, config.s3Prefix, requireDataset(config), snapshot.name, attempts);
-    // The properties sidecar is locked like its full (not extended with the chain: restore needs
-    // it only for --properties).
-    if (retention) {
-      await lockObject(store, propertiesKey(config.s3Prefix, snapshot.name), retention, locking);
-    }
-  }
+  const upload = { key, estimated, schedule, metadata, pendingRecord };
+  const result = await sendResuming(config, store, { ...one, ...upload }, resume, options);
+  const uploaded = { snapshot, from, key, result, retention: one.retention };
+  await recordUpload(store, config, uploaded, options.signal);
+  if (!from) await storeFullProperties(config, store, one, options);
   return {
     snapshot: snapshot.name,
     parent: from?.name,
@@ -453,47 +422,111 @@ async function backupOne(
   };
 }
 
+/** The object's user metadata: its snapshot and chain link, how its bytes were made. */
+function objectMetadata(
+  config: Config,
+  one: OneUpload,
+  estimated: number | undefined,
+): Record<string, string> {
+  const { snapshot, from } = one.step;
+  const metadata: Record<string, string> = {
+    [META_KEYS.guid]: snapshot.guid,
+    [META_KEYS.created]: String(snapshot.creation),
+    "z3-version": VERSION,
+  };
+  if (from) {
+    metadata[META_KEYS.parent] = from.name;
+    metadata[META_KEYS.parentGuid] = from.guid;
+  } else {
+    metadata[META_KEYS.isFull] = "true";
+  }
+  if (config.compressor !== "none") metadata[META_KEYS.compressor] = config.compressor;
+  if (estimated !== undefined) metadata[META_KEYS.size] = String(estimated);
+  const recorded = formatSendFlags(one.flags);
+  if (recorded !== undefined) metadata[SEND_FLAGS_META] = recorded;
+  const recipients = config.ageRecipients ?? [];
+  if (recipients.length > 0) {
+    metadata[AGE_META.encryption] = "age";
+    metadata[AGE_META.recipients] = recipients.map((r) => r.text).join(",");
+  }
+  return metadata;
+}
+
+/** One upload's object: its key, size estimate, part schedule, metadata and pending record. */
+interface ObjectUpload extends OneUpload {
+  key: string;
+  estimated?: number;
+  schedule: PartSchedule;
+  metadata: Record<string, string>;
+  pendingRecord: PendingRecordHooks;
+}
+
 /**
- * The pending multipart upload of exactly `key` to resume: the newest one left by an earlier run
- * that died before it could complete or abort, and only when its pending record (what it was
- * started with: metadata, part schedule, storage class) equals this run's. Every other pending
- * upload of the key is aborted, and one line says how many: a timed-out CreateMultipartUpload
- * that the server carried out later leaves such extras.
+ * Sends `upload` into its object (`send.ts`), resuming `resume`; when the regenerated bytes
+ * differ from the pending upload's parts, that upload is gone and the send starts over.
  */
-async function findPending(
+async function sendResuming(
+  config: Config,
   store: S3Store,
-  key: string,
-  run: { started: PendingRecord; recordKey: string; attempts: number },
+  upload: ObjectUpload,
+  resume: Resume | undefined,
   options: BackupOptions,
-): Promise<Resume | undefined> {
-  const { signal } = options;
-  const retry = { attempts: run.attempts, signal };
-  const pending = (await withRetry(
-    () => Array.fromAsync(store.listMultipartUploads(key, signal)),
-    retry,
-  )).filter((u) => u.key === key);
-  if (pending.length === 0) return undefined;
-  const recorded = await readPendingRecord(store, run.recordKey, run.attempts, signal);
-  const matches = recorded !== undefined && samePendingRecord(recorded, run.started);
-  pending.sort((a, b) => (a.initiated?.getTime() ?? 0) - (b.initiated?.getTime() ?? 0));
-  const adopted = matches ? pending.pop() : undefined;
-  for (const u of pending) {
-    await withRetry(() => store.abortMultipart(key, u.uploadId, signal), retry);
+): Promise<UploadResult> {
+  const { snapshot, from } = upload.step;
+  const attempt = (resume?: Resume) => {
+    const kind = from
+      ? `incremental from ${upload.sendFrom?.includes("#") ? upload.sendFrom : from.snapshot}`
+      : "full";
+    options.err(`${snapshot.name}: sending ${kind}`);
+    return sendToObject(store, upload.key, {
+      snapshot: snapshot.name,
+      from: upload.sendFrom,
+      flags: upload.flags,
+      compressor: config.compressor,
+      recipients: config.ageRecipients ?? [],
+      estimated: upload.estimated,
+      progress: options.progress,
+      schedule: upload.schedule,
+      concurrency: config.concurrency,
+      attempts: config.maxRetries + 1,
+      metadata: upload.metadata,
+      storageClass: config.storageClass,
+      lock: upload.retention,
+      signal: options.signal,
+      resume,
+      pendingRecord: upload.pendingRecord,
+      leftPendingHint: "the next z3 backup resumes it, z3 cleanup aborts it",
+    });
+  };
+  try {
+    return await attempt(resume);
+  } catch (err) {
+    if (!(err instanceof ResumeMismatchError)) throw err;
+    options.err(`${snapshot.name}: the interrupted upload holds other bytes; starting over`);
+    return await attempt(undefined);
   }
-  if (pending.length > 0) {
-    const why = adopted
-      ? "older than the one resumed"
-      : recorded
-      ? "started with other metadata (GUID, part schedule, compressor or storage class)"
-      : "no record of what they were started with";
-    options.err(`${key}: aborted ${pending.length} pending upload(s) of earlier runs (${why})`);
+}
+
+/** A full's dataset properties beside it (`properties.ts`), locked like it; not with age. */
+async function storeFullProperties(
+  config: Config,
+  store: S3Store,
+  one: OneUpload,
+  options: BackupOptions,
+): Promise<void> {
+  const name = one.step.snapshot.name;
+  if ((config.ageRecipients ?? []).length > 0) {
+    options.err(`${name}: properties not stored: with AGE_RECIPIENTS they stay off S3`);
+    return;
   }
-  if (!adopted) return undefined;
-  const parts = await withRetry(() => store.listParts(key, adopted.uploadId, signal), retry);
-  options.err(
-    `${key}: resuming an interrupted upload (${parts.size} part(s) already in the bucket)`,
-  );
-  return { uploadId: adopted.uploadId, parts };
+  const attempts = config.maxRetries + 1;
+  await storeProperties(store, config.s3Prefix, requireDataset(config), name, attempts);
+  // The properties sidecar is locked like its full (not extended with the chain: restore needs
+  // it only for --properties).
+  if (one.retention) {
+    const locking = { attempts, signal: options.signal };
+    await lockObject(store, propertiesKey(config.s3Prefix, name), one.retention, locking);
+  }
 }
 
 /**

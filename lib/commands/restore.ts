@@ -8,7 +8,8 @@
 
 import { applyProperties, chainFull } from "../pipeline/properties.ts";
 import { Chains } from "../chain/walk.ts";
-import { keyFor, planRestore, shortName } from "../chain/chain.ts";
+import { keyFor, planRestore, type RestorePlan, shortName } from "../chain/chain.ts";
+import type { RemoteSnapshot } from "../chain/types.ts";
 import type { Config } from "../config/config.ts";
 import { checkCompressor } from "../pipeline/compress.ts";
 import { checkIdentity } from "../pipeline/age.ts";
@@ -65,6 +66,50 @@ export async function restore(
   options: RestoreOptions,
 ): Promise<string[]> {
   const full = snapshot.includes("@") ? snapshot : `${requireDataset(config)}@${snapshot}`;
+  const { target, remote, plan, exists } = await planReceives(config, store, full, options);
+  if (plan.steps.length === 0) {
+    options.err(`${target}@${shortName(full)} exists locally: nothing to restore`);
+    return [];
+  }
+  const raw = await checkStreams(plan, target, exists);
+  if (options.dryRun) {
+    printDryRun(store, plan, target, options);
+    return [];
+  }
+  const done = await receiveAll(config, store, plan, target, options);
+  const root = options.properties ? chainFull(remote, full) : undefined;
+  if (root) {
+    await applyProperties(
+      store,
+      config.s3Prefix,
+      root.name,
+      target,
+      config.maxRetries + 1,
+      options.err,
+    );
+  }
+  if (raw) {
+    options.err(
+      `${target}: received raw (encrypted) streams: its key is not loaded; run ` +
+        `zfs load-key ${JSON.stringify(target)} (or on its encryption root), then zfs mount`,
+    );
+  }
+  return done;
+}
+
+/** Lists the bucket and the target and plans the receives of `full` (`dataset@snap`). */
+async function planReceives(
+  config: Config,
+  store: S3Store,
+  full: string,
+  options: RestoreOptions,
+): Promise<{
+  target: string;
+  remote: Map<string, RemoteSnapshot>;
+  plan: RestorePlan;
+  /** Whether the target dataset exists. */
+  exists: boolean;
+}> {
   const { dataset } = parseSnapshot(full);
   const target = validateDataset(options.target ?? dataset);
   const remote = await loadRemote(store, config.s3Prefix, dataset, {
@@ -78,10 +123,14 @@ export async function restore(
     full,
     new Map(local.map((s) => [s.snapshot, s.guid])),
   );
-  if (plan.steps.length === 0) {
-    options.err(`${target}@${shortName(full)} exists locally: nothing to restore`);
-    return [];
-  }
+  return { target, remote, plan, exists };
+}
+
+/**
+ * Refuses, before any download or receive, a plan whose streams z3 cannot undo or that do not
+ * stack; returns whether any of them is raw (`zfs send -w`).
+ */
+async function checkStreams(plan: RestorePlan, target: string, exists: boolean): Promise<boolean> {
   // Every object's compressor must be one z3 can undo, before any download or receive.
   for (const { remote: r } of plan.steps) {
     try {
@@ -100,26 +149,46 @@ export async function restore(
     target,
     exists ? (await zfs.getEncryption(target)) !== "off" : undefined,
   );
-  if (options.dryRun) {
-    const receive = zfs.receiveArgv(target, { force: options.force });
-    for (const { remote: r } of plan.steps) {
-      const dec = r.compressor && r.compressor !== "none" ? ` | decompress ${r.compressor}` : "";
-      const age = encrypted(r.metadata) ? " | (in-process age -d)" : "";
-      options.out(
-        `${r.name}: download s3://${store.bucket}/${r.key}${age}${dec} | ${formatArgv(receive)}`,
-      );
-    }
-    options.onPlan?.({
-      steps: plan.steps.map(({ remote: r }) => ({
-        snapshot: r.name,
-        key: r.key,
-        compressor: checkCompressor(r.compressor),
-        encrypted: encrypted(r.metadata),
-        receive: [...receive],
-      })),
-    });
-    return [];
+  return kinds.some((k) => isRaw(k.flags));
+}
+
+/** `--dry-run`: one line per object on `out`, the plan as data to `onPlan`. */
+function printDryRun(
+  store: S3Store,
+  plan: RestorePlan,
+  target: string,
+  options: RestoreOptions,
+): void {
+  const receive = zfs.receiveArgv(target, { force: options.force });
+  for (const { remote: r } of plan.steps) {
+    const dec = r.compressor && r.compressor !== "none" ? ` | decompress ${r.compressor}` : "";
+    const age = encrypted(r.metadata) ? " | (in-process age -d)" : "";
+    options.out(
+      `${r.name}: download s3://${store.bucket}/${r.key}${age}${dec} | ${formatArgv(receive)}`,
+    );
   }
+  options.onPlan?.({
+    steps: plan.steps.map(({ remote: r }) => ({
+      snapshot: r.name,
+      key: r.key,
+      compressor: checkCompressor(r.compressor),
+      encrypted: encrypted(r.metadata),
+      receive: [...receive],
+    })),
+  });
+}
+
+/**
+ * Checks every object's identity and check record, then receives them into `target` in order
+ * (`receive.ts`); returns the names received.
+ */
+async function receiveAll(
+  config: Config,
+  store: S3Store,
+  plan: RestorePlan,
+  target: string,
+  options: RestoreOptions,
+): Promise<string[]> {
   // Every encrypted object must have its identity, before any download or receive.
   for (const { remote: r } of plan.steps) {
     checkIdentity(r.key, r.metadata, config.ageIdentities ?? [], config.ageIdentityFile);
@@ -135,23 +204,6 @@ export async function restore(
     options.err(`${r.name}: receiving into ${target}`);
     await receiveOne(config, store, r, target, options, expected[i]);
     done.push(`${target}@${r.snapshot}`);
-  }
-  const root = options.properties ? chainFull(remote, full) : undefined;
-  if (root) {
-    await applyProperties(
-      store,
-      config.s3Prefix,
-      root.name,
-      target,
-      config.maxRetries + 1,
-      options.err,
-    );
-  }
-  if (kinds.some((k) => isRaw(k.flags))) {
-    options.err(
-      `${target}: received raw (encrypted) streams: its key is not loaded; run ` +
-        `zfs load-key ${JSON.stringify(target)} (or on its encryption root), then zfs mount`,
-    );
   }
   return done;
 }

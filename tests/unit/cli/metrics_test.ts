@@ -3,6 +3,7 @@ import {
   escapeLabel,
   formatMetrics,
   parseMetrics,
+  recordMetrics,
   updateMetrics,
   writeMetricsFile,
 } from "../../../lib/cli/metrics.ts";
@@ -107,6 +108,23 @@ Deno.test("writeMetricsFile() into a missing directory fails and leaves nothing"
       Deno.errors.NotFound,
     );
     assert.deepEqual(await Array.fromAsync(Deno.readDir(dir)), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("recordMetrics() writes nothing without a path and warns instead of failing", async () => {
+  const lines: string[] = [];
+  await recordMetrics("tank/a", success, { err: (l) => lines.push(l) });
+  assert.equal(lines.length, 0);
+  const dir = await Deno.makeTempDir({ prefix: "z3-metrics-" });
+  try {
+    await recordMetrics("tank/a", success, {
+      path: `${dir}/nope/z3.prom`,
+      err: (l) => lines.push(l),
+    });
+    assert.equal(lines.length, 1);
+    assert.match(lines[0], /^warning: Cannot write METRICS_FILE ".*\/nope\/z3\.prom": /);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
