@@ -16,38 +16,29 @@ import {
   setQuiet,
   splitCommand,
 } from "./lib/cli/run.ts";
-import { backup, type BackupDryRun } from "./lib/commands/backup.ts";
 import {
-  check,
-  checkExitCode,
-  type CheckResult,
-  DEFAULT_CHECK_MAX_AGE,
-  formatCheck,
-} from "./lib/commands/check.ts";
-import { get, restore, type RestoreDryRun } from "./lib/commands/restore.ts";
-import {
-  formatParseable,
-  formatTable,
-  holdLine,
-  status,
-  type StatusLine,
-} from "./lib/commands/status.ts";
+  type CliCommand,
+  type CliContext,
+  type CliRun,
+  type FlagValues,
+  JsonItems,
+} from "./lib/cli/command.ts";
+import { backupCli } from "./lib/commands/backup.ts";
+import { checkCli, DEFAULT_CHECK_MAX_AGE } from "./lib/commands/check.ts";
+import { getCli, restoreCli } from "./lib/commands/restore.ts";
+import { statusCli } from "./lib/commands/status.ts";
+import { verifyCli } from "./lib/commands/verify.ts";
+import { pruneAfterBackup, pruneCli } from "./lib/commands/prune.ts";
+import { cleanupCli, DEFAULT_MAX_AGE } from "./lib/commands/cleanup.ts";
 import { type Config, settingFlags, SETTINGS, settingsHelp } from "./lib/config/config.ts";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "./lib/config/load.ts";
 import { connect } from "./lib/cli/connect.ts";
-import { IntegrityError, UsageError } from "./lib/base/errors.ts";
-import { verify } from "./lib/commands/verify.ts";
-import { prune } from "./lib/commands/prune.ts";
-import { cleanup, DEFAULT_MAX_AGE } from "./lib/commands/cleanup.ts";
-import { parseSnapshot, printable } from "./lib/chain/names.ts";
-import { humanBytes } from "./lib/cli/human.ts";
+import { UsageError } from "./lib/base/errors.ts";
+import { parseSnapshot } from "./lib/chain/names.ts";
 import { enableProgress } from "./lib/cli/progress.ts";
-import { parsePolicy, requirePolicy } from "./lib/chain/retention.ts";
 import { VERSION } from "./lib/base/version.ts";
 import { selectDatasets } from "./lib/cli/datasets.ts";
 import { eachDataset, exitCodeOf, summaryLine } from "./lib/cli/each_dataset.ts";
-import type { S3Store } from "./lib/backend/s3.ts";
-import { parseDuration } from "./lib/cli/durations.ts";
 
 const HELP = `z3 ${VERSION}: ZFS snapshots to S3 and back
 
@@ -180,10 +171,8 @@ for (const s of SETTINGS) {
   }
 }
 
-/** The commands that run over every dataset of FILESYSTEM (see lib/each_dataset.ts). */
-const MANY = new Set(["status", "backup", "verify", "prune", "check"]);
-
-const COMMANDS: Record<string, FlagSpec> = {
+/** Each command's own flags, besides the common ones. */
+const COMMAND_FLAGS: Record<string, FlagSpec> = {
   status: { json: { type: "boolean" }, parseable: { type: "boolean" }, all: { type: "boolean" } },
   backup: {
     full: { type: "boolean" },
@@ -218,6 +207,21 @@ const COMMANDS: Record<string, FlagSpec> = {
   check: { "max-age": { type: "string" }, json: { type: "boolean" } },
 };
 
+/** Each command's adapter: how it runs and prints (see lib/cli/command.ts). */
+const COMMANDS: Record<string, CliCommand> = {
+  status: statusCli,
+  backup: backupCli(pruneAfterBackup),
+  restore: restoreCli,
+  get: getCli,
+  verify: verifyCli,
+  prune: pruneCli,
+  cleanup: cleanupCli,
+  check: checkCli,
+};
+
+/** Loads one dataset's settings, once per dataset, registering its secrets. */
+type ConfigFor = (dataset?: string) => Promise<Config>;
+
 await runCommand("z3", async ({ signal }) => {
   const { command, rest } = splitCommand(Deno.args, COMMON);
   if (command === undefined || command === "help" || command === "version") {
@@ -226,282 +230,148 @@ await runCommand("z3", async ({ signal }) => {
     else printOut(HELP.trimEnd());
     return command === undefined && !values.help && !values.version ? 2 : 0;
   }
-  const spec = COMMANDS[command];
-  if (!spec) {
+  const cli = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (!cli) {
     throw new UsageError(
       `Cannot run unknown command "${command}": expected status, backup, restore, get, verify, prune, cleanup, check or version`,
     );
   }
-  const { values, positionals } = parseFlags(rest, { ...COMMON, ...spec });
+  const { values, positionals } = parseFlags(rest, { ...COMMON, ...COMMAND_FLAGS[command] });
   if (values.help) {
     printOut(commandHelp(HELP, "z3", command));
     return 0;
   }
   setQuiet(values.quiet === true);
   // Progress lines: on a terminal, or asked for; never under --quiet.
-  const showProgress = !values.quiet && (values.progress === true || Deno.stderr.isTerminal());
-  enableProgress(showProgress);
+  const progress = !values.quiet && (values.progress === true || Deno.stderr.isTerminal());
+  enableProgress(progress);
   const flags = settingFlags(values);
-  const config = await loadConfig({
-    configPath: values.config as string | undefined,
-    flags,
-    warn: printErr,
-  });
+  const configPath = values.config as string | undefined;
+  const config = await loadConfig({ configPath, flags, warn: printErr });
   addSecrets(config.secrets);
-  const wantArgs = command === "restore" || command === "get" ? 1 : 0;
-  if (positionals.length !== wantArgs && !(command === "verify" && positionals.length <= 1)) {
-    throw new UsageError(
-      wantArgs
-        ? `Cannot run ${command}: expected exactly one ${command === "get" ? "KEY" : "SNAPSHOT"}`
-        : `Cannot run ${command}: unexpected argument "${positionals[0]}"`,
-    );
-  }
-  if (!MANY.has(command) && values.recursive) {
-    throw new UsageError(`Cannot ${command} recursively: ${command} takes one dataset`);
-  }
-  // Each dataset has its own settings: FILESYSTEM set to it picks its [fs:DATASET] section.
-  // With no dataset: the settings of none ([main], environment, flags), for `status --all`.
-  // Loaded once per dataset: choosing the datasets and running them ask for the same ones.
-  const loaded = new Map<string, Promise<Config>>();
-  const configFor = (dataset?: string): Promise<Config> => {
-    const name = dataset ?? "";
-    let c = loaded.get(name);
-    if (!c) {
-      c = loadConfig({
-        configPath: values.config as string | undefined,
-        flags: { ...flags, filesystem: name },
-        dataset: name,
-      }).then((got) => {
-        addSecrets(got.secrets);
-        return got;
-      });
-      loaded.set(name, c);
-    }
-    return c;
+  checkArguments(command, cli, values, positionals);
+  const configFor = configLoader(configPath, flags);
+  const datasets = await chooseDatasets(command, cli, config, {
+    values,
+    positionals,
+    configFor,
+    signal,
+  });
+  const context: CliContext = {
+    values,
+    positionals,
+    datasets,
+    many: datasets.length > 1 || values.all === true,
+    progress,
+    signal,
+    json: new JsonItems(),
+    out: printOut,
+    err: printErr,
   };
-  let datasets: string[] = [];
-  if (command === "verify" && positionals[0]?.includes("@")) {
-    datasets = [parseSnapshot(positionals[0]).dataset]; // dataset@snap names its dataset
-  } else if (MANY.has(command)) {
-    datasets = await selectDatasets(config, { all: values.all === true, configFor, signal });
-    if (command === "verify" && positionals.length > 0 && datasets.length > 1) {
-      throw new UsageError(
-        `Cannot verify "${positionals[0]}" over ${datasets.length} datasets: name one dataset`,
-      );
-    }
-    const snapshot = values.snapshot as string | undefined;
-    if (command === "backup" && snapshot?.includes("@") && datasets.length > 1) {
-      throw new UsageError(
-        `Cannot back up ${JSON.stringify(snapshot)} over ${datasets.length} datasets: name one ` +
-          `dataset, or give --snapshot the short name (${
-            JSON.stringify(snapshot.slice(snapshot.indexOf("@") + 1))
-          }) to back up that snapshot of each`,
-      );
-    }
-  }
-  const many = datasets.length > 1 || values.all === true;
-  const checkMaxAgeMs = command === "check"
-    ? parseDuration((values["max-age"] as string | undefined) ?? DEFAULT_CHECK_MAX_AGE)
-    : 0;
-  const json: unknown[] = [];
-  let jsonReady = false;
-  const table: StatusLine[] = [];
-  const holds: string[] = [];
-  /** Runs the command for one dataset: what it did, for the summary, or its exit status. */
-  const runOne = async (config: Config, store: S3Store): Promise<string | number> => {
-    switch (command) {
-      case "status": {
-        const rows = await status(config, store, signal);
-        jsonReady = true;
-        json.push(...rows);
-        table.push(...rows);
-        if (!values.json && !values.parseable) {
-          const line = await holdLine(config, store, rows);
-          holds.push(many ? `${printable(config.filesystem!)}: ${line}` : line);
-        }
-        return "listed";
-      }
-      case "backup": {
-        const dryRun = values["dry-run"] === true;
-        // Refused before anything is uploaded, not after.
-        if (values.prune) {
-          requirePolicy(parsePolicy(config.keep, (k) => config.sources[k]), "back up with --prune");
-        }
-        const plan: string[] = [];
-        // Up to date, the plan has no steps and no commands.
-        let planned: BackupDryRun = { steps: [], commands: [] };
-        const records = await backup(config, store, {
-          full: values.full === true,
-          snapshot: values.snapshot as string | undefined,
-          dryRun,
-          progress: showProgress,
-          afterSuccess: values.prune
-            ? async () => {
-              for (const l of await prune(config, store, { locked: true, signal, err: printErr })) {
-                if (l.action === "delete") printErr(`pruned ${printable(l.snapshot)}`);
-              }
-            }
-            : undefined,
-          signal,
-          onPlan: (p) => planned = p,
-          out: values.json ? (line) => plan.push(line) : printOut,
-          err: printErr,
-        });
-        jsonReady = true;
-        // --dry-run --json: the plan's lines and data, per dataset (one object for one dataset).
-        if (values.json && dryRun) {
-          json.push({ dataset: config.filesystem, dryRun, plan, ...planned });
-        } else json.push(...records);
-        if (values.json) {
-          // printed once, after every dataset
-        } else if (values.parseable) {
-          records.forEach((r) =>
-            printOut([r.snapshot, r.type, r.parent ?? "", r.bytes, r.key].join("\t"))
-          );
-        } else {
-          for (const r of records) {
-            printOut(
-              `${r.snapshot}: ${r.type}${
-                r.parent ? ` from ${r.parent}` : ""
-              }, ${r.bytes} bytes in ${r.parts} part(s)${
-                r.resumedParts ? ` (${r.resumedParts} resumed)` : ""
-              } in ${r.seconds.toFixed(1)} s, ${humanBytes(r.bytes / Math.max(r.seconds, 1e-3))}/s`,
-            );
-          }
-        }
-        return values["dry-run"] ? "planned" : records.length > 0 ? "backed up" : "up to date";
-      }
-      case "restore": {
-        const dryRun = values["dry-run"] === true;
-        const plan: string[] = [];
-        let planned: RestoreDryRun = { steps: [] };
-        const received = await restore(config, store, positionals[0], {
-          target: values.target as string | undefined,
-          force: values.force === true,
-          properties: values.properties === true,
-          dryRun,
-          onPlan: (p) => planned = p,
-          signal,
-          out: values.json ? (line) => plan.push(line) : printOut,
-          err: printErr,
-        });
-        if (values.json) {
-          printOut(JSON.stringify(dryRun ? { dryRun, plan, ...planned } : { received }, null, 2));
-        } else for (const name of received) printOut(`received ${name}`);
-        return 0;
-      }
-      case "verify": {
-        const results = await verify(config, store, {
-          snapshot: positionals[0],
-          zfsParent: values.zfs as string | undefined,
-          repair: values.repair === true,
-          signal,
-          err: printErr,
-        });
-        jsonReady = true;
-        json.push(...results);
-        if (!values.json) {
-          results.forEach((r) =>
-            printOut([r.snapshot, r.state, r.detail].map(printable).join("\t"))
-          );
-        }
-        const bad = results.filter((r) => ["corrupt", "missing", "unprotected"].includes(r.state));
-        if (bad.length > 0) {
-          throw new IntegrityError(
-            `Cannot verify ${bad.length} of ${results.length} snapshot(s): ${
-              bad.map((r) => `${printable(r.snapshot)} ${r.state}`).join(", ")
-            }`,
-          );
-        }
-        return "verified";
-      }
-      case "prune": {
-        const lines = await prune(config, store, {
-          dryRun: values["dry-run"] === true,
-          signal,
-          err: printErr,
-        });
-        jsonReady = true;
-        json.push(...lines);
-        if (!values.json) {
-          lines.forEach((l) =>
-            printOut([l.action, l.snapshot, l.reasons.join(", ")].map(printable).join("\t"))
-          );
-        }
-        return values["dry-run"] ? "planned" : "pruned";
-      }
-      case "cleanup": {
-        const maxAgeMs = parseDuration(
-          (values["max-age"] as string | undefined) ?? DEFAULT_MAX_AGE,
-        );
-        const uploads = await cleanup(config, store, {
-          maxAgeMs,
-          dryRun: values["dry-run"] === true,
-          signal,
-          out: values.json ? () => {} : printOut,
-          err: printErr,
-        });
-        if (values.json) printOut(JSON.stringify(uploads, null, 2));
-        return 0;
-      }
-      case "check": {
-        const results = await check(config, store, { maxAgeMs: checkMaxAgeMs, signal });
-        jsonReady = true;
-        json.push(...results);
-        if (!values.json) results.forEach((r) => printOut(formatCheck(r)));
-        return results.map((r) => r.state.toLowerCase()).join();
-      }
-      case "get": {
-        // stdout carries the object's bytes: --json's summary goes to stderr.
-        const got = await get(config, store, positionals[0], { signal, err: printErr });
-        // No summary when the reader closed stdout early (`| head -c N`).
-        if (got && values.json) printErr(JSON.stringify(got));
-        return 0;
-      }
-    }
-    throw new Error(`no such command ${command}`);
-  };
-  if (MANY.has(command)) {
-    let outcomes;
-    try {
-      outcomes = await eachDataset(datasets, async (dataset) => {
-        const c = await configFor(dataset);
-        const store = connect(c);
-        try {
-          return await runOne(c, store);
-        } finally {
-          store.close();
-        }
-      }, { signal, err: printErr });
-    } finally {
-      // One document however many datasets ran (also before a single dataset's error).
-      if (values.json && (jsonReady || (many && datasets.length === 0))) {
-        const doc = command === "check"
-          ? { datasets: json }
-          : command === "backup" && values["dry-run"] && !many
-          ? json[0]
-          : json;
-        printOut(JSON.stringify(doc, null, 2));
-      }
-    }
-    if (command === "status" && !values.json) {
-      if (values.parseable) formatParseable(table, { datasets: many }).forEach((l) => printOut(l));
-      else formatTable(table, { datasets: many }).forEach((l) => printOut(l));
-      holds.forEach((l) => printErr(l)); // stdout stays the table alone
-    }
-    const failed = outcomes.some((o) => !o.ok);
-    if (datasets.length > 1 && (failed || !values.quiet)) {
-      printErr(summaryLine(outcomes, String));
-    }
-    return exitCodeOf(
-      outcomes,
-      command === "check" ? checkExitCode(json as CheckResult[]) : 0,
-    );
-  }
+  const run = cli.start(context);
+  if (cli.many) return await runEachDataset(run, context, configFor);
   const store = connect(config);
   try {
-    return Number(await runOne(config, store));
+    return Number(await run.runDataset(config, store));
   } finally {
     store.close();
   }
 });
+
+/** Refuses the wrong number of arguments, and --recursive for a command of one dataset. */
+function checkArguments(
+  command: string,
+  cli: CliCommand,
+  values: FlagValues,
+  positionals: string[],
+): void {
+  const wantArgs = cli.operand && !cli.operand.optional ? 1 : 0;
+  if (positionals.length !== wantArgs && !(cli.operand?.optional && positionals.length <= 1)) {
+    throw new UsageError(
+      wantArgs
+        ? `Cannot run ${command}: expected exactly one ${cli.operand!.name}`
+        : `Cannot run ${command}: unexpected argument "${positionals[0]}"`,
+    );
+  }
+  if (!cli.many && values.recursive) {
+    throw new UsageError(`Cannot ${command} recursively: ${command} takes one dataset`);
+  }
+}
+
+/**
+ * Each dataset has its own settings: FILESYSTEM set to it picks its [fs:DATASET] section. With
+ * no dataset: the settings of none ([main], environment, flags), for `status --all`. Loaded once
+ * per dataset: choosing the datasets and running them ask for the same ones.
+ */
+function configLoader(
+  configPath: string | undefined,
+  flags: Record<string, string | undefined>,
+): ConfigFor {
+  const loaded = new Map<string, Promise<Config>>();
+  return (dataset?: string): Promise<Config> => {
+    const name = dataset ?? "";
+    let c = loaded.get(name);
+    if (!c) {
+      c = loadConfig({ configPath, flags: { ...flags, filesystem: name }, dataset: name })
+        .then((got) => {
+          addSecrets(got.secrets);
+          return got;
+        });
+      loaded.set(name, c);
+    }
+    return c;
+  };
+}
+
+/** The datasets a command runs over: none for a command of one dataset (it reads FILESYSTEM). */
+async function chooseDatasets(
+  command: string,
+  cli: CliCommand,
+  config: Config,
+  options: { values: FlagValues; positionals: string[]; configFor: ConfigFor; signal: AbortSignal },
+): Promise<string[]> {
+  const { values, positionals, configFor, signal } = options;
+  // verify's dataset@snap names its dataset.
+  if (command === "verify" && positionals[0]?.includes("@")) {
+    return [parseSnapshot(positionals[0]).dataset];
+  }
+  if (!cli.many) return [];
+  return await selectDatasets(config, { all: values.all === true, configFor, signal });
+}
+
+/**
+ * Runs `run` over every dataset (see lib/cli/each_dataset.ts), prints the one --json document,
+ * what the command prints at the end, and over several datasets the summary line; returns the
+ * exit status.
+ */
+async function runEachDataset(
+  run: CliRun,
+  context: CliContext,
+  configFor: ConfigFor,
+): Promise<number> {
+  const { values, datasets, many, json } = context;
+  let outcomes;
+  try {
+    outcomes = await eachDataset(datasets, async (dataset) => {
+      const c = await configFor(dataset);
+      const store = connect(c);
+      try {
+        return await run.runDataset(c, store);
+      } finally {
+        store.close();
+      }
+    }, { signal: context.signal, err: printErr });
+  } finally {
+    // One document however many datasets ran (also before a single dataset's error).
+    if (values.json && (json.ready || (many && datasets.length === 0))) {
+      const doc = run.jsonDocument ? run.jsonDocument(json.items) : json.items;
+      printOut(JSON.stringify(doc, null, 2));
+    }
+  }
+  run.finish?.();
+  const failed = outcomes.some((o) => !o.ok);
+  if (datasets.length > 1 && (failed || !values.quiet)) {
+    printErr(summaryLine(outcomes, String));
+  }
+  return exitCodeOf(outcomes, run.exitCode?.() ?? 0);
+}

@@ -8,6 +8,7 @@
 
 import {
   addSecrets,
+  type FlagSpec,
   parseFlags,
   printErr,
   printOut,
@@ -15,17 +16,25 @@ import {
   setQuiet,
   STOP_DEADLINE_MS,
 } from "./lib/cli/run.ts";
+import type { FlagValues } from "./lib/cli/command.ts";
+import type { Config } from "./lib/config/config.ts";
 import { loadConfig } from "./lib/config/load.ts";
 import { connect } from "./lib/cli/connect.ts";
-import { describeError, EXIT, UsageError, Z3Error } from "./lib/base/errors.ts";
-import { lockObject, type LockRequestOptions, runLock } from "./lib/repository/object_lock_run.ts";
-import { planSchedule, sizeSteps, usableEstimate } from "./lib/transfer/part_size.ts";
+import { UsageError } from "./lib/base/errors.ts";
+import { lockOrDelete, runLock } from "./lib/repository/object_lock_run.ts";
+import { type PartSchedule, planSchedule, sizeSteps } from "./lib/transfer/part_size.ts";
 import { humanBytes } from "./lib/cli/human.ts";
 import { Progress } from "./lib/cli/progress.ts";
-import { sizeValue } from "./lib/config/size.ts";
+import {
+  openInput,
+  parseEstimated,
+  parseMaxParts,
+  parseMetadata,
+  type UploadInput,
+} from "./lib/cli/upload_flags.ts";
 import { ABORT_DEADLINE_MS } from "./lib/transfer/upload_abort.ts";
-import { OVERHEAD_MIB, uploadStream } from "./lib/transfer/upload.ts";
-import type { Retention, S3Store } from "./lib/backend/s3.ts";
+import { OVERHEAD_MIB, type UploadResult, uploadStream } from "./lib/transfer/upload.ts";
+import type { S3Store } from "./lib/backend/s3.ts";
 import { VERSION } from "./lib/base/version.ts";
 
 /** Buffer memory along the default schedule: `48 MiB up to 7.1 GiB, 96 MiB up to 21.3 GiB, …`. */
@@ -96,28 +105,30 @@ Exit status: 0 success, 2 usage, 4 S3 error, 6 integrity (ETag mismatch), 130 SI
 1 unexpected error.
 `;
 
+const FLAGS: FlagSpec = {
+  "chunk-size": { type: "string" },
+  estimated: { type: "string" },
+  concurrency: { type: "string" },
+  "max-retries": { type: "string" },
+  "max-parts": { type: "string" },
+  "max-rate": { type: "string" },
+  metadata: { type: "string", multiple: true },
+  meta: { type: "string", multiple: true },
+  "storage-class": { type: "string" },
+  "file-descriptor": { type: "string" },
+  progress: { type: "boolean" },
+  quiet: { type: "boolean" },
+  config: { type: "string" },
+  host: { type: "string" },
+  region: { type: "string" },
+  "ca-file": { type: "string" },
+  debug: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean" },
+};
+
 await runCommand("pput", async ({ signal }) => {
-  const { values, positionals } = parseFlags(Deno.args, {
-    "chunk-size": { type: "string" },
-    estimated: { type: "string" },
-    concurrency: { type: "string" },
-    "max-retries": { type: "string" },
-    "max-parts": { type: "string" },
-    "max-rate": { type: "string" },
-    metadata: { type: "string", multiple: true },
-    meta: { type: "string", multiple: true },
-    "storage-class": { type: "string" },
-    "file-descriptor": { type: "string" },
-    progress: { type: "boolean" },
-    quiet: { type: "boolean" },
-    config: { type: "string" },
-    host: { type: "string" },
-    region: { type: "string" },
-    "ca-file": { type: "string" },
-    debug: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-    version: { type: "boolean" },
-  });
+  const { values, positionals } = parseFlags(Deno.args, FLAGS);
   if (values.help || values.version) {
     printOut(values.help ? HELP.trimEnd() : `pput ${VERSION}`);
     return 0;
@@ -126,7 +137,32 @@ await runCommand("pput", async ({ signal }) => {
   if (positionals.length !== 1) {
     throw new UsageError("Cannot upload: expected exactly one KEY (see --help)");
   }
-  const key = positionals[0];
+  const request = await readRequest(positionals[0], values);
+  const input = await openInput(values["file-descriptor"] as string | undefined);
+  const store = connect(request.config);
+  const showProgress = !values.quiet && (values.progress === true || Deno.stderr.isTerminal());
+  const progress = showProgress ? new Progress(request.key) : undefined;
+  try {
+    const result = await uploadLocked(store, request, input, { signal, progress });
+    progress?.finish(result.bytes);
+    if (!values.quiet) printOut(successLine(result));
+    return 0;
+  } finally {
+    store.close();
+  }
+});
+
+/** What to upload where, from the command line and the config. */
+interface UploadRequest {
+  key: string;
+  config: Config;
+  metadata: Record<string, string>;
+  maxParts?: number;
+  schedule: PartSchedule;
+}
+
+/** Loads the config (pput's flags over it) and reads the upload's own flags. */
+async function readRequest(key: string, values: FlagValues): Promise<UploadRequest> {
   const str = (name: string) => values[name] as string | undefined;
   const config = await loadConfig({
     configPath: str("config"),
@@ -143,104 +179,54 @@ await runCommand("pput", async ({ signal }) => {
     warn: printErr,
   });
   addSecrets(config.secrets);
-  const metadata: Record<string, string> = {};
-  for (const kv of [...(values.metadata as string[] ?? []), ...(values.meta as string[] ?? [])]) {
-    const eq = kv.indexOf("=");
-    if (eq <= 0) throw new UsageError(`Cannot use metadata "${kv}": expected KEY=VALUE`);
-    metadata[kv.slice(0, eq).toLowerCase()] = kv.slice(eq + 1);
-  }
-  const maxPartsText = str("max-parts");
-  const maxParts = maxPartsText === undefined ? undefined : Number(maxPartsText);
-  if (
-    maxParts !== undefined && !(Number.isInteger(maxParts) && maxParts >= 1 && maxParts <= 10_000)
-  ) {
-    throw new UsageError(`Cannot parse --max-parts "${maxPartsText}": expected 1 to 10000`);
-  }
-  const estimatedText = str("estimated");
-  let estimated: number | undefined;
-  try {
-    // An absurd estimate (not a whole number, above 5 TiB) counts as none, not as bad input.
-    estimated = estimatedText === undefined ? undefined : usableEstimate(sizeValue(estimatedText));
-  } catch (err) {
-    throw new UsageError(`Cannot parse --estimated "${estimatedText}": ${(err as Error).message}`);
-  }
+  const metadata = parseMetadata([
+    ...(values.metadata as string[] ?? []),
+    ...(values.meta as string[] ?? []),
+  ]);
+  const maxParts = parseMaxParts(str("max-parts"));
+  const estimated = parseEstimated(str("estimated"));
   const schedule = planSchedule({ partSize: config.chunkSize, estimated, maxParts });
-  let source: ReadableStream<Uint8Array> = Deno.stdin.readable;
-  const fd = str("file-descriptor");
-  if (fd !== undefined) {
-    if (!/^\d+$/.test(fd)) {
-      throw new UsageError(`Cannot parse --file-descriptor "${fd}": expected a number`);
-    }
-    try {
-      source = (await Deno.open(`/dev/fd/${fd}`)).readable;
-    } catch (err) {
-      throw new UsageError(
-        `Cannot read file descriptor ${fd}: ${(err as Error).message.split("\n")[0]}`,
-      );
-    }
-  }
-  const store = connect(config);
-  const locking = { attempts: config.maxRetries + 1, signal };
-  const showProgress = !values.quiet && (values.progress === true || Deno.stderr.isTerminal());
-  const progress = showProgress ? new Progress(key) : undefined;
-  try {
-    // Before a byte of stdin is read: a bucket without Object Lock is refused here.
-    const lock = await runLock(config, store, locking);
-    if (lock?.note) printErr(lock.note);
-    const result = await uploadStream(store, key, source, {
-      schedule,
-      maxParts,
-      concurrency: config.concurrency,
-      attempts: config.maxRetries + 1,
-      metadata,
-      storageClass: config.storageClass,
-      lock: lock?.retention,
-      signal,
-      inputLabel: fd === undefined ? "standard input" : `file descriptor ${fd}`,
-      onProgress: progress ? (n) => progress.update(n) : undefined,
-    });
-    if (lock) await lockOrDelete(store, key, lock.retention, locking);
-    progress?.finish(result.bytes);
-    if (!values.quiet) {
-      printOut(
-        JSON.stringify({
-          status: "success",
-          etag: result.etag,
-          bytes: result.bytes,
-          parts: result.parts,
-        }),
-      );
-    }
-    return 0;
-  } finally {
-    store.close();
-  }
-});
+  return { key, config, metadata, maxParts, schedule };
+}
 
 /**
- * Locks the uploaded `key` as `retention` asks (see `lockObject`); when that fails, deletes the
- * version just written, so that no unlocked object stays behind looking like a success.
+ * Uploads `input` as the request's object under the Object Lock that OBJECT_LOCK_DAYS asks for:
+ * a bucket without Object Lock is refused before a byte of `input` is read, and an object that
+ * cannot be locked is deleted (see `lockOrDelete`).
  */
-async function lockOrDelete(
+async function uploadLocked(
   store: S3Store,
-  key: string,
-  retention: Retention,
-  options: LockRequestOptions,
-): Promise<void> {
-  try {
-    await lockObject(store, key, retention, options);
-  } catch (err) {
-    if (options.signal?.aborted) throw err;
-    let fate: string;
-    try {
-      const info = await store.head(key, options.signal);
-      if (!info?.versionId) throw new Error("the bucket names no version of it");
-      await store.deleteVersion(key, info.versionId, options.signal);
-      fate = "the object was deleted";
-    } catch (e) {
-      fate = `the object is left in the bucket (deleting it failed: ${describeError(e)})`;
-    }
-    const code = err instanceof Z3Error ? err.exitCode : EXIT.s3;
-    throw new Z3Error(`${describeError(err)}; ${fate}`, code, { cause: err });
-  }
+  request: UploadRequest,
+  input: UploadInput,
+  options: { signal: AbortSignal; progress?: Progress },
+): Promise<UploadResult> {
+  const { key, config } = request;
+  const { signal, progress } = options;
+  const locking = { attempts: config.maxRetries + 1, signal };
+  const lock = await runLock(config, store, locking);
+  if (lock?.note) printErr(lock.note);
+  const result = await uploadStream(store, key, input.source, {
+    schedule: request.schedule,
+    maxParts: request.maxParts,
+    concurrency: config.concurrency,
+    attempts: config.maxRetries + 1,
+    metadata: request.metadata,
+    storageClass: config.storageClass,
+    lock: lock?.retention,
+    signal,
+    inputLabel: input.label,
+    onProgress: progress ? (n) => progress.update(n) : undefined,
+  });
+  if (lock) await lockOrDelete(store, key, lock.retention, locking);
+  return result;
+}
+
+/** The one JSON line pput prints on success. */
+function successLine(result: UploadResult): string {
+  return JSON.stringify({
+    status: "success",
+    etag: result.etag,
+    bytes: result.bytes,
+    parts: result.parts,
+  });
 }

@@ -68,6 +68,9 @@ import {
 } from "../repository/object_lock_run.ts";
 import type { Retention } from "../backend/s3.ts";
 import type { RemoteSnapshot } from "../chain/types.ts";
+import type { CliCommand, CliContext, CliRun } from "../cli/command.ts";
+import { humanBytes } from "../cli/human.ts";
+import { parsePolicy, requirePolicy } from "../chain/retention.ts";
 
 /** Options of `z3 backup`. */
 export interface BackupOptions {
@@ -550,4 +553,82 @@ async function checkBase(
     );
     await rerecord(config, store, base, { signal: options.signal, action: "back up on" });
   }
+}
+
+/** `backup --prune`'s prune, run after a successful backup under its lock (see `prune.ts`). */
+export type PruneAfterBackup = (
+  config: Config,
+  store: S3Store,
+  options: { signal: AbortSignal; err: (line: string) => void },
+) => Promise<void>;
+
+/**
+ * `z3 backup` for `main.ts`: one line per uploaded snapshot (or `--parseable` fields); with
+ * `--json` the records are the document, or with `--dry-run` each dataset's plan (one object
+ * for one dataset). `pruneAfter` is what `--prune` runs after a successful backup.
+ */
+export function backupCli(pruneAfter: PruneAfterBackup): CliCommand {
+  return { many: true, start: (context) => startBackup(context, pruneAfter) };
+}
+
+function startBackup(context: CliContext, pruneAfter: PruneAfterBackup): CliRun {
+  const { values, datasets, signal, err } = context;
+  const snapshot = values.snapshot as string | undefined;
+  if (snapshot?.includes("@") && datasets.length > 1) {
+    throw new UsageError(
+      `Cannot back up ${JSON.stringify(snapshot)} over ${datasets.length} datasets: name one ` +
+        `dataset, or give --snapshot the short name (${
+          JSON.stringify(snapshot.slice(snapshot.indexOf("@") + 1))
+        }) to back up that snapshot of each`,
+    );
+  }
+  const dryRun = values["dry-run"] === true;
+  return {
+    async runDataset(config, store) {
+      // Refused before anything is uploaded, not after.
+      if (values.prune) {
+        requirePolicy(parsePolicy(config.keep, (k) => config.sources[k]), "back up with --prune");
+      }
+      const plan: string[] = [];
+      // Up to date, the plan has no steps and no commands.
+      let planned: BackupDryRun = { steps: [], commands: [] };
+      const records = await backup(config, store, {
+        full: values.full === true,
+        snapshot,
+        dryRun,
+        progress: context.progress,
+        afterSuccess: values.prune ? () => pruneAfter(config, store, { signal, err }) : undefined,
+        signal,
+        onPlan: (p) => planned = p,
+        out: values.json ? (line) => plan.push(line) : context.out,
+        err,
+      });
+      // --dry-run --json: the plan's lines and data, per dataset.
+      context.json.add(
+        values.json && dryRun
+          ? [{ dataset: config.filesystem, dryRun, plan, ...planned }]
+          : records,
+      );
+      if (!values.json) {
+        const format = values.parseable ? backupParseableLine : backupLine;
+        for (const r of records) context.out(format(r));
+      }
+      return dryRun ? "planned" : records.length > 0 ? "backed up" : "up to date";
+    },
+    jsonDocument: (items) => dryRun && !context.many ? items[0] : items,
+  };
+}
+
+/** One uploaded snapshot for people: type, parent, size, parts, time and rate. */
+export function backupLine(r: BackupRecord): string {
+  return `${r.snapshot}: ${r.type}${
+    r.parent ? ` from ${r.parent}` : ""
+  }, ${r.bytes} bytes in ${r.parts} part(s)${
+    r.resumedParts ? ` (${r.resumedParts} resumed)` : ""
+  } in ${r.seconds.toFixed(1)} s, ${humanBytes(r.bytes / Math.max(r.seconds, 1e-3))}/s`;
+}
+
+/** One uploaded snapshot for `--parseable`: snapshot, type, parent, bytes, key; tabs. */
+export function backupParseableLine(r: BackupRecord): string {
+  return [r.snapshot, r.type, r.parent ?? "", r.bytes, r.key].join("\t");
 }

@@ -18,7 +18,8 @@ import { EXIT } from "../base/errors.ts";
 import { printable } from "../chain/names.ts";
 import { loadRemote } from "../repository/bucket_index.ts";
 import type { S3Store } from "../backend/s3.ts";
-import { formatAge } from "../cli/durations.ts";
+import { formatAge, parseDuration } from "../cli/durations.ts";
+import type { CliCommand, CliContext, CliRun } from "../cli/command.ts";
 
 /** `--max-age` when none is given: a daily backup that is a couple of hours late is not stale. */
 export const DEFAULT_CHECK_MAX_AGE = "26h";
@@ -137,4 +138,30 @@ export async function check(
   return [
     decideCheck(dataset, objects, { now: options.now ?? new Date(), maxAgeMs: options.maxAgeMs }),
   ];
+}
+
+/**
+ * `z3 check` for `main.ts`: one line per dataset (see {@linkcode formatCheck}), or with `--json`
+ * one document `{"datasets": [...]}`; exits as {@linkcode checkExitCode} says when every dataset
+ * ran.
+ */
+export const checkCli: CliCommand = { many: true, start: startCheck };
+
+function startCheck(context: CliContext): CliRun {
+  const { values } = context;
+  const maxAgeMs = parseDuration(
+    (values["max-age"] as string | undefined) ?? DEFAULT_CHECK_MAX_AGE,
+  );
+  const all: CheckResult[] = [];
+  return {
+    async runDataset(config, store) {
+      const results = await check(config, store, { maxAgeMs, signal: context.signal });
+      context.json.add(results);
+      all.push(...results);
+      if (!values.json) results.forEach((r) => context.out(formatCheck(r)));
+      return results.map((r) => r.state.toLowerCase()).join();
+    },
+    jsonDocument: (items) => ({ datasets: items }),
+    exitCode: () => checkExitCode(all),
+  };
 }

@@ -14,6 +14,7 @@ import { formatAge, parseDuration } from "../cli/durations.ts";
 import { printable } from "../chain/names.ts";
 import { withRetry } from "../backend/retry.ts";
 import type { PendingUpload, S3Store } from "../backend/s3.ts";
+import type { CliCommand, CliContext, CliRun } from "../cli/command.ts";
 
 /** The default of `--max-age`: one day, far longer than any backup still running. */
 export const DEFAULT_MAX_AGE = "1d";
@@ -106,4 +107,28 @@ export async function cleanup(
     );
   }
   return old;
+}
+
+/**
+ * `z3 cleanup` for `main.ts`: one line per upload as it goes (see {@linkcode cleanup}), or with
+ * `--json` the uploads as one document at the end.
+ */
+export const cleanupCli: CliCommand = { many: false, start: startCleanup };
+
+function startCleanup(context: CliContext): CliRun {
+  const { values } = context;
+  return {
+    async runDataset(config, store) {
+      const maxAgeMs = parseDuration((values["max-age"] as string | undefined) ?? DEFAULT_MAX_AGE);
+      const uploads = await cleanup(config, store, {
+        maxAgeMs,
+        dryRun: values["dry-run"] === true,
+        signal: context.signal,
+        out: values.json ? () => {} : context.out,
+        err: context.err,
+      });
+      if (values.json) context.out(JSON.stringify(uploads, null, 2));
+      return 0;
+    },
+  };
 }

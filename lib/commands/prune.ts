@@ -22,6 +22,7 @@ import { acquireBackupLock } from "../zfs/host_lock.ts";
 import { withRetry } from "../backend/retry.ts";
 import type { S3Store } from "../backend/s3.ts";
 import { deleteVersions, heldByLock } from "../repository/prune_versions.ts";
+import type { CliCommand, CliContext, CliRun } from "../cli/command.ts";
 
 /** One line of the prune report. */
 export interface PruneLine {
@@ -143,4 +144,47 @@ async function deleteAll(
     }
   }
   return kept;
+}
+
+/**
+ * `backup --prune`'s prune: under the backup's lock, naming each deleted snapshot on `err`
+ * (`pruned NAME`).
+ */
+export async function pruneAfterBackup(
+  config: Config,
+  store: S3Store,
+  options: { signal: AbortSignal; err: (line: string) => void },
+): Promise<void> {
+  const { signal, err } = options;
+  for (const l of await prune(config, store, { locked: true, signal, err })) {
+    if (l.action === "delete") err(`pruned ${printable(l.snapshot)}`);
+  }
+}
+
+/**
+ * `z3 prune` for `main.ts`: one line per decision (action, snapshot, reasons; tabs), or the
+ * decisions as the `--json` document.
+ */
+export const pruneCli: CliCommand = { many: true, start: startPrune };
+
+function startPrune(context: CliContext): CliRun {
+  const { values } = context;
+  const dryRun = values["dry-run"] === true;
+  return {
+    async runDataset(config, store) {
+      const lines = await prune(config, store, {
+        dryRun,
+        signal: context.signal,
+        err: context.err,
+      });
+      context.json.add(lines);
+      if (!values.json) lines.forEach((l) => context.out(pruneLine(l)));
+      return dryRun ? "planned" : "pruned";
+    },
+  };
+}
+
+/** One decision of `z3 prune`: action, snapshot, reasons; tab-separated. */
+export function pruneLine(l: PruneLine): string {
+  return [l.action, l.snapshot, l.reasons.join(", ")].map(printable).join("\t");
 }

@@ -25,6 +25,7 @@ import { decrypted, encrypted, receiveOne } from "../pipeline/receive.ts";
 import { inspectHeaded, inspectObject, openVerified } from "../repository/verified_object.ts";
 import * as zfs from "../zfs/zfs.ts";
 import { checkRestoreFlags, isRaw, readSendFlags } from "../config/send_flags.ts";
+import type { CliCommand, CliContext, CliRun } from "../cli/command.ts";
 
 /** Options of `z3 restore`. */
 export interface RestoreOptions {
@@ -240,3 +241,57 @@ export async function get(
   }
   throw new UsageError(`Cannot download "${key}": no such object in bucket "${store.bucket}"`);
 }
+
+/**
+ * `z3 restore SNAPSHOT` for `main.ts`: `received NAME` per snapshot received; with `--json` one
+ * document `{received}`, or with `--dry-run` the plan's lines and data.
+ */
+export const restoreCli: CliCommand = {
+  many: false,
+  operand: { name: "SNAPSHOT" },
+  start: startRestore,
+};
+
+function startRestore(context: CliContext): CliRun {
+  const { values } = context;
+  return {
+    async runDataset(config, store) {
+      const dryRun = values["dry-run"] === true;
+      const plan: string[] = [];
+      let planned: RestoreDryRun = { steps: [] };
+      const received = await restore(config, store, context.positionals[0], {
+        target: values.target as string | undefined,
+        force: values.force === true,
+        properties: values.properties === true,
+        dryRun,
+        onPlan: (p) => planned = p,
+        signal: context.signal,
+        out: values.json ? (line) => plan.push(line) : context.out,
+        err: context.err,
+      });
+      if (values.json) {
+        context.out(
+          JSON.stringify(dryRun ? { dryRun, plan, ...planned } : { received }, null, 2),
+        );
+      } else for (const name of received) context.out(`received ${name}`);
+      return 0;
+    },
+  };
+}
+
+/**
+ * `z3 get KEY` for `main.ts`: stdout carries the object's bytes, so `--json`'s summary goes to
+ * stderr (and is left out when the reader closed stdout early, `| head -c N`).
+ */
+export const getCli: CliCommand = {
+  many: false,
+  operand: { name: "KEY" },
+  start: (context) => ({
+    async runDataset(config, store) {
+      const { signal, err } = context;
+      const got = await get(config, store, context.positionals[0], { signal, err });
+      if (got && context.values.json) err(JSON.stringify(got));
+      return 0;
+    },
+  }),
+};

@@ -21,6 +21,7 @@ import * as zfs from "../zfs/zfs.ts";
 import { holdStatus } from "../zfs/holds.ts";
 import { lockColumns } from "../chain/object_lock_policy.ts";
 import type { LockMode } from "../chain/types.ts";
+import type { CliCommand, CliContext, CliRun } from "../cli/command.ts";
 
 /**
  * A status row with its dataset, how its object is encrypted (absent: plain) and to which
@@ -151,4 +152,35 @@ export function formatParseable(rows: StatusLine[], options: FormatOptions = {})
     if (locks) fields.push(r.lockMode ?? "", r.lockUntil ?? "");
     return fields.map(printable).join("\t");
   });
+}
+
+/**
+ * `z3 status` for `main.ts`: every dataset's rows, printed as one table (or `--parseable`) after
+ * the last dataset; the hold lines on stderr after it, so that stdout stays the table alone.
+ * With `--json` the rows are the document.
+ */
+export const statusCli: CliCommand = { many: true, start: startStatus };
+
+function startStatus(context: CliContext): CliRun {
+  const { values, many } = context;
+  const table: StatusLine[] = [];
+  const holds: string[] = [];
+  return {
+    async runDataset(config, store) {
+      const rows = await status(config, store, context.signal);
+      context.json.add(rows);
+      table.push(...rows);
+      if (!values.json && !values.parseable) {
+        const line = await holdLine(config, store, rows);
+        holds.push(many ? `${printable(config.filesystem!)}: ${line}` : line);
+      }
+      return "listed";
+    },
+    finish() {
+      if (values.json) return;
+      const format = values.parseable ? formatParseable : formatTable;
+      format(table, { datasets: many }).forEach((l) => context.out(l));
+      holds.forEach((l) => context.err(l));
+    },
+  };
 }

@@ -20,7 +20,7 @@ import {
   UsageError,
   ZfsError,
 } from "../base/errors.ts";
-import { parseSnapshot, validateDataset } from "../chain/names.ts";
+import { parseSnapshot, printable, validateDataset } from "../chain/names.ts";
 import { inspectObject, openVerified } from "../repository/verified_object.ts";
 import { receiveOne } from "../pipeline/receive.ts";
 import { withProgress } from "../cli/progress.ts";
@@ -32,6 +32,7 @@ import { verifiability } from "../transfer/verifying_stream.ts";
 import { retentionFlaws } from "../repository/object_lock_run.ts";
 import * as zfs from "../zfs/zfs.ts";
 import type { RemoteSnapshot } from "../chain/types.ts";
+import type { CliCommand, CliContext, CliRun } from "../cli/command.ts";
 
 /** The verdict on one snapshot. */
 export interface VerifyResult {
@@ -259,4 +260,51 @@ async function proveRestores(
 /** Whether a snapshot passed verification well enough to be received. */
 function restorable(r: VerifyResult): boolean {
   return r.state === "ok" || r.state === "repaired" || r.state === "unverifiable";
+}
+
+/**
+ * `z3 verify [SNAPSHOT]` for `main.ts`: one line per snapshot (snapshot, state, detail; tabs),
+ * or the results as the `--json` document; then fails naming every snapshot corrupt, missing
+ * or unprotected.
+ */
+export const verifyCli: CliCommand = {
+  many: true,
+  operand: { name: "SNAPSHOT", optional: true },
+  start: startVerify,
+};
+
+function startVerify(context: CliContext): CliRun {
+  const { values, positionals, datasets } = context;
+  if (positionals.length > 0 && datasets.length > 1) {
+    throw new UsageError(
+      `Cannot verify "${positionals[0]}" over ${datasets.length} datasets: name one dataset`,
+    );
+  }
+  return {
+    async runDataset(config, store) {
+      const results = await verify(config, store, {
+        snapshot: positionals[0],
+        zfsParent: values.zfs as string | undefined,
+        repair: values.repair === true,
+        signal: context.signal,
+        err: context.err,
+      });
+      context.json.add(results);
+      if (!values.json) results.forEach((r) => context.out(verifyLine(r)));
+      const bad = results.filter((r) => ["corrupt", "missing", "unprotected"].includes(r.state));
+      if (bad.length > 0) {
+        throw new IntegrityError(
+          `Cannot verify ${bad.length} of ${results.length} snapshot(s): ${
+            bad.map((r) => `${printable(r.snapshot)} ${r.state}`).join(", ")
+          }`,
+        );
+      }
+      return "verified";
+    },
+  };
+}
+
+/** One verdict of `z3 verify`: snapshot, state, detail; tab-separated. */
+export function verifyLine(r: VerifyResult): string {
+  return [r.snapshot, r.state, r.detail].map(printable).join("\t");
 }

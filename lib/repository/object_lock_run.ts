@@ -13,7 +13,7 @@ import type { Chains } from "../chain/walk.ts";
 import { quote } from "../chain/walk.ts";
 import { checkKey } from "./check_records.ts";
 import type { Config } from "../config/config.ts";
-import { S3Error, UsageError } from "../base/errors.ts";
+import { describeError, EXIT, S3Error, UsageError, Z3Error } from "../base/errors.ts";
 import {
   chainNeeds,
   describeLock,
@@ -216,4 +216,33 @@ export async function retentionFlaws(
     }
   }
   return flaws;
+}
+
+/**
+ * Locks the uploaded `key` as `retention` asks (see {@linkcode lockObject}); when that fails,
+ * deletes the version just written, so that no unlocked object stays behind looking like a
+ * success. The error names what became of the object.
+ */
+export async function lockOrDelete(
+  store: S3Store,
+  key: string,
+  retention: Retention,
+  options: LockRequestOptions,
+): Promise<void> {
+  try {
+    await lockObject(store, key, retention, options);
+  } catch (err) {
+    if (options.signal?.aborted) throw err;
+    let fate: string;
+    try {
+      const info = await store.head(key, options.signal);
+      if (!info?.versionId) throw new Error("the bucket names no version of it");
+      await store.deleteVersion(key, info.versionId, options.signal);
+      fate = "the object was deleted";
+    } catch (e) {
+      fate = `the object is left in the bucket (deleting it failed: ${describeError(e)})`;
+    }
+    const code = err instanceof Z3Error ? err.exitCode : EXIT.s3;
+    throw new Z3Error(`${describeError(err)}; ${fate}`, code, { cause: err });
+  }
 }
