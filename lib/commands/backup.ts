@@ -8,7 +8,7 @@
  * @module
  */
 
-import { type BackupStep, keyFor, META_KEYS, planBackup } from "../chain/chain.ts";
+import { type BackupStep, keyFor, META_KEYS, planBackup } from "../chain/metadata.ts";
 import { Chains, quote } from "../chain/walk.ts";
 import type { Config } from "../config/config.ts";
 import { compress, compressCommand } from "../pipeline/compress.ts";

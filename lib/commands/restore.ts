@@ -8,7 +8,7 @@
 
 import { applyProperties, chainFull } from "../pipeline/properties.ts";
 import { Chains } from "../chain/walk.ts";
-import { keyFor, planRestore, shortName } from "../chain/chain.ts";
+import { keyFor, planRestore, shortName } from "../chain/metadata.ts";
 import type { Config } from "../config/config.ts";
 import { checkCompressor } from "../pipeline/compress.ts";
 import { checkIdentity } from "../pipeline/age.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { humanSize, type StatusRow, statusRows } from "../chain/chain.ts";
+import { humanSize, type StatusRow, statusRows } from "../chain/metadata.ts";
 import { Chains } from "../chain/walk.ts";
 import { recordFlaws } from "../repository/check_records.ts";
 import type { Config } from "../config/config.ts";

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { type Shape, shapeOf } from "../chain/chain.ts";
+import { type Shape, shapeOf } from "../chain/metadata.ts";
 import { type Flaw, quote } from "../chain/walk.ts";
 import { IntegrityError } from "../base/errors.ts";
 import { printable } from "../chain/names.ts";

@@ -8,7 +8,7 @@ import {
   planBackup,
   planRestore,
   statusRows,
-} from "../../../lib/chain/chain.ts";
+} from "../../../lib/chain/metadata.ts";
 import { Chains, type Flaw } from "../../../lib/chain/walk.ts";
 import { ChainError, UsageError } from "../../../lib/base/errors.ts";
 import { normalizePrefix } from "../../../lib/config/prefix.ts";

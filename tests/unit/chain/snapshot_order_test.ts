@@ -3,7 +3,7 @@
  * resolution): an ancestor goes before its descendants, whatever their names say.
  */
 import assert from "node:assert/strict";
-import { indexRemote, statusRows, timeOrder } from "../../../lib/chain/chain.ts";
+import { indexRemote, statusRows, timeOrder } from "../../../lib/chain/metadata.ts";
 import { Chains } from "../../../lib/chain/walk.ts";
 import { planPrune } from "../../../lib/chain/retention.ts";
 import type { RemoteSnapshot } from "../../../lib/chain/types.ts";
