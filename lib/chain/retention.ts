@@ -11,7 +11,7 @@
  * @module
  */
 
-import { timeOf, timeOrder } from "./metadata.ts";
+import { timeOf, timeOrder } from "./order.ts";
 import type { Chains } from "./walk.ts";
 import { UsageError } from "../base/errors.ts";
 import type { RemoteSnapshot } from "./types.ts";

@@ -8,7 +8,9 @@
 
 import { applyProperties, chainFull } from "../pipeline/properties.ts";
 import { Chains } from "../chain/walk.ts";
-import { keyFor, planRestore, shortName } from "../chain/metadata.ts";
+import { keyFor } from "../chain/keys.ts";
+import { planRestore } from "../chain/restore_plan.ts";
+import { shortName } from "../chain/names.ts";
 import type { Config } from "../config/config.ts";
 import { checkCompressor } from "../pipeline/compress.ts";
 import { checkIdentity } from "../pipeline/age.ts";

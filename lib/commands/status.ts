@@ -8,7 +8,8 @@
  * @module
  */
 
-import { humanSize, type StatusRow, statusRows } from "../chain/metadata.ts";
+import { humanSize } from "../cli/human.ts";
+import { type StatusRow, statusRows } from "../chain/status_rows.ts";
 import { Chains } from "../chain/walk.ts";
 import { recordFlaws } from "../repository/check_records.ts";
 import type { Config } from "../config/config.ts";
