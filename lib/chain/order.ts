@@ -24,7 +24,8 @@ export function timeOf(snap: RemoteSnapshot): number | undefined {
  * chain (the same full at its base) an ancestor goes before its descendants, a fact of the
  * links; across chains by upload time (z3 uploads in the pool's createtxg order), where known;
  * then by name. A full is not older than an incremental of another chain just for being a full.
- * Each chain position is computed once per order.
+ * Each object's chain position (where its chain ends, and its depth) is walked once per order,
+ * when first compared.
  */
 export function sameSecondOrder(chains: Chains): (a: RemoteSnapshot, b: RemoteSnapshot) => number {
   const places = new Map<string, { base: string; depth: number }>();

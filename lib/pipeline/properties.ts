@@ -9,7 +9,7 @@
  */
 
 import { checkKey } from "../repository/check_records.ts";
-import { quote } from "../chain/walk.ts";
+import { Chains, quote } from "../chain/walk.ts";
 import { describeError } from "../base/errors.ts";
 import { putJson } from "../repository/sidecar.ts";
 import type { S3Store } from "../backend/s3.ts";
@@ -67,18 +67,15 @@ export async function readProperties(
   return p as Record<string, string>;
 }
 
-/** The full at the root of `name`'s chain in `remote`, or undefined for a broken one. */
+/**
+ * The full at the root of `name`'s chain in `remote` ({@linkcode Chains.fullOf}: links checked by
+ * name and GUID), or undefined for a broken one.
+ */
 export function chainFull(
-  remote: Map<string, RemoteSnapshot>,
+  remote: ReadonlyMap<string, RemoteSnapshot>,
   name: string,
 ): RemoteSnapshot | undefined {
-  const seen = new Set<string>();
-  let at = remote.get(name);
-  while (at && !at.isFull && at.parent !== undefined && !seen.has(at.name)) {
-    seen.add(at.name);
-    at = remote.get(at.parent);
-  }
-  return at?.isFull ? at : undefined;
+  return new Chains(remote).fullOf(name);
 }
 
 /**
