@@ -32,7 +32,10 @@ import {
   status,
   type StatusLine,
 } from "./lib/commands/status.ts";
-import { type Config, settingFlags, SETTINGS, settingsHelp } from "./lib/config/config.ts";
+import type { Config } from "./lib/config/config.ts";
+import { settingFlags } from "./lib/config/flags.ts";
+import { SETTINGS } from "./lib/config/settings.ts";
+import { settingsHelp } from "./lib/config/help.ts";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "./lib/config/load.ts";
 import { connect } from "./lib/cli/connect.ts";
 import { IntegrityError, UsageError } from "./lib/base/errors.ts";
