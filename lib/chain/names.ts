@@ -92,3 +92,9 @@ export function parseSnapshot(full: string): { dataset: string; snapshot: string
     snapshot: validateSnapshotName(full.slice(at + 1)),
   };
 }
+
+/** Short name after the first `@`, or the whole name when it has none. */
+export function shortName(fullName: string): string {
+  const at = fullName.indexOf("@");
+  return at < 0 ? fullName : fullName.slice(at + 1);
+}

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { timeOf, timeOrder } from "./chain.ts";
+import { timeOf, timeOrder } from "./order.ts";
 import type { Chains } from "./walk.ts";
 import { UsageError } from "../base/errors.ts";
 import type { RemoteSnapshot } from "./types.ts";
@@ -148,11 +148,13 @@ const KEEPS_NOTHING = "Cannot prune: the policy keeps nothing; set KEEP_LAST or 
 /**
  * Decides which objects of one dataset `policy` keeps. Snapshots are ordered by
  * {@linkcode timeOrder} (unknown times as newest; one second's snapshots by chain position).
- * `last` keeps the newest N; each bucket kind keeps the newest snapshot in each of the most recent N periods that have a
- * snapshot, as restic's `forget` does (a day without snapshots does not use up a slot). Objects
- * whose health is not `ok` are kept and counted by no rule. Every ancestor of a kept snapshot
- * (through the links {@linkcode Chains.ancestors} follows), down to its full, is kept as "needed
- * by a kept snapshot". O(n log n).
+ * `last` keeps the newest N; each bucket kind keeps the newest snapshot in each of the most recent
+ * N periods that have a snapshot, as restic's `forget` does (a day without snapshots does not use
+ * up a slot). Objects whose health is not `ok` are kept and counted by no rule. Every ancestor of
+ * a kept snapshot (through the links {@linkcode Chains.ancestors} follows), down to its full, is
+ * kept as "needed by a kept snapshot". The sort makes O(n log n) comparisons; a tie within one
+ * second walks each tied object's chain once (`sameSecondOrder` in `order.ts`), which adds up to
+ * O(n·d) for chains d deep.
  *
  * `now` is accepted for rules relative to the present (a future `KEEP_WITHIN`); the
  * grandfather-father-son rules count periods that have snapshots and do not read it.
@@ -170,47 +172,9 @@ export function planPrune(
   held: ReadonlyMap<string, KeepReason> = new Map(),
 ): PrunePlan {
   requirePolicy(policy);
-
-  const entries: Entry[] = [...chains.remote.values()].map((snapshot) => ({
-    snapshot,
-    time: timeOf(snapshot),
-    reasons: [],
-  }));
-  const order = timeOrder(chains);
-  entries.sort((a, b) => order(a.snapshot, b.snapshot));
-
-  // Newest first, healthy only: the candidates the policy counts.
-  const candidates: Entry[] = [];
-  for (let i = entries.length - 1; i >= 0; i--) {
-    const entry = entries[i];
-    if (chains.health(entry.snapshot.name) === "ok") candidates.push(entry);
-    else entry.reasons.push("unhealthy chain (left alone)");
-  }
-
-  for (const kind of KINDS) {
-    const count = policy[kind] ?? 0;
-    if (count <= 0) continue;
-    if (kind === "last") {
-      for (const entry of candidates.slice(0, count)) entry.reasons.push("last");
-      continue;
-    }
-    const periodOf = PERIODS[kind];
-    let kept = 0;
-    let previous: number | undefined;
-    for (const entry of candidates) {
-      if (kept >= count) break;
-      if (entry.time === undefined) continue;
-      const period = periodOf(entry.time);
-      if (period === previous) continue;
-      previous = period;
-      entry.reasons.push(kind);
-      kept++;
-    }
-  }
-
-  const byName = new Map<string, Entry>();
-  for (const entry of entries) byName.set(entry.snapshot.name, entry);
-
+  const entries = entriesOldestFirst(chains);
+  const candidates = healthyNewestFirst(chains, entries);
+  for (const kind of KINDS) applyRule(candidates, kind, policy[kind] ?? 0);
   const selected = candidates.filter((entry) => entry.reasons.length > 0);
   if (candidates.length > 0 && selected.length === 0) {
     throw new UsageError(
@@ -218,18 +182,88 @@ export function planPrune(
         `upload time for the hourly to yearly counts)`,
     );
   }
+  pinAncestors(chains, entries, [...selected, ...addHeld(entries, held, selected)]);
+  const decisions = entries.map((entry) => ({
+    snapshot: entry.snapshot,
+    keep: entry.reasons.length > 0,
+    reasons: entry.reasons,
+  }));
+  const doomed = entries.filter((entry) => entry.reasons.length === 0);
+  return { decisions, deletes: deleteOrder(chains, doomed) };
+}
+
+/** Every object of `chains` with its time and no reason yet, in {@linkcode timeOrder}. */
+function entriesOldestFirst(chains: Chains): Entry[] {
+  const entries: Entry[] = [...chains.remote.values()].map((snapshot) => ({
+    snapshot,
+    time: timeOf(snapshot),
+    reasons: [],
+  }));
+  const order = timeOrder(chains);
+  return entries.sort((a, b) => order(a.snapshot, b.snapshot));
+}
+
+/**
+ * The candidates the policy counts: the healthy entries, newest first. The others are marked
+ * "unhealthy chain (left alone)".
+ */
+function healthyNewestFirst(chains: Chains, entries: Entry[]): Entry[] {
+  const candidates: Entry[] = [];
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const entry = entries[i];
+    if (chains.health(entry.snapshot.name) === "ok") candidates.push(entry);
+    else entry.reasons.push("unhealthy chain (left alone)");
+  }
+  return candidates;
+}
+
+/** Adds `kind` to the reasons of the `count` candidates (newest first) that rule keeps. */
+function applyRule(candidates: Entry[], kind: typeof KINDS[number], count: number): void {
+  if (count <= 0) return;
+  if (kind === "last") {
+    for (const entry of candidates.slice(0, count)) entry.reasons.push("last");
+    return;
+  }
+  const periodOf = PERIODS[kind];
+  let kept = 0;
+  let previous: number | undefined;
+  for (const entry of candidates) {
+    if (kept >= count) break;
+    if (entry.time === undefined) continue;
+    const period = periodOf(entry.time);
+    if (period === previous) continue;
+    previous = period;
+    entry.reasons.push(kind);
+    kept++;
+  }
+}
+
+/** Adds each held object's reason; returns the held entries no rule selected. */
+function addHeld(
+  entries: Entry[],
+  held: ReadonlyMap<string, KeepReason>,
+  selected: Entry[],
+): Entry[] {
   const counted = new Set(selected);
+  const more: Entry[] = [];
   for (const entry of entries) {
     const reason = held.get(entry.snapshot.name);
     if (reason === undefined) continue;
     entry.reasons.push(reason);
-    if (!counted.has(entry)) selected.push(entry);
+    if (!counted.has(entry)) more.push(entry);
   }
+  return more;
+}
 
-  // Pin ancestors. An ancestor already pinned had its own ancestors pinned then: stop there,
-  // so each object is visited once.
+/**
+ * Marks every ancestor of `kept` "needed by a kept snapshot". An ancestor already pinned had its
+ * own ancestors pinned then: the walk stops there, so each object is visited once.
+ */
+function pinAncestors(chains: Chains, entries: Entry[], kept: Entry[]): void {
+  const byName = new Map<string, Entry>();
+  for (const entry of entries) byName.set(entry.snapshot.name, entry);
   const pinned = new Set<string>();
-  for (const entry of selected) {
+  for (const entry of kept) {
     for (const ancestor of chains.ancestors(entry.snapshot.name)) {
       if (ancestor === entry.snapshot) continue;
       if (pinned.has(ancestor.name)) break;
@@ -240,26 +274,21 @@ export function planPrune(
       }
     }
   }
-
-  const decisions = entries.map((entry) => ({
-    snapshot: entry.snapshot,
-    keep: entry.reasons.length > 0,
-    reasons: entry.reasons,
-  }));
-  return { decisions, deletes: deleteOrder(entries.filter((entry) => entry.reasons.length === 0)) };
 }
 
 /**
  * Orders `doomed` (oldest first) newest first, except that a child always comes before its
  * parent even when their recorded times disagree: a post-order walk over children, started
- * from each object newest first. Linear after the sort.
+ * from each object newest first. A child is an object whose link ({@linkcode Chains.link}, by
+ * name and GUID) leads to the parent. Linear after the sort.
  */
-function deleteOrder(doomed: Entry[]): RemoteSnapshot[] {
+function deleteOrder(chains: Chains, doomed: Entry[]): RemoteSnapshot[] {
   const children = new Map<string, RemoteSnapshot[]>();
   const names = new Set(doomed.map((entry) => entry.snapshot.name));
   for (const { snapshot } of doomed) {
-    const parent = snapshot.isFull ? undefined : snapshot.parent;
-    if (parent === undefined || !names.has(parent)) continue;
+    const link = chains.link(snapshot);
+    if (link.kind !== "parent" || !names.has(link.parent.name)) continue;
+    const parent = link.parent.name;
     const list = children.get(parent);
     if (list === undefined) children.set(parent, [snapshot]);
     else list.push(snapshot);

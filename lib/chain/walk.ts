@@ -1,7 +1,8 @@
 /**
- * Pure: the one walk up a snapshot's chain in the bucket. Every command that follows parents
- * (status, verify, restore, prune, backup) goes through {@linkcode Chains}, so each link is
- * checked the same way everywhere and there is one cycle guard.
+ * Pure: the walk up a snapshot's chain in the bucket. Every module under lib/ that follows an
+ * object's parent (the plans, status rows, time order, retention, the Object Lock policy,
+ * `restore --properties`'s full, verify) goes through {@linkcode Chains}: each link is checked the
+ * same way (by name and GUID) and there is one cycle guard.
  *
  * A link from an incremental to its parent holds when the parent object is in the bucket and,
  * where both GUIDs are recorded, the child's `z3-parent-guid` equals the parent's `z3-guid`. An
@@ -25,7 +26,7 @@ export type Health =
   | "record missing"
   | "record mismatch";
 
-/** Something wrong with an object itself, found by the caller (see `checks.ts`). */
+/** Something wrong with an object itself, found by the caller (see `check_records.ts`). */
 export interface Flaw {
   /** How status shows it. */
   health: "record missing" | "record mismatch";
@@ -51,9 +52,10 @@ function inherit(parent: Health): Health {
 }
 
 /**
- * The chains formed by one dataset's objects: each object's link, health (memoised, linear in
- * the number of objects however they are asked for), why a chain is broken, its ancestors and
- * its descendants. Reads `remote` only through `get`.
+ * The chains formed by one dataset's objects: each object's link, health (memoised: the health of
+ * every object together costs time linear in the number of objects), why a chain is broken, its
+ * full, ancestors, depth and descendants. `ancestors`, `depth` and `fullOf` are not memoised:
+ * each call walks the chain, in time linear in its length. Reads `remote` only through `get`.
  */
 export class Chains {
   /** The objects, by full name. */
@@ -201,7 +203,21 @@ export class Chains {
     }
   }
 
-  /** How many incrementals lie between `name` (included) and its full. */
+  /**
+   * The full at the bottom of `name`'s chain, through sound links; undefined when `name` is not
+   * in the bucket or its chain is broken (not `ok`).
+   */
+  fullOf(name: string): RemoteSnapshot | undefined {
+    if (this.health(name) !== "ok") return undefined;
+    let last: RemoteSnapshot | undefined;
+    for (const snap of this.ancestors(name)) last = snap;
+    return last;
+  }
+
+  /**
+   * How many incrementals lie between `name` (included) and its full, or the object where its
+   * chain breaks (see {@linkcode ancestors}).
+   */
   depth(name: string): number {
     let count = 0;
     for (const snap of this.ancestors(name)) if (!snap.isFull) count++;

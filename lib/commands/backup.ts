@@ -8,7 +8,9 @@
  * @module
  */
 
-import { type BackupPlan, type BackupStep, keyFor, META_KEYS, planBackup } from "../chain/chain.ts";
+import { type BackupPlan, type BackupStep, planBackup } from "../chain/backup_plan.ts";
+import { keyFor } from "../chain/keys.ts";
+import { META_KEYS } from "../chain/metadata.ts";
 import { Chains, quote } from "../chain/walk.ts";
 import type { Config } from "../config/config.ts";
 import { compressCommand } from "../pipeline/compress.ts";

@@ -8,7 +8,9 @@
 
 import { applyProperties, chainFull } from "../pipeline/properties.ts";
 import { Chains } from "../chain/walk.ts";
-import { keyFor, planRestore, type RestorePlan, shortName } from "../chain/chain.ts";
+import { keyFor } from "../chain/keys.ts";
+import { planRestore, type RestorePlan } from "../chain/restore_plan.ts";
+import { shortName } from "../chain/names.ts";
 import type { RemoteSnapshot } from "../chain/types.ts";
 import type { Config } from "../config/config.ts";
 import { checkCompressor } from "../pipeline/compress.ts";

@@ -8,7 +8,8 @@
  * @module
  */
 
-import { humanSize, type StatusRow, statusRows } from "../chain/chain.ts";
+import { humanBytes } from "../cli/human.ts";
+import { type StatusRow, statusRows } from "../chain/status_rows.ts";
 import { Chains } from "../chain/walk.ts";
 import { recordFlaws } from "../repository/check_records.ts";
 import type { Config } from "../config/config.ts";
@@ -81,7 +82,7 @@ function cells(row: StatusLine): string[] {
     row.type,
     row.health,
     row.localState,
-    humanSize(row.size),
+    humanBytes(row.size, { style: "table" }),
     compactTime(row.created),
     compactTime(row.uploaded),
   ].map(printable);

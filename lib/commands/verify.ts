@@ -8,7 +8,7 @@
  * @module
  */
 
-import { planRestore } from "../chain/chain.ts";
+import { planRestore } from "../chain/restore_plan.ts";
 import { Chains, quote } from "../chain/walk.ts";
 import type { Config } from "../config/config.ts";
 import { requireDataset } from "../cli/one_dataset.ts";

@@ -1,7 +1,7 @@
 /**
  * Loads configuration from the outside world: reads the config file (default
  * `/etc/z3_backup/z3.conf`, or `--config` / `$Z3_CONFIG`), the `*_FILE` secrets and the
- * environment, then resolves them with the pure table in `config.ts`.
+ * environment, then resolves them with `config.ts` (the table is `settings.ts`).
  *
  * @module
  */

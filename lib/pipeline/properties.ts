@@ -9,11 +9,10 @@
  */
 
 import { checkKey } from "../repository/check_records.ts";
-import { quote } from "../chain/walk.ts";
+import { Chains, quote } from "../chain/walk.ts";
 import { describeError } from "../base/errors.ts";
-import { putJson } from "../repository/sidecar.ts";
+import { putJson, readJson, SidecarError } from "../repository/sidecar.ts";
 import type { S3Store } from "../backend/s3.ts";
-import { withRetry } from "../backend/retry.ts";
 import * as zfs from "../zfs/zfs.ts";
 import type { RemoteSnapshot } from "../chain/types.ts";
 
@@ -48,17 +47,15 @@ export async function readProperties(
   attempts: number,
 ): Promise<Record<string, string> | undefined> {
   const key = propertiesKey(prefix, name);
-  const info = await withRetry(() => store.head(key), { attempts });
-  if (!info) return undefined;
   const bad = new Error(`Cannot read the properties ${quote(key)}: not what z3 writes`);
-  if (info.size > MAX_BYTES) throw bad;
-  const text = await new Response(await withRetry(() => store.get(key), { attempts })).text();
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw bad;
+    parsed = await readJson(store, key, { maxBytes: MAX_BYTES, attempts });
+  } catch (err) {
+    if (err instanceof SidecarError) throw bad;
+    throw err;
   }
+  if (parsed === undefined) return undefined;
   const p = (parsed as { properties?: unknown } | null)?.properties;
   if (typeof p !== "object" || p === null || Array.isArray(p)) throw bad;
   for (const [k, v] of Object.entries(p)) {
@@ -67,18 +64,15 @@ export async function readProperties(
   return p as Record<string, string>;
 }
 
-/** The full at the root of `name`'s chain in `remote`, or undefined for a broken one. */
+/**
+ * The full at the root of `name`'s chain in `remote` ({@linkcode Chains.fullOf}: links checked by
+ * name and GUID), or undefined for a broken one.
+ */
 export function chainFull(
-  remote: Map<string, RemoteSnapshot>,
+  remote: ReadonlyMap<string, RemoteSnapshot>,
   name: string,
 ): RemoteSnapshot | undefined {
-  const seen = new Set<string>();
-  let at = remote.get(name);
-  while (at && !at.isFull && at.parent !== undefined && !seen.has(at.name)) {
-    seen.add(at.name);
-    at = remote.get(at.parent);
-  }
-  return at?.isFull ? at : undefined;
+  return new Chains(remote).fullOf(name);
 }
 
 /**

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { indexRemote, parseRemote } from "../chain/chain.ts";
+import { indexRemote, parseRemote } from "../chain/metadata.ts";
 import { parseLock } from "../chain/object_lock_policy.ts";
 import { withRetry } from "../backend/retry.ts";
 import type { S3Store } from "../backend/s3.ts";

@@ -10,12 +10,11 @@
  * @module
  */
 
-import { type Shape, shapeOf } from "../chain/chain.ts";
+import { type Shape, shapeOf } from "../chain/metadata.ts";
 import { type Flaw, quote } from "../chain/walk.ts";
 import { IntegrityError } from "../base/errors.ts";
 import { printable } from "../chain/names.ts";
-import { withRetry } from "../backend/retry.ts";
-import { putJson } from "./sidecar.ts";
+import { putJson, readJson, SidecarError } from "./sidecar.ts";
 import type { Retention, S3Store } from "../backend/s3.ts";
 import { mapLimit } from "../base/map_limit.ts";
 import type { RemoteSnapshot } from "../chain/types.ts";
@@ -80,18 +79,18 @@ export async function readCheck(
   attempts: number,
 ): Promise<CheckRecord | undefined> {
   const key = checkKey(prefix, name);
-  const info = await withRetry(() => store.head(key), { attempts });
-  if (!info) return undefined;
-  if (info.size > MAX_RECORD_BYTES) {
+  let r: unknown;
+  try {
+    r = await readJson(store, key, { maxBytes: MAX_RECORD_BYTES, attempts });
+  } catch (err) {
+    if (!(err instanceof SidecarError)) throw err;
+    const size = err.reason === "too large" ? ` (${err.size} bytes)` : "";
     throw new IntegrityError(
-      `Cannot read check record ${quote(key)}: it is not what z3 writes (${info.size} bytes)`,
+      `Cannot read check record ${quote(key)}: it is not what z3 writes${size}`,
+      { cause: err },
     );
   }
-  const text = await new Response(await withRetry(() => store.get(key), { attempts })).text();
-  try {
-    const r = JSON.parse(text);
-    if (wellFormed(r)) return r;
-  } catch { /* fall through */ }
+  if (r === undefined || wellFormed(r)) return r;
   throw new IntegrityError(`Cannot read check record ${quote(key)}: it is not what z3 writes`);
 }
 

@@ -10,8 +10,7 @@
  */
 
 import { checkKey } from "./check_records.ts";
-import { putJson } from "./sidecar.ts";
-import { withRetry } from "../backend/retry.ts";
+import { putJson, readJson, SidecarError } from "./sidecar.ts";
 import type { Retention, S3Store } from "../backend/s3.ts";
 
 /** What a multipart upload was started with. */
@@ -38,28 +37,37 @@ export async function writePendingRecord(
   await putJson(store, key, record, attempts, { signal, lock });
 }
 
-/** Reads the record; `undefined` when there is none or it is not one (the bucket is untrusted). */
+/**
+ * Far larger than any record z3 writes (S3 user metadata is at most 2 KB, the part schedule a few
+ * lines): not read.
+ */
+const MAX_RECORD_BYTES = 64 * 1024;
+
+/**
+ * Reads the record; `undefined` when there is none or it is not one (the bucket is untrusted),
+ * such as an object over 64 KiB, which is not read.
+ */
 export async function readPendingRecord(
   store: S3Store,
   key: string,
   attempts: number,
   signal?: AbortSignal,
 ): Promise<PendingRecord | undefined> {
-  const retry = { attempts, signal };
-  if (!(await withRetry(() => store.head(key, signal), retry))) return undefined;
-  const text = await withRetry(async () => {
-    return await new Response(await store.get(key, { signal })).text();
-  }, retry);
+  let read: unknown;
   try {
-    const r = JSON.parse(text);
-    const strings = (o: unknown) =>
-      typeof o === "object" && o !== null && !Array.isArray(o) &&
-      Object.values(o).every((v) => typeof v === "string");
-    if (
-      strings(r?.metadata) && (r.storageClass === undefined || typeof r.storageClass === "string")
-    ) return { metadata: r.metadata, storageClass: r.storageClass };
-  } catch { /* not JSON: not a record */ }
-  return undefined;
+    read = await readJson(store, key, { maxBytes: MAX_RECORD_BYTES, attempts, signal });
+  } catch (err) {
+    // Too large or not JSON: not a record.
+    if (err instanceof SidecarError) return undefined;
+    throw err;
+  }
+  const strings = (o: unknown): o is Record<string, string> =>
+    typeof o === "object" && o !== null && !Array.isArray(o) &&
+    Object.values(o).every((v) => typeof v === "string");
+  const { metadata, storageClass } = (read ?? {}) as { metadata?: unknown; storageClass?: unknown };
+  if (!strings(metadata)) return undefined;
+  if (storageClass !== undefined && typeof storageClass !== "string") return undefined;
+  return { metadata, storageClass };
 }
 
 /** Whether two records start the same upload: equal metadata (every key) and storage class. */

@@ -13,7 +13,7 @@
 
 import { checkKey, type CheckRecord, writeCheck } from "./check_records.ts";
 import { lockObject, runLock } from "./object_lock_run.ts";
-import { shapeOf } from "../chain/chain.ts";
+import { shapeOf } from "../chain/metadata.ts";
 import { downloadVerified } from "./verified_object.ts";
 import type { Config } from "../config/config.ts";
 import { ChainError, IntegrityError } from "../base/errors.ts";

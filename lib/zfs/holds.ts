@@ -10,7 +10,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { type StatusRow } from "../chain/chain.ts";
+import { type StatusRow } from "../chain/status_rows.ts";
 import type { Config } from "../config/config.ts";
 import * as zfs from "./zfs.ts";
 import { normalizePrefix } from "../config/prefix.ts";

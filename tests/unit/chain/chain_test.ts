@@ -1,15 +1,10 @@
 import assert from "node:assert/strict";
-import {
-  type Health,
-  humanSize,
-  indexRemote,
-  keyFor,
-  parseRemote,
-  planBackup,
-  planRestore,
-  statusRows,
-} from "../../../lib/chain/chain.ts";
-import { Chains, type Flaw } from "../../../lib/chain/walk.ts";
+import { indexRemote, parseRemote } from "../../../lib/chain/metadata.ts";
+import { keyFor } from "../../../lib/chain/keys.ts";
+import { planBackup } from "../../../lib/chain/backup_plan.ts";
+import { planRestore } from "../../../lib/chain/restore_plan.ts";
+import { statusRows } from "../../../lib/chain/status_rows.ts";
+import { Chains, type Flaw, type Health } from "../../../lib/chain/walk.ts";
 import { ChainError, UsageError } from "../../../lib/base/errors.ts";
 import { normalizePrefix } from "../../../lib/config/prefix.ts";
 import type { LocalSnapshot } from "../../../lib/chain/types.ts";
@@ -876,29 +871,6 @@ Deno.test("statusRows() places an original z3 object (no z3-created) by its pare
 
 Deno.test("statusRows() returns nothing for an empty pool and bucket", () => {
   assert.deepEqual(statusRows([], new Chains(new Map())), []);
-});
-
-// ---- humanSize ---------------------------------------------------------------------------------
-
-Deno.test("humanSize() prints like the original z3 from 1 MiB, K and B below (never 0 M)", () => {
-  const M = 1024 ** 2;
-  const cases: [number | undefined, string][] = [
-    [undefined, ""],
-    [0, "0 B"],
-    [312, "312 B"],
-    [100_000, "97.66 K"],
-    [1023, "1023 B"],
-    [1024, "1 K"],
-    [12.5 * M, "12.5 M"],
-    [M, "1 M"],
-    [1024 * M, "1024 M"],
-    [1.2 * 1024 * M, "1.2 G"],
-    [1.234 * 1024 * M, "1.23 G"],
-    [3 * 1024 ** 2 * M, "3 T"],
-    [5000 * 1024 ** 2 * M, "5000 T"],
-    [Number.NaN, ""],
-  ];
-  for (const [bytes, want] of cases) assert.equal(humanSize(bytes), want, String(bytes));
 });
 
 Deno.test("statusRows() shows bucket-only rows of the prefix, with health over every object", () => {

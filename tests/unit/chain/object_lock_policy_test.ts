@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { indexRemote } from "../../../lib/chain/chain.ts";
+import { indexRemote } from "../../../lib/chain/metadata.ts";
 import { Chains } from "../../../lib/chain/walk.ts";
 import {
   extension,

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { indexRemote, timeOf } from "../../../lib/chain/chain.ts";
+import { indexRemote } from "../../../lib/chain/metadata.ts";
+import { timeOf } from "../../../lib/chain/order.ts";
 import { Chains } from "../../../lib/chain/walk.ts";
 import { UsageError } from "../../../lib/base/errors.ts";
 import {

@@ -3,7 +3,9 @@
  * resolution): an ancestor goes before its descendants, whatever their names say.
  */
 import assert from "node:assert/strict";
-import { indexRemote, statusRows, timeOrder } from "../../../lib/chain/chain.ts";
+import { indexRemote } from "../../../lib/chain/metadata.ts";
+import { statusRows } from "../../../lib/chain/status_rows.ts";
+import { timeOrder } from "../../../lib/chain/order.ts";
 import { Chains } from "../../../lib/chain/walk.ts";
 import { planPrune } from "../../../lib/chain/retention.ts";
 import type { RemoteSnapshot } from "../../../lib/chain/types.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { datasetsOfKeys, parseDatasetList } from "../../../lib/cli/datasets.ts";
 import { listTreeArgv, parseTree } from "../../../lib/zfs/zfs.ts";
 import { UsageError } from "../../../lib/base/errors.ts";
-import { settingFlags } from "../../../lib/config/config.ts";
+import { settingFlags } from "../../../lib/config/flags.ts";
 
 Deno.test("parseDatasetList() splits FILESYSTEM at commas, trims, drops empties and repeats", () => {
   assert.deepEqual(parseDatasetList("tank/a, tank/b,,tank/a,"), ["tank/a", "tank/b"]);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { resolveConfig, SETTINGS } from "../../../lib/config/config.ts";
+import { resolveConfig } from "../../../lib/config/config.ts";
+import { SETTINGS } from "../../../lib/config/settings.ts";
 import { UsageError } from "../../../lib/base/errors.ts";
 import { parseIni } from "../../../lib/config/ini.ts";
 

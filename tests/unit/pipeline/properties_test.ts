@@ -63,3 +63,27 @@ Deno.test("chainFull() walks parents to the full; none for a broken chain or a c
   const cycle = new Map([r("d@p", "d@q"), r("d@q", "d@p")]);
   assert.equal(chainFull(cycle, "d@p"), undefined);
 });
+
+Deno.test("chainFull() finds no full through a link whose parent GUID does not match", () => {
+  const snap = (name: string, guid: string, parent?: string, parentGuid?: string) =>
+    [name, {
+      name,
+      snapshot: name.split("@")[1],
+      key: name,
+      isFull: parent === undefined,
+      parent,
+      guid,
+      parentGuid,
+      objectSize: 1,
+      metadata: {},
+    }] as [string, RemoteSnapshot];
+  // d@b was sent from a d@a with GUID 1; the bucket's d@a is another snapshot (GUID 2).
+  const remote = new Map([
+    snap("d@a", "2"),
+    snap("d@b", "3", "d@a", "1"),
+    snap("d@c", "4", "d@b", "3"),
+  ]);
+  assert.equal(chainFull(remote, "d@c"), undefined);
+  assert.equal(chainFull(remote, "d@b"), undefined);
+  assert.equal(chainFull(remote, "d@a")?.name, "d@a");
+});

@@ -1,0 +1,77 @@
+/**
+ * Pure: one setting's text → its value, as the table's kind says (string, size, count, bool,
+ * endpoint). Every error names the setting, the value (never a secret, never a URL's
+ * credentials) and where it came from.
+ *
+ * @module
+ */
+
+import { UsageError } from "../base/errors.ts";
+import { parseSize } from "./size.ts";
+import { parseSendFlags } from "./send_flags.ts";
+import type { SettingDef, Source } from "./settings.ts";
+
+/**
+ * Parses `value` of `def`, which came from `source`.
+ *
+ * @throws {UsageError} `Cannot parse KEY "value" from SOURCE: why`
+ */
+export function parseSetting(def: SettingDef, value: string, source: Source): unknown {
+  // A URL may carry user:password; never echo that part.
+  const visible = def.kind === "endpoint" ? value.replace(/\/\/[^/]*@/, "//***@") : value;
+  const shown = def.secret ? "(secret)" : `"${visible}"`;
+  const fail = (why: string): never => {
+    throw new UsageError(`Cannot parse ${def.key} ${shown} from ${source}: ${why}`);
+  };
+  switch (def.kind) {
+    case "string":
+      if (def.choices && !def.choices.includes(value.toLowerCase())) {
+        fail(`expected one of ${def.choices.join(", ")}`);
+      }
+      if (def.key === "SEND_FLAGS") return parseSendFlags(value, source);
+      return def.choices ? value.toLowerCase() : value;
+    case "count": {
+      if (!/^\d+$/.test(value.trim())) fail("expected a whole number");
+      const n = Number(value.trim());
+      if (def.key === "CONCURRENCY" && (n < 1 || n > 64)) fail("expected 1 to 64");
+      if (def.key === "S3_TIMEOUT" && n < 1) fail("expected at least 1 second");
+      if (def.key === "MAX_RETRIES" && n > 100) fail("expected at most 100");
+      if (def.key === "OBJECT_LOCK_DAYS" && n > 36500) fail("expected at most 36500 (100 years)");
+      if (!Number.isSafeInteger(n)) fail("expected a whole number");
+      return n;
+    }
+    case "size": {
+      let bytes: number;
+      try {
+        bytes = parseSize(value);
+      } catch (err) {
+        return fail((err as Error).message);
+      }
+      if (def.key === "CHUNK_SIZE" && (bytes < 5 * 2 ** 20 || bytes > 5 * 2 ** 30)) {
+        fail("expected 5M to 5G (S3's part size limits)");
+      }
+      return bytes;
+    }
+    case "bool":
+      if (!/^(true|false|yes|no|1|0)$/i.test(value)) fail("expected true or false");
+      return /^(true|yes|1)$/i.test(value);
+    case "endpoint":
+      return parseEndpoint(value, fail);
+  }
+}
+
+/** `host`, `host:port` or a URL → a URL string without a trailing slash. */
+function parseEndpoint(value: string, fail: (why: string) => never): string {
+  const text = /^[a-z]+:\/\//i.test(value) ? value : `https://${value}`;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return fail("expected a host name or a URL like http://127.0.0.1:7480");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") fail("expected http:// or https://");
+  if (url.username || url.password) {
+    fail("credentials do not belong in HOST; use S3_KEY_ID and S3_SECRET");
+  }
+  return url.origin + url.pathname.replace(/\/+$/, "");
+}
