@@ -180,6 +180,44 @@ export function checkedSendStream(
   });
 }
 
+/**
+ * `source` through {@linkcode checkedSendStream}, resolved once its BEGIN record has passed the
+ * checks: the caller can then start `zfs receive`, so that a refused stream never starts one.
+ *
+ * @throws {IntegrityError} when the BEGIN record is refused (the source is cancelled)
+ */
+export async function openSendStream(
+  source: ReadableStream<Uint8Array>,
+  expect: SendStreamExpectation = {},
+): Promise<{ begin: SendStreamBegin; stream: ReadableStream<Uint8Array> }> {
+  let begin: SendStreamBegin | undefined;
+  const reader = source.pipeThrough(checkedSendStream({
+    ...expect,
+    onBegin: (b) => {
+      begin = b;
+      expect.onBegin?.(b);
+    },
+  })).getReader();
+  // The first bytes out come only after the BEGIN record passed, or the read rejects.
+  const first = await reader.read();
+  if (begin === undefined) throw new Error("bug: a send stream passed bytes before its BEGIN");
+  let pending: Uint8Array | undefined = first.value;
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (pending !== undefined) {
+        controller.enqueue(pending);
+        pending = undefined;
+        return;
+      }
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+  return { begin, stream };
+}
+
 /** The record walker behind {@linkcode checkedSendStream}: bytes in, bytes cleared to pass out. */
 class SendStreamReader {
   #expect: SendStreamExpectation;

@@ -1,8 +1,8 @@
 /**
  * lib/zfs/send_stream.ts on real zfs-fuse streams: full, incremental and dedup (`-D`) streams
  * parse to the GUIDs `zfs get guid` shows and pass their END checksum, byte for byte unchanged
- * (and a `zfs receive` fed through the check takes them); `-p` and `-R` streams, a stream of the
- * wrong snapshot and a stream cut short are refused.
+ * (and a `zfs receive` started after `openSendStream()` takes them); `-p` and `-R` streams, a
+ * stream of the wrong snapshot and a stream cut short are refused.
  */
 import assert from "node:assert/strict";
 import { integration } from "../bed/bed.ts";
@@ -13,6 +13,7 @@ import { createPool, type TestPool } from "../bed/zfs_bed.ts";
 import { IntegrityError } from "../../lib/base/errors.ts";
 import {
   checkedSendStream,
+  openSendStream,
   parseBegin,
   type SendStreamExpectation,
 } from "../../lib/zfs/send_stream.ts";
@@ -106,23 +107,29 @@ integration(
 );
 
 integration(
-  "zfs receive takes a zfs-fuse stream through checkedSendStream()",
+  "zfs receive takes a zfs-fuse stream opened with openSendStream(); a refused one starts none",
   async () => {
     await withSnapshots(async (pool, dataset) => {
       const s1 = await guid(`${dataset}@s1`);
       const target = `${pool.name}/copy`;
-      const sender = new Deno.Command("zfs", {
-        args: ["send", `${dataset}@s1`],
-        stdout: "piped",
-      }).spawn();
+      const sendS1 = (stderr: "inherit" | "null") =>
+        new Deno.Command("zfs", { args: ["send", `${dataset}@s1`], stdout: "piped", stderr })
+          .spawn();
+
+      const wrong = sendS1("null"); // it says "Broken pipe" when its stdout is cancelled
+      await assert.rejects(openSendStream(wrong.stdout, { toguid: "1" }), IntegrityError);
+      await wrong.status; // ends on the broken pipe; no zfs receive was started
+
+      const sender = sendS1("inherit");
+      const opened = await openSendStream(sender.stdout, { toguid: s1, fromguid: "0" });
+      assert.equal(opened.begin.toguid, s1);
       const receiver = new Deno.Command("zfs", {
         args: ["receive", target],
         stdin: "piped",
         stderr: "piped",
       }).spawn();
       const stderr = new Response(receiver.stderr).text();
-      await sender.stdout.pipeThrough(checkedSendStream({ toguid: s1, fromguid: "0" }))
-        .pipeTo(receiver.stdin);
+      await opened.stream.pipeTo(receiver.stdin);
       assert.ok((await sender.status).success);
       assert.ok((await receiver.status).success, await stderr);
       assert.equal(await guid(`${target}@s1`), s1);

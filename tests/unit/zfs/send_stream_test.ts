@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { IntegrityError } from "../../../lib/base/errors.ts";
 import {
   checkedSendStream,
+  openSendStream,
   parseBegin,
   SEND_FEATURES,
   type SendStreamBegin,
@@ -350,4 +351,35 @@ Deno.test("checkedSendStream() refuses an unknown record type and a second BEGIN
       `record 3 has type ${type}, which cannot follow BEGIN`,
     );
   }
+});
+
+Deno.test("openSendStream() resolves after BEGIN passed, then yields the whole stream", async () => {
+  const stream = fixture({ fromguid: FROMGUID });
+  const pieces = (chunk: number) => {
+    const out: Uint8Array[] = [];
+    for (let at = 0; at < stream.length; at += chunk) out.push(stream.slice(at, at + chunk));
+    return out;
+  };
+  for (const chunk of [1, 100, 4096]) {
+    const opened = await openSendStream(ReadableStream.from(pieces(chunk)), {
+      toguid: TOGUID.toString(),
+    });
+    assert.equal(opened.begin.fromguid, FROMGUID.toString());
+    const parts: Uint8Array[] = [];
+    for await (const part of opened.stream) parts.push(part);
+    assert.deepEqual(concat(parts), stream);
+  }
+  let cancelled: unknown;
+  const source = new ReadableStream<Uint8Array>({
+    pull: (c) => c.enqueue(stream.slice(0, 400)),
+    cancel: (reason) => void (cancelled = reason),
+  });
+  await assert.rejects(
+    openSendStream(source, { name: "obj", toguid: "1" }),
+    new IntegrityError(
+      `Cannot accept "obj" as a zfs send stream: it recreates the snapshot with GUID ${TOGUID}, ` +
+        `not the expected 1`,
+    ),
+  );
+  assert.ok(cancelled instanceof IntegrityError);
 });
