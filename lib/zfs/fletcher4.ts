@@ -6,8 +6,9 @@
  *
  * Each 64-bit sum is held as two Numbers, a high and a low 32-bit half. The inner loop adds only
  * the low halves, without carrying, for {@linkcode BLOCK_WORDS} words; the high halves then
- * advance by the closed form of those steps and the carries move up. Every intermediate stays
- * below 2^53, so Number arithmetic is exact (the unit test checks the worst case against BigInt).
+ * advance by the closed form of those steps and the carries move up. With every half below 2^32
+ * at a block's start and words below 2^32, the low `d` ends a block below 2^32 × C(68, 4) < 2^52,
+ * so Number arithmetic is exact (the unit test compares with BigInt over 0xffffffff words).
  *
  * @module
  */

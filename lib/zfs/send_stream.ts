@@ -19,8 +19,8 @@
  *   properties; a plain stream's BEGIN payload (module/zfs/dmu_send.c) holds only resume,
  *   redaction or, for a raw send (`-w`), `crypt_keydata`.
  *
- * Streams of zfs-fuse 0.7 (pool version 23) have the same record layout, the high bits of
- * `drr_versioninfo` (then `drr_version`) zero and no per-record checksums; both parse.
+ * Streams of zfs-fuse 0.7 have the same record layout without per-record checksums (the last
+ * 32 bytes of its records are zero, as seen from zfs-fuse 0.7.0-25); they parse alike.
  *
  * Memory: one 312-byte record header and the checksum state; payloads pass through unbuffered.
  *
