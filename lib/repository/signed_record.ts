@@ -27,7 +27,7 @@
 import { Buffer } from "node:buffer";
 import { sign, verify } from "node:crypto";
 import { IntegrityError } from "../base/errors.ts";
-import { keyFor } from "../chain/chain.ts";
+import { keyFor } from "../chain/keys.ts";
 import { quote } from "../chain/walk.ts";
 import { MAX_RECIPIENTS } from "../config/age_keys.ts";
 import { normalizePrefix } from "../config/prefix.ts";
