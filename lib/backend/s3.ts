@@ -73,7 +73,7 @@ export interface ObjectInfo {
   /** User metadata, keys lower-cased. */
   metadata: Record<string, string>;
   lastModified?: Date;
-  /** The SSE response headers, where the server sent them (see `etag_md5.ts`). */
+  /** The SSE response headers, where the server sent them (see `transfer/etag.ts`). */
   encryption: { serverSideEncryption?: string; customerAlgorithm?: string };
   /** `x-amz-version-id`, in a versioned bucket. */
   versionId?: string;

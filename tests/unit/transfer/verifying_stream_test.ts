@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { etagNotMd5 } from "../../../lib/transfer/etag_md5.ts";
+import { etagNotMd5 } from "../../../lib/transfer/etag.ts";
 import { multipartEtag } from "../../../lib/transfer/upload.ts";
 import { HOLD_BACK, holdingBack, partsOf } from "../../../lib/transfer/verifying_stream.ts";
 
