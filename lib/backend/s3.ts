@@ -235,7 +235,9 @@ export function classifyError(what: string, err: unknown): S3RequestError {
   return new S3RequestError(`Cannot ${what}: ${detail}`, retryable, status, code, { cause: err });
 }
 
+/** ETags go over the wire quoted; `S3Store` takes and gives them without quotes. */
 const unquote = (etag: string | undefined) => (etag ?? "").replaceAll('"', "");
+const quote = (etag: string) => `"${etag}"`;
 
 /** {@linkcode S3Store.getInto} for a body that is not a byte stream: its chunks copied. */
 async function copyInto(
@@ -556,7 +558,7 @@ export class S3Store {
           Range: options.start || options.end !== undefined
             ? `bytes=${options.start ?? 0}-${options.end ?? ""}`
             : undefined,
-          IfMatch: options.etag ? `"${options.etag}"` : undefined,
+          IfMatch: options.etag ? quote(options.etag) : undefined,
         }),
         { abortSignal: options.signal },
       ));
@@ -655,7 +657,7 @@ export class S3Store {
           Key: key,
           UploadId: uploadId,
           MultipartUpload: {
-            Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${p.etag}"` })),
+            Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: quote(p.etag) })),
           },
         }),
         { abortSignal: signal },

@@ -1,12 +1,40 @@
 /**
- * Whether an object's ETag can be the MD5 of its bytes, from what S3 says about its encryption.
- * Every check z3 makes (the upload's read-back, each download) compares MD5s with the ETag, so
- * where S3 says the ETag is something else, z3 names that cause instead of reporting corruption.
+ * The one place for ETag maths. An S3 ETag (as `S3Store` hands it out: without quotes) is the
+ * hex MD5 of an object's bytes when it was stored with one PutObject, and for a multipart upload
+ * the MD5 of its parts' MD5s followed by `-` and the part count; every check z3 makes (the
+ * upload's read-back, each download, verify) compares MD5s with it. Here:
+ * - {@linkcode multipartEtag}: the ETag a multipart upload gets from its part MD5s;
+ * - {@linkcode etagPartCount}: the part count an ETag states, or `undefined` for a single PUT's;
+ * - {@linkcode isMd5Hex}: whether a text is an MD5 as ETags and check records write it;
+ * - {@linkcode etagNotMd5}: whether S3 says (by the object's encryption) that its ETag is
+ *   something else, so that z3 names that cause instead of reporting corruption.
+ *
+ * Quoting belongs to the wire: `S3Store` strips the quotes off every ETag it reads and adds them
+ * where a request carries one.
  *
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { S3Error } from "../base/errors.ts";
+
+/** The multipart ETag of part MD5s (raw digests, in part order): md5(concat(md5s)) + "-" + count. */
+export function multipartEtag(md5s: Uint8Array[]): string {
+  const h = createHash("md5");
+  for (const m of md5s) h.update(m);
+  return `${h.digest("hex")}-${md5s.length}`;
+}
+
+/** The part count of a multipart ETag (`…-3` is 3), or `undefined` for a single PUT's ETag. */
+export function etagPartCount(etag: string): number | undefined {
+  const suffix = /-(\d+)$/.exec(etag);
+  return suffix ? Number(suffix[1]) : undefined;
+}
+
+/** Whether `text` is an MD5 as ETags and check records write it: 32 lower-case hex digits. */
+export function isMd5Hex(text: string): boolean {
+  return /^[0-9a-f]{32}$/.test(text);
+}
 
 /** What HeadObject says about how an object is encrypted (the SSE response headers). */
 export interface Encryption {

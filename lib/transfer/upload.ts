@@ -29,7 +29,7 @@ import type { Retention, S3Store } from "../backend/s3.ts";
 import { putSingle } from "./upload_single.ts";
 import { type PendingRecordHooks, type Resume, uploadMultipart } from "./upload_multipart.ts";
 
-export { multipartEtag, ResumeMismatchError } from "./upload_multipart.ts";
+export { ResumeMismatchError } from "./upload_multipart.ts";
 export type { PendingRecordHooks, Resume } from "./upload_multipart.ts";
 
 /** Options for {@linkcode uploadStream}. */
