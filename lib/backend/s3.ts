@@ -5,7 +5,10 @@
  * `http.ts`, the one HTTP path.
  *
  * Contracts: every method either does what it says or throws an {@linkcode S3Error} whose
- * `retryable` says whether trying again may help. Errors never carry credentials.
+ * `retryable` says whether trying again may help. Errors never carry credentials. The four
+ * listings page through one helper ({@linkcode pages}): a listing ends only on a page that says
+ * it is the last (which the server may say falsely: nothing here can tell), and a page that says
+ * more follow without saying where, or pointing back at a page already listed, throws.
  *
  * @module
  */
@@ -70,7 +73,7 @@ export interface ObjectInfo {
   /** User metadata, keys lower-cased. */
   metadata: Record<string, string>;
   lastModified?: Date;
-  /** The SSE response headers, where the server sent them (see `etag_md5.ts`). */
+  /** The SSE response headers, where the server sent them (see `transfer/etag.ts`). */
   encryption: { serverSideEncryption?: string; customerAlgorithm?: string };
   /** `x-amz-version-id`, in a versioned bucket. */
   versionId?: string;
@@ -232,7 +235,9 @@ export function classifyError(what: string, err: unknown): S3RequestError {
   return new S3RequestError(`Cannot ${what}: ${detail}`, retryable, status, code, { cause: err });
 }
 
+/** ETags go over the wire quoted; `S3Store` takes and gives them without quotes. */
 const unquote = (etag: string | undefined) => (etag ?? "").replaceAll('"', "");
+const quote = (etag: string) => `"${etag}"`;
 
 /** {@linkcode S3Store.getInto} for a body that is not a byte stream: its chunks copied. */
 async function copyInto(
@@ -372,39 +377,39 @@ export class S3Store {
 
   /** Every version of exactly `key` (delete markers too), newest first, all pages. */
   async versions(key: string, signal?: AbortSignal): Promise<KeyVersion[]> {
-    const found: KeyVersion[] = [];
-    let keyMarker: string | undefined;
-    let idMarker: string | undefined;
-    do {
-      const out = await this.#send(
-        `list the versions of "${key}" in bucket "${this.bucket}"`,
-        () =>
-          this.#client.send(
-            new ListObjectVersionsCommand({
-              Bucket: this.bucket,
-              Prefix: key,
-              KeyMarker: keyMarker,
-              VersionIdMarker: idMarker,
-            }),
-            { abortSignal: signal },
-          ),
-      );
-      const all = [
-        ...(out.Versions ?? []).map((v) => ({ ...v, deleteMarker: false })),
-        ...(out.DeleteMarkers ?? []).map((v) => ({ ...v, deleteMarker: true })),
-      ];
-      for (const v of all) {
-        if (v.Key !== key || !v.VersionId) continue;
-        found.push({
-          versionId: v.VersionId,
-          isLatest: v.IsLatest === true,
-          deleteMarker: v.deleteMarker,
-        });
-      }
-      keyMarker = out.IsTruncated ? out.NextKeyMarker : undefined;
-      idMarker = out.IsTruncated ? out.NextVersionIdMarker : undefined;
-    } while (keyMarker);
-    return found;
+    const what = `list the versions of "${key}" in bucket "${this.bucket}"`;
+    return await Array.fromAsync(
+      pages<KeyVersion, { key: string; id?: string }>(
+        { what, prefix: key, cursorName: "NextKeyMarker" },
+        async (marker) => {
+          const out = await this.#send(what, () =>
+            this.#client.send(
+              new ListObjectVersionsCommand({
+                Bucket: this.bucket,
+                Prefix: key,
+                KeyMarker: marker?.key,
+                VersionIdMarker: marker?.id,
+              }),
+              { abortSignal: signal },
+            ));
+          const all = [
+            ...(out.Versions ?? []).map((v) => ({ ...v, deleteMarker: false })),
+            ...(out.DeleteMarkers ?? []).map((v) => ({ ...v, deleteMarker: true })),
+          ];
+          return {
+            items: all.filter((v) => v.Key === key && v.VersionId).map((v) => ({
+              versionId: v.VersionId!,
+              isLatest: v.IsLatest === true,
+              deleteMarker: v.deleteMarker,
+            })),
+            truncated: out.IsTruncated === true,
+            next: out.NextKeyMarker
+              ? { key: out.NextKeyMarker, id: out.NextVersionIdMarker }
+              : undefined,
+          };
+        },
+      ),
+    );
   }
 
   /** Deletes one version of `key` for good (refused with 403 while it is locked). */
@@ -446,12 +451,12 @@ export class S3Store {
   }
 
   /** Every object whose key starts with `prefix`, in key order, all pages. */
-  async *list(prefix: string, signal?: AbortSignal): AsyncGenerator<ListedObject> {
-    let token: string | undefined;
-    do {
-      const out = await this.#send(
-        `list bucket "${this.bucket}" under "${prefix}"`,
-        () =>
+  list(prefix: string, signal?: AbortSignal): AsyncGenerator<ListedObject> {
+    const what = `list bucket "${this.bucket}" under "${prefix}"`;
+    return pages<ListedObject, string>(
+      { what, prefix, cursorName: "NextContinuationToken" },
+      async (token) => {
+        const out = await this.#send(what, () =>
           this.#client.send(
             new ListObjectsV2Command({
               Bucket: this.bucket,
@@ -459,18 +464,19 @@ export class S3Store {
               ContinuationToken: token,
             }),
             { abortSignal: signal },
-          ),
-      );
-      for (const o of out.Contents ?? []) {
-        yield {
-          key: o.Key!,
-          size: o.Size ?? 0,
-          etag: unquote(o.ETag),
-          lastModified: o.LastModified,
+          ));
+        return {
+          items: (out.Contents ?? []).map((o) => ({
+            key: o.Key!,
+            size: o.Size ?? 0,
+            etag: unquote(o.ETag),
+            lastModified: o.LastModified,
+          })),
+          truncated: out.IsTruncated === true,
+          next: out.NextContinuationToken || undefined,
         };
-      }
-      token = out.IsTruncated ? out.NextContinuationToken : undefined;
-    } while (token);
+      },
+    );
   }
 
   /**
@@ -552,7 +558,7 @@ export class S3Store {
           Range: options.start || options.end !== undefined
             ? `bytes=${options.start ?? 0}-${options.end ?? ""}`
             : undefined,
-          IfMatch: options.etag ? `"${options.etag}"` : undefined,
+          IfMatch: options.etag ? quote(options.etag) : undefined,
         }),
         { abortSignal: options.signal },
       ));
@@ -651,7 +657,7 @@ export class S3Store {
           Key: key,
           UploadId: uploadId,
           MultipartUpload: {
-            Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${p.etag}"` })),
+            Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: quote(p.etag) })),
           },
         }),
         { abortSignal: signal },
@@ -671,47 +677,49 @@ export class S3Store {
     }
   }
 
-  /** Multipart uploads in progress under `prefix`. */
-  async *listMultipartUploads(
-    prefix: string,
-    signal?: AbortSignal,
-  ): AsyncGenerator<PendingUpload> {
-    let keyMarker: string | undefined;
-    let idMarker: string | undefined;
-    do {
-      const out = await this.#send(
-        `list multipart uploads in bucket "${this.bucket}"`,
-        () =>
+  /** Multipart uploads in progress under `prefix`, all pages. */
+  listMultipartUploads(prefix: string, signal?: AbortSignal): AsyncGenerator<PendingUpload> {
+    const what = `list multipart uploads in bucket "${this.bucket}"`;
+    return pages<PendingUpload, { key: string; id?: string }>(
+      { what, prefix, cursorName: "NextKeyMarker" },
+      async (marker) => {
+        const out = await this.#send(what, () =>
           this.#client.send(
             new ListMultipartUploadsCommand({
               Bucket: this.bucket,
               Prefix: prefix,
-              KeyMarker: keyMarker,
-              UploadIdMarker: idMarker,
+              KeyMarker: marker?.key,
+              UploadIdMarker: marker?.id,
             }),
             { abortSignal: signal },
-          ),
-      );
-      for (const u of out.Uploads ?? []) {
-        yield { key: u.Key!, uploadId: u.UploadId!, initiated: u.Initiated };
-      }
-      keyMarker = out.IsTruncated ? out.NextKeyMarker : undefined;
-      idMarker = out.IsTruncated ? out.NextUploadIdMarker : undefined;
-    } while (keyMarker);
+          ));
+        return {
+          items: (out.Uploads ?? []).map((u) => ({
+            key: u.Key!,
+            uploadId: u.UploadId!,
+            initiated: u.Initiated,
+          })),
+          truncated: out.IsTruncated === true,
+          next: out.NextKeyMarker
+            ? { key: out.NextKeyMarker, id: out.NextUploadIdMarker }
+            : undefined,
+        };
+      },
+    );
   }
 
-  /** The parts already uploaded to a pending multipart upload, by part number. */
+  /** The parts already uploaded to a pending multipart upload, by part number, all pages. */
   async listParts(
     key: string,
     uploadId: string,
     signal?: AbortSignal,
   ): Promise<Map<number, { etag: string; size: number }>> {
+    const what = `list parts of the pending upload of "${key}"`;
     const parts = new Map<number, { etag: string; size: number }>();
-    let marker: string | undefined;
-    do {
-      const out = await this.#send(
-        `list parts of the pending upload of "${key}"`,
-        () =>
+    const listed = pages<{ number: number; etag: string; size: number }, string>(
+      { what, prefix: key, cursorName: "NextPartNumberMarker" },
+      async (marker) => {
+        const out = await this.#send(what, () =>
           this.#client.send(
             new ListPartsCommand({
               Bucket: this.bucket,
@@ -720,15 +728,19 @@ export class S3Store {
               PartNumberMarker: marker,
             }),
             { abortSignal: signal },
-          ),
-      );
-      for (const p of out.Parts ?? []) {
-        if (p.PartNumber !== undefined) {
-          parts.set(p.PartNumber, { etag: unquote(p.ETag), size: p.Size ?? 0 });
-        }
-      }
-      marker = out.IsTruncated ? out.NextPartNumberMarker : undefined;
-    } while (marker);
+          ));
+        return {
+          items: (out.Parts ?? []).filter((p) => p.PartNumber !== undefined).map((p) => ({
+            number: p.PartNumber!,
+            etag: unquote(p.ETag),
+            size: p.Size ?? 0,
+          })),
+          truncated: out.IsTruncated === true,
+          next: out.NextPartNumberMarker || undefined,
+        };
+      },
+    );
+    for await (const p of listed) parts.set(p.number, { etag: p.etag, size: p.size });
     return parts;
   }
 
@@ -743,6 +755,56 @@ export class S3Store {
   /** Releases sockets. */
   close(): void {
     this.#client.destroy();
+  }
+}
+
+/** One page of a listing: its items, whether more follow, and where the next page starts. */
+interface Page<T, C> {
+  items: T[];
+  /** `IsTruncated`: the listing goes on after this page. */
+  truncated: boolean;
+  /** The cursor of the next page (token or markers), when the page gave one. */
+  next?: C;
+}
+
+/**
+ * Every item of a listing, page after page: `fetchPage` gets the page after a cursor (the first
+ * page for `undefined`) until a page says it is the last. A page that says the listing goes on
+ * yet gives no cursor, or a cursor already followed, is an {@linkcode S3RequestError} (not
+ * retryable) naming the listing, its key prefix and what the page lacked: the endpoint is
+ * untrusted, and neither the end of the listing nor an endless loop may follow from it.
+ */
+async function* pages<T, C>(
+  listing: {
+    /** What the requests do, as their errors say it (`list bucket "b" under "p/"`). */
+    what: string;
+    /** The key prefix (or key) listed. */
+    prefix: string;
+    /** The field a truncated page must fill (`NextContinuationToken`), for the error. */
+    cursorName: string;
+  },
+  fetchPage: (cursor: C | undefined) => Promise<Page<T, C>>,
+): AsyncGenerator<T> {
+  const followed = new Set<string>();
+  let cursor: C | undefined;
+  for (let n = 1;; n++) {
+    const page = await fetchPage(cursor);
+    yield* page.items;
+    if (!page.truncated) return;
+    const broken = (why: string) =>
+      new S3RequestError(
+        `Cannot ${listing.what}: page ${n} of the listing under "${listing.prefix}" says it is ` +
+          `truncated but ${why}, so the listing cannot go on (the S3 endpoint does not page ` +
+          `as S3 does)`,
+        false,
+        undefined,
+        "BrokenPagination",
+      );
+    if (page.next === undefined) throw broken(`gives no ${listing.cursorName}`);
+    const key = JSON.stringify(page.next);
+    if (followed.has(key)) throw broken(`gives ${listing.cursorName} ${key} again`);
+    followed.add(key);
+    cursor = page.next;
   }
 }
 

@@ -12,7 +12,7 @@ import { checkKey, compareCheck, MissingRecordError, readCheck } from "./check_r
 import { scheduleFromMetadata } from "../transfer/part_size.ts";
 import { withRetry } from "../backend/retry.ts";
 import type { ObjectInfo, S3Store } from "../backend/s3.ts";
-import { etagNotMd5, etagNotMd5Error } from "../transfer/etag_md5.ts";
+import { etagNotMd5, etagNotMd5Error } from "../transfer/etag.ts";
 import {
   type Expected,
   holdingBack,

@@ -20,8 +20,8 @@ import { type HashedPart, sendParts } from "./part_pipeline.ts";
 import { type RetryOptions, withRetry } from "../backend/retry.ts";
 import type { Retention, S3Store } from "../backend/s3.ts";
 import { abortOrExplain } from "./upload_abort.ts";
+import { multipartEtag } from "./etag.ts";
 import { type Sent, storedDifference, verifyStored } from "./upload_readback.ts";
-import { createHash } from "node:crypto";
 
 /** A pending multipart upload to continue, with the parts it holds. */
 export interface Resume {
@@ -75,13 +75,6 @@ export interface MultipartResult extends Sent {
   md5s: Uint8Array[];
   /** Parts found in the resumed upload (not sent again). */
   resumedParts: number;
-}
-
-/** Multipart ETag from part MD5s: md5(concat(md5s)) + "-" + count. */
-export function multipartEtag(md5s: Uint8Array[]): string {
-  const h = createHash("md5");
-  for (const m of md5s) h.update(m);
-  return `${h.digest("hex")}-${md5s.length}`;
 }
 
 /** Uploads `first` (parts 1 and 2, read already) and the rest; see the module doc. */

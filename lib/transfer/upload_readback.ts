@@ -6,7 +6,7 @@
  */
 
 import { IntegrityError } from "../base/errors.ts";
-import { etagNotMd5, etagNotMd5Error } from "./etag_md5.ts";
+import { etagNotMd5, etagNotMd5Error } from "./etag.ts";
 import { type RetryOptions, withRetry } from "../backend/retry.ts";
 import type { S3Store } from "../backend/s3.ts";
 
