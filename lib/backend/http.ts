@@ -151,7 +151,7 @@ function bodyBytes(body: unknown): Uint8Array | undefined {
   }
   if (body instanceof ArrayBuffer) return new Uint8Array(body);
   throw new Error(
-    `lib/http.ts sends string or byte bodies only, not ${
+    `lib/backend/http.ts sends string or byte bodies only, not ${
       (body as object)?.constructor?.name ?? typeof body
     }`,
   );

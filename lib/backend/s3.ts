@@ -79,7 +79,7 @@ export interface ObjectInfo {
   versionId?: string;
   /**
    * The Object Lock headers exactly as the server sent them (`x-amz-object-lock-mode`,
-   * `-retain-until-date`), unparsed: the bucket is untrusted, `object_lock.ts` parses them.
+   * `-retain-until-date`), unparsed: the bucket is untrusted, `chain/object_lock_policy.ts` parses them.
    */
   lockHeaders: LockHeaders;
 }
@@ -544,7 +544,7 @@ export class S3Store {
     }
   }
 
-  /** The answer body of a GetObject of `key` (see {@linkcode S3Store.get}), as sent by lib/http.ts. */
+  /** The answer body of a GetObject of `key` (see {@linkcode S3Store.get}), as sent by lib/backend/http.ts. */
   async #body(
     what: string,
     key: string,

@@ -4,7 +4,7 @@
  * any object's metadata disagrees with its check record. Deletes go newest
  * first (children before parents), each object with its check record, so a prune that stops
  * midway leaves only whole chains. In a versioned (Object Lock) bucket, locked objects are
- * kept and expired ones deleted version by version (`prune_lock.ts`).
+ * kept and expired ones deleted version by version (`repository/prune_versions.ts`).
  *
  * @module
  */

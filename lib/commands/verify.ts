@@ -37,7 +37,7 @@ import type { CliCommand, CliContext, CliRun } from "../cli/command.ts";
 /** The verdict on one snapshot. */
 export interface VerifyResult {
   snapshot: string;
-  /** `unprotected`: the bytes verified, but its Object Lock retention is short (`locking.ts`). */
+  /** `unprotected`: the bytes verified, but its Object Lock retention is short (`repository/object_lock_run.ts`). */
   state: "ok" | "repaired" | "corrupt" | "missing" | "unverifiable" | "unprotected";
   detail: string;
 }

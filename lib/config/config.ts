@@ -64,7 +64,7 @@ export interface Config {
   keep: Record<string, string | undefined>;
   /** `METRICS_FILE`: the Prometheus text file backup updates (see `metrics.ts`). */
   metricsFile?: string;
-  /** `OBJECT_LOCK_DAYS`: days new objects are locked (`object_lock.ts`); 0: no Object Lock. */
+  /** `OBJECT_LOCK_DAYS`: days new objects are locked (`chain/object_lock_policy.ts`); 0: no Object Lock. */
   objectLockDays: number;
   /** `OBJECT_LOCK_MODE`. */
   objectLockMode: "GOVERNANCE" | "COMPLIANCE";

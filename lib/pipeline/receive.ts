@@ -21,7 +21,7 @@ import type { RemoteSnapshot } from "../chain/types.ts";
 /**
  * Streams one object, verified and decompressed, into `zfs receive` at `target`. The last bytes
  * going into zfs receive are held back until the object has verified and the decompressor has
- * exited cleanly (see `verify.ts`), so a stream that fails either never reaches its END record.
+ * exited cleanly (see `transfer/verifying_stream.ts`), so a stream that fails either never reaches its END record.
  */
 export async function receiveOne(
   config: Config,

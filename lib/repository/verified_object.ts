@@ -1,7 +1,7 @@
 /**
  * A z3 object's verified download: {@linkcode inspectObject} learns what its bytes must match
  * (HEAD, check record, part MD5s), {@linkcode downloadVerified} streams them checked as they come
- * (see `verify.ts`). Shared by restore, get, verify and verify --repair.
+ * (see `transfer/verifying_stream.ts`). Shared by restore, get, verify and verify --repair.
  *
  * @module
  */
@@ -74,7 +74,7 @@ export async function inspectHeaded(
 }
 
 /**
- * Downloads `key` as a verified stream (see `verify.ts`), after {@linkcode inspectObject} (unless
+ * Downloads `key` as a verified stream (see `transfer/verifying_stream.ts`), after {@linkcode inspectObject} (unless
  * the caller already did and passes its result).
  */
 export async function openVerified(

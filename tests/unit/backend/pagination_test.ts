@@ -1,6 +1,6 @@
 /**
  * The four listings of `S3Store` (objects, versions, multipart uploads, parts) page by page
- * through the SDK and lib/http.ts, against a scripted HTTP/1.1 server on 127.0.0.1 that answers
+ * through the SDK and lib/backend/http.ts, against a scripted HTTP/1.1 server on 127.0.0.1 that answers
  * each listing with XML pages: every page is followed with the cursor it gives, and a page that
  * says it is truncated yet gives no cursor, or one already followed, is an error (the bucket and
  * the endpoint are hostile input), never the end of the listing or an endless loop.
