@@ -74,8 +74,8 @@ Commands:
             UPLOADED (UTC; DATASET first over several); --all: every dataset with objects
             under S3_PREFIX (and each [fs:] section's own), from the listings alone.
             HEALTH is ok, missing parent, parent broken, cycle detected, guid mismatch,
-            invalid name, record missing or record mismatch (each object is compared with
-            its check record); on stderr,
+            invalid name, record missing, record mismatch (each object is compared with
+            its check record) or empty (a 0-byte object); on stderr,
             which snapshot z3's hold should be on (the newest one both local and in the
             bucket) with its userrefs count
   backup    upload every snapshot after the newest one already in the bucket, each as its own
@@ -93,6 +93,9 @@ Commands:
             snapshot that exists locally or to a full, checks every link first, then runs
             zfs receive for each object oldest first, checking each part's MD5 (a bad part is
             fetched again) or the object's ETag, and the size, before ZFS can commit it.
+            zfs receive starts only once the stream's BEGIN record carries the recorded GUIDs
+            and is no -R/-p stream (else exit 6, nothing received); its END record and
+            checksum must match before zfs receive sees the end.
             --target receives into another dataset; --force adds -F. Raw and non-raw
             objects never stack (exit 5 before zfs runs); after raw ones, zfs load-key.
             --properties sets the local properties stored with the chain's full (zfs set;
@@ -106,10 +109,13 @@ Commands:
   get       write one object's verified bytes to stdout (KEY as stored, or dataset@snap),
             decrypted with AGE_IDENTITY_FILE when it is encrypted with age
   verify    download every object of FILESYSTEM (or SNAPSHOT's chain), check it against its check
-            record and recompute its ETag; one line per snapshot: ok, corrupt, missing (broken
-            chain) or unverifiable (objects of the original z3: size checked only). --zfs PARENT
-            also receives each chain into a throwaway, unmounted dataset under PARENT,
-            destroyed after.
+            record and recompute its ETag, and read its send stream through (decrypted with
+            AGE_IDENTITY_FILE, decompressed): its BEGIN record, END record and checksum, so a
+            truncated or empty object is corrupt (an encrypted one without its identity: the
+            detail says its stream was not read); one line per snapshot: ok, corrupt, missing
+            (broken chain) or unverifiable (objects of the original z3: size checked only).
+            --zfs PARENT also receives each chain into a throwaway dataset under PARENT
+            (zfs receive -u, below mountpoint=none), destroyed after.
             --repair writes a z3 object's missing check record again when its bytes match its
             ETag (reported "repaired"); a record that disagrees is never overwritten.
             unprotected: an Object Lock retention shorter than its chain needs.
