@@ -49,8 +49,8 @@ Usage:
   z3 status  [--all] [--json | --parseable]
   z3 backup  [--full] [--snapshot NAME] [--dry-run] [--json | --parseable] [--progress]
              [--prune]
-  z3 restore SNAPSHOT [--target DATASET] [--force] [--properties] [--dry-run] [--json]
-             [--progress]
+  z3 restore SNAPSHOT [--target DATASET] [--force] [--properties] [--property NAME]…
+             [--dry-run] [--json] [--progress]
   z3 get     KEY [--json] > file
   z3 verify  [SNAPSHOT] [--zfs PARENT] [--repair] [--json] [--progress]
   z3 prune   [--dry-run] [--json] [--keep-last N] [--keep-daily N] …
@@ -98,8 +98,14 @@ Commands:
             checksum must match before zfs receive sees the end.
             --target receives into another dataset; --force adds -F. Raw and non-raw
             objects never stack (exit 5 before zfs runs); after raw ones, zfs load-key.
-            --properties sets the local properties stored with the chain's full (zfs set;
-            all but mountpoint; one refused is a warning line, not a failure).
+            --properties sets the local properties stored with the chain's full (zfs set)
+            that are on its list: compression, recordsize, atime, relatime, xattr, acltype,
+            aclinherit, aclmode, dnodesize, logbias, primarycache, secondarycache, sync,
+            checksum, copies, snapdir, redundant_metadata, special_small_blocks; the others
+            (mountpoint, setuid, sharenfs, user properties, …) are named on stderr and set only
+            when named: --property NAME (repeatable, or NAME,NAME; implies --properties). One
+            refused is a warning line, not a failure; a malformed sidecar exits 6 before any
+            receive.
   prune     delete the bucket's objects that KEEP_LAST / KEEP_HOURLY / … / KEEP_YEARLY do not keep
             (newest per hour/day/ISO week/month/year, UTC). Never deletes an object a kept
             snapshot's chain needs, nor one of a broken chain, nor anything while an object
@@ -197,6 +203,7 @@ const COMMAND_FLAGS: Record<string, FlagSpec> = {
     target: { type: "string" },
     force: { type: "boolean" },
     properties: { type: "boolean" },
+    property: { type: "string", multiple: true },
     "dry-run": { type: "boolean" },
     json: { type: "boolean" },
   },
