@@ -18,7 +18,11 @@ import type { S3Store } from "../backend/s3.ts";
 import { type Expected, holdingBack } from "../transfer/verifying_stream.ts";
 import { openVerified } from "../repository/verified_object.ts";
 import * as zfs from "../zfs/zfs.ts";
-import { openSendStream, type SendStreamExpectation } from "../zfs/send_stream.ts";
+import {
+  openSendStream,
+  SendStreamCutError,
+  type SendStreamExpectation,
+} from "../zfs/send_stream.ts";
 import { sleep } from "../base/sleep.ts";
 import type { RemoteSnapshot } from "../chain/types.ts";
 
@@ -55,8 +59,8 @@ export async function receiveOne(
 ) {
   checkIdentity(r.key, r.metadata, config.ageIdentities ?? [], config.ageIdentityFile);
   const opened = await openObject(config, store, r, options, expected);
-  const unpacked = decompress(r.compressor, opened.stream, opened.signal);
-  const checked = await openChecked(unpacked, r, opened.stop);
+  const unpacked = unpack(opened, r);
+  const checked = await openChecked(unpacked, r);
   const receiver = zfs.receive(target, {
     force: options.force,
     noMount: options.noMount,
@@ -68,6 +72,8 @@ export async function receiveOne(
   try {
     await gated.pipeTo(receiver.stdin!, { signal: options.signal });
   } catch (err) {
+    // Read what failed upstream now, before stopping things adds failures of its own.
+    const cause = firstCause(err, unpacked);
     if (!(err instanceof Z3Error)) {
       // A failed write (broken pipe) means zfs receive stopped: its own error says why.
       const own = await Promise.race([
@@ -78,7 +84,7 @@ export async function receiveOne(
     }
     receiver.kill();
     await receiver.done.catch(() => {});
-    throw err;
+    throw await cause;
   }
   await unpacked.done;
   await receiver.done;
@@ -114,38 +120,53 @@ async function openObject(
   return { stream, stop, signal };
 }
 
+/** An object's decompressed stream, with what failed upstream of it so far. */
+interface Unpacked extends Piped {
+  /** Stops the download and the decompressor. */
+  stop: AbortController;
+  /** The rejection of `done` (the download or the decompressor failed), once it came. */
+  upstreamFailure(): unknown;
+}
+
+/** `opened`'s stream through `r`'s decompressor, watching `done` as it goes. */
+function unpack(opened: OpenedObject, r: RemoteSnapshot): Unpacked {
+  const piped = decompress(r.compressor, opened.stream, opened.signal);
+  let failure: unknown;
+  piped.done.catch((err) => failure ??= err);
+  return { ...piped, stop: opened.stop, upstreamFailure: () => failure };
+}
+
 /**
- * `unpacked` (the object's decompressed stream) opened with `openSendStream`: resolves once its
- * BEGIN record passed {@linkcode streamExpectation}. When it did not, `stop` ends the download
- * and the decompressor, and the first cause is thrown (see {@linkcode firstCause}).
+ * `unpacked` opened with `openSendStream`: resolves once its BEGIN record passed
+ * {@linkcode streamExpectation}; else throws the first cause (see {@linkcode firstCause}).
  */
 async function openChecked(
-  unpacked: Piped,
+  unpacked: Unpacked,
   r: RemoteSnapshot,
-  stop: AbortController,
 ): Promise<ReadableStream<Uint8Array>> {
   try {
     return (await openSendStream(unpacked.stream, streamExpectation(r))).stream;
   } catch (err) {
-    throw await firstCause(err, unpacked.done, stop);
+    throw await firstCause(err, unpacked);
   }
 }
 
 /**
- * The error to report when a stream failed with `err`: the rejection of `done` (the download or
- * the decompressor that cut the stream short) if it comes within a second, else `err`. Then
- * aborts `stop`, ending whatever still runs.
+ * The error to report when `unpacked`'s stream failed with `err`, then stops its download and
+ * decompressor. A download or a decompressor that failed first cuts the stream short: its error
+ * is the cause, not the cut (`SendStreamCutError`), which may come before a decompressor's exit
+ * status does (so a cut waits up to a second for it). A refused stream is its own cause: the
+ * decompressor's failure that follows (SIGPIPE, its output closed by the refusal) is not.
  */
-async function firstCause(
-  err: unknown,
-  done: Promise<void>,
-  stop: AbortController,
-): Promise<unknown> {
-  const cause = await Promise.race([
-    done.then(() => undefined, (e) => e as Error),
-    sleep(1000).then(() => undefined),
-  ]);
-  stop.abort(err);
+async function firstCause(err: unknown, unpacked: Unpacked): Promise<unknown> {
+  let cause = unpacked.upstreamFailure();
+  if (cause === undefined && err instanceof SendStreamCutError) {
+    cause = await Promise.race([
+      unpacked.done.then(() => undefined, (e) => e as Error),
+      sleep(1000).then(() => undefined),
+    ]);
+  }
+  unpacked.stop.abort(err);
   return cause ?? err;
 }
 
@@ -171,21 +192,21 @@ export async function readThrough(
     await opened.stream.pipeTo(new WritableStream());
     return unread(locked);
   }
-  let unpacked: Piped;
+  let unpacked: Unpacked;
   try {
-    unpacked = decompress(r.compressor, opened.stream, opened.signal);
+    unpacked = unpack(opened, r);
   } catch (err) {
     // A decompressor this host cannot run: the bytes are still checked against the object.
     if (!(err instanceof CommandError) || !err.message.startsWith("Cannot run ")) throw err;
     await opened.stream.pipeTo(new WritableStream());
     return unread(err.message);
   }
-  const checked = await openChecked(unpacked, r, opened.stop);
+  const checked = await openChecked(unpacked, r);
   try {
     await checked.pipeTo(new WritableStream());
     await unpacked.done;
   } catch (err) {
-    throw await firstCause(err, unpacked.done, opened.stop);
+    throw await firstCause(err, unpacked);
   }
   return "stream checked: BEGIN, END and its checksum";
 }
