@@ -6,7 +6,12 @@
  * @module
  */
 
-import { applyProperties, chainFull } from "../pipeline/properties.ts";
+import {
+  applyProperties,
+  chainFull,
+  namedProperties,
+  readProperties,
+} from "../pipeline/properties.ts";
 import { Chains } from "../chain/walk.ts";
 import { keyFor } from "../chain/keys.ts";
 import { planRestore, type RestorePlan } from "../chain/restore_plan.ts";
@@ -35,8 +40,13 @@ export interface RestoreOptions {
   target?: string;
   /** `zfs receive -F`. */
   force?: boolean;
-  /** Set the properties stored with the chain's full on the target afterwards. */
+  /**
+   * Set the properties stored with the chain's full on the target afterwards: those of
+   * `DEFAULT_PROPERTIES` (`properties.ts`) and `namedProperties`.
+   */
   properties?: boolean;
+  /** With `properties`: also these (`--property`), e.g. `setuid` or a user property. */
+  namedProperties?: ReadonlySet<string>;
   dryRun?: boolean;
   /** With `dryRun`: receives the plan as data (`--json`), besides its lines on `out`. */
   onPlan?: (plan: RestoreDryRun) => void;
@@ -79,15 +89,17 @@ export async function restore(
     printDryRun(store, plan, target, options);
     return [];
   }
-  const done = await receiveAll(config, store, plan, target, options);
+  // The sidecar is read (a malformed one refused) before anything is received.
   const root = options.properties ? chainFull(remote, full) : undefined;
+  const stored = root &&
+    await readProperties(store, config.s3Prefix, root.name, config.maxRetries + 1);
+  const done = await receiveAll(config, store, plan, target, options);
   if (root) {
     await applyProperties(
-      store,
-      config.s3Prefix,
+      stored,
       root.name,
       target,
-      config.maxRetries + 1,
+      options.namedProperties ?? new Set(),
       options.err,
     );
   }
@@ -259,12 +271,14 @@ function startRestore(context: CliContext): CliRun {
   return {
     async runDataset(config, store) {
       const dryRun = values["dry-run"] === true;
+      const named = namedProperties((values.property as string[] | undefined) ?? []);
       const plan: string[] = [];
       let planned: RestoreDryRun = { steps: [] };
       const received = await restore(config, store, context.positionals[0], {
         target: values.target as string | undefined,
         force: values.force === true,
-        properties: values.properties === true,
+        properties: values.properties === true || named.size > 0,
+        namedProperties: named,
         dryRun,
         onPlan: (p) => planned = p,
         signal: context.signal,

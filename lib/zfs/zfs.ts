@@ -280,12 +280,23 @@ export function send(snapshot: string, from?: string, options: SendOptions = {})
 export interface ReceiveOptions extends ZfsStreamOptions {
   /** Pass `-F`: roll the target back to its latest snapshot first. @default {false} */
   force?: boolean;
+  /**
+   * Pass `-u`: mount nothing received. zfs-fuse 0.7.0-25 takes `-u` although its usage line
+   * (`receive [-vnF] <filesystem|volume|snapshot>`) does not list it (`-z` is refused as an
+   * invalid option, `-u` is not), and receives unmounted with it; so does OpenZFS.
+   * @default {false}
+   */
+  noMount?: boolean;
 }
 
 /** The argv of `zfs receive` into `target` (a dataset name). */
-export function receiveArgv(target: string, options: { force?: boolean } = {}): string[] {
+export function receiveArgv(
+  target: string,
+  options: { force?: boolean; noMount?: boolean } = {},
+): string[] {
   validateDataset(target);
-  return options.force ? zfs("receive", "-F", target) : zfs("receive", target);
+  const flags = [...(options.force ? ["-F"] : []), ...(options.noMount ? ["-u"] : [])];
+  return zfs("receive", ...flags, target);
 }
 
 /**
@@ -336,9 +347,8 @@ export function parseSendEstimate(stdout: string, stderr = ""): number | undefin
 
 /**
  * Creates `dataset` with `mountpoint=none`, inherited by everything received below it, so none
- * of it is ever mounted. This stands in for `zfs receive -u`, which zfs-fuse's receive lacks
- * (its usage: `receive [-vnF] <filesystem|volume|snapshot>`). Only for z3's own throwaway
- * datasets (`z3 verify --zfs`).
+ * of it is mounted. `z3 verify --zfs` also receives below it with `zfs receive -u`; the inherited
+ * `mountpoint=none` stays, as a second guard. Only for z3's own throwaway datasets.
  */
 export async function createUnmounted(dataset: string): Promise<void> {
   validateDataset(dataset);

@@ -550,7 +550,8 @@ integration("z3 verify reports every snapshot ok and proves the chain with --zfs
     assert.doesNotMatch(left, /z3-verify-/, "the throwaway dataset is destroyed");
 
     // An object whose bytes match its ETag and its check record but are no ZFS stream (made
-    // by a zfs whose send writes noise): only --zfs can tell.
+    // by a zfs whose send writes noise): verify reads its stream through and finds no BEGIN
+    // record (before it read streams, only --zfs could tell), so --zfs receives nothing.
     const junk = `${f.pool.mountpoint}/junk-zfs`;
     const realZfs = (await run(["sh", "-c", "command -v zfs"])).trim();
     await Deno.writeTextFile(
@@ -567,8 +568,13 @@ exec '${realZfs}' "$@"
     );
     const env = { S3_PREFIX: "junk/" };
     ok(await f.z3(["backup", "--snapshot", "s1"], { ...env, Z3_ZFS_COMMAND: junk }));
-    const plain = ok(await f.z3(["verify"], env));
-    assert.deepEqual(plain.map((l) => l.split("\t").slice(0, 2)), [[`${f.dataset}@s1`, "ok"]]);
+    const plain = await f.z3(["verify"], env);
+    assert.equal(plain.code, 6, plain.stderr);
+    assert.deepEqual(plain.stdout.trimEnd().split("\t").slice(0, 2), [
+      `${f.dataset}@s1`,
+      "corrupt",
+    ]);
+    assert.match(plain.stdout, /its first record has not the send stream magic/);
     const proved = await f.z3(["verify", "--json", "--zfs", f.pool.name], env);
     assert.equal(proved.code, 6, proved.stderr);
     const [row] = JSON.parse(proved.stdout) as {
@@ -577,7 +583,7 @@ exec '${realZfs}' "$@"
       detail: string;
     }[];
     assert.deepEqual([row.snapshot, row.state], [`${f.dataset}@s1`, "corrupt"]);
-    assert.match(row.detail, /zfs receive of the chain failed/);
+    assert.match(row.detail, /Cannot read ".*@s1" as a zfs send stream/);
     const after = await run(["zfs", "list", "-H", "-o", "name", "-r", f.pool.name]);
     assert.doesNotMatch(after, /z3-verify-/, "the throwaway dataset is destroyed");
   });

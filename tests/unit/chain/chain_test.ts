@@ -165,6 +165,27 @@ Deno.test("Chains.health() shows a flaw the caller found, and breaks what is abo
   assert.match(chains.why(full("c")), /^parent broken: "pool\/fs@b": its metadata disagrees/);
 });
 
+Deno.test("Chains.health() calls a 0-byte object empty, even a full, and breaks what is above it", () => {
+  const emptyFull = parseRemote(PREFIX, DS, `${PREFIX}${full("a")}`, { isfull: "true" }, 0);
+  assert.ok(emptyFull);
+  const objects = [emptyFull, obj("b", "a"), obj("c")];
+  assert.deepEqual(healthOf(objects), {
+    [full("a")]: "empty",
+    [full("b")]: "parent broken",
+    [full("c")]: "ok",
+  });
+  const chains = bucket(...objects);
+  assert.match(chains.why(full("a")), /^empty: "pool\/fs@a" is an empty object \(0 bytes\)/);
+  assert.equal(chains.fullOf(full("b")), undefined);
+  assert.throws(() => planRestore(chains, full("a"), new Map()), ChainError);
+  const rows = statusRows([], chains);
+  assert.deepEqual(rows.map((r) => [r.name, r.health]), [
+    ["a", "empty"],
+    ["b", "parent broken"],
+    ["c", "ok"],
+  ]);
+});
+
 Deno.test("Chains.ancestors() walks sound links down to the full, newest first", () => {
   const chains = bucket(obj("a"), obj("b", "a"), obj("c", "b"), obj("d"), obj("e", "d"));
   assert.deepEqual([...chains.ancestors(full("c"))].map((s) => s.snapshot), ["c", "b", "a"]);
