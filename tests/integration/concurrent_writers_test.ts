@@ -3,11 +3,14 @@
  * read-back finds run B's completed object. A fails, and B's object stays: z3 deletes only the
  * version it wrote (a versioned bucket), or nothing (a bucket without versioning). Made
  * deterministic by a store that runs B's whole upload when A first reads its object back.
+ * And prune, which deletes, takes the dataset's lock before it lists what it plans on.
  */
 import assert from "node:assert/strict";
 import { integration } from "../bed/bed.ts";
 import { pseudoRandom } from "../bed/files.ts";
-import { freshBucket, freshLockedBucket } from "../bed/s3_bed.ts";
+import { childEnv, freshBucket, freshLockedBucket } from "../bed/s3_bed.ts";
+import { runZ3 } from "../bed/cli.ts";
+import { faultProxy } from "../bed/fault_proxy.ts";
 import { IntegrityError } from "../../lib/base/errors.ts";
 import type { S3Store } from "../../lib/backend/s3.ts";
 import { uploadStream } from "../../lib/transfer/upload.ts";
@@ -95,6 +98,42 @@ integration(
     } finally {
       store.close();
       await remove();
+    }
+  },
+  { zfs: false },
+);
+
+integration(
+  "prune takes the dataset's lock before it lists the bucket: a held lock stops it before any request",
+  async (bed) => {
+    const store = await freshBucket(bed.s3, "prune-lock");
+    const lockDir = await Deno.makeTempDir({ prefix: "z3-prune-lock-" });
+    const proxy = faultProxy(bed.s3.S3_ENDPOINT);
+    try {
+      const dataset = "pool/data";
+      // Another run's lock on the dataset, as host_lock.ts takes it: flock on the file, its PID.
+      using held = await Deno.open(`${lockDir}/backup-${encodeURIComponent(dataset)}.lock`, {
+        create: true,
+        write: true,
+      });
+      await held.lock(true);
+      await held.write(new TextEncoder().encode("4242\n"));
+      const env = { ...childEnv(bed.s3, store.bucket), HOST: proxy.endpoint };
+      const result = await runZ3(["prune", "--keep-last", "1"], {
+        ...env,
+        FILESYSTEM: dataset,
+        Z3_LOCK_DIR: lockDir,
+      });
+      assert.equal(result.code, 8, result.stderr);
+      assert.match(result.stderr, /another z3 run \(pid 4242\) is running/);
+      const kinds = proxy.log.map((l) => l.kind);
+      assert.ok(!kinds.includes("ListObjects"), `nothing was listed: ${kinds}`);
+      assert.ok(!kinds.includes("GetObject"), `no record was read: ${kinds}`);
+      await held.unlock();
+    } finally {
+      await proxy.close();
+      store.close();
+      await Deno.remove(lockDir, { recursive: true });
     }
   },
   { zfs: false },
