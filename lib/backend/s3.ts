@@ -104,6 +104,12 @@ export interface BucketLock {
   rule?: { mode?: string; days?: number; years?: number };
 }
 
+/** What one write stored: its ETag (unquoted) and, in a versioned bucket, its version. */
+export interface Written {
+  etag: string;
+  versionId?: string;
+}
+
 /** One version of a key (ListObjectVersions), delete markers included. */
 export interface KeyVersion {
   versionId: string;
@@ -576,6 +582,19 @@ export class S3Store {
     md5Base64: string,
     options: WriteOptions = {},
   ): Promise<string> {
+    return (await this.putVersion(key, body, md5Base64, options)).etag;
+  }
+
+  /**
+   * {@linkcode S3Store.put}, returning the version it wrote too (`x-amz-version-id`; absent in
+   * a bucket without versioning): the one version this write may later delete.
+   */
+  async putVersion(
+    key: string,
+    body: Uint8Array,
+    md5Base64: string,
+    options: WriteOptions = {},
+  ): Promise<Written> {
     const out = await this.#send(
       `upload "${key}" to bucket "${this.bucket}"`,
       () =>
@@ -593,7 +612,7 @@ export class S3Store {
           { abortSignal: options.signal },
         ),
     );
-    return unquote(out.ETag);
+    return { etag: unquote(out.ETag), versionId: out.VersionId };
   }
 
   /** Starts a multipart upload and returns its id. */
@@ -643,14 +662,17 @@ export class S3Store {
     return unquote(out.ETag);
   }
 
-  /** Completes a multipart upload from its parts in order. */
+  /**
+   * Completes a multipart upload from its parts in order; returns the version it wrote
+   * (`x-amz-version-id`), or `undefined` in a bucket without versioning.
+   */
   async completeMultipart(
     key: string,
     uploadId: string,
     parts: { partNumber: number; etag: string }[],
     signal?: AbortSignal,
-  ): Promise<void> {
-    await this.#send(`complete multipart upload of "${key}"`, () =>
+  ): Promise<string | undefined> {
+    const out = await this.#send(`complete multipart upload of "${key}"`, () =>
       this.#client.send(
         new CompleteMultipartUploadCommand({
           Bucket: this.bucket,
@@ -662,6 +684,7 @@ export class S3Store {
         }),
         { abortSignal: signal },
       ));
+    return out.VersionId;
   }
 
   /** Aborts a multipart upload; an upload that is already gone counts as aborted. */

@@ -17,7 +17,12 @@ import { requireDataset } from "../cli/one_dataset.ts";
 import { IntegrityError } from "../base/errors.ts";
 import { printable } from "../chain/names.ts";
 import { loadRemote } from "../repository/bucket_index.ts";
-import { parsePolicy, planPrune, type PrunePlan } from "../chain/retention.ts";
+import {
+  parsePolicy,
+  planPrune,
+  type PrunePlan,
+  type RetentionPolicy,
+} from "../chain/retention.ts";
 import { acquireBackupLock } from "../zfs/host_lock.ts";
 import { withRetry } from "../backend/retry.ts";
 import type { S3Store } from "../backend/s3.ts";
@@ -40,7 +45,11 @@ export interface PruneOptions {
   err: (line: string) => void;
 }
 
-/** Plans and (unless dry-run) carries out a prune; returns every decision, oldest first. */
+/**
+ * Plans and (unless dry-run) carries out a prune; returns every decision, oldest first. A real
+ * prune takes the dataset's lock before it lists the bucket, so that no backup changes what it
+ * plans on (`backup --prune` passes the lock it holds); a dry run takes none.
+ */
 export async function prune(
   config: Config,
   store: S3Store,
@@ -48,17 +57,47 @@ export async function prune(
 ): Promise<PruneLine[]> {
   const dataset = requireDataset(config);
   const policy = parsePolicy(config.keep, (key) => config.sources[key] ?? "the configuration");
+  const lock = options.dryRun || options.locked
+    ? undefined
+    : acquireBackupLock(dataset, { verb: "prune" });
+  try {
+    const { chains, plan } = await planDeletes(config, store, dataset, policy, options.signal);
+    const lines = plan.decisions.map((d) => ({
+      snapshot: d.snapshot.name,
+      action: d.keep ? "keep" as const : "delete" as const,
+      reasons: d.reasons,
+    }));
+    if (options.dryRun) return lines;
+    const refused = await deleteAll(config, store, chains, plan.deletes, options);
+    for (const line of lines) {
+      const why = refused.get(line.snapshot);
+      if (why !== undefined && line.action === "delete") {
+        Object.assign(line, { action: "keep", reasons: [why] });
+      }
+    }
+    return lines;
+  } finally {
+    lock?.release();
+  }
+}
+
+/**
+ * Lists the bucket, reads the check records and plans the prune. An object whose record is
+ * missing counts as unhealthy (restore refuses it), so it is no kept restore point and is left
+ * alone with what builds on it.
+ */
+async function planDeletes(
+  config: Config,
+  store: S3Store,
+  dataset: string,
+  policy: RetentionPolicy,
+  signal: AbortSignal | undefined,
+): Promise<{ chains: Chains; plan: PrunePlan }> {
   const attempts = config.maxRetries + 1;
-  const remote = await loadRemote(store, config.s3Prefix, dataset, {
-    signal: options.signal,
-    attempts,
-  });
+  const remote = await loadRemote(store, config.s3Prefix, dataset, { signal, attempts });
   // A prune decides by each object's parent: metadata that disagrees with its check record may
   // point elsewhere than the object's real parent, so nothing is decided while any does.
-  const flaws = await recordFlaws(store, config.s3Prefix, remote, {
-    attempts,
-    signal: options.signal,
-  });
+  const flaws = await recordFlaws(store, config.s3Prefix, remote, { attempts, signal });
   const mismatched = [...flaws.values()].filter((f) => f.health === "record mismatch");
   if (mismatched.length > 0) {
     throw new IntegrityError(
@@ -69,29 +108,8 @@ export async function prune(
     );
   }
   const now = new Date();
-  const chains = new Chains(remote);
-  const plan = planPrune(chains, policy, now, heldByLock(remote, now));
-  const lines = plan.decisions.map((d) => ({
-    snapshot: d.snapshot.name,
-    action: d.keep ? "keep" as const : "delete" as const,
-    reasons: d.reasons,
-  }));
-  if (options.dryRun) return lines;
-  // Not while a backup of the dataset builds on what this would delete (`backup --prune` passes
-  // the lock it holds).
-  const lock = options.locked ? undefined : acquireBackupLock(dataset, { verb: "prune" });
-  try {
-    const refused = await deleteAll(config, store, chains, plan.deletes, options);
-    for (const line of lines) {
-      const why = refused.get(line.snapshot);
-      if (why !== undefined && line.action === "delete") {
-        Object.assign(line, { action: "keep", reasons: [why] });
-      }
-    }
-  } finally {
-    lock?.release();
-  }
-  return lines;
+  const chains = new Chains(remote, flaws);
+  return { chains, plan: planPrune(chains, policy, now, heldByLock(remote, now)) };
 }
 
 /**

@@ -14,7 +14,7 @@ import {
 } from "../pipeline/properties.ts";
 import { Chains } from "../chain/walk.ts";
 import { keyFor } from "../chain/keys.ts";
-import { planRestore, type RestorePlan } from "../chain/restore_plan.ts";
+import { checkTarget, planRestore, type RestorePlan } from "../chain/restore_plan.ts";
 import { shortName } from "../chain/names.ts";
 import type { RemoteSnapshot } from "../chain/types.ts";
 import type { Config } from "../config/config.ts";
@@ -85,15 +85,17 @@ export async function restore(
     return [];
   }
   const raw = await checkStreams(plan, target, exists);
-  if (options.dryRun) {
-    printDryRun(store, plan, target, options);
-    return [];
-  }
+  // Every check of the real run before its first receive, dry run included (same exit).
+  const expected = await checkObjects(config, store, plan, options.signal);
   // The sidecar is read (a malformed one refused) before anything is received.
   const root = options.properties ? chainFull(remote, full) : undefined;
   const stored = root &&
     await readProperties(store, config.s3Prefix, root.name, config.maxRetries + 1);
-  const done = await receiveAll(config, store, plan, target, options);
+  if (options.dryRun) {
+    printDryRun(store, plan, target, options);
+    return [];
+  }
+  const done = await receiveAll(config, store, { plan, expected }, target, options);
   if (root) {
     await applyProperties(
       stored,
@@ -138,6 +140,8 @@ async function planReceives(
     full,
     new Map(local.map((s) => [s.snapshot, s.guid])),
   );
+  const snapshots = local.map((s) => s.snapshot);
+  checkTarget(full, plan, { name: target, exists, snapshots, force: options.force === true });
   return { target, remote, plan, exists };
 }
 
@@ -194,30 +198,38 @@ function printDryRun(
 }
 
 /**
- * Checks every object's identity and check record, then receives them into `target` in order
- * (`receive.ts`); returns the names received.
+ * Checks every object's age identity, then that it is still what its backup verified (its check
+ * record, `verified_object.ts`), before ZFS sees any of them; returns what each must stream.
  */
-async function receiveAll(
+async function checkObjects(
   config: Config,
   store: S3Store,
   plan: RestorePlan,
-  target: string,
-  options: RestoreOptions,
-): Promise<string[]> {
-  // Every encrypted object must have its identity, before any download or receive.
+  signal: AbortSignal | undefined,
+): Promise<Expected[]> {
   for (const { remote: r } of plan.steps) {
     checkIdentity(r.key, r.metadata, config.ageIdentities ?? [], config.ageIdentityFile);
   }
-  // Every object must still be what its backup verified before ZFS sees any of them.
   const expected: Expected[] = [];
   for (const { remote: r } of plan.steps) {
-    expected.push(await inspectObject(store, r.key, config, options.signal));
+    expected.push(await inspectObject(store, r.key, config, signal));
   }
+  return expected;
+}
+
+/** Receives the checked objects into `target` in order (`receive.ts`); returns the names. */
+async function receiveAll(
+  config: Config,
+  store: S3Store,
+  checked: { plan: RestorePlan; expected: Expected[] },
+  target: string,
+  options: RestoreOptions,
+): Promise<string[]> {
   const done: string[] = [];
-  for (const [i, { remote: r }] of plan.steps.entries()) {
+  for (const [i, { remote: r }] of checked.plan.steps.entries()) {
     options.signal?.throwIfAborted();
     options.err(`${r.name}: receiving into ${target}`);
-    await receiveOne(config, store, r, target, options, expected[i]);
+    await receiveOne(config, store, r, target, options, checked.expected[i]);
     done.push(`${target}@${r.snapshot}`);
   }
   return done;

@@ -125,6 +125,7 @@ export async function uploadMultipart(
   };
   let sent: Sent;
   let md5s: Uint8Array[];
+  let versionId: string | undefined;
   try {
     const piped = await sendParts(first, { ...options, key, send });
     md5s = piped.md5s;
@@ -133,7 +134,7 @@ export async function uploadMultipart(
     await options.beforeComplete?.();
     const parts = etags.map((etag, i) => ({ partNumber: i + 1, etag }));
     try {
-      await withRetry(() => store.completeMultipart(key, id, parts, signal), retry);
+      versionId = await withRetry(() => store.completeMultipart(key, id, parts, signal), retry);
     } catch (err) {
       // Carried out with its answer lost? Then the object is there as sent.
       const differs = await storedDifference(store, key, sent, retry).catch(() => "unknown");
@@ -152,6 +153,6 @@ export async function uploadMultipart(
     throw err;
   }
   await options.pendingRecord?.remove().catch(() => {});
-  await verifyStored(store, key, sent, retry);
+  await verifyStored(store, key, sent, retry, { versionId });
   return { ...sent, md5s, resumedParts };
 }

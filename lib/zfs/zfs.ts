@@ -407,14 +407,33 @@ export async function getEncryption(dataset: string): Promise<string> {
   }
 }
 
-/** How many user holds `snapshot` has (its `userrefs` property; zfs-fuse has it). */
-export async function getUserRefs(snapshot: string): Promise<number> {
-  parseSnapshot(snapshot);
-  const value = (await zfsText(getPropertyArgv("userrefs", snapshot).slice(1))).trim();
-  if (!/^\d+$/.test(value)) {
-    throw new ZfsError(`Cannot read the userrefs of "${snapshot}" from zfs: got "${value}"`);
+/** The argv of the one call that reads the `userrefs` of every snapshot of `dataset`. */
+export function userRefsArgv(dataset: string): string[] {
+  return zfs("get", "-H", "-p", "-r", "-d", "1", "-o", "name,value", "userrefs", dataset);
+}
+
+/** `zfs get userrefs` output → each snapshot's count (the dataset's own `-` line skipped). */
+export function parseUserRefs(dataset: string, text: string): Map<string, number> {
+  const refs = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const [name, value] = line.split("\t");
+    if (!name?.startsWith(`${dataset}@`)) continue;
+    if (!/^\d+$/.test(value ?? "")) {
+      throw new ZfsError(`Cannot read the userrefs of "${name}" from zfs: got "${value}"`);
+    }
+    refs.set(name, Number(value));
   }
-  return Number(value);
+  return refs;
+}
+
+/**
+ * The snapshots of `dataset` with at least one user hold, and how many (`userrefs`, every
+ * tool's holds: zfs-fuse cannot list hold tags), oldest name first as zfs prints them.
+ */
+export async function heldSnapshots(dataset: string): Promise<Map<string, number>> {
+  validateDataset(dataset);
+  const refs = parseUserRefs(dataset, await zfsText(userRefsArgv(dataset).slice(1)));
+  return new Map([...refs].filter(([, n]) => n > 0));
 }
 
 /** A hold tag z3 may pass: no leading `-`, printable, short (OpenZFS: "tag too long"). */

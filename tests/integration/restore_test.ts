@@ -344,6 +344,38 @@ integration(
   },
 );
 
+integration(
+  "restore --dry-run makes the real run's checks and exits as it would: a target with newer snapshots, a changed parent",
+  async (bed) => {
+    await withHistory(bed.s3, "rs-dry-checks", {}, async (f) => {
+      await backupAll(f);
+      const target = `${f.pool.name}/dry`;
+      ok(await f.z3(["restore", "s2", "--target", target]));
+      await run(["zfs", "snapshot", `${target}@local-only`]);
+      // The target has a snapshot newer than s2, the restore's base: zfs receive would refuse.
+      for (const dry of [["--dry-run"], []]) {
+        const result = await f.z3(["restore", "s4", "--target", target, ...dry]);
+        failure(result, 5, /it has 1 snapshot\(s\) newer than "s2".*"local-only".*--force/);
+        assert.deepEqual(result.stdout, "", `${dry}: no plan printed`);
+      }
+      assert.deepEqual(await snapshotsOf(target), ["s1", "s2", "local-only"], "nothing received");
+      ok(await f.z3(["restore", "s4", "--target", target, "--force", "--dry-run"]));
+
+      // s3 is rewritten in the bucket with its metadata kept: its check record no longer agrees.
+      const info = (await f.store.head(f.key("s3")))!;
+      const bytes = await bytesOf(f.store, f.key("s3"));
+      bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+      await f.store.put(f.key("s3"), bytes, md5Base64(bytes), { metadata: info.metadata });
+      const fresh = `${f.pool.name}/dry fresh`;
+      for (const dry of [["--dry-run"], []]) {
+        const result = await f.z3(["restore", "s4", "--target", fresh, ...dry]);
+        failure(result, 6, /^z3: Cannot trust ".*@s3": it changed in the bucket after the backup/);
+      }
+      assert.equal(await datasetExists(fresh), false, "nothing was received");
+    });
+  },
+);
+
 integration("an object of z3 whose check record is gone is refused", async (bed) => {
   await withHistory(bed.s3, "rs-norecord", {}, async (f) => {
     await backupAll(f);
