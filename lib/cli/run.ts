@@ -8,18 +8,33 @@
 
 import { parseArgs } from "node:util";
 import { describeError, EXIT, InterruptedError, UsageError, Z3Error } from "../base/errors.ts";
+import { SIGNING_KEY_TAG } from "../config/signing_keys.ts";
 
 const secrets = new Set<string>();
+
+/**
+ * Texts that are secret by their shape, redacted whether or not they were registered, from the
+ * first line a run prints: an age identity (`AGE-SECRET-KEY-1…`, either case) and a z3 signing
+ * key (`z3-sign-1:…`), whatever setting they were given to.
+ */
+const SECRET_SHAPES = [
+  /AGE-SECRET-KEY-1[0-9A-Z]*/gi,
+  new RegExp(`${SIGNING_KEY_TAG}[A-Za-z0-9+/=]*`, "g"),
+];
 
 /** Registers values that must never be printed. */
 export function addSecrets(values: Iterable<string>): void {
   for (const v of values) if (v && v.length >= 4) secrets.add(v);
 }
 
-/** Replaces every registered secret in `text` with `***`. */
+/**
+ * Replaces every registered secret, and every text shaped like an age identity or a signing key,
+ * in `text` with `***`.
+ */
 export function redact(text: string): string {
   let out = text;
   for (const s of secrets) out = out.replaceAll(s, "***");
+  for (const shape of SECRET_SHAPES) out = out.replace(shape, "***");
   return out;
 }
 
