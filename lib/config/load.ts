@@ -89,7 +89,29 @@ export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
   await loadAgeKeys(config);
   if (options.warn) await warnOpenSecrets(config, options.configDir ?? CONFIG_DIR, options.warn);
   if (config.caFile) config.caCerts = await readCaFile(config.caFile);
+  if (config.caOnly && !config.caFile) {
+    throw new UsageError(
+      "Cannot use S3_CA_ONLY=true: S3_CA_FILE is not set (the CA to trust alone)",
+    );
+  }
+  const plain = plainHttpWarning(config.endpoint);
+  if (plain) options.warn?.(plain);
   return config;
+}
+
+/**
+ * The warning for a `HOST` that is plain HTTP to anything but this machine (`localhost`,
+ * 127.0.0.0/8, `::1`); `undefined` for https, loopback, or no `HOST`.
+ */
+export function plainHttpWarning(endpoint: string | undefined): string | undefined {
+  if (!endpoint?.startsWith("http://")) return undefined;
+  const host = new URL(endpoint).hostname;
+  if (host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host)) {
+    return undefined;
+  }
+  return `warning: HOST ${endpoint} is plain HTTP to a host that is not this machine: anyone on ` +
+    "the path can read what z3 sends and change the answers; use https:// (with S3_CA_FILE for " +
+    "a private CA)";
 }
 
 /** The PEM certificates in `S3_CA_FILE`, each parsed once so a bad file fails here (exit 2). */
