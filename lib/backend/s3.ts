@@ -60,6 +60,8 @@ export interface S3Settings {
   stallMs?: number;
   /** PEM certificates trusted for HTTPS besides Deno's built-in roots (`S3_CA_FILE`). */
   caCerts?: string[];
+  /** `S3_CA_ONLY`: trust `caCerts` alone, not the built-in roots. @default {false} */
+  caOnly?: boolean;
   /** `MAX_RATE`, bytes per second for all transfers of this store together; unset: none. */
   maxRate?: number;
 }
@@ -291,6 +293,7 @@ export class S3Store {
       requestHandler: new HttpHandler({
         stallMs: settings.stallMs,
         caCerts: settings.caCerts,
+        caOnly: settings.caOnly,
         rateLimit: settings.maxRate ? new RateLimit(settings.maxRate) : undefined,
       }),
     });

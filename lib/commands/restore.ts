@@ -26,7 +26,7 @@ import { ignoreClosedStdout as closedStdout } from "../cli/run.ts";
 import { parseSnapshot, validateDataset } from "../chain/names.ts";
 import { formatArgv } from "../exec/process.ts";
 import { loadRemote } from "../repository/bucket_index.ts";
-import type { S3Store } from "../backend/s3.ts";
+import type { ObjectInfo, S3Store } from "../backend/s3.ts";
 import type { Expected } from "../transfer/verifying_stream.ts";
 import { decrypted, encrypted, receiveOne } from "../pipeline/receive.ts";
 import { inspectHeaded, inspectObject, openVerified } from "../repository/verified_object.ts";
@@ -236,9 +236,33 @@ async function receiveAll(
 }
 
 /**
- * `z3 get KEY`: the object's verified bytes to stdout (the key as given, or under S3_PREFIX),
- * decrypted when it is encrypted with age. Returns the object's key, stored size and ETag, or
- * `undefined` when the reader closed stdout before the end.
+ * The object `z3 get` means by `key`: `S3_PREFIX` + `key` first, else `key` as given; `undefined`
+ * when neither exists. A name that is both (a key outside `S3_PREFIX` shadowing a backup) is
+ * refused with a {@linkcode UsageError}: the one outside would skip the check record.
+ */
+export async function findObject(
+  config: Config,
+  store: S3Store,
+  key: string,
+  signal?: AbortSignal,
+): Promise<ObjectInfo | undefined> {
+  const prefixed = keyFor(config.s3Prefix, key);
+  const under = await store.head(prefixed, signal);
+  if (prefixed === key) return under;
+  const outside = await store.head(key, signal);
+  if (under && outside) {
+    throw new UsageError(
+      `Cannot download "${key}": it names two objects in bucket "${store.bucket}", ` +
+        `"${prefixed}" (under S3_PREFIX) and "${key}"; move or delete the one outside S3_PREFIX`,
+    );
+  }
+  return under ?? outside;
+}
+
+/**
+ * `z3 get KEY`: the object's verified bytes to stdout (see {@linkcode findObject} for which
+ * object), decrypted when it is encrypted with age. Returns the object's key, stored size and
+ * ETag, or `undefined` when the reader closed stdout before the end.
  */
 export async function get(
   config: Config,
@@ -246,26 +270,24 @@ export async function get(
   key: string,
   options: { signal?: AbortSignal; err: (line: string) => void },
 ): Promise<{ key: string; size: number; etag: string } | undefined> {
-  const candidates = [key, keyFor(config.s3Prefix, key)];
-  for (const k of candidates) {
-    const info = await store.head(k, options.signal);
-    if (info) {
-      checkIdentity(k, info.metadata, config.ageIdentities ?? [], config.ageIdentityFile);
-      const expected = await inspectHeaded(store, info, config);
-      const stream = await decrypted(
-        await openVerified(store, k, config, options, expected),
-        k,
-        info.metadata,
-        config,
-      );
-      const piped = stream.pipeTo(Deno.stdout.writable, {
-        signal: options.signal,
-        preventClose: true,
-      });
-      return await piped.then(() => ({ key: k, size: info.size, etag: info.etag }), closedStdout);
-    }
+  const info = await findObject(config, store, key, options.signal);
+  if (!info) {
+    throw new UsageError(`Cannot download "${key}": no such object in bucket "${store.bucket}"`);
   }
-  throw new UsageError(`Cannot download "${key}": no such object in bucket "${store.bucket}"`);
+  const k = info.key;
+  checkIdentity(k, info.metadata, config.ageIdentities ?? [], config.ageIdentityFile);
+  const expected = await inspectHeaded(store, info, config);
+  const stream = await decrypted(
+    await openVerified(store, k, config, options, expected),
+    k,
+    info.metadata,
+    config,
+  );
+  const piped = stream.pipeTo(Deno.stdout.writable, {
+    signal: options.signal,
+    preventClose: true,
+  });
+  return await piped.then(() => ({ key: k, size: info.size, etag: info.etag }), closedStdout);
 }
 
 /**

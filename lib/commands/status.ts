@@ -129,7 +129,7 @@ export function formatTable(rows: StatusLine[], options: FormatOptions = {}): st
     ...rows.map((r) => [
       ...(options.datasets ? [printable(r.dataset)] : []),
       ...cells(r),
-      ...(any ? [encryptionCell(r)] : []),
+      ...(any ? [printable(encryptionCell(r))] : []),
       ...(locks ? [printable(lockCell(r))] : []),
     ]),
   ];
