@@ -432,7 +432,15 @@ export function parseUserRefs(dataset: string, text: string): Map<string, number
  */
 export async function heldSnapshots(dataset: string): Promise<Map<string, number>> {
   validateDataset(dataset);
-  const refs = parseUserRefs(dataset, await zfsText(userRefsArgv(dataset).slice(1)));
+  let text: string;
+  try {
+    text = await zfsText(userRefsArgv(dataset).slice(1));
+  } catch (err) {
+    // A dataset only in the bucket (`status --all` on a new host) holds nothing here.
+    if (err instanceof ZfsError && saysNoSuchDataset(err.stderr, dataset)) return new Map();
+    throw err;
+  }
+  const refs = parseUserRefs(dataset, text);
   return new Map([...refs].filter(([, n]) => n > 0));
 }
 

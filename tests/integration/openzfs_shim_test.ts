@@ -111,13 +111,17 @@ integration(
       assert.deepEqual(receives.map((l) => l.received?.raw), [true, true]);
       assert.deepEqual(await treeDigest(`${f.pool.mountpoint}/restored`), s2);
 
-      // verify --zfs receives the raw chain with a plain `zfs receive` (no -w, no key asked for).
+      // verify --zfs receives the raw chain with a plain `zfs receive -u` (no -w, no key asked
+      // for, nothing mounted).
       const before = (await f.shim.log()).length;
       const verified = await f.z3(["verify", "--zfs", f.pool.name]);
       ok(verified);
       const checks = (await f.shim.log()).slice(before).filter((l) => l.argv[0] === "receive");
       assert.equal(checks.length, 2, verified.stderr);
-      assert.ok(checks.every((l) => l.argv.length === 2 && l.received?.raw), verified.stderr);
+      assert.ok(
+        checks.every((l) => l.argv.length === 3 && l.argv[1] === "-u" && l.received?.raw),
+        verified.stderr,
+      );
       assert.doesNotMatch(verified.stderr, /load-key/);
     });
   },
