@@ -252,11 +252,13 @@ pid_alive() {
     [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]
 }
 
+# The console's last lines, after its first kernel panic line when there is one.
 console_tail() {
-  local lines
+  local lines panic
+  panic=$(grep -a -m1 'Kernel panic' "$RUN/console.log" 2>/dev/null | tr -d '\r' || true)
   lines=$(grep -av '^\s*$' "$RUN/console.log" 2>/dev/null | tr -d '\r' | tail -n "${1:-3}" |
     paste -sd'|' | sed 's/|/ | /g')
-  echo "${lines:-(the console is empty)}"
+  echo "${panic:+$panic | … | }${lines:-(the console is empty)}"
 }
 
 deno_bin() {
