@@ -16,8 +16,10 @@
 # (openzfs_vm_broker.ts) holds one permanent connection per port and hands ports to clients
 # (openzfs_vm_client.ts). Pools live on the guest's own disks only.
 #
-# Cache: /var/tmp/z3-openzfs-vm/{debs/SUITE,images/KEY} (KEY = suite, guest kernel, zfs version);
-# a guest boots from a qcow2 overlay in the run dir, so the cached image never changes.
+# Cache under /var/tmp/z3-openzfs-vm: debs/SUITE (the downloaded .debs), trees/SUITE-DATE (the
+# guest's root tree, stage 1), images/KEY (stage 2; KEY names the suite, guest kernel, zfs version
+# and a hash of the agent and the configuring code). A guest boots from a qcow2 overlay in the
+# run dir, so a cached image never changes; a new configuration makes a new image directory.
 #
 # Environment: ZVM_ACCEL (tcg, the default, or kvm), ZVM_RUN_DIR (default
 # /var/tmp/z3-openzfs-vm/run), ZVM_CACHE (default /var/tmp/z3-openzfs-vm), ZVM_BOOT_TIMEOUT
@@ -65,12 +67,17 @@ host_packages() {
   fi
 }
 
-# The newest cached image of SUITE whose agent is the current one, or nothing.
+# What stage 2 puts into an image: the agent and the code that configures the tree.
+config_sum() {
+  { cat "$AGENT" && declare -f build_image; } | sha256sum | cut -c1-64
+}
+
+# The newest cached image of SUITE configured as this script would, or nothing.
 cached_image() {
   local suite=$1 dir sum
-  sum=$(sha256sum "$AGENT" | cut -c1-64)
+  sum=$(config_sum)
   for dir in $(ls -1dt "$CACHE"/images/"$suite"-* 2>/dev/null); do
-    [[ -f $dir/image.raw && -f $dir/ready && $(cat "$dir/agent.sha256" 2>/dev/null) == "$sum" ]] &&
+    [[ -f $dir/image.raw && -f $dir/ready && $(cat "$dir/config.sha256" 2>/dev/null) == "$sum" ]] &&
       {
         echo "$dir"
         return 0
@@ -151,6 +158,9 @@ EOF
 Description=root shell on ttyS0 (debugging)
 [Service]
 ExecStart=/bin/bash -l
+# An interactive bash ignores SIGTERM: without these, poweroff waits 90 s for it.
+KillSignal=SIGHUP
+TimeoutStopSec=2
 StandardInput=tty
 StandardOutput=tty
 TTYPath=/dev/ttyS0
@@ -167,20 +177,15 @@ EOF
   chroot "$tree" update-initramfs -u -k "$kver" >/dev/null 2>&1 ||
     chroot "$tree" update-initramfs -c -k "$kver" >&2
   rm -rf "$tree"/usr/share/doc/* "$tree"/usr/share/man/* "$tree"/var/cache/apt/archives/*.deb
-  local tmp=$out.tmp
-  rm -rf "$tmp"
-  mkdir -p "$tmp"
-  cp "$tree/boot/vmlinuz-$kver" "$tmp/vmlinuz"
-  cp "$tree/boot/initrd.img-$kver" "$tmp/initrd.img"
+  mkdir -p "$out"
+  cp "$tree/boot/vmlinuz-$kver" "$out/vmlinuz"
+  cp "$tree/boot/initrd.img-$kver" "$out/initrd.img"
   # The uncompressed ELF kernel boots faster under TCG (and PVM cannot run the decompressor).
-  extract_vmlinux "$tmp/vmlinuz" "$tmp/vmlinux" || rm -f "$tmp/vmlinux"
-  mkfs.ext4 -q -F -L zvmroot -d "$tree" "$tmp/image.raw" 3G
-  printf 'suite=%s\nkernel=%s\nzfs=%s\n' "$suite" "$kver" "$zver" >"$tmp/versions"
-  sha256sum "$AGENT" | cut -c1-64 >"$tmp/agent.sha256"
-  touch "$tmp/ready"
-  rm -rf "$out/image.raw" "$out/vmlinuz" "$out/vmlinux" "$out/initrd.img"
-  mv "$tmp"/* "$out"/
-  rmdir "$tmp"
+  extract_vmlinux "$out/vmlinuz" "$out/vmlinux" || rm -f "$out/vmlinux"
+  mkfs.ext4 -q -F -L zvmroot -d "$tree" "$out/image.raw" 3G
+  printf 'suite=%s\nkernel=%s\nzfs=%s\n' "$suite" "$kver" "$zver" >"$out/versions"
+  config_sum >"$out/config.sha256"
+  touch "$out/ready"
 }
 
 # The ELF kernel inside a bzImage, found by trying each compression's magic (as the kernel's own
@@ -216,29 +221,34 @@ build() {
     echo "$dir"
     return 0
   fi
-  # A tree kept from an earlier build (same suite) only needs stage 2 with the new agent.
-  tree=$(ls -1dt "$CACHE"/images/"$suite"-*/tree.ok 2>/dev/null | head -n1 || true)
+  # A tree kept from an earlier build (same suite) only needs stage 2 (a new agent, new units).
+  tree=$(ls -1dt "$CACHE"/trees/"$suite"-*/tree.ok 2>/dev/null | head -n1 || true)
   [[ -n $tree ]] && tree=$(dirname "$tree")/tree
   local t0=$SECONDS
   if [[ -z $tree ]]; then
-    tree=$CACHE/images/$suite-building/tree
-    mkdir -p "$(dirname "$tree")"
-    local blog=$CACHE/images/$suite-building/build.log
-    if ! build_tree "$suite" "$tree" >"$blog" 2>&1; then
-      die "building the $suite guest failed: $(grep -v '^\s*$' "$blog" | tail -n1) (log: $blog)"
+    local tdir
+    tdir=$CACHE/trees/$suite-$(date -u +%Y%m%dT%H%M%S)
+    tree=$tdir/tree
+    mkdir -p "$tdir"
+    if ! build_tree "$suite" "$tree" >"$tdir/build.log" 2>&1; then
+      die "building the $suite guest failed: $(grep -v '^\s*$' "$tdir/build.log" | tail -n1) (log: $tdir/build.log)"
     fi
-    touch "$(dirname "$tree")/tree.ok"
+    touch "$tdir/tree.ok"
     log "the $suite tree took $((SECONDS - t0)) s"
   fi
-  local out=$(dirname "$tree")
-  build_image "$suite" "$tree" "$out" >>"$out/build.log" 2>&1 ||
+  # Stage 2 writes a new image directory: a guest may be running from an older one.
+  local out=$CACHE/images/$suite-building-$$
+  rm -rf "$out"
+  mkdir -p "$out"
+  build_image "$suite" "$tree" "$out" >"$out/build.log" 2>&1 ||
     die "configuring the $suite guest failed: $(tail -n1 "$out/build.log") (log: $out/build.log)"
   local kver zver key
   kver=$(sed -n 's/^kernel=//p' "$out/versions")
   zver=$(sed -n 's/^zfs=//p' "$out/versions")
-  key=$suite-linux-$kver-zfs-$zver
-  if [[ $out != "$CACHE/images/$key" ]]; then
-    rm -rf "$CACHE/images/$key"
+  key=$suite-linux-$kver-zfs-$zver-c$(cut -c1-8 "$out/config.sha256")
+  if [[ -e $CACHE/images/$key ]]; then
+    rm -rf "$out"
+  else
     mv "$out" "$CACHE/images/$key"
   fi
   log "built $key in $((SECONDS - t0)) s"
@@ -304,7 +314,9 @@ stop() {
   if pid_alive "$RUN/qemu.pid"; then
     # A guest that does not answer (still booting, wedged) goes straight to QMP quit.
     if guest_call 30 zpool export -a </dev/null >/dev/null 2>&1; then
-      guest_call 20 systemctl poweroff --no-block </dev/null >/dev/null 2>&1 || true
+      # systemctl needs D-Bus, which this guest has not: SIGRTMIN+4 asks systemd to power off.
+      guest_call 20 python3 -c 'import os, signal; os.kill(1, signal.SIGRTMIN + 4)' </dev/null \
+        >/dev/null 2>&1 || true
       for ((i = 0; i < 60; i++)); do
         pid_alive "$RUN/qemu.pid" || break
         sleep 0.5
