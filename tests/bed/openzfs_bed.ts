@@ -5,9 +5,11 @@
  * reason when the guest cannot start. Under CI (`underCI()`) such a test fails instead, naming
  * why (the build's or the boot's last line).
  *
- * The guest is stopped when the test process ends if this process started it; one that was
- * already running (a developer's `openzfs_vm.sh start`, or `ZVM_KEEP=1` in an earlier process)
- * is left running. Tests make their own pools on files in the guest ({@linkcode guestPool}) and
+ * Deno runs each test file in an isolate of its own, loading this module again, so the guest
+ * is not stopped when a file ends: a guest this module starts stops itself after
+ * `ZVM_IDLE_STOP` seconds (default {@linkcode IDLE_STOP_S}) without a command, and the next
+ * file finds it still up. One that was already running (a developer's `openzfs_vm.sh start`) is
+ * used as it is. Tests make their own pools on files in the guest ({@linkcode guestPool}) and
  * touch no other pool.
  *
  * @module
@@ -20,6 +22,8 @@ import { isRoot, underCI } from "./run.ts";
 export const OPENZFS_VM = new URL("./openzfs_vm.sh", import.meta.url).pathname;
 /** A `zfs` of the guest, for `Z3_ZFS_COMMAND`. */
 export const OPENZFS_ZFS = new URL("./openzfs_zfs", import.meta.url).pathname;
+/** How long a guest the bed started waits without a command before it stops itself. */
+export const IDLE_STOP_S = 300;
 /** How long starting the guest may take, a first image build included. */
 export const START_TIMEOUT_MS = 30 * 60_000;
 
@@ -89,21 +93,22 @@ export async function guestText(args: string[], options: GuestOptions = {}): Pro
   return new TextDecoder().decode((await guest(args, options)).stdout);
 }
 
-async function start(): Promise<{ version?: string; why?: string; started: boolean }> {
-  if (!isRoot()) return { why: "the OpenZFS guest needs root (apt, QEMU)", started: false };
+async function start(): Promise<{ version?: string; why?: string }> {
+  if (!isRoot()) return { why: "the OpenZFS guest needs root (apt, QEMU)" };
   try {
     const { code, stdout, stderr } = await guest(["start"], {
       allowFail: true,
       timeoutMs: START_TIMEOUT_MS,
+      env: { ZVM_IDLE_STOP: Deno.env.get("ZVM_IDLE_STOP") ?? String(IDLE_STOP_S) },
     });
     const line = new TextDecoder().decode(stdout).trim();
     if (code !== 0) {
       const last = stderr.trim().split("\n").pop() ?? "";
-      return { why: last || `openzfs_vm.sh start exited ${code}`, started: false };
+      return { why: last || `openzfs_vm.sh start exited ${code}` };
     }
-    return { version: line, started: !line.includes("already running") };
+    return { version: line };
   } catch (err) {
-    return { why: (err as Error).message, started: false };
+    return { why: (err as Error).message };
   }
 }
 
@@ -113,18 +118,20 @@ console.error(
     ? `test bed: the OpenZFS guest is missing: ${started.why}`
     : `test bed: ${started.version}`,
 );
-if (started.started && !Deno.env.get("ZVM_KEEP")) {
-  globalThis.addEventListener("unload", () => {
-    new Deno.Command(OPENZFS_VM, { args: ["stop"], stdout: "null", stderr: "null" }).outputSync();
-  });
-}
 
 /** The guest's version line (`OpenZFS guest: zfs-2.3.9-… (…)`), or undefined without a guest. */
 export const openzfsVersion: string | undefined = started.version;
 
-/** Registers a test that needs the OpenZFS guest (see module doc). */
-export function openzfsTest(name: string, fn: (t: Deno.TestContext) => Promise<void>): void {
-  const why = started.why;
+/**
+ * Registers a test that needs the OpenZFS guest (see module doc); `options.missing` is another
+ * reason the test cannot run (the S3 server's, say), treated the same way.
+ */
+export function openzfsTest(
+  name: string,
+  fn: (t: Deno.TestContext) => Promise<void>,
+  options: { missing?: string } = {},
+): void {
+  const why = started.why ?? options.missing;
   if (why && !underCI()) {
     Deno.test({ name: `${name} (skipped: ${why})`, ignore: true, fn() {} });
     return;
@@ -132,7 +139,7 @@ export function openzfsTest(name: string, fn: (t: Deno.TestContext) => Promise<v
   Deno.test({
     name,
     async fn(t) {
-      if (why) throw new Error(`the OpenZFS guest is missing under CI: ${why}`);
+      if (why) throw new Error(`the OpenZFS test bed is missing under CI: ${why}`);
       await fn(t);
     },
   });

@@ -24,7 +24,9 @@
 # Environment: ZVM_ACCEL (tcg, the default, or kvm), ZVM_RUN_DIR (default
 # /var/tmp/z3-openzfs-vm/run), ZVM_CACHE (default /var/tmp/z3-openzfs-vm), ZVM_BOOT_TIMEOUT
 # (seconds, default 300), ZVM_APPEND (extra kernel arguments; tests use it to make a guest that
-# cannot boot), ZVM_MEM (MiB, default 2048), ZVM_CPUS (default 2), ZVM_PORTS (default 8).
+# cannot boot), ZVM_MEM (MiB, default 2048), ZVM_CPUS (default 2), ZVM_PORTS (default 8),
+# ZVM_IDLE_STOP (seconds: start makes a guest that stops itself after that long without a
+# command; default 0, never).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -390,7 +392,8 @@ start() {
     die "QEMU did not start: $(tail -n1 <<<"$err")"
   fi
   HOME=${HOME:-/root} setsid "$(deno_bin)" run --quiet --no-prompt --no-config --allow-all \
-    "$HERE/openzfs_vm_broker.ts" "$RUN" "$PORTS" </dev/null >"$RUN/broker.log" 2>&1 &
+    "$HERE/openzfs_vm_broker.ts" "$RUN" "$PORTS" "${ZVM_IDLE_STOP:-0}" </dev/null \
+    >"$RUN/broker.log" 2>&1 &
   echo $! >"$RUN/broker.pid"
   for ((i = 0; i < 100; i++)); do
     [[ -S $RUN/broker.sock ]] && break

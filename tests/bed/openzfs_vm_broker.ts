@@ -12,7 +12,11 @@
  * command killed (`K 9`); the port is free again once the `X` arrives. When a port's socket
  * closes (QEMU gone) every client is told why (`F`) and the broker exits.
  *
- * Usage: `deno run --allow-all openzfs_vm_broker.ts RUN_DIR PORTS`
+ * With IDLE_SECONDS > 0, the broker stops the guest (`openzfs_vm.sh stop`, detached) once no
+ * client has been connected for that long: the test bed starts guests that way, so that the next
+ * test file finds the guest still up and the last one leaves nothing running for long.
+ *
+ * Usage: `deno run --allow-all openzfs_vm_broker.ts RUN_DIR PORTS [IDLE_SECONDS]`
  *
  * @module
  */
@@ -32,7 +36,8 @@ interface Port {
   session?: Session;
 }
 
-const [runDir, portsArg] = Deno.args;
+const [runDir, portsArg, idleArg] = Deno.args;
+const idleMs = 1000 * Number(idleArg ?? 0);
 const count = parseInt(portsArg ?? "");
 if (!runDir || !(count > 0)) {
   console.error("usage: openzfs_vm_broker.ts RUN_DIR PORTS");
@@ -44,6 +49,9 @@ const free: Port[] = [];
 const waiting: { resolve: (p: Port) => void; reject: (e: Error) => void }[] = [];
 const ports: Port[] = [];
 let dead: string | undefined;
+/** Clients connected now, and when the last one left. */
+let clients = 0;
+let idleSince = Date.now();
 
 function release(port: Port): void {
   const next = waiting.shift();
@@ -151,4 +159,25 @@ const sock = `${runDir}/broker.sock`;
 await Deno.remove(sock).catch(() => {});
 const listener = Deno.listen({ transport: "unix", path: sock });
 console.error(`broker: ${count} ports, listening on ${sock}`);
-for await (const conn of listener) serveClient(conn);
+if (idleMs > 0) {
+  const timer = setInterval(() => {
+    if (clients > 0 || Date.now() - idleSince < idleMs) return;
+    clearInterval(timer);
+    console.error(`broker: no client for ${idleMs / 1000} s: stopping the guest`);
+    const script = new URL("./openzfs_vm.sh", import.meta.url).pathname;
+    new Deno.Command("setsid", {
+      args: ["bash", script, "stop"],
+      env: { ZVM_RUN_DIR: runDir },
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn().unref();
+  }, 1000);
+}
+for await (const conn of listener) {
+  clients++;
+  serveClient(conn).finally(() => {
+    clients--;
+    idleSince = Date.now();
+  });
+}
