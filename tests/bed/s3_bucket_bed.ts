@@ -24,8 +24,8 @@ export interface TempBucket {
   env: Record<string, string>;
   /** Every key in the bucket. */
   keys(): Promise<string[]>;
-  /** The user metadata of `key` (names without `x-amz-meta-`). */
-  metadata(key: string): Promise<Record<string, string>>;
+  /** `key`'s size and user metadata (names without `x-amz-meta-`). */
+  head(key: string): Promise<{ size: number; metadata: Record<string, string> }>;
   /** Deletes every object, then the bucket. */
   remove(): Promise<void>;
 }
@@ -100,10 +100,11 @@ export async function tempBucket(s3: Record<string, string>, label: string): Pro
       S3_REGION: s3.S3_REGION,
     },
     keys,
-    metadata: (key) =>
-      use(async (c) =>
-        (await c.send(new HeadObjectCommand({ Bucket: name, Key: key }))).Metadata ?? {}
-      ),
+    head: (key) =>
+      use(async (c) => {
+        const out = await c.send(new HeadObjectCommand({ Bucket: name, Key: key }));
+        return { size: out.ContentLength ?? -1, metadata: out.Metadata ?? {} };
+      }),
     async remove() {
       for (const key of await keys()) {
         await use((c) => c.send(new DeleteObjectCommand({ Bucket: name, Key: key })));

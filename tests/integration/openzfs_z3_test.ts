@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { withCleanup } from "../bed/cleanup.ts";
 import { runZ3 } from "../bed/cli.ts";
-import { ok } from "../bed/expect.ts";
+import { failure, ok } from "../bed/expect.ts";
 import { guest, guestPool, guestText, OPENZFS_ZFS, openzfsTest } from "../bed/openzfs_bed.ts";
 import { s3Settings, tempBucket } from "../bed/s3_bucket_bed.ts";
 
@@ -54,7 +54,7 @@ openzfsTest(
         // The object (S3_PREFIX + dataset@snap), not its check record under `….z3/`.
         const key = keys.find((k) => k.endsWith(`/${src}@${snap}`) && !k.includes(".z3/"));
         assert.ok(key, `no object for ${src}@${snap} in ${keys.join(", ")}`);
-        assert.equal((await bucket.metadata(key))["z3-send-flags"], "-w", key);
+        assert.equal((await bucket.head(key)).metadata["z3-send-flags"], "-w", key);
       }
       // The hold on the base, as the real `zfs holds` lists it, and its bookmark.
       const holds = await guestText(["zfs", "holds", "-H", `${src}@s2`]);
@@ -75,6 +75,143 @@ openzfsTest(
       // Raw objects received into a throwaway dataset, whose key is never loaded.
       const verify = ok(await runZ3(["verify", "--zfs", pool.name], env));
       assert.equal(verify.filter((l) => /\bok\b/.test(l)).length, 2, verify.join("\n"));
+    });
+  },
+  { missing },
+);
+
+/** A fresh pool and bucket, a dataset in it, and z3 run against both (COMPRESSOR=none). */
+async function withDataset(
+  label: string,
+  createArgs: string[],
+  fn: (f: {
+    pool: string;
+    dataset: string;
+    bucket: Awaited<ReturnType<typeof tempBucket>>;
+    /** Writes `/DATASET/NAME` from `sh -c` script `make` (stdout is the file), then snapshots. */
+    snap(snap: string, name: string, make: string): Promise<void>;
+    z3(args: string[], env?: Record<string, string>): ReturnType<typeof runZ3>;
+  }) => Promise<void>,
+): Promise<void> {
+  const pool = await guestPool({ name: label });
+  const bucket = await tempBucket(s3 as Record<string, string>, `openzfs-${label}`);
+  await withCleanup([() => pool.destroy(), () => bucket.remove()], async () => {
+    const dataset = `${pool.name}/${label} data`;
+    await guest(["zfs", "create", ...createArgs, dataset]);
+    await fn({
+      pool: pool.name,
+      dataset,
+      bucket,
+      async snap(snap, name, make) {
+        await guest(["run", "sh", "-c", `(${make}) > "$1"`, "sh", `/${dataset}/${name}`]);
+        await guest(["zfs", "snapshot", `${dataset}@${snap}`]);
+      },
+      z3: (args, env = {}) =>
+        runZ3(args, {
+          ...bucket.env,
+          FILESYSTEM: dataset,
+          COMPRESSOR: "none",
+          Z3_ZFS_COMMAND: OPENZFS_ZFS,
+          ...env,
+        }),
+    });
+  });
+}
+
+/** The object of `dataset@snap` (S3_PREFIX is z3's default). */
+const objectKey = (dataset: string, snap: string) => `z3-backup/${dataset}@${snap}`;
+
+openzfsTest(
+  "z3 SEND_FLAGS -L -c on real 1M blocks: recorded, the real send -nvP estimate near the stream, -L kept mid-chain, restore equal",
+  async () => {
+    const props = ["-o", "recordsize=1M", "-o", "compression=lz4"];
+    await withDataset("flags", props, async (f) => {
+      // Random (incompressible) and text (compressible) data, in 1 MiB records.
+      await f.snap("s1", "a", "head -c 3145728 /dev/urandom; yes z3 | head -c 2097152");
+      ok(await f.z3(["backup"], { SEND_FLAGS: "-c -L" }));
+      const s1 = await f.bucket.head(objectKey(f.dataset, "s1"));
+      assert.equal(s1.metadata["z3-send-flags"], "-L -c");
+      // With COMPRESSOR=none the object is the stream: OpenZFS's estimate against the real size.
+      const estimate = Number(s1.metadata.size);
+      console.error(`send -nvP -L -c estimate ${estimate} B, stream ${s1.size} B`);
+      assert.ok(Math.abs(estimate - s1.size) / s1.size < 0.1, `${estimate} vs ${s1.size}`);
+
+      await f.snap("s2", "b", "head -c 1048576 /dev/urandom");
+      const dry = ok(await f.z3(["backup", "--dry-run", "--send-flags=-Lc"]));
+      assert.match(dry[0], /\/openzfs_zfs send -L -c -i '[^']*@s1' '[^']*@s2' \| upload s3:\/\//);
+      failure(
+        await f.z3(["backup"], { SEND_FLAGS: "-c" }),
+        5,
+        /-L \(--large-block\), to match previous receive.*z3 backup --full/,
+      );
+      ok(await f.z3(["backup"], { SEND_FLAGS: "-L" }));
+      assert.equal(
+        (await f.bucket.head(objectKey(f.dataset, "s2"))).metadata["z3-send-flags"],
+        "-L",
+      );
+      const back = `${f.pool}/back`;
+      ok(await f.z3(["restore", "s2", "--target", back]));
+      assert.deepEqual(
+        await digests(`/${back}`, ["a", "b"]),
+        await digests(`/${f.dataset}`, ["a", "b"]),
+      );
+    });
+  },
+  { missing },
+);
+
+openzfsTest(
+  "z3 on real OpenZFS: the hold keeps the base (it's being held); once it is destroyed the next incremental goes from z3's bookmark; restore equal",
+  async () => {
+    await withDataset("marks", [], async (f) => {
+      await f.snap("s1", "a", "head -c 1048576 /dev/urandom");
+      const first = await f.z3(["backup"]);
+      ok(first);
+      const holds = await guestText(["zfs", "holds", "-H", `${f.dataset}@s1`]);
+      const tag = holds.split("\t")[1];
+      assert.match(tag, /^z3:[0-9a-f]{12}$/, holds);
+      const mark1 = `${f.dataset}#z3-${tag.slice(3)}-s1`;
+      assert.match(
+        first.stderr,
+        new RegExp(`bookmarked as ${mark1.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`),
+      );
+
+      // A snapshot tool cannot destroy the held base: OpenZFS's own words.
+      const busy = await guest(["zfs", "destroy", `${f.dataset}@s1`], { allowFail: true });
+      assert.equal(busy.code, 1);
+      // Not zfs-fuse's "dataset is busy": OpenZFS 2.3.9 names the hold.
+      assert.equal(
+        busy.stderr,
+        `cannot destroy snapshot ${f.dataset}@s1: it's being held. ` +
+          `Run 'zfs holds -r ${f.dataset}@s1' to see holders.\n`,
+      );
+      await guest(["zfs", "release", tag, `${f.dataset}@s1`]);
+      await guest(["zfs", "destroy", `${f.dataset}@s1`]);
+
+      await f.snap("s2", "b", "head -c 1048576 /dev/urandom");
+      const second = await f.z3(["backup"]);
+      ok(second);
+      assert.ok(second.stderr.includes(`sending incremental from ${mark1}`), second.stderr);
+      const s2 = await f.bucket.head(objectKey(f.dataset, "s2"));
+      assert.equal(s2.metadata.parent, `${f.dataset}@s1`);
+      const marks = await guestText([
+        "zfs",
+        "list",
+        "-H",
+        "-t",
+        "bookmark",
+        "-o",
+        "name",
+        f.dataset,
+      ]);
+      assert.deepEqual(marks.trimEnd().split("\n"), [`${f.dataset}#z3-${tag.slice(3)}-s2`]);
+
+      const back = `${f.pool}/restored`;
+      ok(await f.z3(["restore", "s2", "--target", back]));
+      assert.deepEqual(
+        await digests(`/${back}`, ["a", "b"]),
+        await digests(`/${f.dataset}`, ["a", "b"]),
+      );
     });
   },
   { missing },
