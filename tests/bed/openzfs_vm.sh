@@ -78,20 +78,22 @@ config_sum() {
 cached_image() {
   local suite=$1 dir sum
   sum=$(config_sum)
-  for dir in $(ls -1dt "$CACHE"/images/"$suite"-* 2>/dev/null); do
+  # Newest first (ls -t); the names are the script's own (no newlines).
+  while IFS= read -r dir; do
     [[ -f $dir/image.raw && -f $dir/ready && $(cat "$dir/config.sha256" 2>/dev/null) == "$sum" ]] &&
       {
         echo "$dir"
         return 0
       }
-  done
+  done < <(ls -1dt "$CACHE"/images/"$suite"-* 2>/dev/null)
   return 0
 }
 
 # Stage 1: the guest's root tree from Debian packages (zfs-dkms compiles the module for the guest
 # kernel inside the chroot). Kept beside the image so that a new agent costs seconds, not minutes.
 build_tree() {
-  local suite=$1 tree=$2 debs=$CACHE/debs/$suite
+  local suite=$1 tree=$2
+  local debs=$CACHE/debs/$suite
   mkdir -p "$debs"
   local mirror=http://deb.debian.org/debian security=http://deb.debian.org/debian-security
   local sources=("deb $mirror $suite main contrib" "deb $mirror $suite-updates main contrib"
@@ -364,7 +366,10 @@ start() {
     die "cannot create the overlay in $RUN"
   echo "$dir" >"$RUN/image"
   case $ACCEL in
-    tcg) accel=(-accel tcg,thread=multi,tb-size=256 -cpu max) ;;
+    tcg)
+      # shellcheck disable=SC2054 # the commas belong to QEMU's option
+      accel=(-accel tcg,thread=multi,tb-size=256 -cpu max)
+      ;;
     kvm)
       [[ -w /dev/kvm ]] || die "ZVM_ACCEL=kvm but /dev/kvm is missing or not writable"
       accel=(-accel kvm -cpu host)
