@@ -21,7 +21,8 @@
 # and a hash of the agent and the configuring code). A guest boots from a qcow2 overlay in the
 # run dir, so a cached image never changes; a new configuration makes a new image directory.
 #
-# Environment: ZVM_ACCEL (tcg, the default, or kvm), ZVM_RUN_DIR (default
+# Environment: ZVM_VERSION (2.3, the default, or 2.1: what start and build take without
+# --version; the tests take it so), ZVM_ACCEL (tcg, the default, or kvm), ZVM_RUN_DIR (default
 # /var/tmp/z3-openzfs-vm/run), ZVM_CACHE (default /var/tmp/z3-openzfs-vm), ZVM_BOOT_TIMEOUT
 # (seconds, default 300), ZVM_APPEND (extra kernel arguments; tests use it to make a guest that
 # cannot boot), ZVM_MEM (MiB, default 2048), ZVM_CPUS (default 2), ZVM_PORTS (default 8),
@@ -208,6 +209,15 @@ extract_vmlinux() {
   return 1
 }
 
+# Whether a process has FILE open.
+in_use() {
+  local fd
+  for fd in /proc/[0-9]*/fd/*; do
+    [[ $(readlink "$fd" 2>/dev/null) == "$1" ]] && return 0
+  done
+  return 1
+}
+
 build() {
   local version=$1 suite dir tree
   suite=$(suite_for "$version")
@@ -256,6 +266,12 @@ build() {
     mv "$out" "$CACHE/images/$key"
   fi
   log "built $key in $((SECONDS - t0)) s"
+  # Older images of this suite go, unless a guest still runs from one (QEMU holds it open).
+  local old
+  for old in "$CACHE"/images/"$suite"-*; do
+    [[ $old == "$CACHE/images/$key" || ! -f $old/ready ]] && continue
+    in_use "$old/image.raw" || rm -rf "$old"
+  done
   echo "$CACHE/images/$key"
 }
 
@@ -345,7 +361,7 @@ stop() {
 }
 
 start() {
-  local version=2.3 dir kernel accel t0=$SECONDS
+  local version=${ZVM_VERSION:-2.3} dir kernel accel t0=$SECONDS
   [[ ${1:-} == --version ]] && version=${2:?--version needs 2.3 or 2.1}
   suite_for "$version" >/dev/null
   if pid_alive "$RUN/qemu.pid"; then
@@ -460,7 +476,7 @@ case $cmd in
     fi
     ;;
   build)
-    version=2.3
+    version=${ZVM_VERSION:-2.3}
     [[ ${1:-} == --version ]] && version=${2:?--version needs 2.3 or 2.1}
     build "$version"
     ;;

@@ -15,7 +15,9 @@ big-endian length and the payload.
                  X exit status (ASCII; 128+N for signal N)          the command ended
 
 After X the agent drops frames until D (stdin frames may still be in flight), then waits for
-the next E. The host side (openzfs_vm_broker.ts) keeps the port open for good: a virtio-serial
+the next E. Stdin is written to the command from the port's reading loop, so a command that
+neither reads its stdin nor exits holds back a K sent after that stdin (known limit: the
+host only sends K after stdin when its client goes away mid-stream). The host side (openzfs_vm_broker.ts) keeps the port open for good: a virtio-serial
 port drops bytes in flight when the host closes it.
 """
 
