@@ -331,32 +331,32 @@ qmp_quit() {
 
 stop() {
   local i
-  if pid_alive "$RUN/qemu.pid"; then
+  if pid_alive "$RUN/guest.pid"; then
     # A guest that does not answer (still booting, wedged) goes straight to QMP quit.
     if guest_call 30 zpool export -a </dev/null >/dev/null 2>&1; then
       # systemctl needs D-Bus, which this guest has not: SIGRTMIN+4 asks systemd to power off.
       guest_call 20 python3 -c 'import os, signal; os.kill(1, signal.SIGRTMIN + 4)' </dev/null \
         >/dev/null 2>&1 || true
       for ((i = 0; i < 60; i++)); do
-        pid_alive "$RUN/qemu.pid" || break
+        pid_alive "$RUN/guest.pid" || break
         sleep 0.5
       done
     fi
-    if pid_alive "$RUN/qemu.pid"; then
+    if pid_alive "$RUN/guest.pid"; then
       log "the guest did not power off: QMP quit"
       qmp_quit
       for ((i = 0; i < 20; i++)); do
-        pid_alive "$RUN/qemu.pid" || break
+        pid_alive "$RUN/guest.pid" || break
         sleep 0.5
       done
     fi
-    if pid_alive "$RUN/qemu.pid"; then
-      log "QEMU still runs: killing pid $(cat "$RUN/qemu.pid")"
-      kill -9 "$(cat "$RUN/qemu.pid")" 2>/dev/null || true
+    if pid_alive "$RUN/guest.pid"; then
+      log "QEMU still runs: killing pid $(cat "$RUN/guest.pid")"
+      kill -9 "$(cat "$RUN/guest.pid")" 2>/dev/null || true
     fi
   fi
   if pid_alive "$RUN/broker.pid"; then kill "$(cat "$RUN/broker.pid")" 2>/dev/null || true; fi
-  rm -f "$RUN"/qemu.pid "$RUN"/broker.pid "$RUN"/broker.sock "$RUN"/agent.*.sock "$RUN"/qmp.sock \
+  rm -f "$RUN"/qemu.pid "$RUN"/guest.pid "$RUN"/broker.pid "$RUN"/broker.sock "$RUN"/agent.*.sock "$RUN"/qmp.sock \
     "$RUN"/overlay.qcow2 "$RUN"/image
 }
 
@@ -364,7 +364,7 @@ start() {
   local version=${ZVM_VERSION:-2.3} dir kernel accel t0=$SECONDS
   [[ ${1:-} == --version ]] && version=${2:?--version needs 2.3 or 2.1}
   suite_for "$version" >/dev/null
-  if pid_alive "$RUN/qemu.pid"; then
+  if pid_alive "$RUN/guest.pid"; then
     local have
     have=$(running_version)
     [[ $have == "$version".* ]] ||
@@ -412,6 +412,8 @@ start() {
     -pidfile "$RUN/qemu.pid" -daemonize 2>&1); then
     die "QEMU did not start: $(tail -n1 <<<"$err")"
   fi
+  # QEMU removes its pidfile when it exits; the bed's copy still names a guest that died.
+  cp "$RUN/qemu.pid" "$RUN/guest.pid"
   HOME=${HOME:-/root} setsid "$(deno_bin)" run --quiet --no-prompt --no-config --allow-all \
     "$HERE/openzfs_vm_broker.ts" "$RUN" "$PORTS" "${ZVM_IDLE_STOP:-0}" </dev/null \
     >"$RUN/broker.log" 2>&1 &
@@ -431,20 +433,22 @@ start() {
   local out=$RUN/first.out
   guest_call "$BOOT_TIMEOUT" zfs version </dev/null >"$out" 2>&1 &
   local first=$!
-  while kill -0 "$first" 2>/dev/null; do
-    if ! pid_alive "$RUN/qemu.pid"; then
-      kill "$first" 2>/dev/null || true
-      wait "$first" 2>/dev/null || true
-      local why
-      why="the guest did not boot: QEMU exited after $((SECONDS - t0)) s; console: $(console_tail 4)"
-      stop
-      die "$why"
-    fi
-    sleep 1
-  done
-  if ! wait "$first"; then
-    local why
-    why="the guest did not answer \`zfs version\` within $BOOT_TIMEOUT s: $(tail -n1 "$out"); console: $(console_tail 4)"
+  while kill -0 "$first" 2>/dev/null && pid_alive "$RUN/guest.pid"; do sleep 1; done
+  local why rc=0
+  if ! pid_alive "$RUN/guest.pid"; then
+    kill "$first" 2>/dev/null || true
+    wait "$first" 2>/dev/null || true
+    why="the guest did not boot: QEMU exited after $((SECONDS - t0)) s; console: $(console_tail 4)"
+    stop
+    die "$why"
+  fi
+  wait "$first" || rc=$?
+  if ((rc == 124)); then
+    why="the guest did not answer \`zfs version\` within $BOOT_TIMEOUT s; console: $(console_tail 4)"
+  elif ((rc != 0)); then
+    why="\`zfs version\` failed in the guest (exit $rc): $(tail -n1 "$out"); console: $(console_tail 4)"
+  fi
+  if ((rc != 0)); then
     stop
     die "$why"
   fi
@@ -468,8 +472,8 @@ case $cmd in
     guest "$@"
     ;;
   status)
-    if pid_alive "$RUN/qemu.pid"; then
-      echo "running: zfs $(running_version) from $(cat "$RUN/image"), QEMU pid $(cat "$RUN/qemu.pid")"
+    if pid_alive "$RUN/guest.pid"; then
+      echo "running: zfs $(running_version) from $(cat "$RUN/image"), QEMU pid $(cat "$RUN/guest.pid")"
     else
       echo "not running"
       exit 1

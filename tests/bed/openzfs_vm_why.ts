@@ -29,7 +29,7 @@ function tail(text: string, lines: number): string {
 
 /** A one-line reason the guest whose state is in `runDir` cannot run a command. */
 export function openzfsVmWhy(runDir: string): string {
-  const qemu = parseInt(readText(`${runDir}/qemu.pid`).trim());
+  const qemu = parseInt(readText(`${runDir}/guest.pid`).trim());
   if (!qemu) return `no OpenZFS guest is running (nothing in ${runDir}): run openzfs_vm.sh start`;
   const console = tail(readText(`${runDir}/console.log`), 3);
   if (!alive(qemu)) {

@@ -231,7 +231,7 @@ openzfsTest("openzfs_vm.sh notices a crashed guest, mid-command and after", asyn
     () => Deno.remove(runDir, { recursive: true }),
   ], async () => {
     await guest(["start"], { env, timeoutMs: 600_000 });
-    const qemu = parseInt(await Deno.readTextFile(`${runDir}/qemu.pid`));
+    const qemu = parseInt(await Deno.readTextFile(`${runDir}/guest.pid`));
     const long = guest(["run", "sleep", "300"], { env, allowFail: true });
     await new Promise((r) => setTimeout(r, 2000));
     Deno.kill(qemu, "SIGKILL");
