@@ -226,3 +226,43 @@ openzfsTest(
   },
   { missing },
 );
+
+openzfsTest(
+  "z3 restore onto a real target with a newer snapshot: refused with zfs's reason and the hint, then --force (-F) rolls it back",
+  async () => {
+    await withDataset("force", [], async (f) => {
+      await f.snap("s1", "a", "head -c 262144 /dev/urandom");
+      ok(await f.z3(["backup"]));
+      const back = `${f.pool}/back`;
+      ok(await f.z3(["restore", "s1", "--target", back]));
+      // The target moves on by itself: a file and a snapshot of its own.
+      await guest(["run", "sh", "-c", 'echo local > "$1"', "sh", `/${back}/local`]);
+      await guest(["zfs", "snapshot", `${back}@t2`]);
+      await f.snap("s2", "b", "head -c 262144 /dev/urandom");
+      ok(await f.z3(["backup"]));
+
+      const refused = await f.z3(["restore", "s2", "--target", back]);
+      console.error(`restore without --force: exit ${refused.code}: ${refused.stderr.trim()}`);
+      failure(refused, 3, /has been modified.*since most recent snapshot.*--force/);
+      const snaps = ["zfs", "list", "-H", "-t", "snapshot", "-o", "name", back];
+      assert.deepEqual((await guestText(snaps)).trimEnd().split("\n"), [
+        `${back}@s1`,
+        `${back}@t2`,
+      ]);
+
+      ok(await f.z3(["restore", "s2", "--target", back, "--force"]));
+      // -F rolled the target back to s1, destroying t2 and the local file, then received s2.
+      assert.deepEqual((await guestText(snaps)).trimEnd().split("\n"), [
+        `${back}@s1`,
+        `${back}@s2`,
+      ]);
+      const files = await guestText(["run", "ls", `/${back}`]);
+      assert.deepEqual(files.trimEnd().split("\n"), ["a", "b"]);
+      assert.deepEqual(
+        await digests(`/${back}`, ["a", "b"]),
+        await digests(`/${f.dataset}`, ["a", "b"]),
+      );
+    });
+  },
+  { missing },
+);
