@@ -364,6 +364,11 @@ start() {
   local version=${ZVM_VERSION:-2.3} dir kernel accel t0=$SECONDS
   [[ ${1:-} == --version ]] && version=${2:?--version needs 2.3 or 2.1}
   suite_for "$version" >/dev/null
+  # One start at a time per run dir (test files may run in parallel). QEMU and the broker must
+  # not inherit the lock's descriptor, or it would be held as long as the guest runs.
+  mkdir -p "$(dirname "$RUN")"
+  exec 8>"$RUN.lock"
+  flock 8
   if pid_alive "$RUN/guest.pid"; then
     local have
     have=$(running_version)
@@ -409,14 +414,14 @@ start() {
     -chardev "file,id=con,path=$RUN/console.log" -serial chardev:con \
     -qmp "unix:$RUN/qmp.sock,server=on,wait=off" \
     -device virtio-serial-pci "${ports[@]}" \
-    -pidfile "$RUN/qemu.pid" -daemonize 2>&1); then
+    -pidfile "$RUN/qemu.pid" -daemonize 2>&1 8>&-); then
     die "QEMU did not start: $(tail -n1 <<<"$err")"
   fi
   # QEMU removes its pidfile when it exits; the bed's copy still names a guest that died.
   cp "$RUN/qemu.pid" "$RUN/guest.pid"
   HOME=${HOME:-/root} setsid "$(deno_bin)" run --quiet --no-prompt --no-config --allow-all \
     "$HERE/openzfs_vm_broker.ts" "$RUN" "$PORTS" "${ZVM_IDLE_STOP:-0}" </dev/null \
-    >"$RUN/broker.log" 2>&1 &
+    >"$RUN/broker.log" 2>&1 8>&- &
   echo $! >"$RUN/broker.pid"
   for ((i = 0; i < 100; i++)); do
     [[ -S $RUN/broker.sock ]] && break
