@@ -245,6 +245,7 @@ build() {
     tree=$tdir/tree
     mkdir -p "$tdir"
     if ! build_tree "$suite" "$tree" >"$tdir/build.log" 2>&1; then
+      rm -rf "$tree" # a partial tree is never used; its log stays
       die "building the $suite guest failed: $(grep -v '^\s*$' "$tdir/build.log" | tail -n1) (log: $tdir/build.log)"
     fi
     touch "$tdir/tree.ok"

@@ -201,6 +201,35 @@ openzfsTest("openzfs_vm.sh sends a real encrypted dataset raw and loads its key"
   });
 });
 
+openzfsTest(
+  "openzfs_vm.sh start fails at once, naming the build's last line, when a build fails",
+  async () => {
+    // A fresh cache and a stand-in mmdebstrap that fails as one without a mirror would.
+    const dir = await Deno.makeTempDir({ prefix: "z3-openzfs-nobuild-" });
+    await Deno.mkdir(`${dir}/bin`);
+    await Deno.writeTextFile(
+      `${dir}/bin/mmdebstrap`,
+      "#!/bin/sh\necho 'I: running apt-get update...'\n" +
+        "echo 'E: apt-get update failed: cannot reach deb.debian.org' >&2\nexit 1\n",
+      { mode: 0o755 },
+    );
+    const env = {
+      ZVM_CACHE: `${dir}/cache`,
+      ZVM_RUN_DIR: `${dir}/run`,
+      PATH: `${dir}/bin:${Deno.env.get("PATH")}`,
+    };
+    await withCleanup([() => Deno.remove(dir, { recursive: true })], async () => {
+      const out = await guest(["start"], { env, allowFail: true, timeoutMs: 60_000 });
+      assert.equal(out.code, 1);
+      assert.equal(text(out.stdout), "");
+      assert.match(
+        out.stderr,
+        /building the trixie guest failed: E: apt-get update failed: cannot reach deb\.debian\.org \(log: .*build\.log\)/,
+      );
+    });
+  },
+);
+
 openzfsTest("openzfs_vm.sh start fails fast, naming why, when the guest cannot boot", async () => {
   const runDir = await Deno.makeTempDir({ prefix: "z3-openzfs-noboot-" });
   const env = { ZVM_RUN_DIR: runDir, ZVM_APPEND: "init=/bin/false", ZVM_BOOT_TIMEOUT: "240" };
