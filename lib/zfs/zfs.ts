@@ -63,11 +63,12 @@ export function saysInvalidOption(stderr: string, flag: string): boolean {
 
 /**
  * Whether `zfs receive` refused the stream's bytes themselves: OpenZFS's EZFS_BADSTREAM
- * ("invalid backup stream") and its ECKSUM text ("checksum mismatch or incomplete stream"), and
+ * ("invalid backup stream"), its ECKSUM text ("checksum mismatch or incomplete stream"), a stream
+ * cut short ("incomplete stream": real OpenZFS 2.3.9 and 2.1.11, tests/bed/openzfs_texts/), and
  * zfs-fuse's "invalid stream (checksum mismatch)".
  */
 export function saysBadStream(stderr: string): boolean {
-  return /^cannot receive[^:\n]*: (invalid backup stream|invalid stream \([^)\n]*\)|checksum mismatch or incomplete stream)/m
+  return /^cannot receive[^:\n]*: (invalid backup stream|invalid stream \([^)\n]*\)|checksum mismatch or incomplete stream|incomplete stream$)/m
     .test(stderr);
 }
 
@@ -81,7 +82,8 @@ export function receiveHint(stderr: string): string | undefined {
     .exec(stderr);
   if (!modified) return undefined;
   return `"${modified[1]}" changed since its latest snapshot: roll it back ` +
-    `(zfs rollback), or pass --force to let zfs receive -F do so`;
+    `(zfs rollback), or pass --force to let zfs receive -F do so (it discards those changes, ` +
+    `and any of the target's snapshots newer than the restore's base)`;
 }
 
 /** True when `dataset` exists (any type). */

@@ -182,6 +182,8 @@ Deno.test("saysBadStream() knows a refused stream from other receive failures", 
     true,
   );
   assert.equal(saysBadStream("cannot receive new filesystem stream: invalid backup stream"), true);
+  // Real OpenZFS 2.3.9 and 2.1.11: a full stream cut short (tests/bed/openzfs_texts/).
+  assert.equal(saysBadStream("cannot receive new filesystem stream: incomplete stream"), true);
   // zfs-fuse 0.7, real run (verify --zfs of an object that is no ZFS stream).
   assert.equal(saysBadStream("cannot receive: invalid stream (bad magic number)"), true);
   // openzfs/zfs lib/libzfs/libzfs_sendrecv.c (00a38210), EDQUOT: a local problem.
