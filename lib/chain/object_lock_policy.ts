@@ -135,26 +135,54 @@ export interface ChainNeed {
 
 /**
  * For every object that something builds on, the latest retention of any object above it in
- * its chain (through {@linkcode Chains.ancestors}, the one chain walker): that object needs it
- * until then. Only retentions that have not ended at `now` count (an ended one protects nothing
- * any more). O(objects × chain depth).
+ * its chain (the objects whose {@linkcode Chains.ancestors} walk passes it): that object needs
+ * it until then; at an equal date, the first such object in `chains.remote` names it. Only
+ * retentions that have not ended at `now` count (an ended one protects nothing any more).
+ * Linear after a sort by depth: each object hands the latest of its own retention and its need
+ * to its parent, deepest first. Objects in a loop of links (health `cycle detected`) walk their
+ * chain each, as they cannot be ordered by depth.
  */
 export function chainNeeds(
   chains: Chains,
   lockOf: (snap: RemoteSnapshot) => LockState,
   now: Date,
 ): Map<string, ChainNeed> {
-  const needs = new Map<string, ChainNeed>();
-  for (const snap of chains.remote.values()) {
+  const needs = new Map<string, ChainNeed & { index: number }>();
+  const offer = (name: string, need: ChainNeed & { index: number }) => {
+    const had = needs.get(name);
+    const t = need.until.getTime();
+    if (!had || had.until.getTime() < t || (had.until.getTime() === t && had.index > need.index)) {
+      needs.set(name, need);
+    }
+  };
+  const own = (snap: RemoteSnapshot, index: number) => {
     const until = lockedUntil(lockOf(snap));
-    if (until === undefined || until.getTime() <= now.getTime()) continue;
+    return until === undefined || until.getTime() <= now.getTime()
+      ? undefined
+      : { until, by: snap.name, index };
+  };
+  const sound: { snap: RemoteSnapshot; index: number; depth: number }[] = [];
+  let index = 0;
+  for (const snap of chains.remote.values()) {
+    const i = index++;
+    if (chains.health(snap.name) !== "cycle detected") {
+      sound.push({ snap, index: i, depth: chains.depth(snap.name) });
+      continue;
+    }
+    const mine = own(snap, i);
+    if (mine === undefined) continue;
     for (const ancestor of chains.ancestors(snap.name)) {
-      if (ancestor.name === snap.name) continue;
-      const had = needs.get(ancestor.name);
-      if (!had || had.until.getTime() < until.getTime()) {
-        needs.set(ancestor.name, { until, by: snap.name });
-      }
+      if (ancestor.name !== snap.name) offer(ancestor.name, mine);
     }
   }
-  return needs;
+  sound.sort((a, b) => b.depth - a.depth);
+  for (const { snap, index } of sound) {
+    const link = chains.link(snap);
+    if (link.kind !== "parent") continue;
+    const mine = own(snap, index);
+    if (mine !== undefined) offer(link.parent.name, mine);
+    const above = needs.get(snap.name);
+    if (above !== undefined) offer(link.parent.name, above);
+  }
+  return new Map([...needs].map(([name, { until, by }]) => [name, { until, by }]));
 }
