@@ -22,6 +22,7 @@ import { loadConfig } from "./lib/config/load.ts";
 import { connect } from "./lib/cli/connect.ts";
 import { UsageError } from "./lib/base/errors.ts";
 import { lockOrDelete, runLock } from "./lib/repository/object_lock_run.ts";
+import { retentionAt } from "./lib/chain/object_lock_policy.ts";
 import { type PartSchedule, planSchedule, sizeSteps } from "./lib/transfer/part_size.ts";
 import { humanBytes } from "./lib/cli/human.ts";
 import { Progress } from "./lib/cli/progress.ts";
@@ -212,12 +213,13 @@ async function uploadLocked(
     attempts: config.maxRetries + 1,
     metadata: request.metadata,
     storageClass: config.storageClass,
-    lock: lock?.retention,
+    lock: lock && retentionAt(lock, new Date()),
     signal,
     inputLabel: input.label,
     onProgress: progress ? (n) => progress.update(n) : undefined,
   });
-  if (lock) await lockOrDelete(store, key, lock.retention, locking);
+  // Counted from now, when the object exists: the upload may have read stdin for hours.
+  if (lock) await lockOrDelete(store, key, retentionAt(lock, new Date()), locking);
   return result;
 }
 

@@ -72,7 +72,50 @@ export function lockColumns(
   return { lockMode: state.mode, lockUntil: state.until.toISOString() };
 }
 
-/** The retention a run sets, and a line saying how the bucket's default rule changed it. */
+/**
+ * The Object Lock a run gives its new objects: how many days from the moment each object is
+ * locked, in which mode, and a line saying how the bucket's default rule changed them. Each
+ * object's date comes from {@linkcode retentionAt} when that object is locked, so an object
+ * written hours into a run is locked as long, counted from its own creation, as the first.
+ */
+export interface LockPolicy {
+  /** Days from the moment an object is locked. */
+  days: number;
+  mode: LockMode;
+  /** Set when the bucket's default rule made the retention longer or the mode stricter. */
+  note?: string;
+}
+
+/**
+ * The policy of a run: `days` in `mode`, but never weaker than the bucket's default rule (an
+ * explicit retention replaces the default one on an object, so z3 would otherwise undo the
+ * rule): the longer period and the stricter mode of the two. A year of the rule counts 365
+ * days.
+ */
+export function lockPolicy(days: number, mode: LockMode, rule?: BucketLock["rule"]): LockPolicy {
+  const ruleDays = (rule?.days ?? 0) + (rule?.years ?? 0) * 365;
+  const ruleMode = rule?.mode === "COMPLIANCE" ? "COMPLIANCE" : "GOVERNANCE";
+  const stricter = mode === "COMPLIANCE" || ruleMode === "COMPLIANCE" ? "COMPLIANCE" : mode;
+  const effective = ruleDays > 0 ? Math.max(days, ruleDays) : days;
+  const finalMode = ruleDays > 0 ? stricter : mode;
+  if (ruleDays > 0 && (effective !== days || finalMode !== mode)) {
+    return {
+      days: effective,
+      mode: finalMode,
+      note: `object lock: the bucket's default rule (${ruleMode}, ${ruleDays} days) is stricter ` +
+        `than OBJECT_LOCK_DAYS=${days} OBJECT_LOCK_MODE=${mode}: using ${finalMode}, ` +
+        `${effective} days`,
+    };
+  }
+  return { days: effective, mode: finalMode };
+}
+
+/** The retention of an object locked at `now` under `policy`: `policy.days` from `now`. */
+export function retentionAt(policy: LockPolicy, now: Date): Retention {
+  return { mode: policy.mode, until: new Date(now.getTime() + policy.days * DAY_MS) };
+}
+
+/** The retention of an object locked at one moment, and the note of its policy. */
 export interface RunRetention {
   retention: Retention;
   /** Set when the bucket's default rule made the retention longer or the mode stricter. */
@@ -80,34 +123,17 @@ export interface RunRetention {
 }
 
 /**
- * The retention of a run's new objects: `days` from `now` in `mode`, but never weaker than the
- * bucket's default rule (an explicit retention replaces the default one on an object, so z3
- * would otherwise undo the rule): the later date and the stricter mode of the two. A year of
- * the rule counts 365 days.
+ * {@linkcode lockPolicy} and {@linkcode retentionAt} together: the retention of an object
+ * locked at `options.now`.
  */
 export function runRetention(
   days: number,
   mode: LockMode,
   options: { now: Date; rule?: BucketLock["rule"] },
 ): RunRetention {
-  const ruleDays = (options.rule?.days ?? 0) + (options.rule?.years ?? 0) * 365;
-  const ruleMode = options.rule?.mode === "COMPLIANCE" ? "COMPLIANCE" : "GOVERNANCE";
-  const stricter = mode === "COMPLIANCE" || ruleMode === "COMPLIANCE" ? "COMPLIANCE" : mode;
-  const effective = ruleDays > 0 ? Math.max(days, ruleDays) : days;
-  const finalMode = ruleDays > 0 ? stricter : mode;
-  const retention = {
-    mode: finalMode,
-    until: new Date(options.now.getTime() + effective * DAY_MS),
-  };
-  if (ruleDays > 0 && (effective !== days || finalMode !== mode)) {
-    return {
-      retention,
-      note: `object lock: the bucket's default rule (${ruleMode}, ${ruleDays} days) is stricter ` +
-        `than OBJECT_LOCK_DAYS=${days} OBJECT_LOCK_MODE=${mode}: using ${finalMode}, ` +
-        `${effective} days`,
-    };
-  }
-  return { retention };
+  const policy = lockPolicy(days, mode, options.rule);
+  const retention = retentionAt(policy, options.now);
+  return policy.note === undefined ? { retention } : { retention, note: policy.note };
 }
 
 /**

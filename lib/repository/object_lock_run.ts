@@ -19,9 +19,9 @@ import {
   describeLock,
   extension,
   lockedUntil,
+  type LockPolicy,
+  lockPolicy,
   parseLock,
-  type RunRetention,
-  runRetention,
 } from "../chain/object_lock_policy.ts";
 import { withRetry } from "../backend/retry.ts";
 import type { Retention, S3Store } from "../backend/s3.ts";
@@ -35,8 +35,9 @@ export interface LockRequestOptions {
 }
 
 /**
- * The retention this run gives new objects, or `undefined` when `OBJECT_LOCK_DAYS` is 0 (then
- * no request is made). Reads the bucket's Object Lock configuration once.
+ * The Object Lock policy this run gives new objects (each object's date is counted when it is
+ * locked, `retentionAt`), or `undefined` when `OBJECT_LOCK_DAYS` is 0 (then no request is made).
+ * Reads the bucket's Object Lock configuration once.
  *
  * @throws {UsageError} when the bucket does not have Object Lock enabled (exit 2), before
  * anything is uploaded.
@@ -45,7 +46,7 @@ export async function runLock(
   config: Config,
   store: S3Store,
   options: LockRequestOptions,
-): Promise<RunRetention | undefined> {
+): Promise<LockPolicy | undefined> {
   if (config.objectLockDays === 0) return undefined;
   const bucket = await withRetry(() => store.lockConfiguration(options.signal), options);
   if (!bucket.enabled) {
@@ -54,10 +55,7 @@ export async function runLock(
         `(use a bucket created with Object Lock enabled, or set OBJECT_LOCK_DAYS=0)`,
     );
   }
-  return runRetention(config.objectLockDays, config.objectLockMode, {
-    now: new Date(),
-    rule: bucket.rule,
-  });
+  return lockPolicy(config.objectLockDays, config.objectLockMode, bucket.rule);
 }
 
 async function lockOf(store: S3Store, key: string, options: LockRequestOptions) {
@@ -68,7 +66,8 @@ async function lockOf(store: S3Store, key: string, options: LockRequestOptions) 
 
 /**
  * Makes sure `key` is locked at least until `retention.until`: reads its lock back (HeadObject),
- * sets the retention when it is shorter or absent, and reads it back again.
+ * sets the retention when it is shorter or absent, and reads it back again. Returns how many
+ * PutObjectRetention requests it sent (0 or 1).
  *
  * @throws {S3Error} when the bucket still reports a shorter lock.
  */
@@ -77,10 +76,10 @@ export async function lockObject(
   key: string,
   retention: Retention,
   options: LockRequestOptions,
-): Promise<void> {
+): Promise<number> {
   const before = await lockOf(store, key, options);
   const wanted = extension(before.state, retention.until, retention.mode, new Date());
-  if (wanted === undefined) return;
+  if (wanted === undefined) return 0;
   await withRetry(
     () => store.putRetention(key, before.versionId, wanted, options.signal),
     options,
@@ -92,6 +91,7 @@ export async function lockObject(
         `${retention.until.toISOString()} the bucket reports ${describeLock(after.state)}`,
     );
   }
+  return 1;
 }
 
 /** An ancestor whose retention ends before the new objects' and what to set. */

@@ -15,7 +15,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { integration } from "../bed/bed.ts";
 import { withCleanup } from "../bed/cleanup.ts";
-import { type CliResult, runPput, runZ3 } from "../bed/cli.ts";
+import { type CliResult, runPput, runZ3, spawnPput } from "../bed/cli.ts";
 import { faultProxy } from "../bed/fault_proxy.ts";
 import { failure, ok } from "../bed/expect.ts";
 import { rewriteProxy } from "../bed/rewrite_proxy.ts";
@@ -502,6 +502,37 @@ integration(
       await assert.rejects(
         () => f.store.deleteVersion("piped/key", info!.versionId!),
         (err) => err instanceof S3RequestError && err.status === 403,
+      );
+    });
+  },
+  { zfs: false },
+);
+
+integration(
+  "pput with OBJECT_LOCK_DAYS counts the object's retention from its creation, not from the start of the run",
+  async (bed) => {
+    await withLockedBucket(bed.s3, "lock-pput-late", async (f) => {
+      const data = pseudoRandom(7 * 1024 * 1024, 5);
+      const child = spawnPput(["--chunk-size", "5M", "late/key"], {
+        env: { ...childEnv(bed.s3, f.store.bucket), OBJECT_LOCK_DAYS: "1" },
+      });
+      // The run reads the bucket's lock configuration at once; the object exists 6 s later.
+      await child.write(data.subarray(0, 1024 * 1024));
+      await new Promise((resolve) => setTimeout(resolve, 6000));
+      await child.write(data.subarray(1024 * 1024));
+      await child.closeStdin();
+      const result = await child.result;
+      assert.equal(result.code, 0, result.stderr);
+      const info = await f.store.head("late/key");
+      const created = info!.lastModified!.getTime();
+      const lock = await retentionOf(f, "late/key");
+      assert.equal(lock.mode, "GOVERNANCE");
+      assert.ok(
+        lock.until >= created + DAY,
+        `retained until ${new Date(lock.until).toISOString()}, created ${
+          info!.lastModified!
+            .toISOString()
+        }: less than OBJECT_LOCK_DAYS from its creation`,
       );
     });
   },
