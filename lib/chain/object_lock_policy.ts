@@ -152,6 +152,26 @@ export function extension(
   return { mode: keep ? state.mode : mode, until };
 }
 
+/**
+ * Why `state`, a lock that has not ended at `now`, is weaker in mode than `required`
+ * (`retention (GOVERNANCE until …) is GOVERNANCE, but …`, for "its " or "its check record's "): a
+ * GOVERNANCE lock where COMPLIANCE is required (`OBJECT_LOCK_MODE=compliance`), which a user with
+ * `s3:BypassGovernanceRetention` can shorten or remove; `undefined` when the mode holds, or there
+ * is no running lock (dates are {@linkcode chainNeeds}'s to judge).
+ */
+export function modeShortfall(
+  state: LockState,
+  required: LockMode,
+  now: Date,
+): string | undefined {
+  if (required !== "COMPLIANCE" || state.kind !== "locked" || state.mode === "COMPLIANCE") {
+    return undefined;
+  }
+  if (state.until.getTime() <= now.getTime()) return undefined;
+  return `retention (${describeLock(state)}) is GOVERNANCE, but OBJECT_LOCK_MODE is ` +
+    `COMPLIANCE: a user with s3:BypassGovernanceRetention can shorten or remove it`;
+}
+
 /** The latest retention among an object's descendants, and which one holds it. */
 export interface ChainNeed {
   until: Date;

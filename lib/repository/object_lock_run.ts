@@ -21,6 +21,7 @@ import {
   lockedUntil,
   type LockPolicy,
   lockPolicy,
+  modeShortfall,
   parseLock,
 } from "../chain/object_lock_policy.ts";
 import { withRetry } from "../backend/retry.ts";
@@ -168,8 +169,9 @@ export function lockPlanLine(retention: Retention, ancestors: number): string {
 /**
  * `z3 verify`'s Object Lock check, for each of `names` (objects in `chains`): why its retention,
  * or its check record's, ends before what its chain needs (the latest retention of any object
- * built on it, `chainNeeds`), or is unreadable. Reads nothing for objects without locks; reads a
- * record's lock (HeadObject) only when its object is locked or needed.
+ * built on it, `chainNeeds`), is unreadable, or is GOVERNANCE while it runs where
+ * `OBJECT_LOCK_MODE` is COMPLIANCE (`modeShortfall`). Reads nothing for objects without locks;
+ * reads a record's lock (HeadObject) only when its object is locked or needed.
  */
 export async function retentionFlaws(
   store: S3Store,
@@ -201,6 +203,11 @@ export async function retentionFlaws(
       );
       continue;
     }
+    const weakMode = modeShortfall(own, config.objectLockMode, now);
+    if (weakMode !== undefined) {
+      flaws.set(name, `its ${weakMode}`);
+      continue;
+    }
     const required = Math.max(until, need?.until.getTime() ?? 0);
     if (required <= now.getTime() || snap.metadata["z3-version"] === undefined) continue;
     const key = checkKey(config.s3Prefix, name);
@@ -213,7 +220,10 @@ export async function retentionFlaws(
         `its check record's retention (${describeLock(recordLock)}) ends before ` +
           `${new Date(required).toISOString()}, which the object and its chain need`,
       );
+      continue;
     }
+    const recordMode = modeShortfall(recordLock, config.objectLockMode, now);
+    if (recordMode !== undefined) flaws.set(name, `its check record's ${recordMode}`);
   }
   return flaws;
 }

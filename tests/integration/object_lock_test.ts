@@ -240,6 +240,13 @@ integration(
         /\tunprotected\tits retention \(GOVERNANCE until \S+\) ends before that of "[^"]+@s2"/,
       );
       assert.match(short.stdout, /@s2\tok\t/);
+      // GOVERNANCE locks where OBJECT_LOCK_MODE asks COMPLIANCE: the dates suffice, the mode not.
+      const mode = await f.z3(["verify"], { OBJECT_LOCK_MODE: "compliance" });
+      assert.equal(mode.code, 6, mode.stderr);
+      assert.match(
+        mode.stdout,
+        /@s2\tunprotected\tits retention \(GOVERNANCE until \S+\) is GOVERNANCE, but OBJECT_LOCK_MODE is COMPLIANCE/,
+      );
 
       // The server itself refuses to delete a locked version.
       const info = await f.store.head(f.keys("s1").object);

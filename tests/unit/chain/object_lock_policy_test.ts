@@ -5,6 +5,7 @@ import {
   extension,
   isLocked,
   lockPolicy,
+  modeShortfall,
   parseLock,
   retentionAt,
   runRetention,
@@ -90,6 +91,24 @@ Deno.test("retentionAt() counts each object's days from when it is locked, never
     until: new Date("2026-12-31T05:30:00Z"),
   });
   assert.equal(lockPolicy(30, "COMPLIANCE", { mode: "GOVERNANCE", days: 1 }).note, undefined);
+});
+
+Deno.test("modeShortfall() finds a running GOVERNANCE lock where COMPLIANCE is required", () => {
+  const now = new Date("2026-12-01T00:00:00Z");
+  const governance = parseLock({ mode: "GOVERNANCE", until: "2026-12-08T00:00:00Z" });
+  const compliance = parseLock({ mode: "COMPLIANCE", until: "2026-12-08T00:00:00Z" });
+  assert.match(
+    modeShortfall(governance, "COMPLIANCE", now) ?? "",
+    /^retention \(GOVERNANCE until 2026-12-08T00:00:00.000Z\) is GOVERNANCE, but OBJECT_LOCK_MODE is COMPLIANCE/,
+  );
+  assert.equal(modeShortfall(compliance, "COMPLIANCE", now), undefined);
+  assert.equal(modeShortfall(governance, "GOVERNANCE", now), undefined);
+  // An ended lock or none is a matter of dates (chainNeeds), not of mode.
+  assert.equal(
+    modeShortfall(governance, "COMPLIANCE", new Date("2026-12-09T00:00:00Z")),
+    undefined,
+  );
+  assert.equal(modeShortfall({ kind: "none" }, "COMPLIANCE", now), undefined);
 });
 
 Deno.test("extension() only ever lengthens and keeps a running COMPLIANCE lock", () => {
