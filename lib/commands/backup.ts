@@ -431,8 +431,7 @@ async function backupOne(
     attempts: config.maxRetries + 1,
     signal: options.signal,
   };
-  const pendingLock = one.lock && retentionAt(one.lock, new Date());
-  const pendingRecord = pendingRecordHooks(store, { ...pending, lock: pendingLock });
+  const pendingRecord = pendingRecordHooks(store, pending);
   const resume = await adoptPendingUpload(store, key, { ...pending, err: options.err });
   const startedAt = performance.now();
   const upload = { key, estimated, schedule, metadata, pendingRecord };
