@@ -91,7 +91,8 @@ A slow server makes pput read more slowly, never use more memory.
 Integrity: every part carries its Content-MD5; the object's ETag, read back after completion,
 must equal the one computed from the parts or the object is deleted. With OBJECT_LOCK_DAYS the
 object's lock is read back too, and set where the server ignored the request's (Ceph does on
-multipart uploads); an object that cannot be locked is deleted, or named when it cannot be. Any error, a read error or
+multipart uploads); an object that cannot be locked is deleted (the version pput wrote, never
+another writer's), or named when it cannot be. Any error, a read error or
 SIGINT/SIGTERM aborts the multipart upload: no object is left behind. After a signal, requests in
 flight are cancelled and the abort gets one attempt of at most ${abortS} s, and whatever still runs
 ${stopS} s after the signal does not hold pput up: it exits within 15 s whatever the endpoint does.
@@ -219,7 +220,10 @@ async function uploadLocked(
     onProgress: progress ? (n) => progress.update(n) : undefined,
   });
   // Counted from now, when the object exists: the upload may have read stdin for hours.
-  if (lock) await lockOrDelete(store, key, retentionAt(lock, new Date()), locking);
+  if (lock) {
+    const own = { ...locking, versionId: result.versionId };
+    await lockOrDelete(store, key, retentionAt(lock, new Date()), own);
+  }
   return result;
 }
 

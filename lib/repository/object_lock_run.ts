@@ -230,27 +230,33 @@ export async function retentionFlaws(
 
 /**
  * Locks the uploaded `key` as `retention` asks (see {@linkcode lockObject}); when that fails,
- * deletes the version just written, so that no unlocked object stays behind looking like a
- * success. The error names what became of the object.
+ * deletes `versionId`, the version this run wrote (the VersionId its PutObject or
+ * CompleteMultipartUpload returned), so that no unlocked object stays behind looking like a
+ * success. Never the key's current version as such: that may be another writer's. Without the
+ * version (a bucket without versioning, or a lost answer) nothing is deleted. The error names
+ * what became of the object.
  */
 export async function lockOrDelete(
   store: S3Store,
   key: string,
   retention: Retention,
-  options: LockRequestOptions,
+  options: LockRequestOptions & { versionId?: string },
 ): Promise<void> {
   try {
     await lockObject(store, key, retention, options);
   } catch (err) {
     if (options.signal?.aborted) throw err;
     let fate: string;
-    try {
-      const info = await store.head(key, options.signal);
-      if (!info?.versionId) throw new Error("the bucket names no version of it");
-      await store.deleteVersion(key, info.versionId, options.signal);
-      fate = "the object was deleted";
-    } catch (e) {
-      fate = `the object is left in the bucket (deleting it failed: ${describeError(e)})`;
+    const { versionId } = options;
+    if (versionId === undefined) {
+      fate = "the object is left in the bucket (the version this run wrote is not known)";
+    } else {
+      try {
+        await store.deleteVersion(key, versionId, options.signal);
+        fate = "the object was deleted";
+      } catch (e) {
+        fate = `the object is left in the bucket (deleting it failed: ${describeError(e)})`;
+      }
     }
     const code = err instanceof Z3Error ? err.exitCode : EXIT.s3;
     throw new Z3Error(`${describeError(err)}; ${fate}`, code, { cause: err });
