@@ -22,6 +22,7 @@ import { loadConfig } from "./lib/config/load.ts";
 import { connect } from "./lib/cli/connect.ts";
 import { UsageError } from "./lib/base/errors.ts";
 import { lockOrDelete, runLock } from "./lib/repository/object_lock_run.ts";
+import { retentionAt } from "./lib/chain/object_lock_policy.ts";
 import { type PartSchedule, planSchedule, sizeSteps } from "./lib/transfer/part_size.ts";
 import { humanBytes } from "./lib/cli/human.ts";
 import { Progress } from "./lib/cli/progress.ts";
@@ -90,7 +91,8 @@ A slow server makes pput read more slowly, never use more memory.
 Integrity: every part carries its Content-MD5; the object's ETag, read back after completion,
 must equal the one computed from the parts or the object is deleted. With OBJECT_LOCK_DAYS the
 object's lock is read back too, and set where the server ignored the request's (Ceph does on
-multipart uploads); an object that cannot be locked is deleted, or named when it cannot be. Any error, a read error or
+multipart uploads); an object that cannot be locked is deleted (the version pput wrote, never
+another writer's), or named when it cannot be. Any error, a read error or
 SIGINT/SIGTERM aborts the multipart upload: no object is left behind. After a signal, requests in
 flight are cancelled and the abort gets one attempt of at most ${abortS} s, and whatever still runs
 ${stopS} s after the signal does not hold pput up: it exits within 15 s whatever the endpoint does.
@@ -212,12 +214,16 @@ async function uploadLocked(
     attempts: config.maxRetries + 1,
     metadata: request.metadata,
     storageClass: config.storageClass,
-    lock: lock?.retention,
+    lock: lock && retentionAt(lock, new Date()),
     signal,
     inputLabel: input.label,
     onProgress: progress ? (n) => progress.update(n) : undefined,
   });
-  if (lock) await lockOrDelete(store, key, lock.retention, locking);
+  // Counted from now, when the object exists: the upload may have read stdin for hours.
+  if (lock) {
+    const own = { ...locking, versionId: result.versionId };
+    await lockOrDelete(store, key, retentionAt(lock, new Date()), own);
+  }
   return result;
 }
 

@@ -20,6 +20,7 @@ import { parseSize } from "../lib/config/size.ts";
 import { OVERHEAD_MIB } from "../lib/transfer/upload.ts";
 import { type CpuClock, cpuClock, readCpu } from "./machine_cpu.ts";
 import { type Mode, MODES, wholePath } from "./whole_path.ts";
+import { chainBench } from "./chain_bench.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const SERVER_SCRIPT = `${ROOT}/tests/bed/s3_server.sh`;
@@ -50,7 +51,8 @@ Options:
   --pause SECONDS    pause before each upload, to let the server settle [default: 3]
   --dir PATH         where the test file lives (reused when its size matches)
                      [default: $TMPDIR or /var/tmp, + /z3-pput-bench]
-  --only LIST        pput, whole, or both [default: pput,whole]
+  --only LIST        a subset of pput,whole,chain (chain: bench/chain_bench.ts, pure)
+                     [default: pput,whole]
   --whole-runs N     runs of every whole-path row, interleaved [default: 1]
   --modes LIST       whole-path modes, a subset of ${MODES.join(",")} [default: all]
   -h, --help         this help
@@ -536,12 +538,12 @@ async function main(): Promise<number> {
   const wholeRuns = Number(values["whole-runs"]);
   const modes = values.modes.split(",").map((m) => m.trim()) as Mode[];
   if (
-    [...sections].some((x) => x !== "pput" && x !== "whole") ||
+    [...sections].some((x) => x !== "pput" && x !== "whole" && x !== "chain") ||
     !Number.isInteger(wholeRuns) || wholeRuns < 1 ||
     modes.some((m) => !(MODES as readonly string[]).includes(m))
   ) {
     throw new Error(
-      `--only takes pput,whole; --whole-runs a positive integer; --modes ${MODES.join(",")}`,
+      `--only takes pput,whole,chain; --whole-runs a positive integer; --modes ${MODES.join(",")}`,
     );
   }
   const wanted = new Set(values.tools.split(",").map((t) => t.trim()));
@@ -758,6 +760,7 @@ async function main(): Promise<number> {
         await wholePath({ size, runs: wholeRuns, modes, aws: awsPath, log }),
     );
   }
+  if (sections.has("chain")) parts.push(chainBench(log));
   const text = parts.join("\n\n") + "\n";
   await Deno.mkdir(`${ROOT}/bench/results`, { recursive: true });
   await Deno.writeTextFile(RESULTS, text);

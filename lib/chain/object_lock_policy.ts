@@ -72,7 +72,50 @@ export function lockColumns(
   return { lockMode: state.mode, lockUntil: state.until.toISOString() };
 }
 
-/** The retention a run sets, and a line saying how the bucket's default rule changed it. */
+/**
+ * The Object Lock a run gives its new objects: how many days from the moment each object is
+ * locked, in which mode, and a line saying how the bucket's default rule changed them. Each
+ * object's date comes from {@linkcode retentionAt} when that object is locked, so an object
+ * written hours into a run is locked as long, counted from its own creation, as the first.
+ */
+export interface LockPolicy {
+  /** Days from the moment an object is locked. */
+  days: number;
+  mode: LockMode;
+  /** Set when the bucket's default rule made the retention longer or the mode stricter. */
+  note?: string;
+}
+
+/**
+ * The policy of a run: `days` in `mode`, but never weaker than the bucket's default rule (an
+ * explicit retention replaces the default one on an object, so z3 would otherwise undo the
+ * rule): the longer period and the stricter mode of the two. A year of the rule counts 365
+ * days.
+ */
+export function lockPolicy(days: number, mode: LockMode, rule?: BucketLock["rule"]): LockPolicy {
+  const ruleDays = (rule?.days ?? 0) + (rule?.years ?? 0) * 365;
+  const ruleMode = rule?.mode === "COMPLIANCE" ? "COMPLIANCE" : "GOVERNANCE";
+  const stricter = mode === "COMPLIANCE" || ruleMode === "COMPLIANCE" ? "COMPLIANCE" : mode;
+  const effective = ruleDays > 0 ? Math.max(days, ruleDays) : days;
+  const finalMode = ruleDays > 0 ? stricter : mode;
+  if (ruleDays > 0 && (effective !== days || finalMode !== mode)) {
+    return {
+      days: effective,
+      mode: finalMode,
+      note: `object lock: the bucket's default rule (${ruleMode}, ${ruleDays} days) is stricter ` +
+        `than OBJECT_LOCK_DAYS=${days} OBJECT_LOCK_MODE=${mode}: using ${finalMode}, ` +
+        `${effective} days`,
+    };
+  }
+  return { days: effective, mode: finalMode };
+}
+
+/** The retention of an object locked at `now` under `policy`: `policy.days` from `now`. */
+export function retentionAt(policy: LockPolicy, now: Date): Retention {
+  return { mode: policy.mode, until: new Date(now.getTime() + policy.days * DAY_MS) };
+}
+
+/** The retention of an object locked at one moment, and the note of its policy. */
 export interface RunRetention {
   retention: Retention;
   /** Set when the bucket's default rule made the retention longer or the mode stricter. */
@@ -80,34 +123,17 @@ export interface RunRetention {
 }
 
 /**
- * The retention of a run's new objects: `days` from `now` in `mode`, but never weaker than the
- * bucket's default rule (an explicit retention replaces the default one on an object, so z3
- * would otherwise undo the rule): the later date and the stricter mode of the two. A year of
- * the rule counts 365 days.
+ * {@linkcode lockPolicy} and {@linkcode retentionAt} together: the retention of an object
+ * locked at `options.now`.
  */
 export function runRetention(
   days: number,
   mode: LockMode,
   options: { now: Date; rule?: BucketLock["rule"] },
 ): RunRetention {
-  const ruleDays = (options.rule?.days ?? 0) + (options.rule?.years ?? 0) * 365;
-  const ruleMode = options.rule?.mode === "COMPLIANCE" ? "COMPLIANCE" : "GOVERNANCE";
-  const stricter = mode === "COMPLIANCE" || ruleMode === "COMPLIANCE" ? "COMPLIANCE" : mode;
-  const effective = ruleDays > 0 ? Math.max(days, ruleDays) : days;
-  const finalMode = ruleDays > 0 ? stricter : mode;
-  const retention = {
-    mode: finalMode,
-    until: new Date(options.now.getTime() + effective * DAY_MS),
-  };
-  if (ruleDays > 0 && (effective !== days || finalMode !== mode)) {
-    return {
-      retention,
-      note: `object lock: the bucket's default rule (${ruleMode}, ${ruleDays} days) is stricter ` +
-        `than OBJECT_LOCK_DAYS=${days} OBJECT_LOCK_MODE=${mode}: using ${finalMode}, ` +
-        `${effective} days`,
-    };
-  }
-  return { retention };
+  const policy = lockPolicy(days, mode, options.rule);
+  const retention = retentionAt(policy, options.now);
+  return policy.note === undefined ? { retention } : { retention, note: policy.note };
 }
 
 /**
@@ -126,6 +152,26 @@ export function extension(
   return { mode: keep ? state.mode : mode, until };
 }
 
+/**
+ * Why `state`, a lock that has not ended at `now`, is weaker in mode than `required`
+ * (`retention (GOVERNANCE until …) is GOVERNANCE, but …`, for "its " or "its check record's "): a
+ * GOVERNANCE lock where COMPLIANCE is required (`OBJECT_LOCK_MODE=compliance`), which a user with
+ * `s3:BypassGovernanceRetention` can shorten or remove; `undefined` when the mode holds, or there
+ * is no running lock (dates are {@linkcode chainNeeds}'s to judge).
+ */
+export function modeShortfall(
+  state: LockState,
+  required: LockMode,
+  now: Date,
+): string | undefined {
+  if (required !== "COMPLIANCE" || state.kind !== "locked" || state.mode === "COMPLIANCE") {
+    return undefined;
+  }
+  if (state.until.getTime() <= now.getTime()) return undefined;
+  return `retention (${describeLock(state)}) is GOVERNANCE, but OBJECT_LOCK_MODE is ` +
+    `COMPLIANCE: a user with s3:BypassGovernanceRetention can shorten or remove it`;
+}
+
 /** The latest retention among an object's descendants, and which one holds it. */
 export interface ChainNeed {
   until: Date;
@@ -135,26 +181,54 @@ export interface ChainNeed {
 
 /**
  * For every object that something builds on, the latest retention of any object above it in
- * its chain (through {@linkcode Chains.ancestors}, the one chain walker): that object needs it
- * until then. Only retentions that have not ended at `now` count (an ended one protects nothing
- * any more). O(objects × chain depth).
+ * its chain (the objects whose {@linkcode Chains.ancestors} walk passes it): that object needs
+ * it until then; at an equal date, the first such object in `chains.remote` names it. Only
+ * retentions that have not ended at `now` count (an ended one protects nothing any more).
+ * Linear after a sort by depth: each object hands the latest of its own retention and its need
+ * to its parent, deepest first. Objects in a loop of links (health `cycle detected`) walk their
+ * chain each, as they cannot be ordered by depth.
  */
 export function chainNeeds(
   chains: Chains,
   lockOf: (snap: RemoteSnapshot) => LockState,
   now: Date,
 ): Map<string, ChainNeed> {
-  const needs = new Map<string, ChainNeed>();
-  for (const snap of chains.remote.values()) {
+  const needs = new Map<string, ChainNeed & { index: number }>();
+  const offer = (name: string, need: ChainNeed & { index: number }) => {
+    const had = needs.get(name);
+    const t = need.until.getTime();
+    if (!had || had.until.getTime() < t || (had.until.getTime() === t && had.index > need.index)) {
+      needs.set(name, need);
+    }
+  };
+  const own = (snap: RemoteSnapshot, index: number) => {
     const until = lockedUntil(lockOf(snap));
-    if (until === undefined || until.getTime() <= now.getTime()) continue;
+    return until === undefined || until.getTime() <= now.getTime()
+      ? undefined
+      : { until, by: snap.name, index };
+  };
+  const sound: { snap: RemoteSnapshot; index: number; depth: number }[] = [];
+  let index = 0;
+  for (const snap of chains.remote.values()) {
+    const i = index++;
+    if (chains.health(snap.name) !== "cycle detected") {
+      sound.push({ snap, index: i, depth: chains.depth(snap.name) });
+      continue;
+    }
+    const mine = own(snap, i);
+    if (mine === undefined) continue;
     for (const ancestor of chains.ancestors(snap.name)) {
-      if (ancestor.name === snap.name) continue;
-      const had = needs.get(ancestor.name);
-      if (!had || had.until.getTime() < until.getTime()) {
-        needs.set(ancestor.name, { until, by: snap.name });
-      }
+      if (ancestor.name !== snap.name) offer(ancestor.name, mine);
     }
   }
-  return needs;
+  sound.sort((a, b) => b.depth - a.depth);
+  for (const { snap, index } of sound) {
+    const link = chains.link(snap);
+    if (link.kind !== "parent") continue;
+    const mine = own(snap, index);
+    if (mine !== undefined) offer(link.parent.name, mine);
+    const above = needs.get(snap.name);
+    if (above !== undefined) offer(link.parent.name, above);
+  }
+  return new Map([...needs].map(([name, { until, by }]) => [name, { until, by }]));
 }

@@ -24,20 +24,14 @@ export function timeOf(snap: RemoteSnapshot): number | undefined {
  * chain (the same full at its base) an ancestor goes before its descendants, a fact of the
  * links; across chains by upload time (z3 uploads in the pool's createtxg order), where known;
  * then by name. A full is not older than an incremental of another chain just for being a full.
- * Each object's chain position (where its chain ends, and its depth) is walked once per order,
- * when first compared.
+ * Each object's chain position (the bottom of its chain, and its depth) is memoised by
+ * {@linkcode Chains}: comparing costs constant time.
  */
 export function sameSecondOrder(chains: Chains): (a: RemoteSnapshot, b: RemoteSnapshot) => number {
-  const places = new Map<string, { base: string; depth: number }>();
-  const place = (name: string) => {
-    let known = places.get(name);
-    if (known === undefined) {
-      let base = name;
-      for (const snap of chains.ancestors(name)) base = snap.name;
-      places.set(name, known = { base, depth: chains.depth(name) });
-    }
-    return known;
-  };
+  const place = (name: string) => ({
+    base: chains.bottom(name)?.name ?? name,
+    depth: chains.depth(name),
+  });
   return (a, b) => {
     const pa = place(a.name);
     const pb = place(b.name);

@@ -152,9 +152,8 @@ const KEEPS_NOTHING = "Cannot prune: the policy keeps nothing; set KEEP_LAST or 
  * N periods that have a snapshot, as restic's `forget` does (a day without snapshots does not use
  * up a slot). Objects whose health is not `ok` are kept and counted by no rule. Every ancestor of
  * a kept snapshot (through the links {@linkcode Chains.ancestors} follows), down to its full, is
- * kept as "needed by a kept snapshot". The sort makes O(n log n) comparisons; a tie within one
- * second walks each tied object's chain once (`sameSecondOrder` in `order.ts`), which adds up to
- * O(n·d) for chains d deep.
+ * kept as "needed by a kept snapshot". The sort makes O(n log n) comparisons, each in constant
+ * time (a tie within one second compares chain positions that {@linkcode Chains} memoises).
  *
  * `now` is accepted for rules relative to the present (a future `KEEP_WITHIN`); the
  * grandfather-father-son rules count periods that have snapshots and do not read it.

@@ -67,20 +67,48 @@ function isoSeconds(seconds: number): string {
 }
 
 /**
+ * For each object, the first creation time known down its {@linkcode Chains.ancestors} walk (the
+ * pool's, by short name in `localTimes`, or recorded), memoised: each walk stops at an object
+ * already answered and answers every object it passed, so all of them cost linear time.
+ */
+function knownTimes(
+  chains: Chains,
+  localTimes: ReadonlyMap<string, number>,
+): (name: string) => number | undefined {
+  const memo = new Map<string, number | undefined>();
+  return (name) => {
+    if (memo.has(name)) return memo.get(name);
+    const path: string[] = [];
+    let found: number | undefined;
+    for (const s of chains.ancestors(name)) {
+      if (memo.has(s.name)) {
+        found = memo.get(s.name);
+        break;
+      }
+      found = localTimes.get(s.name) ?? s.created;
+      if (found !== undefined) {
+        memo.set(s.name, found);
+        break;
+      }
+      path.push(s.name);
+    }
+    for (const n of path) memo.set(n, found);
+    return memo.get(name);
+  };
+}
+
+/**
  * Where a snapshot only in the bucket falls in creation order, in seconds: its recorded creation
  * (`z3-created`); else, through the chain's parent links, just after its nearest ancestor whose
- * creation is known (the pool's, by short name in `localTimes`, or recorded); else its upload
- * time; undefined when nothing is known.
+ * creation is known (`known`, see {@linkcode knownTimes}); else its upload time; undefined when
+ * nothing is known.
  */
 function bucketTime(
   snap: RemoteSnapshot,
-  chains: Chains,
-  localTimes: ReadonlyMap<string, number>,
+  known: (name: string) => number | undefined,
 ): number | undefined {
-  for (const s of chains.ancestors(snap.name)) {
-    const t = localTimes.get(s.name) ?? s.created;
-    if (t !== undefined) return t;
-  }
+  const t = known(snap.name);
+  if (t !== undefined) return t;
   const uploaded = snap.lastModified?.getTime();
   return uploaded === undefined ? undefined : uploaded / 1000;
 }
@@ -112,11 +140,12 @@ export function statusRows(
     return { row, time: snap.creation as number | undefined, name: snap.name };
   });
   const tie = sameSecondOrder(chains);
+  const known = knownTimes(chains, localTimes);
   const bucketOnly = [...chains.remote.values()]
     .filter((s) => !localTimes.has(s.name) && s.snapshot.startsWith(snapshotPrefix))
     .map((snap) => ({
       row: remoteRow(snap, chains, "missing", snap.guid),
-      time: bucketTime(snap, chains, localTimes),
+      time: bucketTime(snap, known),
       name: snap.name,
       snap,
     }))
@@ -128,19 +157,49 @@ export function statusRows(
       }
       return tie(a.snap, b.snap);
     });
+  return mergeRows(chains, localRows, bucketOnly);
+}
+
+/** A row with where it falls in creation order. */
+interface Placed {
+  row: StatusRow;
+  time: number | undefined;
+  name: string;
+}
+
+/**
+ * The local rows in order, each preceded by the bucket-only rows (`bucketOnly`, sorted) not yet
+ * placed that are its ancestors or older; the rest at the end. A local row's ancestors are walked
+ * down to an object an earlier walk passed (whose ancestors are placed already), so every object
+ * is walked once.
+ */
+function mergeRows(chains: Chains, localRows: Placed[], bucketOnly: Placed[]): StatusRow[] {
+  const position = new Map(bucketOnly.map((b, i) => [b.name, i]));
+  const placed = new Array<boolean>(bucketOnly.length).fill(false);
+  const walked = new Set<string>();
   const rows: StatusRow[] = [];
-  let left = bucketOnly;
+  let next = 0;
   for (const l of localRows) {
-    const ancestors = new Set<string>();
-    if (chains.remote.has(l.name)) {
-      for (const a of chains.ancestors(l.name)) ancestors.add(a.name);
+    const due: number[] = [];
+    for (const a of chains.remote.has(l.name) ? chains.ancestors(l.name) : []) {
+      if (walked.has(a.name)) break;
+      walked.add(a.name);
+      const i = position.get(a.name);
+      if (i !== undefined && !placed[i]) due.push(i);
     }
-    const before = (b: typeof bucketOnly[number]) =>
-      ancestors.has(b.name) || (b.time !== undefined && l.time !== undefined && b.time < l.time);
-    for (const b of left) if (before(b)) rows.push(b.row);
-    left = left.filter((b) => !before(b));
+    for (; next < bucketOnly.length; next++) {
+      const b = bucketOnly[next];
+      if (placed[next]) continue;
+      if (b.time === undefined || l.time === undefined || b.time >= l.time) break;
+      due.push(next);
+    }
+    for (const i of due.sort((x, y) => x - y)) {
+      if (placed[i]) continue;
+      placed[i] = true;
+      rows.push(bucketOnly[i].row);
+    }
     rows.push(l.row);
   }
-  for (const b of left) rows.push(b.row);
+  bucketOnly.forEach((b, i) => placed[i] || rows.push(b.row));
   return rows;
 }

@@ -47,6 +47,12 @@ export function quote(name: string): string {
   return `"${printable(name)}"`;
 }
 
+/** Where an object sits in its chain: the last object of its `ancestors` walk, and its depth. */
+interface Place {
+  bottom: RemoteSnapshot;
+  depth: number;
+}
+
 /** Health inherited by the child of a snapshot whose health is `parent`. */
 function inherit(parent: Health): Health {
   if (parent === "ok" || parent === "cycle detected") return parent;
@@ -54,10 +60,10 @@ function inherit(parent: Health): Health {
 }
 
 /**
- * The chains formed by one dataset's objects: each object's link, health (memoised: the health of
- * every object together costs time linear in the number of objects), why a chain is broken, its
- * full, ancestors, depth and descendants. `ancestors`, `depth` and `fullOf` are not memoised:
- * each call walks the chain, in time linear in its length. Reads `remote` only through `get`.
+ * The chains formed by one dataset's objects: each object's link, health, why a chain is broken,
+ * its full, ancestors, depth, children and descendants. Health, depth, the bottom of a chain and
+ * its full are memoised: asking them of every object together costs time linear in the number of
+ * objects. `ancestors` is not: each call walks the chain, in time linear in its length.
  */
 export class Chains {
   /** The objects, by full name. */
@@ -69,6 +75,8 @@ export class Chains {
   /** For each object where a chain breaks: why. */
   #why = new Map<string, string>();
   #children?: Map<string, RemoteSnapshot[]>;
+  /** For each object walked: the last object of its `ancestors` walk, and its `depth`. */
+  #places = new Map<string, Place>();
 
   /** `flaws`: objects the caller found broken in themselves, by full name. */
   constructor(
@@ -214,30 +222,85 @@ export class Chains {
 
   /**
    * The full at the bottom of `name`'s chain, through sound links; undefined when `name` is not
-   * in the bucket or its chain is broken (not `ok`).
+   * in the bucket or its chain is broken (not `ok`). Memoised.
    */
   fullOf(name: string): RemoteSnapshot | undefined {
     if (this.health(name) !== "ok") return undefined;
-    let last: RemoteSnapshot | undefined;
-    for (const snap of this.ancestors(name)) last = snap;
-    return last;
+    return this.#place(name)?.bottom;
+  }
+
+  /**
+   * The last object of `name`'s {@linkcode ancestors} walk: its full, the object whose link is
+   * broken, or in a loop the object before `name` comes round again; undefined when `name` is not
+   * in the bucket. Memoised.
+   */
+  bottom(name: string): RemoteSnapshot | undefined {
+    return this.#place(name)?.bottom;
   }
 
   /**
    * How many incrementals lie between `name` (included) and its full, or the object where its
-   * chain breaks (see {@linkcode ancestors}).
+   * chain breaks (see {@linkcode ancestors}). Memoised; 0 when `name` is not in the bucket.
    */
   depth(name: string): number {
-    let count = 0;
-    for (const snap of this.ancestors(name)) if (!snap.isFull) count++;
-    return count;
+    return this.#place(name)?.depth ?? 0;
   }
 
   /**
-   * Every object whose chain goes through one of `names` by sound links, those excluded: what
-   * cannot be restored without them. Linear in the number of objects.
+   * The bottom and depth of `name`, as {@linkcode health} walks: up the links until an object
+   * already placed, an end (a full or a broken link) or a loop, then each object of the path from
+   * the top down. An object with a sound link sits one above its parent (same bottom, depth + 1);
+   * in a loop each object's walk ends at the object before it.
    */
-  descendants(names: Iterable<string>): Set<string> {
+  #place(name: string): Place | undefined {
+    const known = this.#places.get(name);
+    if (known !== undefined) return known;
+    const path: RemoteSnapshot[] = [];
+    const index = new Map<string, number>();
+    let snap = this.remote.get(name);
+    let below: Place | undefined;
+    while (snap !== undefined) {
+      below = this.#places.get(snap.name);
+      if (below !== undefined) break;
+      const loopAt = index.get(snap.name);
+      if (loopAt !== undefined) {
+        this.#placeLoop(path.slice(loopAt));
+        below = this.#places.get(path[loopAt].name);
+        path.length = loopAt;
+        break;
+      }
+      index.set(snap.name, path.length);
+      path.push(snap);
+      const link = this.link(snap);
+      if (link.kind !== "parent") {
+        path.pop();
+        below = { bottom: snap, depth: snap.isFull ? 0 : 1 };
+        this.#places.set(snap.name, below);
+        break;
+      }
+      snap = link.parent;
+    }
+    for (let i = path.length - 1; i >= 0 && below !== undefined; i--) {
+      below = { bottom: below.bottom, depth: below.depth + 1 };
+      this.#places.set(path[i].name, below);
+    }
+    return this.#places.get(name);
+  }
+
+  /** Places the objects of a loop (`loop[i]`'s parent is `loop[i + 1]`, the last's `loop[0]`). */
+  #placeLoop(loop: RemoteSnapshot[]): void {
+    for (let i = 0; i < loop.length; i++) {
+      const bottom = loop[(i + loop.length - 1) % loop.length];
+      this.#places.set(loop[i].name, { bottom, depth: loop.length });
+    }
+  }
+
+  /** The objects whose sound link ({@linkcode link}) leads to `name`, in the order of `remote`. */
+  children(name: string): readonly RemoteSnapshot[] {
+    return this.#childMap().get(name) ?? [];
+  }
+
+  #childMap(): Map<string, RemoteSnapshot[]> {
     if (this.#children === undefined) {
       this.#children = new Map();
       for (const snap of this.remote.values()) {
@@ -248,11 +311,20 @@ export class Chains {
         else list.push(snap);
       }
     }
+    return this.#children;
+  }
+
+  /**
+   * Every object whose chain goes through one of `names` by sound links, those excluded: what
+   * cannot be restored without them. Linear in the number of objects.
+   */
+  descendants(names: Iterable<string>): Set<string> {
+    const children = this.#childMap();
     const start = new Set(names);
     const out = new Set<string>();
     const stack = [...start];
     while (stack.length > 0) {
-      for (const child of this.#children.get(stack.pop()!) ?? []) {
+      for (const child of children.get(stack.pop()!) ?? []) {
         if (out.has(child.name) || start.has(child.name)) continue;
         out.add(child.name);
         stack.push(child.name);

@@ -33,7 +33,7 @@ import {
   type UploadResult,
 } from "../transfer/upload.ts";
 import type { PartSchedule } from "../transfer/part_size.ts";
-import { MissingRecordError } from "../repository/check_records.ts";
+import { checkKey, MissingRecordError } from "../repository/check_records.ts";
 import { recordUpload } from "../repository/record_upload.ts";
 import { inspectObject } from "../repository/verified_object.ts";
 import { UsageError } from "../base/errors.ts";
@@ -44,7 +44,7 @@ import { requireDataset } from "../cli/one_dataset.ts";
 import { parseSnapshot, validateSnapshotName } from "../chain/names.ts";
 import { acquireBackupLock } from "../zfs/host_lock.ts";
 import { recordMetrics } from "../cli/metrics.ts";
-import type { RunRetention } from "../chain/object_lock_policy.ts";
+import { type LockPolicy, retentionAt } from "../chain/object_lock_policy.ts";
 import type { AncestorExtension } from "../repository/object_lock_run.ts";
 import {
   checkIncrementalFlags,
@@ -191,7 +191,7 @@ interface Found {
   remote: Map<string, RemoteSnapshot>;
   chains: Chains;
   /** The Object Lock this run gives new objects; absent with OBJECT_LOCK_DAYS=0. */
-  lock?: RunRetention;
+  lock?: LockPolicy;
   /** The dataset's bookmarks; absent when this zfs has none (zfs-fuse). */
   bookmarks?: zfs.LocalBookmark[];
   /** Where a step's send starts: its base, or the base's bookmark once the base is destroyed. */
@@ -273,7 +273,7 @@ async function prepareRun(config: Config, dataset: string, found: Found): Promis
   if (base) checkIncrementalFlags(base.name, readSendFlags(base.name, base.metadata), flags);
   const newest = plan.steps[plan.steps.length - 1].snapshot.name;
   const extend = lock && base
-    ? ancestorsToExtend(chains, base.name, lock.retention, new Date())
+    ? ancestorsToExtend(chains, base.name, retentionAt(lock, new Date()), new Date())
     : [];
   return { ...found, flags, base, extend, newest };
 }
@@ -284,7 +284,8 @@ function printDryRun(config: Config, store: S3Store, run: Run, options: BackupOp
   for (const step of plan.steps) {
     options.out(describe(config, store, step, run.sendFrom(step), flags));
   }
-  if (lock) options.out(lockPlanLine(lock.retention, extend.length));
+  const retention = lock && retentionAt(lock, new Date());
+  if (retention) options.out(lockPlanLine(retention, extend.length));
   const commands = [
     ...holdArgvLines(config, store.bucket, plan.base?.name, run.newest),
     ...bookmarkArgvLines(run.bookmarks, store.bucket, config.s3Prefix, run.newest),
@@ -300,11 +301,11 @@ function printDryRun(config: Config, store: S3Store, run: Run, options: BackupOp
       compressor: config.compressor,
       encrypted: (config.ageRecipients?.length ?? 0) > 0,
     })),
-    ...(lock
+    ...(retention
       ? {
         lock: {
-          mode: lock.retention.mode,
-          until: lock.retention.until.toISOString(),
+          mode: retention.mode,
+          until: retention.until.toISOString(),
           ancestorsToExtend: extend.length,
         },
       }
@@ -334,8 +335,8 @@ function describe(
 }
 
 /**
- * Runs a plan with steps: checks the base, extends the ancestors' Object Lock, uploads every step
- * in order, then moves the hold and the bookmark to the newest snapshot.
+ * Runs a plan with steps: checks the base, uploads every step in order, extends the Object Lock
+ * of what the newest builds on, then moves the hold and the bookmark to the newest snapshot.
  */
 async function uploadRun(
   config: Config,
@@ -343,40 +344,64 @@ async function uploadRun(
   run: Run,
   options: BackupOptions,
 ): Promise<BackupRecord[]> {
-  const { plan, lock, extend } = run;
+  const { plan, lock } = run;
   if (run.base) await checkBase(config, store, run.base, options);
-  if (extend.length > 0) {
-    // Before the new objects: a run that stops midway never leaves a child locked longer.
-    const locking = { attempts: config.maxRetries + 1, signal: options.signal };
-    const requests = await extendAncestors(store, config, extend, locking);
-    options.err(
-      `object lock: extended the retention of ${extend.length} ancestor(s) to ` +
-        `${lock!.retention.until.toISOString()} (${requests} PutObjectRetention request(s))`,
-    );
-  }
   const records: BackupRecord[] = [];
   for (const step of plan.steps) {
     options.signal?.throwIfAborted();
-    const one = {
-      step,
-      sendFrom: run.sendFrom(step),
-      flags: run.flags,
-      retention: lock?.retention,
-    };
+    const one = { step, sendFrom: run.sendFrom(step), flags: run.flags, lock };
     records.push(await backupOne(config, store, one, options));
   }
+  if (lock) await lockChainBelow(config, store, run, records, options);
   await moveHold(config, store.bucket, plan.base?.name, run.newest, options.err);
   await moveBookmark(run.bookmarks, store.bucket, config.s3Prefix, run.newest, options.err);
   return records;
 }
 
-/** One step of a run: what to send, from where, and the Object Lock its objects get. */
+/**
+ * After the uploads, under OBJECT_LOCK_DAYS: extends the retention of what the newest object
+ * builds on (the base's chain in the bucket, then this run's earlier objects, each with its check
+ * record) to the retention counted from now, no earlier than any this run's objects got when
+ * each was locked. After, not before, the uploads: each new object's date is counted when it is
+ * locked, so only now is the newest date known; a run that stops midway leaves its objects
+ * locked longer than their ancestors until the next backup extends them (`z3 verify` reports
+ * them `unprotected` meanwhile).
+ */
+async function lockChainBelow(
+  config: Config,
+  store: S3Store,
+  run: Run,
+  records: BackupRecord[],
+  options: BackupOptions,
+): Promise<void> {
+  const retention = retentionAt(run.lock!, new Date());
+  const locking = { attempts: config.maxRetries + 1, signal: options.signal };
+  const extend = run.base
+    ? ancestorsToExtend(run.chains, run.base.name, retention, new Date())
+    : [];
+  let requests = await extendAncestors(store, config, extend, locking);
+  const earlier = records.slice(0, -1);
+  for (const r of earlier) {
+    requests += await lockObject(store, r.key, retention, locking);
+    const record = checkKey(config.s3Prefix, r.snapshot);
+    requests += await lockObject(store, record, retention, locking);
+  }
+  const count = extend.length + earlier.length;
+  if (count === 0) return;
+  options.err(
+    `object lock: extended the retention of ${count} ancestor(s) to ` +
+      `${retention.until.toISOString()} (${requests} PutObjectRetention request(s))`,
+  );
+}
+
+/** One step of a run: what to send, from where, and the Object Lock policy of its objects. */
 interface OneUpload {
   step: BackupStep;
   /** The base to send from (`dataset@snap` or `dataset#bm`); absent for a full. */
   sendFrom?: string;
   flags: string[];
-  retention?: Retention;
+  /** Each object's retention is counted from when it is locked (`retentionAt`). */
+  lock?: LockPolicy;
 }
 
 /**
@@ -406,14 +431,16 @@ async function backupOne(
     attempts: config.maxRetries + 1,
     signal: options.signal,
   };
-  const pendingRecord = pendingRecordHooks(store, { ...pending, lock: one.retention });
+  const pendingRecord = pendingRecordHooks(store, pending);
   const resume = await adoptPendingUpload(store, key, { ...pending, err: options.err });
   const startedAt = performance.now();
   const upload = { key, estimated, schedule, metadata, pendingRecord };
   const result = await sendResuming(config, store, { ...one, ...upload }, resume, options);
-  const uploaded = { snapshot, from, key, result, retention: one.retention };
+  // Counted from now, when the object exists: its upload may have taken hours.
+  const retention = one.lock && retentionAt(one.lock, new Date());
+  const uploaded = { snapshot, from, key, result, retention };
   await recordUpload(store, config, uploaded, options.signal);
-  if (!from) await storeFullProperties(config, store, one, options);
+  if (!from) await storeFullProperties(config, store, { ...one, retention }, options);
   return {
     snapshot: snapshot.name,
     parent: from?.name,
@@ -496,7 +523,7 @@ async function sendResuming(
       attempts: config.maxRetries + 1,
       metadata: upload.metadata,
       storageClass: config.storageClass,
-      lock: upload.retention,
+      lock: upload.lock && retentionAt(upload.lock, new Date()),
       signal: options.signal,
       resume,
       pendingRecord: upload.pendingRecord,
@@ -516,7 +543,7 @@ async function sendResuming(
 async function storeFullProperties(
   config: Config,
   store: S3Store,
-  one: OneUpload,
+  one: OneUpload & { retention?: Retention },
   options: BackupOptions,
 ): Promise<void> {
   const name = one.step.snapshot.name;

@@ -3,7 +3,9 @@
  * started more than AGE ago. z3 aborts its own upload on any failure or signal, but a run that
  * is killed outright, loses power, or loses the endpoint before it can abort leaves one behind,
  * and the bucket bills for its parts until someone aborts it. (A rerun of the same backup
- * resumes such an upload instead; cleanup is for the ones nobody will rerun.)
+ * resumes such an upload instead; cleanup is for the ones nobody will rerun.) With each upload
+ * of a snapshot's object it aborts, it deletes that upload's pending record, every version of it
+ * (`repository/pending_upload.ts`).
  *
  * @module
  */
@@ -13,6 +15,7 @@ import { S3Error } from "../base/errors.ts";
 import { formatAge, parseDuration } from "../cli/durations.ts";
 import { printable } from "../chain/names.ts";
 import { withRetry } from "../backend/retry.ts";
+import { removePendingRecordOf } from "../repository/pending_upload.ts";
 import type { PendingUpload, S3Store } from "../backend/s3.ts";
 import type { CliCommand, CliContext, CliRun } from "../cli/command.ts";
 
@@ -87,6 +90,7 @@ export async function cleanup(
     options.signal?.throwIfAborted();
     try {
       await withRetry(() => store.abortMultipart(r.key, r.uploadId), retry);
+      await removePendingRecordOf(store, prefix, r.key, options.signal).catch(() => {});
       r.aborted = true;
       options.out(line(r));
     } catch (err) {

@@ -116,21 +116,28 @@ export async function verify(
 
 /**
  * An object that verified is still unrestorable when an object below it did not: reports it
- * so, naming the nearest such ancestor, rather than "ok".
+ * so, naming the nearest such ancestor, rather than "ok". Walks down the child links from each
+ * such object once, so every object is visited once.
  */
 function markDescendants(chains: Chains, results: Map<string, VerifyResult>): void {
   const bad = new Set([...results.values()].filter((r) => !restorable(r)).map((r) => r.snapshot));
-  const below = chains.descendants(bad);
+  const culprits = new Map<string, string>();
+  const stack = [...bad];
+  while (stack.length > 0) {
+    const parent = stack.pop()!;
+    for (const child of chains.children(parent)) {
+      if (bad.has(child.name) || culprits.has(child.name)) continue;
+      culprits.set(child.name, bad.has(parent) ? parent : culprits.get(parent)!);
+      stack.push(child.name);
+    }
+  }
   for (const r of results.values()) {
-    if (!below.has(r.snapshot) || !restorable(r)) continue;
-    const [, ...ancestors] = chains.ancestors(r.snapshot);
-    const culprit = ancestors.find((a) => bad.has(a.name));
-    const verdict = culprit === undefined ? undefined : results.get(culprit.name)?.state;
+    const culprit = culprits.get(r.snapshot);
+    if (culprit === undefined || !restorable(r)) continue;
+    const verdict = results.get(culprit)?.state;
     const repaired = r.state === "repaired" ? "check record written again; " : "";
     r.state = "missing";
-    r.detail = `${repaired}unrestorable: it needs ${
-      quote(culprit?.name ?? "?")
-    }, which is ${verdict}`;
+    r.detail = `${repaired}unrestorable: it needs ${quote(culprit)}, which is ${verdict}`;
   }
 }
 

@@ -19,9 +19,10 @@ import {
   describeLock,
   extension,
   lockedUntil,
+  type LockPolicy,
+  lockPolicy,
+  modeShortfall,
   parseLock,
-  type RunRetention,
-  runRetention,
 } from "../chain/object_lock_policy.ts";
 import { withRetry } from "../backend/retry.ts";
 import type { Retention, S3Store } from "../backend/s3.ts";
@@ -35,8 +36,9 @@ export interface LockRequestOptions {
 }
 
 /**
- * The retention this run gives new objects, or `undefined` when `OBJECT_LOCK_DAYS` is 0 (then
- * no request is made). Reads the bucket's Object Lock configuration once.
+ * The Object Lock policy this run gives new objects (each object's date is counted when it is
+ * locked, `retentionAt`), or `undefined` when `OBJECT_LOCK_DAYS` is 0 (then no request is made).
+ * Reads the bucket's Object Lock configuration once.
  *
  * @throws {UsageError} when the bucket does not have Object Lock enabled (exit 2), before
  * anything is uploaded.
@@ -45,7 +47,7 @@ export async function runLock(
   config: Config,
   store: S3Store,
   options: LockRequestOptions,
-): Promise<RunRetention | undefined> {
+): Promise<LockPolicy | undefined> {
   if (config.objectLockDays === 0) return undefined;
   const bucket = await withRetry(() => store.lockConfiguration(options.signal), options);
   if (!bucket.enabled) {
@@ -54,10 +56,7 @@ export async function runLock(
         `(use a bucket created with Object Lock enabled, or set OBJECT_LOCK_DAYS=0)`,
     );
   }
-  return runRetention(config.objectLockDays, config.objectLockMode, {
-    now: new Date(),
-    rule: bucket.rule,
-  });
+  return lockPolicy(config.objectLockDays, config.objectLockMode, bucket.rule);
 }
 
 async function lockOf(store: S3Store, key: string, options: LockRequestOptions) {
@@ -68,7 +67,8 @@ async function lockOf(store: S3Store, key: string, options: LockRequestOptions) 
 
 /**
  * Makes sure `key` is locked at least until `retention.until`: reads its lock back (HeadObject),
- * sets the retention when it is shorter or absent, and reads it back again.
+ * sets the retention when it is shorter or absent, and reads it back again. Returns how many
+ * PutObjectRetention requests it sent (0 or 1).
  *
  * @throws {S3Error} when the bucket still reports a shorter lock.
  */
@@ -77,10 +77,10 @@ export async function lockObject(
   key: string,
   retention: Retention,
   options: LockRequestOptions,
-): Promise<void> {
+): Promise<number> {
   const before = await lockOf(store, key, options);
   const wanted = extension(before.state, retention.until, retention.mode, new Date());
-  if (wanted === undefined) return;
+  if (wanted === undefined) return 0;
   await withRetry(
     () => store.putRetention(key, before.versionId, wanted, options.signal),
     options,
@@ -92,6 +92,7 @@ export async function lockObject(
         `${retention.until.toISOString()} the bucket reports ${describeLock(after.state)}`,
     );
   }
+  return 1;
 }
 
 /** An ancestor whose retention ends before the new objects' and what to set. */
@@ -168,8 +169,9 @@ export function lockPlanLine(retention: Retention, ancestors: number): string {
 /**
  * `z3 verify`'s Object Lock check, for each of `names` (objects in `chains`): why its retention,
  * or its check record's, ends before what its chain needs (the latest retention of any object
- * built on it, `chainNeeds`), or is unreadable. Reads nothing for objects without locks; reads a
- * record's lock (HeadObject) only when its object is locked or needed.
+ * built on it, `chainNeeds`), is unreadable, or is GOVERNANCE while it runs where
+ * `OBJECT_LOCK_MODE` is COMPLIANCE (`modeShortfall`). Reads nothing for objects without locks;
+ * reads a record's lock (HeadObject) only when its object is locked or needed.
  */
 export async function retentionFlaws(
   store: S3Store,
@@ -201,6 +203,11 @@ export async function retentionFlaws(
       );
       continue;
     }
+    const weakMode = modeShortfall(own, config.objectLockMode, now);
+    if (weakMode !== undefined) {
+      flaws.set(name, `its ${weakMode}`);
+      continue;
+    }
     const required = Math.max(until, need?.until.getTime() ?? 0);
     if (required <= now.getTime() || snap.metadata["z3-version"] === undefined) continue;
     const key = checkKey(config.s3Prefix, name);
@@ -213,34 +220,43 @@ export async function retentionFlaws(
         `its check record's retention (${describeLock(recordLock)}) ends before ` +
           `${new Date(required).toISOString()}, which the object and its chain need`,
       );
+      continue;
     }
+    const recordMode = modeShortfall(recordLock, config.objectLockMode, now);
+    if (recordMode !== undefined) flaws.set(name, `its check record's ${recordMode}`);
   }
   return flaws;
 }
 
 /**
  * Locks the uploaded `key` as `retention` asks (see {@linkcode lockObject}); when that fails,
- * deletes the version just written, so that no unlocked object stays behind looking like a
- * success. The error names what became of the object.
+ * deletes `versionId`, the version this run wrote (the VersionId its PutObject or
+ * CompleteMultipartUpload returned), so that no unlocked object stays behind looking like a
+ * success. Never the key's current version as such: that may be another writer's. Without the
+ * version (a bucket without versioning, or a lost answer) nothing is deleted. The error names
+ * what became of the object.
  */
 export async function lockOrDelete(
   store: S3Store,
   key: string,
   retention: Retention,
-  options: LockRequestOptions,
+  options: LockRequestOptions & { versionId?: string },
 ): Promise<void> {
   try {
     await lockObject(store, key, retention, options);
   } catch (err) {
     if (options.signal?.aborted) throw err;
     let fate: string;
-    try {
-      const info = await store.head(key, options.signal);
-      if (!info?.versionId) throw new Error("the bucket names no version of it");
-      await store.deleteVersion(key, info.versionId, options.signal);
-      fate = "the object was deleted";
-    } catch (e) {
-      fate = `the object is left in the bucket (deleting it failed: ${describeError(e)})`;
+    const { versionId } = options;
+    if (versionId === undefined) {
+      fate = "the object is left in the bucket (the version this run wrote is not known)";
+    } else {
+      try {
+        await store.deleteVersion(key, versionId, options.signal);
+        fate = "the object was deleted";
+      } catch (e) {
+        fate = `the object is left in the bucket (deleting it failed: ${describeError(e)})`;
+      }
     }
     const code = err instanceof Z3Error ? err.exitCode : EXIT.s3;
     throw new Z3Error(`${describeError(err)}; ${fate}`, code, { cause: err });

@@ -3,15 +3,17 @@
  * `z3 backup` writes what it starts each upload with (the object's metadata: GUID, parent, part
  * schedule, compressor, …, and its storage class) as a small JSON object beside the check record,
  * `checkKey(...)` + `#upload` (`#` never occurs in a ZFS name, so it cannot meet a check record).
- * It is written before CreateMultipartUpload and removed once the upload is completed or aborted.
- * A later run adopts a pending upload only when this record equals what it would start itself.
+ * It is written before CreateMultipartUpload, never under Object Lock (it protects nothing once
+ * the upload is completed or aborted), and deleted for good then, every version of it, by the run
+ * that completes or aborts the upload or by `z3 cleanup` (`pending_upload.ts`). A later run adopts
+ * a pending upload only when this record equals what it would start itself.
  *
  * @module
  */
 
 import { checkKey } from "./check_records.ts";
 import { putJson, readJson, SidecarError } from "./sidecar.ts";
-import type { Retention, S3Store } from "../backend/s3.ts";
+import type { S3Store } from "../backend/s3.ts";
 
 /** What a multipart upload was started with. */
 export interface PendingRecord {
@@ -25,16 +27,15 @@ export function pendingRecordKey(prefix: string, name: string): string {
   return `${checkKey(prefix, name)}#upload`;
 }
 
-/** Writes the record (one small PutObject, retried). */
+/** Writes the record (one small PutObject, retried), without Object Lock. */
 export async function writePendingRecord(
   store: S3Store,
   key: string,
   record: PendingRecord,
   attempts: number,
   signal?: AbortSignal,
-  lock?: Retention,
 ): Promise<void> {
-  await putJson(store, key, record, attempts, { signal, lock });
+  await putJson(store, key, record, attempts, { signal });
 }
 
 /**

@@ -6,14 +6,16 @@
  * @module
  */
 
+import { normalizePrefix } from "../config/prefix.ts";
 import {
   type PendingRecord,
+  pendingRecordKey,
   readPendingRecord,
   samePendingRecord,
   writePendingRecord,
 } from "./pending_record.ts";
 import { withRetry } from "../backend/retry.ts";
-import type { Retention, S3Store } from "../backend/s3.ts";
+import type { S3Store } from "../backend/s3.ts";
 import type { PendingRecordHooks, Resume } from "../transfer/upload.ts";
 
 /** What a run starts its upload with, and how it asks. */
@@ -29,18 +31,42 @@ export interface PendingUploadOptions {
 
 /**
  * The hooks for `uploadStream`'s `pendingRecord`: write `options.started` at `options.recordKey`
- * (locked with `lock`, when given) before the upload starts, delete it once the upload is
- * completed or aborted.
+ * (never locked) before the upload starts, delete it for good once the upload is completed or
+ * aborted ({@linkcode removePendingRecord}), also when this run resumed an earlier run's upload.
  */
 export function pendingRecordHooks(
   store: S3Store,
-  options: PendingUploadOptions & { lock?: Retention },
+  options: PendingUploadOptions,
 ): PendingRecordHooks {
-  const { started, recordKey, attempts, signal, lock } = options;
+  const { started, recordKey, attempts, signal } = options;
   return {
-    write: () => writePendingRecord(store, recordKey, started, attempts, signal, lock),
-    remove: () => store.delete(recordKey),
+    write: () => writePendingRecord(store, recordKey, started, attempts, signal),
+    remove: () => removePendingRecord(store, recordKey, signal),
   };
+}
+
+/**
+ * Deletes the pending record at `recordKey` for good: every version of it and every delete marker
+ * (a plain delete would leave its bytes under a marker in a versioned bucket; a bucket without
+ * versioning lists its one object as version `null`); nothing when none is listed. A version the bucket refuses to delete (one locked by an
+ * earlier z3, which locked pending records) stays; the first such error is thrown after the rest
+ * are deleted.
+ */
+export async function removePendingRecord(
+  store: S3Store,
+  recordKey: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  const versions = await store.versions(recordKey, signal);
+  let refused: unknown;
+  for (const v of versions) {
+    try {
+      await store.deleteVersion(recordKey, v.versionId, signal);
+    } catch (err) {
+      refused ??= err;
+    }
+  }
+  if (refused !== undefined) throw refused;
 }
 
 /**
@@ -83,4 +109,20 @@ export async function adoptPendingUpload(
     `${key}: resuming an interrupted upload (${parts.size} part(s) already in the bucket)`,
   );
   return { uploadId: adopted.uploadId, parts };
+}
+
+/**
+ * For `z3 cleanup`, once it aborted the upload of `objectKey`: deletes that object's pending
+ * record ({@linkcode removePendingRecord}) when `objectKey` is a snapshot's key under `prefix`.
+ */
+export async function removePendingRecordOf(
+  store: S3Store,
+  prefix: string,
+  objectKey: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  const head = normalizePrefix(prefix);
+  if (!objectKey.startsWith(head) || !objectKey.includes("@", head.length)) return;
+  const recordKey = pendingRecordKey(prefix, objectKey.slice(head.length));
+  await removePendingRecord(store, recordKey, signal);
 }

@@ -13,6 +13,7 @@
 
 import { checkKey, type CheckRecord, writeCheck } from "./check_records.ts";
 import { lockObject, runLock } from "./object_lock_run.ts";
+import { retentionAt } from "../chain/object_lock_policy.ts";
 import { shapeOf } from "../chain/metadata.ts";
 import { downloadVerified } from "./verified_object.ts";
 import type { Config } from "../config/config.ts";
@@ -64,13 +65,12 @@ export async function rerecord(
   if (shape.parent !== undefined) record.parent = shape.parent;
   if (shape.parentGuid !== undefined) record.parentGuid = shape.parentGuid;
   // Under OBJECT_LOCK_DAYS the record is locked as backup locks one (refused without Object Lock).
-  const lock = await runLock(config, store, { attempts, signal });
-  await writeCheck(store, config.s3Prefix, snapshot.name, record, attempts, {
-    lock: lock?.retention,
-  });
+  const policy = await runLock(config, store, { attempts, signal });
+  const lock = policy && retentionAt(policy, new Date());
+  await writeCheck(store, config.s3Prefix, snapshot.name, record, attempts, { lock });
   if (lock) {
     const key = checkKey(config.s3Prefix, snapshot.name);
-    await lockObject(store, key, lock.retention, { attempts, signal });
+    await lockObject(store, key, lock, { attempts, signal });
   }
   return record;
 }

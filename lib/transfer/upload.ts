@@ -82,6 +82,11 @@ export interface UploadResult {
   resumedParts: number;
   /** Each part's MD5 (hex), in part order; one entry for a single PutObject. */
   partMd5s: string[];
+  /**
+   * The version this upload wrote (`x-amz-version-id`): the one it may delete. Absent in a bucket
+   * without versioning, or when a CompleteMultipartUpload carried out lost its answer.
+   */
+  versionId?: string;
 }
 
 /**
@@ -138,6 +143,7 @@ export async function uploadStream(
       parts: sent.md5s.length,
       resumedParts: sent.resumedParts,
       partMd5s: sent.md5s.map(toHex),
+      ...(sent.versionId === undefined ? {} : { versionId: sent.versionId }),
     };
   } finally {
     signal?.removeEventListener("abort", onAbort);
@@ -200,9 +206,17 @@ async function sendSingle(
     await store.abortMultipart(key, options.resume.uploadId).catch(() => {});
     await options.pendingRecord?.remove().catch(() => {});
   }
-  const md5 = await putSingle(store, key, bytes, {
+  const { md5, versionId } = await putSingle(store, key, bytes, {
     ...common,
     beforeComplete: options.beforeComplete,
   });
-  return { key, etag: md5, bytes: bytes.length, parts: 1, resumedParts: 0, partMd5s: [md5] };
+  const result = {
+    key,
+    etag: md5,
+    bytes: bytes.length,
+    parts: 1,
+    resumedParts: 0,
+    partMd5s: [md5],
+  };
+  return versionId === undefined ? result : { ...result, versionId };
 }

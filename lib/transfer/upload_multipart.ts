@@ -75,6 +75,8 @@ export interface MultipartResult extends Sent {
   md5s: Uint8Array[];
   /** Parts found in the resumed upload (not sent again). */
   resumedParts: number;
+  /** The version CompleteMultipartUpload wrote; absent without versioning or its answer. */
+  versionId?: string;
 }
 
 /** Uploads `first` (parts 1 and 2, read already) and the rest; see the module doc. */
@@ -154,5 +156,5 @@ export async function uploadMultipart(
   }
   await options.pendingRecord?.remove().catch(() => {});
   await verifyStored(store, key, sent, retry, { versionId });
-  return { ...sent, md5s, resumedParts };
+  return { ...sent, md5s, resumedParts, versionId };
 }

@@ -23,13 +23,16 @@ export interface SingleOptions {
   beforeComplete?: () => Promise<void>;
 }
 
-/** Stores `bytes` at `key` with one PutObject; returns the part's MD5 (hex), the ETag. */
+/**
+ * Stores `bytes` at `key` with one PutObject; returns the part's MD5 (hex), the ETag, and the
+ * version it wrote (absent in a bucket without versioning).
+ */
 export async function putSingle(
   store: S3Store,
   key: string,
   bytes: Uint8Array,
   options: SingleOptions,
-): Promise<string> {
+): Promise<{ md5: string; versionId?: string }> {
   const { signal } = options;
   signal?.throwIfAborted();
   await options.beforeComplete?.();
@@ -48,5 +51,5 @@ export async function putSingle(
   );
   const wrote = { putEtag: written.etag, versionId: written.versionId };
   await verifyStored(store, key, { etag: md5hex, size: bytes.length }, options.retry, wrote);
-  return md5hex;
+  return { md5: md5hex, versionId: written.versionId };
 }

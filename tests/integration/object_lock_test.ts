@@ -15,7 +15,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { integration } from "../bed/bed.ts";
 import { withCleanup } from "../bed/cleanup.ts";
-import { type CliResult, runPput, runZ3 } from "../bed/cli.ts";
+import { type CliResult, runPput, runZ3, spawnPput } from "../bed/cli.ts";
 import { faultProxy } from "../bed/fault_proxy.ts";
 import { failure, ok } from "../bed/expect.ts";
 import { rewriteProxy } from "../bed/rewrite_proxy.ts";
@@ -147,7 +147,7 @@ async function shorten(f: Fixture, key: string, until: Date) {
 }
 
 integration(
-  "backup with OBJECT_LOCK_DAYS locks every object, its check record and its pending record, and extends the ancestors",
+  "backup with OBJECT_LOCK_DAYS locks every object and its check record, leaves no pending record, and extends the ancestors",
   async (bed) => {
     await withLockedFixture(bed.s3, "lock-backup", async (f) => {
       // 7 MiB of noise in 5 MiB parts: s1 is a multipart upload, s2 a single PutObject.
@@ -164,16 +164,14 @@ integration(
       const p = await retentionOf(f, properties);
       assert.equal(p.mode, "GOVERNANCE", properties);
       near(p.until, t1 + DAY, properties);
-      // The pending record of the multipart upload is removed (a delete marker) but its version
-      // was written locked, as every object z3 writes.
+      // The pending record of the multipart upload is written unlocked (it protects nothing once
+      // the upload completes) and deleted for good: no version and no delete marker is left.
       const pendingKey = `${f.keys("s1").record}#upload`;
       const versions = await f.client.send(
         new ListObjectVersionsCommand({ Bucket: f.store.bucket, Prefix: pendingKey }),
       );
-      assert.equal(versions.Versions?.length, 1, "one version of the pending record");
-      const pending = await retentionOf(f, pendingKey, versions.Versions![0].VersionId);
-      assert.equal(pending.mode, "GOVERNANCE");
-      near(pending.until, t1 + DAY, "pending record");
+      assert.deepEqual(versions.Versions ?? [], [], "no version of the pending record");
+      assert.deepEqual(versions.DeleteMarkers ?? [], [], "no delete marker of the pending record");
 
       await snapshotWithData(f, "s2", 64 * 1024, 2);
       const t2 = Date.now();
@@ -240,6 +238,13 @@ integration(
         /\tunprotected\tits retention \(GOVERNANCE until \S+\) ends before that of "[^"]+@s2"/,
       );
       assert.match(short.stdout, /@s2\tok\t/);
+      // GOVERNANCE locks where OBJECT_LOCK_MODE asks COMPLIANCE: the dates suffice, the mode not.
+      const mode = await f.z3(["verify"], { OBJECT_LOCK_MODE: "compliance" });
+      assert.equal(mode.code, 6, mode.stderr);
+      assert.match(
+        mode.stdout,
+        /@s2\tunprotected\tits retention \(GOVERNANCE until \S+\) is GOVERNANCE, but OBJECT_LOCK_MODE is COMPLIANCE/,
+      );
 
       // The server itself refuses to delete a locked version.
       const info = await f.store.head(f.keys("s1").object);
@@ -502,6 +507,37 @@ integration(
       await assert.rejects(
         () => f.store.deleteVersion("piped/key", info!.versionId!),
         (err) => err instanceof S3RequestError && err.status === 403,
+      );
+    });
+  },
+  { zfs: false },
+);
+
+integration(
+  "pput with OBJECT_LOCK_DAYS counts the object's retention from its creation, not from the start of the run",
+  async (bed) => {
+    await withLockedBucket(bed.s3, "lock-pput-late", async (f) => {
+      const data = pseudoRandom(7 * 1024 * 1024, 5);
+      const child = spawnPput(["--chunk-size", "5M", "late/key"], {
+        env: { ...childEnv(bed.s3, f.store.bucket), OBJECT_LOCK_DAYS: "1" },
+      });
+      // The run reads the bucket's lock configuration at once; the object exists 6 s later.
+      await child.write(data.subarray(0, 1024 * 1024));
+      await new Promise((resolve) => setTimeout(resolve, 6000));
+      await child.write(data.subarray(1024 * 1024));
+      await child.closeStdin();
+      const result = await child.result;
+      assert.equal(result.code, 0, result.stderr);
+      const info = await f.store.head("late/key");
+      const created = info!.lastModified!.getTime();
+      const lock = await retentionOf(f, "late/key");
+      assert.equal(lock.mode, "GOVERNANCE");
+      assert.ok(
+        lock.until >= created + DAY,
+        `retained until ${new Date(lock.until).toISOString()}, created ${
+          info!.lastModified!
+            .toISOString()
+        }: less than OBJECT_LOCK_DAYS from its creation`,
       );
     });
   },

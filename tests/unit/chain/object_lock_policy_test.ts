@@ -4,7 +4,10 @@ import { Chains } from "../../../lib/chain/walk.ts";
 import {
   extension,
   isLocked,
+  lockPolicy,
+  modeShortfall,
   parseLock,
+  retentionAt,
   runRetention,
 } from "../../../lib/chain/object_lock_policy.ts";
 import { heldByLock } from "../../../lib/repository/prune_versions.ts";
@@ -64,6 +67,48 @@ Deno.test("runRetention() never sets a weaker lock than the bucket's default rul
       .until.toISOString(),
     "2027-12-01T00:00:00.000Z",
   );
+});
+
+Deno.test("retentionAt() counts each object's days from when it is locked, never weaker than the bucket's rule", () => {
+  // The policy is read once at the start of a run; objects are locked hours apart.
+  const start = new Date("2026-12-01T00:00:00Z");
+  const later = new Date("2026-12-01T05:30:00Z");
+  const plain = lockPolicy(7, "GOVERNANCE");
+  assert.deepEqual(retentionAt(plain, start), {
+    mode: "GOVERNANCE",
+    until: new Date("2026-12-08T00:00:00Z"),
+  });
+  assert.deepEqual(retentionAt(plain, later), {
+    mode: "GOVERNANCE",
+    until: new Date("2026-12-08T05:30:00Z"),
+  });
+  // The bucket's default rule would give the later object 30 days from its own creation: the
+  // explicit retention that replaces it is no shorter, counted from the same moment.
+  const ruled = lockPolicy(7, "GOVERNANCE", { mode: "COMPLIANCE", days: 30 });
+  assert.match(ruled.note ?? "", /default rule \(COMPLIANCE, 30 days\) is stricter/);
+  assert.deepEqual(retentionAt(ruled, later), {
+    mode: "COMPLIANCE",
+    until: new Date("2026-12-31T05:30:00Z"),
+  });
+  assert.equal(lockPolicy(30, "COMPLIANCE", { mode: "GOVERNANCE", days: 1 }).note, undefined);
+});
+
+Deno.test("modeShortfall() finds a running GOVERNANCE lock where COMPLIANCE is required", () => {
+  const now = new Date("2026-12-01T00:00:00Z");
+  const governance = parseLock({ mode: "GOVERNANCE", until: "2026-12-08T00:00:00Z" });
+  const compliance = parseLock({ mode: "COMPLIANCE", until: "2026-12-08T00:00:00Z" });
+  assert.match(
+    modeShortfall(governance, "COMPLIANCE", now) ?? "",
+    /^retention \(GOVERNANCE until 2026-12-08T00:00:00.000Z\) is GOVERNANCE, but OBJECT_LOCK_MODE is COMPLIANCE/,
+  );
+  assert.equal(modeShortfall(compliance, "COMPLIANCE", now), undefined);
+  assert.equal(modeShortfall(governance, "GOVERNANCE", now), undefined);
+  // An ended lock or none is a matter of dates (chainNeeds), not of mode.
+  assert.equal(
+    modeShortfall(governance, "COMPLIANCE", new Date("2026-12-09T00:00:00Z")),
+    undefined,
+  );
+  assert.equal(modeShortfall({ kind: "none" }, "COMPLIANCE", now), undefined);
 });
 
 Deno.test("extension() only ever lengthens and keeps a running COMPLIANCE lock", () => {

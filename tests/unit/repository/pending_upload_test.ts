@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import type { S3Store } from "../../../lib/backend/s3.ts";
 import type { PendingRecord } from "../../../lib/repository/pending_record.ts";
-import { adoptPendingUpload } from "../../../lib/repository/pending_upload.ts";
+import {
+  adoptPendingUpload,
+  pendingRecordHooks,
+  removePendingRecordOf,
+} from "../../../lib/repository/pending_upload.ts";
 
 const KEY = "z3/pool/fs@b";
 const RECORD_KEY = "z3.z3/pool/fs@b#upload";
@@ -89,4 +93,65 @@ Deno.test("adoptPendingUpload() aborts an upload without a record", async () => 
   assert.equal(resume, undefined);
   assert.deepEqual(aborted, ["a"]);
   assert.match(lines[0], /no record of what they were started with/);
+});
+
+/** A versioned store of pending records: PutObject adds a version, deletes are recorded. */
+function versionedStore(versions: Map<string, string[]>) {
+  const calls: string[] = [];
+  const store = {
+    putVersion(key: string, _body: Uint8Array, _md5: string, options: { lock?: unknown }) {
+      calls.push(`put ${key}${options.lock ? " locked" : ""}`);
+      const list = versions.get(key) ?? [];
+      list.unshift(`v${list.length + 1}`);
+      versions.set(key, list);
+      return Promise.resolve({ etag: "e", versionId: list[0] });
+    },
+    put(key: string, body: Uint8Array, md5: string, options: { lock?: unknown } = {}) {
+      return store.putVersion(key, body, md5, options).then((w) => w.etag);
+    },
+    versions(key: string) {
+      return Promise.resolve(
+        (versions.get(key) ?? []).map((versionId, i) => ({
+          versionId,
+          isLatest: i === 0,
+          deleteMarker: false,
+        })),
+      );
+    },
+    deleteVersion(key: string, versionId: string) {
+      calls.push(`delete ${key} ${versionId}`);
+      versions.set(key, (versions.get(key) ?? []).filter((v) => v !== versionId));
+      return Promise.resolve();
+    },
+    delete(key: string) {
+      calls.push(`delete marker on ${key}`);
+      return Promise.resolve();
+    },
+  };
+  return { store: store as unknown as S3Store, calls };
+}
+
+Deno.test("pendingRecordHooks() writes the record unlocked and removes every version of it", async () => {
+  // One version left by an earlier run whose upload this run resumes, and this run's own.
+  const versions = new Map([[RECORD_KEY, ["v1"]]]);
+  const { store, calls } = versionedStore(versions);
+  const hooks = pendingRecordHooks(store, { started, recordKey: RECORD_KEY, attempts: 1 });
+  await hooks.write();
+  await hooks.remove();
+  assert.deepEqual(calls, [
+    `put ${RECORD_KEY}`,
+    `delete ${RECORD_KEY} v2`,
+    `delete ${RECORD_KEY} v1`,
+  ]);
+  assert.deepEqual(versions.get(RECORD_KEY), [], "no version of the record is left");
+});
+
+Deno.test("removePendingRecordOf() deletes the record of a snapshot's upload, nothing for other keys", async () => {
+  const versions = new Map([[RECORD_KEY, ["v1"]]]);
+  const { store, calls } = versionedStore(versions);
+  await removePendingRecordOf(store, "z3", "z3/pool/fs", undefined);
+  await removePendingRecordOf(store, "z3", "other/pool/fs@b", undefined);
+  assert.deepEqual(calls, []);
+  await removePendingRecordOf(store, "z3", KEY, undefined);
+  assert.deepEqual(calls, [`delete ${RECORD_KEY} v1`]);
 });
