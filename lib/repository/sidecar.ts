@@ -48,7 +48,8 @@ export interface ReadJsonOptions {
 /**
  * The JSON text at `key`, parsed; `undefined` when there is no such object. A HEAD first: an
  * object whose size is over `maxBytes` is not downloaded. The body is then read up to
- * `maxBytes`: one that runs past it (the object was replaced since) is cancelled there.
+ * `maxBytes`, from the version the HEAD saw (If-Match its ETag): one that runs past the cap
+ * anyway (a server that ignores If-Match) is cancelled there.
  *
  * @throws {SidecarError} `too large` (naming key and cap) or `not json`
  */
@@ -62,8 +63,10 @@ export async function readJson(
   const info = await withRetry(() => store.head(key, signal), retry);
   if (!info) return undefined;
   if (info.size > maxBytes) throw new SidecarError(key, "too large", maxBytes, info.size);
+  // Pinned to the ETag the HEAD saw: an object replaced in between is refused by the server
+  // (412), not read as the one that was sized and planned on.
   const bytes = await withRetry(
-    async () => await readCapped(key, await store.get(key, { signal }), maxBytes),
+    async () => await readCapped(key, await store.get(key, { signal, etag: info.etag }), maxBytes),
     retry,
   );
   try {

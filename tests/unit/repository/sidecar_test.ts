@@ -8,15 +8,16 @@ import type { ObjectInfo, S3Store } from "../../../lib/backend/s3.ts";
  * object is replaced between the HEAD and the GET. Counts GETs and cancelled bodies.
  */
 function fakeStore(objects: Record<string, Uint8Array>, headSize?: number) {
-  const seen = { gets: 0, cancelled: 0 };
+  const seen = { gets: 0, cancelled: 0, pinned: [] as (string | undefined)[] };
   const store = {
     head(key: string): Promise<Partial<ObjectInfo> | undefined> {
       const bytes = objects[key];
       if (bytes === undefined) return Promise.resolve(undefined);
       return Promise.resolve({ key, size: headSize ?? bytes.length, etag: "e", metadata: {} });
     },
-    get(key: string): Promise<ReadableStream<Uint8Array>> {
+    get(key: string, options: { etag?: string } = {}): Promise<ReadableStream<Uint8Array>> {
       seen.gets++;
+      seen.pinned.push(options.etag);
       const bytes = objects[key];
       let at = 0;
       return Promise.resolve(
@@ -68,4 +69,10 @@ Deno.test("readJson() refuses what is not JSON", async () => {
   assert.ok(err instanceof SidecarError);
   assert.equal(err.reason, "not json");
   assert.equal(err.message, 'Cannot read "k": not JSON');
+});
+
+Deno.test("readJson() reads the version its HEAD sized: the GET is pinned to the HEAD's ETag", async () => {
+  const { store, seen } = fakeStore({ k: text('{"a":1}\n') });
+  assert.deepEqual(await readJson(store, "k", { maxBytes: 100, attempts: 1 }), { a: 1 });
+  assert.deepEqual(seen.pinned, ["e"]);
 });
