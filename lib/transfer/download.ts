@@ -23,6 +23,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { S3Error } from "../base/errors.ts";
 import { withRetry } from "../backend/retry.ts";
 import { S3RequestError, type S3Store } from "../backend/s3.ts";
 import { Md5Thread } from "./md5_worker.ts";
@@ -99,6 +100,18 @@ function rangesOf(start: number, end: number, rangeSize: number): [number, numbe
   const out: [number, number][] = [];
   for (let s = start; s < end; s += rangeSize) out.push([s, Math.min(end, s + rangeSize) - 1]);
   return out;
+}
+
+/** S3's largest object, 5 TiB: a HEAD that says more is not planned into ranges. */
+export const MAX_OBJECT_SIZE = 5 * 1024 ** 4;
+
+/** Refuses a size no S3 object has, before any range is planned from it. */
+function checkPlannable(key: string, size: number): void {
+  if (Number.isSafeInteger(size) && size >= 0 && size <= MAX_OBJECT_SIZE) return;
+  throw new S3Error(
+    `Cannot download "${key}": the endpoint says it holds ${size} bytes, which no S3 object ` +
+      `can (a whole number up to 5 TiB)`,
+  );
 }
 
 function unitsOf(options: DownloadOptions, rangeSize: number, concurrency: number): Unit[] {
@@ -259,6 +272,7 @@ export function parallelDownload(
   key: string,
   options: DownloadOptions,
 ): ReadableStream<Uint8Array> {
+  checkPlannable(key, options.size);
   const rangeSize = Math.max(1, options.rangeSize ?? 8 * 1024 * 1024);
   const concurrency = Math.max(1, options.concurrency ?? 4);
   const attempts = Math.max(1, options.attempts ?? 5);

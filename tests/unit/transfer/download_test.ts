@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { IntegrityError } from "../../../lib/base/errors.ts";
+import { IntegrityError, S3Error } from "../../../lib/base/errors.ts";
 import { S3Store } from "../../../lib/backend/s3.ts";
 import { parallelDownload } from "../../../lib/transfer/download.ts";
 import { scriptedServer } from "../../bed/scripted_server.ts";
@@ -92,4 +92,30 @@ Deno.test("parallelDownload() fails a part that never matches after `attempts` d
         .test(err.message),
   );
   assert.deepEqual([s.gets(0), s.gets(10)], [3, 3]);
+});
+
+Deno.test("parallelDownload() refuses a size no S3 object has, before it plans or sends a range", async () => {
+  const s = server(() => "ok");
+  const store = new S3Store({
+    bucket: "b",
+    endpoint: `http://127.0.0.1:${s.port}`,
+    keyId: "k",
+    secret: "s",
+    stallMs: 5000,
+  });
+  try {
+    for (const size of [2 ** 53, 6 * 1024 ** 4, -1, 1.5]) {
+      assert.throws(
+        () => parallelDownload(store, "k", { etag: "e", size, rangeSize: 10, concurrency: 4 }),
+        (err: Error) =>
+          err instanceof S3Error &&
+          err.message === `Cannot download "k": the endpoint says it holds ${size} bytes, ` +
+              `which no S3 object can (a whole number up to 5 TiB)`,
+      );
+    }
+    assert.equal(s.gets(0), 0);
+  } finally {
+    store.close();
+    await s.close();
+  }
 });
