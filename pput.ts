@@ -101,7 +101,9 @@ and checks its exit status before completing the upload.
 
 On success prints one JSON line: {"status":"success","etag":"…","bytes":N,"parts":N}
 
-Exit status: 0 success, 2 usage, 4 S3 error, 6 integrity (ETag mismatch), 130 SIGINT, 143 SIGTERM,
+Exit status: 0 success, 2 usage (before stdin is read: bad flags or settings, a control character
+in --metadata or the storage class, a --file-descriptor that cannot be opened), 4 S3 error,
+6 integrity (ETag mismatch), 10 an I/O error while reading the input, 130 SIGINT, 143 SIGTERM,
 1 unexpected error.
 `;
 

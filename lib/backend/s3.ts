@@ -32,7 +32,7 @@ import {
   type StorageClass,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import { permissionHint, S3Error } from "../base/errors.ts";
+import { EXIT, permissionHint, S3Error } from "../base/errors.ts";
 import { HttpHandler, TlsCertificateError } from "./http.ts";
 import { RateLimit } from "./rate_limit.ts";
 
@@ -151,14 +151,17 @@ export class S3RequestError extends S3Error {
   readonly status?: number;
   /** S3 error code, when the server answered with one. */
   readonly code?: string;
+  /** {@linkcode EXIT.s3}, or {@linkcode EXIT.bug} for a request z3 could not build. */
+  override readonly exitCode: number;
   constructor(
     message: string,
     retryable: boolean,
     status?: number,
     code?: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { exitCode?: number },
   ) {
     super(message, options);
+    this.exitCode = options?.exitCode ?? EXIT.s3;
     this.retryable = retryable;
     this.status = status;
     this.code = code;
@@ -225,6 +228,17 @@ export function classifyError(what: string, err: unknown): S3RequestError {
       cause: err,
     });
   }
+  // A request the SDK or http.ts refused to build (a header value with a control character, an
+  // argument of the wrong type) is refused again on every attempt: a bug, never a network error.
+  if (status === undefined && isProgrammingError(err)) {
+    return new S3RequestError(
+      `Cannot ${what}: the request could not be built: ${(err as Error).message}`,
+      false,
+      undefined,
+      "InvalidRequest",
+      { cause: err, exitCode: EXIT.bug },
+    );
+  }
   let retryable: boolean;
   let detail: string;
   if (status !== undefined) {
@@ -241,6 +255,12 @@ export function classifyError(what: string, err: unknown): S3RequestError {
     detail = `${e.code ?? e.name ?? "network error"}: ${e.message ?? String(err)}`;
   }
   return new S3RequestError(`Cannot ${what}: ${detail}`, retryable, status, code, { cause: err });
+}
+
+/** The errors JavaScript throws for a wrong argument or a bug, never for a network failure. */
+function isProgrammingError(err: unknown): boolean {
+  return err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError ||
+    err instanceof SyntaxError;
 }
 
 /** ETags go over the wire quoted; `S3Store` takes and gives them without quotes. */

@@ -11,6 +11,11 @@ import { parseSize } from "./size.ts";
 import { parseSendFlags } from "./send_flags.ts";
 import type { SettingDef, Source } from "./settings.ts";
 
+/** Settings whose value is sent in an HTTP header (or signs one): no control characters. */
+const HEADER_SETTINGS = new Set(["S3_STORAGE_CLASS", "S3_REGION"]);
+// deno-lint-ignore no-control-regex
+const CONTROL_CHARACTER = /[\x00-\x1f\x7f]/;
+
 /**
  * Parses `value` of `def`, which came from `source`.
  *
@@ -25,6 +30,9 @@ export function parseSetting(def: SettingDef, value: string, source: Source): un
   };
   switch (def.kind) {
     case "string":
+      if (HEADER_SETTINGS.has(def.key) && CONTROL_CHARACTER.test(value)) {
+        fail("it holds a control character, which an HTTP header cannot carry");
+      }
       if (def.choices && !def.choices.includes(value.toLowerCase())) {
         fail(`expected one of ${def.choices.join(", ")}`);
       }

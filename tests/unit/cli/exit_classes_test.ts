@@ -1,0 +1,70 @@
+/**
+ * Exit classes at the CLI edge, against a scripted server that counts the requests it gets:
+ * a control character in a header value is usage (exit 2) before stdin is read or any request
+ * is sent; a bad input path is usage, an I/O error while reading the input is exit 10.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { runPput } from "../../bed/cli.ts";
+import { scriptedServer } from "../../bed/scripted_server.ts";
+
+/** Runs `fn` with the environment of a pput pointed at a scripted server that answers 500. */
+async function withServer(
+  fn: (env: Record<string, string>, requests: () => number) => Promise<void>,
+): Promise<void> {
+  let requests = 0;
+  const server = scriptedServer(() => {
+    requests++;
+    return "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n";
+  });
+  try {
+    await fn({
+      BUCKET: "b",
+      HOST: `http://127.0.0.1:${server.port}`,
+      S3_KEY_ID: "k",
+      S3_SECRET: "s",
+      MAX_RETRIES: "0",
+      S3_TIMEOUT: "5",
+    }, () => requests);
+  } finally {
+    await server.close();
+  }
+}
+
+Deno.test("pput refuses a control character in --metadata or S3_STORAGE_CLASS as usage, before any request", async () => {
+  await withServer(async (env, requests) => {
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [["--metadata", "a=b\r\nx-amz-acl: public-read"], {}, /metadata "a"/],
+      [["--metadata", "a=b\u0007"], {}, /metadata "a"/],
+      [["--storage-class", "STANDARD\nX"], {}, /S3_STORAGE_CLASS/],
+      [[], { S3_STORAGE_CLASS: "STANDARD\rX" }, /S3_STORAGE_CLASS/],
+    ];
+    for (const [flags, extra, named] of cases) {
+      const result = await runPput([...flags, "key"], {
+        env: { ...env, ...extra },
+        stdin: new TextEncoder().encode("data"),
+      });
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, named);
+      assert.match(result.stderr, /control character/);
+    }
+    assert.equal(requests(), 0);
+  });
+});
+
+Deno.test("pput: a file descriptor that is not open is usage (2), an I/O error reading it is exit 10", async () => {
+  await withServer(async (env) => {
+    const closed = await runPput(["--file-descriptor", "250", "key"], { env });
+    assert.equal(closed.code, 2, closed.stderr);
+    assert.match(closed.stderr, /Cannot read file descriptor 250/);
+    // A directory opens, and then every read of it fails (EISDIR): an I/O error mid-read.
+    const unreadable = await runPput(["--file-descriptor", "5", "key"], {
+      env,
+      redirect: "5</tmp",
+    });
+    assert.equal(unreadable.code, 10, unreadable.stderr);
+    assert.match(unreadable.stderr, /Cannot read file descriptor 5/);
+  });
+});
