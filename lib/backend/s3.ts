@@ -21,6 +21,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   GetObjectLockConfigurationCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -191,7 +192,9 @@ export function classifyError(what: string, err: unknown): S3RequestError {
   if (err instanceof S3RequestError) return err;
   const e = (err ?? {}) as SdkErrorShape;
   const status = e.$metadata?.httpStatusCode;
-  const code = e.Code ?? (e.name && e.name !== "Error" ? e.name : e.code);
+  // "Unknown" is the SDK's name for an answer without an S3 error code (a HEAD has no body).
+  const named = e.Code ?? (e.name && e.name !== "Error" ? e.name : e.code);
+  const code = named === "Unknown" ? undefined : named;
   if ((err as Error)?.name === "AbortError") {
     return new S3RequestError(`Cannot ${what}: aborted`, false, undefined, "AbortError", {
       cause: err,
@@ -295,6 +298,8 @@ export class S3Store {
   readonly bucket: string;
   #client: S3Client;
   #endpointLabel: string;
+  /** Set once a request showed the bucket exists: a 404 then means "no such object". */
+  #bucketSeen = false;
 
   constructor(settings: S3Settings) {
     this.bucket = settings.bucket;
@@ -453,12 +458,18 @@ export class S3Store {
     );
   }
 
-  /** Object metadata, or `undefined` when there is no such object. */
+  /**
+   * Object metadata, or `undefined` when there is no such object. A HEAD's 404 has no body to
+   * say whether the object or the bucket is missing: until the bucket is known to exist, a 404
+   * asks the bucket (HeadBucket), and a missing bucket is an error naming it, never "absent".
+   */
   async head(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined> {
+    const what = `read metadata of "${key}" in bucket "${this.bucket}"`;
     try {
       const command = new HeadObjectCommand({ Bucket: this.bucket, Key: key });
       const lockHeaders = takeLockHeaders(command);
       const out = await this.#client.send(command, { abortSignal: signal });
+      this.#bucketSeen = true;
       return {
         key,
         size: out.ContentLength ?? 0,
@@ -474,9 +485,42 @@ export class S3Store {
       };
     } catch (err) {
       const e = err as SdkErrorShape;
-      if (e.$metadata?.httpStatusCode === 404) return undefined;
-      throw classifyError(`read metadata of "${key}" in bucket "${this.bucket}"`, err);
+      if (e.$metadata?.httpStatusCode !== 404) throw classifyError(what, err);
+      if ((e.Code ?? e.name) !== "NoSuchBucket" && await this.#bucketExists(what, signal)) {
+        return undefined;
+      }
+      throw this.#noSuchBucket(what, err);
     }
+  }
+
+  /**
+   * Whether the bucket exists, asked once per store (HeadBucket): a 404 says it does not; a 403
+   * (credentials that may not list the bucket) cannot tell, and counts as there.
+   */
+  async #bucketExists(what: string, signal?: AbortSignal): Promise<boolean> {
+    if (this.#bucketSeen) return true;
+    try {
+      await this.#client.send(new HeadBucketCommand({ Bucket: this.bucket }), {
+        abortSignal: signal,
+      });
+    } catch (err) {
+      const status = (err as SdkErrorShape).$metadata?.httpStatusCode;
+      if (status === 404) return false;
+      if (status !== 403) throw classifyError(what, err);
+    }
+    this.#bucketSeen = true;
+    return true;
+  }
+
+  #noSuchBucket(what: string, cause: unknown): S3RequestError {
+    return new S3RequestError(
+      `Cannot ${what}: NoSuchBucket (HTTP 404): bucket "${this.bucket}" does not exist on ` +
+        `${this.#endpointLabel} (check BUCKET)`,
+      false,
+      404,
+      "NoSuchBucket",
+      { cause },
+    );
   }
 
   /** Every object whose key starts with `prefix`, in key order, all pages. */
