@@ -8,7 +8,8 @@
  * `retryable` says whether trying again may help. Errors never carry credentials. The four
  * listings page through one helper ({@linkcode pages}): a listing ends only on a page that says
  * it is the last (which the server may say falsely: nothing here can tell), and a page that says
- * more follow without saying where, or pointing back at a page already listed, throws.
+ * more follow without saying where, or pointing back at a page already listed, or a listing past
+ * {@linkcode MAX_LISTING_PAGES} pages, throws.
  *
  * @module
  */
@@ -65,7 +66,15 @@ export interface S3Settings {
   caOnly?: boolean;
   /** `MAX_RATE`, bytes per second for all transfers of this store together; unset: none. */
   maxRate?: number;
+  /** Most pages one listing may take; one more is an error. @default {MAX_LISTING_PAGES} */
+  maxListingPages?: number;
 }
+
+/**
+ * Most pages one listing may take: 100,000 pages of up to 1,000 keys, 100 million keys. A server
+ * that always says more follow, with a fresh cursor each time, fails there instead of running on.
+ */
+export const MAX_LISTING_PAGES = 100_000;
 
 /** What HeadObject tells about an object. */
 export interface ObjectInfo {
@@ -300,9 +309,11 @@ export class S3Store {
   #endpointLabel: string;
   /** Set once a request showed the bucket exists: a 404 then means "no such object". */
   #bucketSeen = false;
+  #maxListingPages: number;
 
   constructor(settings: S3Settings) {
     this.bucket = settings.bucket;
+    this.#maxListingPages = settings.maxListingPages ?? MAX_LISTING_PAGES;
     this.#endpointLabel = settings.endpoint ?? "AWS S3";
     const mode = settings.checksums === "when_supported" ? "WHEN_SUPPORTED" : "WHEN_REQUIRED";
     this.#client = new S3Client({
@@ -414,7 +425,7 @@ export class S3Store {
     const what = `list the versions of "${key}" in bucket "${this.bucket}"`;
     return await Array.fromAsync(
       pages<KeyVersion, { key: string; id?: string }>(
-        { what, prefix: key, cursorName: "NextKeyMarker" },
+        { what, prefix: key, cursorName: "NextKeyMarker", maxPages: this.#maxListingPages },
         async (marker) => {
           const out = await this.#send(what, () =>
             this.#client.send(
@@ -527,7 +538,7 @@ export class S3Store {
   list(prefix: string, signal?: AbortSignal): AsyncGenerator<ListedObject> {
     const what = `list bucket "${this.bucket}" under "${prefix}"`;
     return pages<ListedObject, string>(
-      { what, prefix, cursorName: "NextContinuationToken" },
+      { what, prefix, cursorName: "NextContinuationToken", maxPages: this.#maxListingPages },
       async (token) => {
         const out = await this.#send(what, () =>
           this.#client.send(
@@ -771,7 +782,7 @@ export class S3Store {
   listMultipartUploads(prefix: string, signal?: AbortSignal): AsyncGenerator<PendingUpload> {
     const what = `list multipart uploads in bucket "${this.bucket}"`;
     return pages<PendingUpload, { key: string; id?: string }>(
-      { what, prefix, cursorName: "NextKeyMarker" },
+      { what, prefix, cursorName: "NextKeyMarker", maxPages: this.#maxListingPages },
       async (marker) => {
         const out = await this.#send(what, () =>
           this.#client.send(
@@ -807,7 +818,7 @@ export class S3Store {
     const what = `list parts of the pending upload of "${key}"`;
     const parts = new Map<number, { etag: string; size: number }>();
     const listed = pages<{ number: number; etag: string; size: number }, string>(
-      { what, prefix: key, cursorName: "NextPartNumberMarker" },
+      { what, prefix: key, cursorName: "NextPartNumberMarker", maxPages: this.#maxListingPages },
       async (marker) => {
         const out = await this.#send(what, () =>
           this.#client.send(
@@ -860,9 +871,10 @@ interface Page<T, C> {
 /**
  * Every item of a listing, page after page: `fetchPage` gets the page after a cursor (the first
  * page for `undefined`) until a page says it is the last. A page that says the listing goes on
- * yet gives no cursor, or a cursor already followed, is an {@linkcode S3RequestError} (not
- * retryable) naming the listing, its key prefix and what the page lacked: the endpoint is
- * untrusted, and neither the end of the listing nor an endless loop may follow from it.
+ * yet gives no cursor, or a cursor already followed, or more than `maxPages` pages, is an
+ * {@linkcode S3RequestError} (not retryable) naming the listing, its key prefix and what the page
+ * lacked: the endpoint is untrusted, and neither the end of the listing nor an endless loop may
+ * follow from it.
  */
 async function* pages<T, C>(
   listing: {
@@ -872,6 +884,8 @@ async function* pages<T, C>(
     prefix: string;
     /** The field a truncated page must fill (`NextContinuationToken`), for the error. */
     cursorName: string;
+    /** Most pages taken; a truncated page number `maxPages` is an error. */
+    maxPages: number;
   },
   fetchPage: (cursor: C | undefined) => Promise<Page<T, C>>,
 ): AsyncGenerator<T> {
@@ -893,6 +907,16 @@ async function* pages<T, C>(
     if (page.next === undefined) throw broken(`gives no ${listing.cursorName}`);
     const key = JSON.stringify(page.next);
     if (followed.has(key)) throw broken(`gives ${listing.cursorName} ${key} again`);
+    if (n >= listing.maxPages) {
+      throw new S3RequestError(
+        `Cannot ${listing.what}: the listing under "${listing.prefix}" says more follow after ` +
+          `${n} pages, more than ${listing.maxPages} pages (z3's cap on one listing), so it ` +
+          `stops here rather than run on`,
+        false,
+        undefined,
+        "TooManyPages",
+      );
+    }
     followed.add(key);
     cursor = page.next;
   }
