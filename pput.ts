@@ -36,6 +36,7 @@ import { ABORT_DEADLINE_MS } from "./lib/transfer/upload_abort.ts";
 import { OVERHEAD_MIB, type UploadResult, uploadStream } from "./lib/transfer/upload.ts";
 import type { S3Store } from "./lib/backend/s3.ts";
 import { VERSION } from "./lib/base/version.ts";
+import { MAX_KEY_BYTES } from "./lib/chain/keys.ts";
 
 /** Buffer memory along the default schedule: `48 MiB up to 7.1 GiB, 96 MiB up to 21.3 GiB, …`. */
 const memorySteps = sizeSteps(planSchedule(), 10_000).slice(0, 3)
@@ -138,6 +139,13 @@ await runCommand("pput", async ({ signal }) => {
   setQuiet(values.quiet === true);
   if (positionals.length !== 1) {
     throw new UsageError("Cannot upload: expected exactly one KEY (see --help)");
+  }
+  const keyBytes = new TextEncoder().encode(positionals[0]).length;
+  if (keyBytes > MAX_KEY_BYTES) {
+    throw new UsageError(
+      `Cannot upload "${positionals[0].slice(0, 60)}…": the key is ${keyBytes} bytes, over ` +
+        `S3's limit of ${MAX_KEY_BYTES} bytes for a key`,
+    );
   }
   const request = await readRequest(positionals[0], values);
   const input = await openInput(values["file-descriptor"] as string | undefined);

@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runPput } from "../../bed/cli.ts";
+import { runPput, runZ3 } from "../../bed/cli.ts";
 import { scriptedServer } from "../../bed/scripted_server.ts";
 
 /** Runs `fn` with the environment of a pput pointed at a scripted server that answers 500. */
@@ -50,6 +50,9 @@ Deno.test("pput refuses a control character in --metadata or S3_STORAGE_CLASS as
       assert.match(result.stderr, named);
       assert.match(result.stderr, /control character/);
     }
+    const long = await runPput(["k".repeat(1025)], { env, stdin: new TextEncoder().encode("d") });
+    assert.equal(long.code, 2, long.stderr);
+    assert.match(long.stderr, /1025 bytes, over S3's limit of 1024 bytes/);
     assert.equal(requests(), 0);
   });
 });
@@ -66,5 +69,27 @@ Deno.test("pput: a file descriptor that is not open is usage (2), an I/O error r
     });
     assert.equal(unreadable.code, 10, unreadable.stderr);
     assert.match(unreadable.stderr, /Cannot read file descriptor 5/);
+  });
+});
+
+Deno.test("z3 refuses an S3_PREFIX over S3's 1024-byte key limit as usage, in one short line, before any request", async () => {
+  await withServer(async (env, requests) => {
+    const dir = await Deno.makeTempDir({ prefix: "z3-prefix-" });
+    try {
+      const config = `${dir}/z3.conf`;
+      await Deno.writeTextFile(config, `[main]\nS3_PREFIX = ${"p".repeat(10 * 1024 * 1024)}/\n`);
+      const result = await runZ3(["status"], {
+        ...env,
+        FILESYSTEM: "tank/data",
+        Z3_CONFIG: config,
+      });
+      assert.equal(result.code, 2, result.stderr.slice(0, 500));
+      assert.match(result.stderr, /S3_PREFIX/);
+      assert.match(result.stderr, /1024/);
+      assert.ok(result.stderr.length < 1000, `${result.stderr.length} bytes of stderr`);
+      assert.equal(requests(), 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   });
 });
