@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runPput, runZ3 } from "../../bed/cli.ts";
+import { runPput, runZ3, spawnPput } from "../../bed/cli.ts";
 import { scriptedServer } from "../../bed/scripted_server.ts";
 
 /** Runs `fn` with the environment of a pput pointed at a scripted server that answers 500. */
@@ -91,5 +91,17 @@ Deno.test("z3 refuses an S3_PREFIX over S3's 1024-byte key limit as usage, in on
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  });
+});
+
+Deno.test("pput says it was interrupted by SIGTERM once, and exits 143", async () => {
+  await withServer(async (env) => {
+    const child = spawnPput(["key"], { env });
+    // pput is waiting for stdin: the signal comes before any part is read.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    child.kill("SIGTERM");
+    const result = await child.result;
+    assert.equal(result.code, 143, result.stderr);
+    assert.equal(result.stderr.match(/Interrupted by SIGTERM/g)?.length, 1, result.stderr);
   });
 });
