@@ -164,6 +164,7 @@ Exit status:
   7    a helper command (compressor) failed
   8    another z3 backup or prune of the same dataset is running on this host (lock in /run/z3)
   9    z3 check: the newest healthy backup is older than --max-age, or there is none
+  10   the input stream failed while being read (an I/O error)
   130  interrupted by SIGINT; 143 by SIGTERM (uploads are aborted, nothing half-made remains).
        z3 exits within 15 s of the signal whatever the endpoint does: requests in flight are
        cancelled and the abort gets one attempt of at most 1 s; an upload it could not abort is

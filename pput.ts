@@ -37,6 +37,7 @@ import { ABORT_DEADLINE_MS } from "./lib/transfer/upload_abort.ts";
 import { OVERHEAD_MIB, type UploadResult, uploadStream } from "./lib/transfer/upload.ts";
 import type { S3Store } from "./lib/backend/s3.ts";
 import { VERSION } from "./lib/base/version.ts";
+import { MAX_KEY_BYTES } from "./lib/chain/keys.ts";
 
 /** Buffer memory along the default schedule: `48 MiB up to 7.1 GiB, 96 MiB up to 21.3 GiB, …`. */
 const memorySteps = sizeSteps(planSchedule(), 10_000).slice(0, 3)
@@ -103,7 +104,9 @@ and checks its exit status before completing the upload.
 
 On success prints one JSON line: {"status":"success","etag":"…","bytes":N,"parts":N}
 
-Exit status: 0 success, 2 usage, 4 S3 error, 6 integrity (ETag mismatch), 130 SIGINT, 143 SIGTERM,
+Exit status: 0 success, 2 usage (before stdin is read: bad flags or settings, a control character
+in --metadata or the storage class, a --file-descriptor that cannot be opened), 4 S3 error,
+6 integrity (ETag mismatch), 10 an I/O error while reading the input, 130 SIGINT, 143 SIGTERM,
 1 unexpected error.
 `;
 
@@ -138,6 +141,13 @@ await runCommand("pput", async ({ signal }) => {
   setQuiet(values.quiet === true);
   if (positionals.length !== 1) {
     throw new UsageError("Cannot upload: expected exactly one KEY (see --help)");
+  }
+  const keyBytes = new TextEncoder().encode(positionals[0]).length;
+  if (keyBytes > MAX_KEY_BYTES) {
+    throw new UsageError(
+      `Cannot upload "${positionals[0].slice(0, 60)}…": the key is ${keyBytes} bytes, over ` +
+        `S3's limit of ${MAX_KEY_BYTES} bytes for a key`,
+    );
   }
   const request = await readRequest(positionals[0], values);
   const input = await openInput(values["file-descriptor"] as string | undefined);

@@ -114,6 +114,9 @@ function abortError(): Error {
 }
 
 const encoder = new TextEncoder();
+/** What a header may not hold: a control character other than a tab (RFC 9110, 5.5). */
+// deno-lint-ignore no-control-regex
+const CONTROL_CHARACTER = /[\x00-\x08\x0a-\x1f\x7f]/;
 const decoder = new TextDecoder();
 const IDEMPOTENT = new Set(["GET", "HEAD", "PUT", "DELETE"]);
 /** Largest answer read whole (error XML, listings); a bigger one is a protocol error. */
@@ -579,8 +582,10 @@ export class HttpHandler {
     }
     let text = `${method} ${request.path}${queryString(request.query)} HTTP/1.1\r\n`;
     for (const [k, v] of Object.entries(headers)) {
-      if (/[\r\n]/.test(k) || /[\r\n]/.test(String(v))) {
-        throw new Error(`Cannot send header ${k}: it holds a line break`);
+      // A control character (a line break above all) would end the header or smuggle another:
+      // the request is refused unsent, as a TypeError, which the S3 layer never retries.
+      if (CONTROL_CHARACTER.test(k) || CONTROL_CHARACTER.test(String(v))) {
+        throw new TypeError(`Cannot send header ${k}: it holds a control character`);
       }
       text += `${k}: ${v}\r\n`;
     }

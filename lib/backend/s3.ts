@@ -8,7 +8,8 @@
  * `retryable` says whether trying again may help. Errors never carry credentials. The four
  * listings page through one helper ({@linkcode pages}): a listing ends only on a page that says
  * it is the last (which the server may say falsely: nothing here can tell), and a page that says
- * more follow without saying where, or pointing back at a page already listed, throws.
+ * more follow without saying where, or pointing back at a page already listed, or a listing past
+ * {@linkcode MAX_LISTING_PAGES} pages, throws.
  *
  * @module
  */
@@ -21,6 +22,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   GetObjectLockConfigurationCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -32,7 +34,7 @@ import {
   type StorageClass,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import { permissionHint, S3Error } from "../base/errors.ts";
+import { EXIT, permissionHint, S3Error } from "../base/errors.ts";
 import { HttpHandler, TlsCertificateError } from "./http.ts";
 import { RateLimit } from "./rate_limit.ts";
 
@@ -64,7 +66,15 @@ export interface S3Settings {
   caOnly?: boolean;
   /** `MAX_RATE`, bytes per second for all transfers of this store together; unset: none. */
   maxRate?: number;
+  /** Most pages one listing may take; one more is an error. @default {MAX_LISTING_PAGES} */
+  maxListingPages?: number;
 }
+
+/**
+ * Most pages one listing may take: 100,000 pages of up to 1,000 keys, 100 million keys. A server
+ * that always says more follow, with a fresh cursor each time, fails there instead of running on.
+ */
+export const MAX_LISTING_PAGES = 100_000;
 
 /** What HeadObject tells about an object. */
 export interface ObjectInfo {
@@ -151,14 +161,17 @@ export class S3RequestError extends S3Error {
   readonly status?: number;
   /** S3 error code, when the server answered with one. */
   readonly code?: string;
+  /** {@linkcode EXIT.s3}, or {@linkcode EXIT.bug} for a request z3 could not build. */
+  override readonly exitCode: number;
   constructor(
     message: string,
     retryable: boolean,
     status?: number,
     code?: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { exitCode?: number },
   ) {
     super(message, options);
+    this.exitCode = options?.exitCode ?? EXIT.s3;
     this.retryable = retryable;
     this.status = status;
     this.code = code;
@@ -188,7 +201,9 @@ export function classifyError(what: string, err: unknown): S3RequestError {
   if (err instanceof S3RequestError) return err;
   const e = (err ?? {}) as SdkErrorShape;
   const status = e.$metadata?.httpStatusCode;
-  const code = e.Code ?? (e.name && e.name !== "Error" ? e.name : e.code);
+  // "Unknown" is the SDK's name for an answer without an S3 error code (a HEAD has no body).
+  const named = e.Code ?? (e.name && e.name !== "Error" ? e.name : e.code);
+  const code = named === "Unknown" ? undefined : named;
   if ((err as Error)?.name === "AbortError") {
     return new S3RequestError(`Cannot ${what}: aborted`, false, undefined, "AbortError", {
       cause: err,
@@ -225,6 +240,17 @@ export function classifyError(what: string, err: unknown): S3RequestError {
       cause: err,
     });
   }
+  // A request the SDK or http.ts refused to build (a header value with a control character, an
+  // argument of the wrong type) is refused again on every attempt: a bug, never a network error.
+  if (status === undefined && isProgrammingError(err)) {
+    return new S3RequestError(
+      `Cannot ${what}: the request could not be built: ${(err as Error).message}`,
+      false,
+      undefined,
+      "InvalidRequest",
+      { cause: err, exitCode: EXIT.bug },
+    );
+  }
   let retryable: boolean;
   let detail: string;
   if (status !== undefined) {
@@ -241,6 +267,12 @@ export function classifyError(what: string, err: unknown): S3RequestError {
     detail = `${e.code ?? e.name ?? "network error"}: ${e.message ?? String(err)}`;
   }
   return new S3RequestError(`Cannot ${what}: ${detail}`, retryable, status, code, { cause: err });
+}
+
+/** The errors JavaScript throws for a wrong argument or a bug, never for a network failure. */
+function isProgrammingError(err: unknown): boolean {
+  return err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError ||
+    err instanceof SyntaxError;
 }
 
 /** ETags go over the wire quoted; `S3Store` takes and gives them without quotes. */
@@ -275,9 +307,13 @@ export class S3Store {
   readonly bucket: string;
   #client: S3Client;
   #endpointLabel: string;
+  /** Set once a request showed the bucket exists: a 404 then means "no such object". */
+  #bucketSeen = false;
+  #maxListingPages: number;
 
   constructor(settings: S3Settings) {
     this.bucket = settings.bucket;
+    this.#maxListingPages = settings.maxListingPages ?? MAX_LISTING_PAGES;
     this.#endpointLabel = settings.endpoint ?? "AWS S3";
     const mode = settings.checksums === "when_supported" ? "WHEN_SUPPORTED" : "WHEN_REQUIRED";
     this.#client = new S3Client({
@@ -389,7 +425,7 @@ export class S3Store {
     const what = `list the versions of "${key}" in bucket "${this.bucket}"`;
     return await Array.fromAsync(
       pages<KeyVersion, { key: string; id?: string }>(
-        { what, prefix: key, cursorName: "NextKeyMarker" },
+        { what, prefix: key, cursorName: "NextKeyMarker", maxPages: this.#maxListingPages },
         async (marker) => {
           const out = await this.#send(what, () =>
             this.#client.send(
@@ -433,12 +469,18 @@ export class S3Store {
     );
   }
 
-  /** Object metadata, or `undefined` when there is no such object. */
+  /**
+   * Object metadata, or `undefined` when there is no such object. A HEAD's 404 has no body to
+   * say whether the object or the bucket is missing: until the bucket is known to exist, a 404
+   * asks the bucket (HeadBucket), and a missing bucket is an error naming it, never "absent".
+   */
   async head(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined> {
+    const what = `read metadata of "${key}" in bucket "${this.bucket}"`;
     try {
       const command = new HeadObjectCommand({ Bucket: this.bucket, Key: key });
       const lockHeaders = takeLockHeaders(command);
       const out = await this.#client.send(command, { abortSignal: signal });
+      this.#bucketSeen = true;
       return {
         key,
         size: out.ContentLength ?? 0,
@@ -454,16 +496,49 @@ export class S3Store {
       };
     } catch (err) {
       const e = err as SdkErrorShape;
-      if (e.$metadata?.httpStatusCode === 404) return undefined;
-      throw classifyError(`read metadata of "${key}" in bucket "${this.bucket}"`, err);
+      if (e.$metadata?.httpStatusCode !== 404) throw classifyError(what, err);
+      if ((e.Code ?? e.name) !== "NoSuchBucket" && await this.#bucketExists(what, signal)) {
+        return undefined;
+      }
+      throw this.#noSuchBucket(what, err);
     }
+  }
+
+  /**
+   * Whether the bucket exists, asked once per store (HeadBucket): a 404 says it does not; a 403
+   * (credentials that may not list the bucket) cannot tell, and counts as there.
+   */
+  async #bucketExists(what: string, signal?: AbortSignal): Promise<boolean> {
+    if (this.#bucketSeen) return true;
+    try {
+      await this.#client.send(new HeadBucketCommand({ Bucket: this.bucket }), {
+        abortSignal: signal,
+      });
+    } catch (err) {
+      const status = (err as SdkErrorShape).$metadata?.httpStatusCode;
+      if (status === 404) return false;
+      if (status !== 403) throw classifyError(what, err);
+    }
+    this.#bucketSeen = true;
+    return true;
+  }
+
+  #noSuchBucket(what: string, cause: unknown): S3RequestError {
+    return new S3RequestError(
+      `Cannot ${what}: NoSuchBucket (HTTP 404): bucket "${this.bucket}" does not exist on ` +
+        `${this.#endpointLabel} (check BUCKET)`,
+      false,
+      404,
+      "NoSuchBucket",
+      { cause },
+    );
   }
 
   /** Every object whose key starts with `prefix`, in key order, all pages. */
   list(prefix: string, signal?: AbortSignal): AsyncGenerator<ListedObject> {
     const what = `list bucket "${this.bucket}" under "${prefix}"`;
     return pages<ListedObject, string>(
-      { what, prefix, cursorName: "NextContinuationToken" },
+      { what, prefix, cursorName: "NextContinuationToken", maxPages: this.#maxListingPages },
       async (token) => {
         const out = await this.#send(what, () =>
           this.#client.send(
@@ -707,7 +782,7 @@ export class S3Store {
   listMultipartUploads(prefix: string, signal?: AbortSignal): AsyncGenerator<PendingUpload> {
     const what = `list multipart uploads in bucket "${this.bucket}"`;
     return pages<PendingUpload, { key: string; id?: string }>(
-      { what, prefix, cursorName: "NextKeyMarker" },
+      { what, prefix, cursorName: "NextKeyMarker", maxPages: this.#maxListingPages },
       async (marker) => {
         const out = await this.#send(what, () =>
           this.#client.send(
@@ -743,7 +818,7 @@ export class S3Store {
     const what = `list parts of the pending upload of "${key}"`;
     const parts = new Map<number, { etag: string; size: number }>();
     const listed = pages<{ number: number; etag: string; size: number }, string>(
-      { what, prefix: key, cursorName: "NextPartNumberMarker" },
+      { what, prefix: key, cursorName: "NextPartNumberMarker", maxPages: this.#maxListingPages },
       async (marker) => {
         const out = await this.#send(what, () =>
           this.#client.send(
@@ -796,9 +871,10 @@ interface Page<T, C> {
 /**
  * Every item of a listing, page after page: `fetchPage` gets the page after a cursor (the first
  * page for `undefined`) until a page says it is the last. A page that says the listing goes on
- * yet gives no cursor, or a cursor already followed, is an {@linkcode S3RequestError} (not
- * retryable) naming the listing, its key prefix and what the page lacked: the endpoint is
- * untrusted, and neither the end of the listing nor an endless loop may follow from it.
+ * yet gives no cursor, or a cursor already followed, or more than `maxPages` pages, is an
+ * {@linkcode S3RequestError} (not retryable) naming the listing, its key prefix and what the page
+ * lacked: the endpoint is untrusted, and neither the end of the listing nor an endless loop may
+ * follow from it.
  */
 async function* pages<T, C>(
   listing: {
@@ -808,6 +884,8 @@ async function* pages<T, C>(
     prefix: string;
     /** The field a truncated page must fill (`NextContinuationToken`), for the error. */
     cursorName: string;
+    /** Most pages taken; a truncated page number `maxPages` is an error. */
+    maxPages: number;
   },
   fetchPage: (cursor: C | undefined) => Promise<Page<T, C>>,
 ): AsyncGenerator<T> {
@@ -829,6 +907,16 @@ async function* pages<T, C>(
     if (page.next === undefined) throw broken(`gives no ${listing.cursorName}`);
     const key = JSON.stringify(page.next);
     if (followed.has(key)) throw broken(`gives ${listing.cursorName} ${key} again`);
+    if (n >= listing.maxPages) {
+      throw new S3RequestError(
+        `Cannot ${listing.what}: the listing under "${listing.prefix}" says more follow after ` +
+          `${n} pages, more than ${listing.maxPages} pages (z3's cap on one listing), so it ` +
+          `stops here rather than run on`,
+        false,
+        undefined,
+        "TooManyPages",
+      );
+    }
     followed.add(key);
     cursor = page.next;
   }

@@ -26,6 +26,8 @@ export const EXIT = {
   locked: 8,
   /** `z3 check`: the newest healthy backup is older than `--max-age`, or there is none. */
   stale: 9,
+  /** Reading the input stream failed (an I/O error after it was opened). */
+  input: 10,
   /** Interrupted by SIGINT. */
   sigint: 130,
   /** Interrupted by SIGTERM. */
@@ -85,6 +87,13 @@ export class IntegrityError extends Z3Error {
 export class CommandError extends Z3Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, EXIT.command, options);
+  }
+}
+
+/** Reading an input stream that opened failed: an I/O error, not a bad path or flag. */
+export class InputError extends Z3Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, EXIT.input, options);
   }
 }
 

@@ -151,13 +151,25 @@ export async function runCommand(
     code = await fn({ signal: controller.signal, debug });
   } catch (err) {
     const e = caught ? new InterruptedError(caught) : err;
-    const message = caught ? `${describeError(e)}; ${describeError(err)}` : describeError(e);
-    writeErr(`${name}: ${message}`);
+    writeErr(`${name}: ${failureLine(caught, err)}`);
     if (debug && !(e instanceof Z3Error) && e instanceof Error && e.stack) writeErr(e.stack);
     code = e instanceof Z3Error ? e.exitCode : EXIT.bug;
   }
   for (const [sig, handler] of handlers) Deno.removeSignalListener(sig, handler);
   Deno.exit(code);
+}
+
+/**
+ * The one line a failed run ends with: the error's, led by `Interrupted by SIGNAL` when a signal
+ * was `caught`, which the line then names once (an error that is the interruption itself, or
+ * ends by quoting it, does not repeat it).
+ */
+export function failureLine(caught: "SIGINT" | "SIGTERM" | undefined, err: unknown): string {
+  const detail = describeError(err);
+  if (!caught) return detail;
+  const interrupted = new InterruptedError(caught).message;
+  const rest = detail.split(interrupted).join("").replace(/[\s:;]+$/, "").trim();
+  return rest === "" ? interrupted : `${interrupted}; ${rest}`;
 }
 
 /** Options description for {@linkcode parseFlags}. */

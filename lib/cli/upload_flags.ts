@@ -9,16 +9,27 @@ import { UsageError } from "../base/errors.ts";
 import { sizeValue } from "../config/size.ts";
 import { usableEstimate } from "../transfer/part_size.ts";
 
+// deno-lint-ignore no-control-regex
+const CONTROL_CHARACTER = /[\x00-\x1f\x7f]/;
+
 /**
  * User metadata from `K=V` pairs; keys lower-cased (S3 stores them so), a later pair wins.
- * Throws {@linkcode UsageError} for a pair without `=` or with an empty key.
+ * Throws {@linkcode UsageError} for a pair without `=`, with an empty key, or with a control
+ * character (a line break would end the HTTP header that carries it).
  */
 export function parseMetadata(pairs: readonly string[]): Record<string, string> {
   const metadata: Record<string, string> = {};
   for (const kv of pairs) {
     const eq = kv.indexOf("=");
     if (eq <= 0) throw new UsageError(`Cannot use metadata "${kv}": expected KEY=VALUE`);
-    metadata[kv.slice(0, eq).toLowerCase()] = kv.slice(eq + 1);
+    const key = kv.slice(0, eq).toLowerCase();
+    if (CONTROL_CHARACTER.test(kv)) {
+      throw new UsageError(
+        `Cannot use metadata "${key}": it holds a control character, which an HTTP header ` +
+          `cannot carry`,
+      );
+    }
+    metadata[key] = kv.slice(eq + 1);
   }
   return metadata;
 }

@@ -27,6 +27,7 @@ import { parseSnapshot, validateDataset } from "../chain/names.ts";
 import { formatArgv } from "../exec/process.ts";
 import { loadRemote } from "../repository/bucket_index.ts";
 import type { ObjectInfo, S3Store } from "../backend/s3.ts";
+import { withRetry } from "../backend/retry.ts";
 import type { Expected } from "../transfer/verifying_stream.ts";
 import { decrypted, encrypted, receiveOne } from "../pipeline/receive.ts";
 import { inspectHeaded, inspectObject, openVerified } from "../repository/verified_object.ts";
@@ -247,9 +248,10 @@ export async function findObject(
   signal?: AbortSignal,
 ): Promise<ObjectInfo | undefined> {
   const prefixed = keyFor(config.s3Prefix, key);
-  const under = await store.head(prefixed, signal);
+  const retry = { attempts: config.maxRetries + 1, signal };
+  const under = await withRetry(() => store.head(prefixed, signal), retry);
   if (prefixed === key) return under;
-  const outside = await store.head(key, signal);
+  const outside = await withRetry(() => store.head(key, signal), retry);
   if (under && outside) {
     throw new UsageError(
       `Cannot download "${key}": it names two objects in bucket "${store.bucket}", ` +

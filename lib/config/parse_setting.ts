@@ -11,6 +11,26 @@ import { parseSize } from "./size.ts";
 import { parseSendFlags } from "./send_flags.ts";
 import type { SettingDef, Source } from "./settings.ts";
 
+/** Settings whose value is sent in an HTTP header (or signs one): no control characters. */
+const HEADER_SETTINGS = new Set(["S3_STORAGE_CLASS", "S3_REGION"]);
+// deno-lint-ignore no-control-regex
+const CONTROL_CHARACTER = /[\x00-\x1f\x7f]/;
+
+/** S3's limit on an object key, in UTF-8 bytes: `S3_PREFIX` alone cannot be longer. */
+const MAX_KEY_BYTES = 1024;
+/** The longest value z3 sends in a header from a setting (a storage class, a region). */
+const MAX_HEADER_VALUE_BYTES = 256;
+/** A value this long or longer is shown by its start and its size, not whole. */
+const SHOWN_CHARS = 80;
+
+const byteLength = (text: string) => new TextEncoder().encode(text).length;
+
+/** `value` quoted for a message: whole, or its start and its size when it is long. */
+function shortened(value: string): string {
+  if (value.length <= SHOWN_CHARS) return `"${value}"`;
+  return `"${value.slice(0, SHOWN_CHARS)}…" (${byteLength(value)} bytes)`;
+}
+
 /**
  * Parses `value` of `def`, which came from `source`.
  *
@@ -19,12 +39,21 @@ import type { SettingDef, Source } from "./settings.ts";
 export function parseSetting(def: SettingDef, value: string, source: Source): unknown {
   // A URL may carry user:password; never echo that part.
   const visible = def.kind === "endpoint" ? value.replace(/\/\/[^/]*@/, "//***@") : value;
-  const shown = def.secret ? "(secret)" : `"${visible}"`;
+  const shown = def.secret ? "(secret)" : shortened(visible);
   const fail = (why: string): never => {
     throw new UsageError(`Cannot parse ${def.key} ${shown} from ${source}: ${why}`);
   };
   switch (def.kind) {
     case "string":
+      if (def.key === "S3_PREFIX" && byteLength(value) > MAX_KEY_BYTES) {
+        fail(`${byteLength(value)} bytes, over S3's limit of ${MAX_KEY_BYTES} bytes for a key`);
+      }
+      if (HEADER_SETTINGS.has(def.key) && byteLength(value) > MAX_HEADER_VALUE_BYTES) {
+        fail(`${byteLength(value)} bytes, more than the ${MAX_HEADER_VALUE_BYTES} z3 sends`);
+      }
+      if (HEADER_SETTINGS.has(def.key) && CONTROL_CHARACTER.test(value)) {
+        fail("it holds a control character, which an HTTP header cannot carry");
+      }
       if (def.choices && !def.choices.includes(value.toLowerCase())) {
         fail(`expected one of ${def.choices.join(", ")}`);
       }

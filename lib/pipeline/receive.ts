@@ -23,7 +23,7 @@ import {
   SendStreamCutError,
   type SendStreamExpectation,
 } from "../zfs/send_stream.ts";
-import { sleep } from "../base/sleep.ts";
+import { failureWithin } from "../base/failure_within.ts";
 import type { RemoteSnapshot } from "../chain/types.ts";
 
 /**
@@ -76,10 +76,7 @@ export async function receiveOne(
     const cause = firstCause(err, unpacked);
     if (!(err instanceof Z3Error)) {
       // A failed write (broken pipe) means zfs receive stopped: its own error says why.
-      const own = await Promise.race([
-        receiver.done.then(() => undefined, (e) => e as Error),
-        sleep(5000).then(() => undefined),
-      ]);
+      const own = await failureWithin(receiver.done, 5000);
       if (own) throw own;
     }
     receiver.kill();
@@ -161,10 +158,7 @@ async function openChecked(
 async function firstCause(err: unknown, unpacked: Unpacked): Promise<unknown> {
   let cause = unpacked.upstreamFailure();
   if (cause === undefined && err instanceof SendStreamCutError) {
-    cause = await Promise.race([
-      unpacked.done.then(() => undefined, (e) => e as Error),
-      sleep(1000).then(() => undefined),
-    ]);
+    cause = await failureWithin(unpacked.done, 1000);
   }
   unpacked.stop.abort(err);
   return cause ?? err;

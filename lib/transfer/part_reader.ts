@@ -6,7 +6,7 @@
  * @module
  */
 
-import { UsageError, Z3Error } from "../base/errors.ts";
+import { InputError, Z3Error } from "../base/errors.ts";
 
 /** Reads a stream part by part. */
 export class PartReader {
@@ -81,7 +81,10 @@ export class PartReader {
       return await fn();
     } catch (err) {
       if (err instanceof Z3Error) throw err; // a producer's own typed error
-      throw new UsageError(`Cannot read ${this.#label}: ${(err as Error)?.message ?? err}`);
+      // The stream is open, so this is an I/O error, not a bad path or flag.
+      throw new InputError(`Cannot read ${this.#label}: ${(err as Error)?.message ?? err}`, {
+        cause: err,
+      });
     }
   }
 

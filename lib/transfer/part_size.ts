@@ -161,7 +161,7 @@ export function scheduleFromMetadata(metadata: Record<string, string>): PartSche
   if (!Number.isSafeInteger(doubleEvery) || doubleEvery < 0) return undefined;
   const head = metadata[SCHEDULE_KEYS.growAfter];
   if (head === undefined) return { base, doubleEvery };
-  const growAfter = Number(head);
+  const growAfter = count(head);
   if (!Number.isSafeInteger(growAfter) || growAfter < 1) return undefined;
   return { base, doubleEvery, growAfter };
 }

@@ -9,10 +9,17 @@
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** What the scripted server does with the n-th request head (1-based) on connection c. */
-export type Script = (head: string, n: number, conn: number) => string | "close";
+/**
+ * What the scripted server does with the n-th request head (1-based) on connection c: answers
+ * with the bytes of a string, closes unanswered (`"close"`), or writes `cut`'s bytes and then
+ * closes (an answer cut short).
+ */
+export type Script = (head: string, n: number, conn: number) => string | "close" | { cut: string };
 
-/** A server that answers each request head with `script`'s bytes, or closes unanswered. */
+/**
+ * A server that answers each request head with `script`'s bytes, closes unanswered, or writes
+ * a cut answer and closes.
+ */
 export function scriptedServer(script: Script) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns = new Set<Deno.Conn>();
@@ -45,8 +52,9 @@ export function scriptedServer(script: Script) {
             buf = buf.slice(at + 4 + length);
             const answer = script(head, ++requests, id);
             if (answer === "close") break;
-            const bytes = encoder.encode(answer);
+            const bytes = encoder.encode(typeof answer === "string" ? answer : answer.cut);
             for (let off = 0; off < bytes.length;) off += await c.write(bytes.subarray(off));
+            if (typeof answer !== "string") break;
           }
         } catch { /* the client went away */ }
         conns.delete(c);

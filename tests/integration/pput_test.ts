@@ -428,7 +428,7 @@ integration(
 );
 
 integration(
-  "pput exits 2 naming the descriptor when --file-descriptor cannot be read (a directory)",
+  "pput exits 10 (input, not usage) naming the descriptor when --file-descriptor opens but cannot be read (a directory)",
   async (bed) => {
     const store = await freshBucket(bed.s3, "pput-dirfd");
     const dir = await Deno.makeTempDir({ prefix: "z3-pput-dir-" });
@@ -436,7 +436,8 @@ integration(
       const result = await pput(bed.s3, store, ["--file-descriptor", "5", "k"], {
         redirect: `5<'${dir}'`,
       });
-      failure(result, 2, /descriptor 5.*directory|directory.*descriptor 5/i);
+      // It opened: the failure is reading it, an I/O error (exit 10), not a bad flag (exit 2).
+      failure(result, 10, /descriptor 5.*directory|directory.*descriptor 5/i);
       await assertNothingLeft(store, "k");
     } finally {
       store.close();

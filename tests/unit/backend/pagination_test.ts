@@ -102,6 +102,7 @@ const listings = [
 async function withServer(
   script: (head: string, n: number) => string,
   body: (store: S3Store) => Promise<void>,
+  maxListingPages?: number,
 ) {
   const server = scriptedServer(script);
   const store = new S3Store({
@@ -110,6 +111,7 @@ async function withServer(
     keyId: "k",
     secret: "s",
     stallMs: 5000,
+    maxListingPages,
   });
   try {
     await body(store);
@@ -163,5 +165,23 @@ for (const l of listings) {
         );
       },
     );
+  });
+
+  Deno.test(`${l.name} fails after its cap of pages, each with a fresh ${l.cursor}`, async () => {
+    // Every page says more follow and gives a new cursor: without a cap this never ends.
+    let requests = 0;
+    await withServer(
+      (_head, n) => (requests = n, l.page(n, true, `${n + 1}`)),
+      async (store) => {
+        await assert.rejects(
+          l.run(store),
+          (err: Error) =>
+            err instanceof S3Error && err.exitCode === 4 &&
+            err.message.includes("more than 4 pages") && err.message.includes('"p/'),
+        );
+      },
+      4,
+    );
+    assert.equal(requests, 4, "no page past the cap was asked for");
   });
 }

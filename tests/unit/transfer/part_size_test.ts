@@ -247,6 +247,11 @@ Deno.test("scheduleFromMetadata() returns undefined for absent or malformed keys
     { ...good, [SCHEDULE_KEYS.growAfter]: "0" },
     { ...good, [SCHEDULE_KEYS.growAfter]: "x" },
     { ...good, [SCHEDULE_KEYS.growAfter]: "-3" },
+    { ...good, [SCHEDULE_KEYS.growAfter]: "" },
+    { ...good, [SCHEDULE_KEYS.growAfter]: "0x10" },
+    { ...good, [SCHEDULE_KEYS.growAfter]: "1e3" },
+    { ...good, [SCHEDULE_KEYS.growAfter]: " 100 " },
+    { ...good, [SCHEDULE_KEYS.growAfter]: "+100" },
   ];
   for (const metadata of table) {
     assert.deepEqual(scheduleFromMetadata(metadata), undefined, JSON.stringify(metadata));
