@@ -24,7 +24,9 @@
 # Environment: ZVM_VERSION (2.3, the default, or 2.1: what start and build take without
 # --version; the tests take it so), ZVM_ACCEL (tcg, the default, or kvm), ZVM_RUN_DIR (default
 # /var/tmp/z3-openzfs-vm/run), ZVM_CACHE (default /var/tmp/z3-openzfs-vm), ZVM_BOOT_TIMEOUT
-# (seconds, default 300), ZVM_APPEND (extra kernel arguments; tests use it to make a guest that
+# (seconds, default 300), ZVM_BOOT_TRIES (default 2: a guest whose QEMU exits while it boots, as
+# a stock kernel under TCG was seen to do once, "Fatal exception in interrupt", is booted once
+# more, its first console kept as console.try1.log), ZVM_APPEND (extra kernel arguments; tests use it to make a guest that
 # cannot boot), ZVM_MEM (MiB, default 2048), ZVM_CPUS (default 2), ZVM_PORTS (default 8),
 # ZVM_IDLE_STOP (seconds: start makes a guest that stops itself after that long without a
 # command; default 0, never).
@@ -361,6 +363,56 @@ stop() {
     "$RUN"/overlay.qcow2 "$RUN"/image
 }
 
+# Boots the guest once: QEMU, the broker, and the first command queued (its PID in FIRST).
+# Runs in start's shell (no subshell: the children must stay start's). On failure sets BOOT_WHY
+# and returns 1 when QEMU exited during boot (worth one more try: a stock
+# kernel under TCG has been seen to panic early, "Fatal exception in interrupt"), 2 otherwise.
+boot_once() {
+  local dir=$1 kernel=$2 t0=$SECONDS
+  local -a accel=("${@:3}")
+  : >"$RUN/console.log"
+  local err
+  if ! err=$(qemu-system-x86_64 "${accel[@]}" -m "${ZVM_MEM:-2048}" -smp "${ZVM_CPUS:-2}" \
+    -nodefaults -no-user-config -display none -nic none -no-reboot \
+    -kernel "$kernel" -initrd "$dir/initrd.img" \
+    -append "root=/dev/vda rw console=ttyS0 quiet panic=-1 ${ZVM_APPEND:-}" \
+    -drive "file=$RUN/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe" \
+    -chardev "file,id=con,path=$RUN/console.log" -serial chardev:con \
+    -qmp "unix:$RUN/qmp.sock,server=on,wait=off" \
+    -device virtio-serial-pci "${ports[@]}" \
+    -pidfile "$RUN/qemu.pid" -daemonize 2>&1 8>&-); then
+    BOOT_WHY="QEMU did not start: $(tail -n1 <<<"$err")"
+    return 2
+  fi
+  # QEMU removes its pidfile when it exits; the bed's copy still names a guest that died.
+  cp "$RUN/qemu.pid" "$RUN/guest.pid"
+  HOME=${HOME:-/root} setsid "$(deno_bin)" run --quiet --no-prompt --no-config --allow-all \
+    "$HERE/openzfs_vm_broker.ts" "$RUN" "$PORTS" "${ZVM_IDLE_STOP:-0}" </dev/null \
+    >"$RUN/broker.log" 2>&1 8>&- &
+  echo $! >"$RUN/broker.pid"
+  for ((i = 0; i < 100; i++)); do
+    [[ -S $RUN/broker.sock ]] && break
+    pid_alive "$RUN/broker.pid" || break
+    sleep 0.1
+  done
+  if [[ ! -S $RUN/broker.sock ]]; then
+    BOOT_WHY="the broker did not start: $(tail -n1 "$RUN/broker.log" 2>/dev/null)"
+    return 2
+  fi
+  # The first command waits in the broker's queue until an agent says hello.
+  local out=$RUN/first.out
+  guest_call "$BOOT_TIMEOUT" zfs version </dev/null >"$out" 2>&1 &
+  local first=$!
+  while kill -0 "$first" 2>/dev/null && pid_alive "$RUN/guest.pid"; do sleep 1; done
+  if ! pid_alive "$RUN/guest.pid"; then
+    kill "$first" 2>/dev/null || true
+    wait "$first" 2>/dev/null || true
+    BOOT_WHY="the guest did not boot: QEMU exited after $((SECONDS - t0)) s; console: $(console_tail 4)"
+    return 1
+  fi
+  FIRST=$first
+}
+
 start() {
   local version=${ZVM_VERSION:-2.3} dir kernel accel t0=$SECONDS
   [[ ${1:-} == --version ]] && version=${2:?--version needs 2.3 or 2.1}
@@ -405,49 +457,22 @@ start() {
     ports+=(-chardev "socket,id=ag$i,path=$RUN/agent.$i.sock,server=on,wait=off"
       -device "virtserialport,chardev=ag$i,name=org.zvm.agent.$i")
   done
-  : >"$RUN/console.log"
-  local err
-  if ! err=$(qemu-system-x86_64 "${accel[@]}" -m "${ZVM_MEM:-2048}" -smp "${ZVM_CPUS:-2}" \
-    -nodefaults -no-user-config -display none -nic none -no-reboot \
-    -kernel "$kernel" -initrd "$dir/initrd.img" \
-    -append "root=/dev/vda rw console=ttyS0 quiet panic=-1 ${ZVM_APPEND:-}" \
-    -drive "file=$RUN/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe" \
-    -chardev "file,id=con,path=$RUN/console.log" -serial chardev:con \
-    -qmp "unix:$RUN/qmp.sock,server=on,wait=off" \
-    -device virtio-serial-pci "${ports[@]}" \
-    -pidfile "$RUN/qemu.pid" -daemonize 2>&1 8>&-); then
-    die "QEMU did not start: $(tail -n1 <<<"$err")"
-  fi
-  # QEMU removes its pidfile when it exits; the bed's copy still names a guest that died.
-  cp "$RUN/qemu.pid" "$RUN/guest.pid"
-  HOME=${HOME:-/root} setsid "$(deno_bin)" run --quiet --no-prompt --no-config --allow-all \
-    "$HERE/openzfs_vm_broker.ts" "$RUN" "$PORTS" "${ZVM_IDLE_STOP:-0}" </dev/null \
-    >"$RUN/broker.log" 2>&1 8>&- &
-  echo $! >"$RUN/broker.pid"
-  for ((i = 0; i < 100; i++)); do
-    [[ -S $RUN/broker.sock ]] && break
-    pid_alive "$RUN/broker.pid" || break
-    sleep 0.1
+  local tries=${ZVM_BOOT_TRIES:-2} try why rc=0
+  for ((try = 1; ; try++)); do
+    rc=0
+    boot_once "$dir" "$kernel" "${accel[@]}" || rc=$?
+    ((rc == 0)) && break
+    why=$BOOT_WHY
+    stop
+    ((rc == 1 && try < tries)) || die "$why"
+    cp "$RUN/console.log" "$RUN/console.try$try.log"
+    log "boot $try of $tries failed ($why); trying once more"
+    mkdir -p "$RUN"
+    qemu-img create -q -f qcow2 -b "$dir/image.raw" -F raw "$RUN/overlay.qcow2" ||
+      die "cannot create the overlay in $RUN"
+    echo "$dir" >"$RUN/image"
   done
-  if [[ ! -S $RUN/broker.sock ]]; then
-    local why
-    why="the broker did not start: $(tail -n1 "$RUN/broker.log" 2>/dev/null)"
-    stop
-    die "$why"
-  fi
-  # The first command waits in the broker's queue until an agent says hello.
-  local out=$RUN/first.out
-  guest_call "$BOOT_TIMEOUT" zfs version </dev/null >"$out" 2>&1 &
-  local first=$!
-  while kill -0 "$first" 2>/dev/null && pid_alive "$RUN/guest.pid"; do sleep 1; done
-  local why rc=0
-  if ! pid_alive "$RUN/guest.pid"; then
-    kill "$first" 2>/dev/null || true
-    wait "$first" 2>/dev/null || true
-    why="the guest did not boot: QEMU exited after $((SECONDS - t0)) s; console: $(console_tail 4)"
-    stop
-    die "$why"
-  fi
+  local first=$FIRST out=$RUN/first.out
   wait "$first" || rc=$?
   if ((rc == 124)); then
     why="the guest did not answer \`zfs version\` within $BOOT_TIMEOUT s; console: $(console_tail 4)"

@@ -232,7 +232,13 @@ openzfsTest(
 
 openzfsTest("openzfs_vm.sh start fails fast, naming why, when the guest cannot boot", async () => {
   const runDir = await Deno.makeTempDir({ prefix: "z3-openzfs-noboot-" });
-  const env = { ZVM_RUN_DIR: runDir, ZVM_APPEND: "init=/bin/false", ZVM_BOOT_TIMEOUT: "240" };
+  // One try: a guest that cannot boot is not tried again (ZVM_BOOT_TRIES), so it fails fast.
+  const env = {
+    ZVM_RUN_DIR: runDir,
+    ZVM_APPEND: "init=/bin/false",
+    ZVM_BOOT_TIMEOUT: "240",
+    ZVM_BOOT_TRIES: "1",
+  };
   await withCleanup([
     () => guest(["stop"], { env }).then(() => {}),
     () => Deno.remove(runDir, { recursive: true }),

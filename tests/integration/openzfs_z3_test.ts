@@ -228,7 +228,7 @@ openzfsTest(
 );
 
 openzfsTest(
-  "z3 restore onto a real target with a newer snapshot: refused with zfs's reason and the hint, then --force (-F) rolls it back",
+  "z3 restore onto a real target with a newer snapshot: refused before any download (exit 5) naming it, then --force (-F) rolls it back and destroys it",
   async () => {
     await withDataset("force", [], async (f) => {
       await f.snap("s1", "a", "head -c 262144 /dev/urandom");
@@ -243,7 +243,8 @@ openzfsTest(
 
       const refused = await f.z3(["restore", "s2", "--target", back]);
       console.error(`restore without --force: exit ${refused.code}: ${refused.stderr.trim()}`);
-      failure(refused, 3, /has been modified.*since most recent snapshot.*--force/);
+      // z3 sees the newer snapshot itself, before any download (zfs would refuse it as exit 3).
+      failure(refused, 5, /it has 1 snapshot\(s\) newer than "s1".*--force/);
       const snaps = ["zfs", "list", "-H", "-t", "snapshot", "-o", "name", back];
       assert.deepEqual((await guestText(snaps)).trimEnd().split("\n"), [
         `${back}@s1`,
