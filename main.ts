@@ -30,6 +30,7 @@ import { statusCli } from "./lib/commands/status.ts";
 import { verifyCli } from "./lib/commands/verify.ts";
 import { pruneAfterBackup, pruneCli } from "./lib/commands/prune.ts";
 import { cleanupCli, DEFAULT_MAX_AGE } from "./lib/commands/cleanup.ts";
+import { keygen } from "./lib/commands/keygen.ts";
 import type { Config } from "./lib/config/config.ts";
 import { settingFlags } from "./lib/config/flags.ts";
 import { SETTINGS } from "./lib/config/settings.ts";
@@ -56,6 +57,7 @@ Usage:
   z3 prune   [--dry-run] [--json] [--keep-last N] [--keep-daily N] …
   z3 cleanup [--max-age AGE] [--dry-run] [--json]
   z3 check   [--max-age AGE] [--json]
+  z3 keygen  FILE
   z3 version
   z3 COMMAND --help
 
@@ -125,6 +127,9 @@ Commands:
             status), else STALE (exit 9) when the newest healthy backup is older than AGE
             (default ${DEFAULT_CHECK_MAX_AGE}; e.g. 90s, 30m, 7d) or there is none, else OK (exit 0).
             --json prints one JSON document {"datasets": [...]}.
+  keygen    write a new Ed25519 signing key to FILE (mode 0600; an existing FILE is never
+            overwritten: exit 2) and print its public key (z3ed25519:…) on stdout, one line:
+            SIGNING_KEY_FILE=FILE on backup hosts, the public key in TRUSTED_KEYS elsewhere
 
 Settings (flag > environment > [fs:DATASET] > [main] of the config file > default):
 ${settingsHelp()}
@@ -233,10 +238,11 @@ await runCommand("z3", async ({ signal }) => {
     else printOut(HELP.trimEnd());
     return command === undefined && !values.help && !values.version ? 2 : 0;
   }
+  if (command === "keygen") return await runKeygen(rest);
   const cli = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (!cli) {
     throw new UsageError(
-      `Cannot run unknown command "${command}": expected status, backup, restore, get, verify, prune, cleanup, check or version`,
+      `Cannot run unknown command "${command}": expected status, backup, restore, get, verify, prune, cleanup, check, keygen or version`,
     );
   }
   const { values, positionals } = parseFlags(rest, { ...COMMON, ...COMMAND_FLAGS[command] });
@@ -280,6 +286,21 @@ await runCommand("z3", async ({ signal }) => {
     store.close();
   }
 });
+
+/** `z3 keygen FILE`: needs no config, bucket or dataset (see `lib/commands/keygen.ts`). */
+async function runKeygen(rest: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(rest, COMMON);
+  if (values.help) {
+    printOut(commandHelp(HELP, "z3", "keygen"));
+    return 0;
+  }
+  setQuiet(values.quiet === true);
+  if (positionals.length !== 1) {
+    throw new UsageError("Cannot run keygen: expected exactly one FILE");
+  }
+  await keygen(positionals[0], { out: printOut });
+  return 0;
+}
 
 /** Refuses the wrong number of arguments, and --recursive for a command of one dataset. */
 function checkArguments(
