@@ -15,7 +15,7 @@ import { Chains, quote } from "../chain/walk.ts";
 import type { Config } from "../config/config.ts";
 import { compressCommand } from "../pipeline/compress.ts";
 import { AGE_META } from "../pipeline/age.ts";
-import { sendToObject } from "../pipeline/send.ts";
+import { sendToObject, type SentObject } from "../pipeline/send.ts";
 import { formatArgv } from "../exec/process.ts";
 import { planSchedule, scheduleToMetadata, usableEstimate } from "../transfer/part_size.ts";
 import { pendingRecordKey } from "../repository/pending_record.ts";
@@ -25,13 +25,9 @@ import {
   type PendingUploadOptions,
 } from "../repository/pending_upload.ts";
 import { loadRemote } from "../repository/bucket_index.ts";
+import { backupRemote, refuseForeign } from "../repository/trusted_records.ts";
 import type { S3Store } from "../backend/s3.ts";
-import {
-  type PendingRecordHooks,
-  type Resume,
-  ResumeMismatchError,
-  type UploadResult,
-} from "../transfer/upload.ts";
+import { type PendingRecordHooks, type Resume, ResumeMismatchError } from "../transfer/upload.ts";
 import type { PartSchedule } from "../transfer/part_size.ts";
 import { MissingRecordError } from "../repository/check_records.ts";
 import { recordUpload } from "../repository/record_upload.ts";
@@ -243,10 +239,12 @@ async function findWork(
   const lock = await runLock(config, store, { attempts, signal: options.signal });
   if (lock?.note) options.err(lock.note);
   const listed = await zfs.listSnapshots(dataset);
-  const remote = await loadRemote(store, config.s3Prefix, dataset, {
+  const listedRemote = await loadRemote(store, config.s3Prefix, dataset, {
     signal: options.signal,
     attempts: config.maxRetries + 1,
   });
+  // With trusted keys, objects without a trusted record are foreign: never built on or over.
+  const { remote, foreign } = await backupRemote(store, config, listedRemote, options);
   // A base destroyed locally but bookmarked by z3 is still a base: sent from its bookmark.
   const bookmarks = await zfs.listBookmarks(dataset);
   const mark = bookmarkPrefix(store.bucket, config.s3Prefix);
@@ -260,6 +258,8 @@ async function findWork(
     target: options.snapshot,
     fullEvery: config.fullEvery,
   });
+  const keyOf = (name: string) => keyFor(config.s3Prefix, name);
+  refuseForeign(plan.steps.map((step) => step.snapshot.name), foreign, keyOf);
   return { plan, remote, chains, lock, bookmarks, sendFrom };
 }
 
@@ -411,7 +411,14 @@ async function backupOne(
   const startedAt = performance.now();
   const upload = { key, estimated, schedule, metadata, pendingRecord };
   const result = await sendResuming(config, store, { ...one, ...upload }, resume, options);
-  const uploaded = { snapshot, from, key, result, retention: one.retention };
+  const uploaded = {
+    snapshot,
+    from,
+    key,
+    result,
+    retention: one.retention,
+    metadata: pending.started.metadata,
+  };
   await recordUpload(store, config, uploaded, options.signal);
   if (!from) await storeFullProperties(config, store, one, options);
   return {
@@ -476,7 +483,7 @@ async function sendResuming(
   upload: ObjectUpload,
   resume: Resume | undefined,
   options: BackupOptions,
-): Promise<UploadResult> {
+): Promise<SentObject> {
   const { snapshot, from } = upload.step;
   const attempt = (resume?: Resume) => {
     const kind = from

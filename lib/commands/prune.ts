@@ -10,7 +10,8 @@
  */
 
 import { Chains } from "../chain/walk.ts";
-import { checkKey, recordFlaws } from "../repository/check_records.ts";
+import { checkKey } from "../repository/check_records.ts";
+import { trustedKeysOf, trustRemote } from "../repository/trusted_records.ts";
 import { propertiesKey } from "../pipeline/properties.ts";
 import type { Config } from "../config/config.ts";
 import { requireDataset } from "../cli/one_dataset.ts";
@@ -55,10 +56,8 @@ export async function prune(
   });
   // A prune decides by each object's parent: metadata that disagrees with its check record may
   // point elsewhere than the object's real parent, so nothing is decided while any does.
-  const flaws = await recordFlaws(store, config.s3Prefix, remote, {
-    attempts,
-    signal: options.signal,
-  });
+  // With trusted keys: the fields of signed records, and the objects without one (`trusted_records.ts`).
+  const flaws = await trustRemote(store, config, remote, { signal: options.signal });
   const mismatched = [...flaws.values()].filter((f) => f.health === "record mismatch");
   if (mismatched.length > 0) {
     throw new IntegrityError(
@@ -69,7 +68,8 @@ export async function prune(
     );
   }
   const now = new Date();
-  const chains = new Chains(remote);
+  // With trusted keys, an object without a trusted record is not z3's: left alone, counted by no rule.
+  const chains = new Chains(remote, trustedKeysOf(config) ? flaws : undefined);
   const plan = planPrune(chains, policy, now, heldByLock(remote, now));
   const lines = plan.decisions.map((d) => ({
     snapshot: d.snapshot.name,

@@ -21,6 +21,7 @@ import { ignoreClosedStdout as closedStdout } from "../cli/run.ts";
 import { parseSnapshot, validateDataset } from "../chain/names.ts";
 import { formatArgv } from "../exec/process.ts";
 import { loadRemote } from "../repository/bucket_index.ts";
+import { refuseMixedEncryption, signedFlaws } from "../repository/trusted_records.ts";
 import type { S3Store } from "../backend/s3.ts";
 import type { Expected } from "../transfer/verifying_stream.ts";
 import { decrypted, encrypted, receiveOne } from "../pipeline/receive.ts";
@@ -119,6 +120,8 @@ async function planReceives(
     signal: options.signal,
     attempts: config.maxRetries + 1,
   });
+  // With trusted keys: chain fields from signed records; unsigned objects are refused when inspected.
+  await signedFlaws(store, config, remote, { signal: options.signal });
   const exists = await zfs.datasetExists(target);
   const local = exists ? await zfs.listSnapshots(target) : [];
   const plan = planRestore(
@@ -201,6 +204,7 @@ async function receiveAll(
   for (const { remote: r } of plan.steps) {
     expected.push(await inspectObject(store, r.key, config, options.signal));
   }
+  refuseMixedEncryption(config, plan.steps.map((step) => step.remote));
   const done: string[] = [];
   for (const [i, { remote: r }] of plan.steps.entries()) {
     options.signal?.throwIfAborted();

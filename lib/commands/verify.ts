@@ -27,6 +27,7 @@ import { withProgress } from "../cli/progress.ts";
 import { MissingRecordError } from "../repository/check_records.ts";
 import { rerecord } from "../repository/rerecord.ts";
 import { loadRemote } from "../repository/bucket_index.ts";
+import { signedFlaws } from "../repository/trusted_records.ts";
 import type { S3Store } from "../backend/s3.ts";
 import { verifiability } from "../transfer/verifying_stream.ts";
 import { retentionFlaws } from "../repository/object_lock_run.ts";
@@ -70,6 +71,8 @@ export async function verify(
     signal: options.signal,
     attempts: config.maxRetries + 1,
   });
+  // With trusted keys: chain fields from signed records; unsigned objects are corrupt when checked.
+  await signedFlaws(store, config, remote, { signal: options.signal });
   const chains = new Chains(remote);
   let chosen: RemoteSnapshot[] = [...remote.values()].filter((s) =>
     s.snapshot.startsWith(config.snapshotPrefix)

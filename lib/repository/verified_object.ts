@@ -22,6 +22,14 @@ import {
 } from "../transfer/verifying_stream.ts";
 import { type DownloadOptions, parallelDownload } from "../transfer/download.ts";
 import { normalizePrefix } from "../config/prefix.ts";
+import type { TrustedKeys } from "../config/signing_keys.ts";
+import { SignedRecordError } from "./signed_record.ts";
+import {
+  compareSigned,
+  readSignedFields,
+  signedMetadata,
+  trustedKeysOf,
+} from "./trusted_records.ts";
 
 /**
  * HEADs `key` and checks it against its check record; returns what its bytes must match (the
@@ -41,7 +49,12 @@ export async function inspectObject(
   return await inspectHeaded(store, info, config);
 }
 
-/** {@linkcode inspectObject} of an object the caller has HEADed already (`info`). */
+/**
+ * {@linkcode inspectObject} of an object the caller has HEADed already (`info`). With trusted
+ * keys (`trusted_records.ts`) every object must have a record signed by one of them, whose ETag
+ * and size it must have; `info.metadata` is then replaced by the signed fields, so that what the
+ * caller does with the bytes (decompress, decrypt) follows the signed record alone.
+ */
 export async function inspectHeaded(
   store: S3Store,
   info: ObjectInfo,
@@ -53,6 +66,8 @@ export async function inspectHeaded(
   if (notMd5) throw etagNotMd5Error("verify", key, notMd5);
   const prefix = normalizePrefix(config.s3Prefix);
   const name = key.startsWith(prefix) ? key.slice(prefix.length) : undefined;
+  const trusted = trustedKeysOf(config);
+  if (trusted) return await inspectSigned(store, info, config, { trusted, name });
   const expected: Expected = {
     etag: info.etag,
     size: info.size,
@@ -70,6 +85,38 @@ export async function inspectHeaded(
       partsOf(expected, key); // they must fit the object before any byte reaches ZFS
     }
   }
+  return expected;
+}
+
+/** {@linkcode inspectHeaded} with trusted keys: from the signed record alone (see there). */
+async function inspectSigned(
+  store: S3Store,
+  info: ObjectInfo,
+  config: Config,
+  options: { trusted: TrustedKeys; name?: string },
+): Promise<Expected> {
+  const { key } = info;
+  if (options.name === undefined || !options.name.includes("@")) {
+    throw new SignedRecordError(
+      key,
+      "unsigned",
+      "it is not a backup object under S3_PREFIX, so no signed record can vouch for it",
+    );
+  }
+  const object = { name: options.name, key };
+  const fields = await readSignedFields(store, config, options.trusted, object);
+  compareSigned(key, info, fields);
+  const signed = signedMetadata(fields, info.metadata);
+  for (const k of Object.keys(info.metadata)) delete info.metadata[k];
+  Object.assign(info.metadata, signed);
+  const growAfter = fields.schedule.growAfter > 0 ? fields.schedule.growAfter : undefined;
+  const expected: Expected = {
+    etag: fields.etag,
+    size: fields.size,
+    schedule: { base: fields.schedule.base, doubleEvery: fields.schedule.doubleEvery, growAfter },
+    parts: fields.partMd5s,
+  };
+  partsOf(expected, key); // they must fit the object before any byte reaches ZFS
   return expected;
 }
 
