@@ -53,7 +53,7 @@ Usage:
   z3 restore SNAPSHOT [--target DATASET] [--force] [--properties] [--dry-run] [--json]
              [--progress]
   z3 get     KEY [--json] > file
-  z3 verify  [SNAPSHOT] [--zfs PARENT] [--repair] [--json] [--progress]
+  z3 verify  [SNAPSHOT] [--zfs PARENT] [--repair | --adopt] [--json] [--progress]
   z3 prune   [--dry-run] [--json] [--keep-last N] [--keep-daily N] …
   z3 cleanup [--max-age AGE] [--dry-run] [--json]
   z3 check   [--max-age AGE] [--json]
@@ -77,7 +77,10 @@ Commands:
             under S3_PREFIX (and each [fs:] section's own), from the listings alone.
             HEALTH is ok, missing parent, parent broken, cycle detected, guid mismatch,
             invalid name, record missing or record mismatch (each object is compared with
-            its check record); on stderr,
+            its check record); with trusted keys (TRUSTED_KEYS, TRUSTED_KEYS_FILE or
+            SIGNING_KEY_FILE) unsigned or bad signature for an object without a record signed
+            by one of them (never a restore point: restore, get and verify refuse it, exit 6;
+            prune leaves it; backup stops, exit 5, when it sits where an upload goes); on stderr,
             which snapshot z3's hold should be on (the newest one both local and in the
             bucket) with its userrefs count
   backup    upload every snapshot after the newest one already in the bucket, each as its own
@@ -113,7 +116,11 @@ Commands:
             also receives each chain into a throwaway, unmounted dataset under PARENT,
             destroyed after.
             --repair writes a z3 object's missing check record again when its bytes match its
-            ETag (reported "repaired"); a record that disagrees is never overwritten.
+            ETag (reported "repaired"); a record that disagrees is never overwritten; with
+            trusted keys it writes nothing (z3 signs only what it has just uploaded).
+            --adopt (needs SIGNING_KEY_FILE) checks each object as above and then signs its
+            record (reported "adopted"): your statement that the bucket's present state is
+            trusted; use it once on a bucket written without signing, and to rotate keys.
             unprotected: an Object Lock retention shorter than its chain needs.
             Exit 6 when anything is corrupt, missing or unprotected; an S3 or zfs failure exits
             4 or 3.
@@ -204,6 +211,7 @@ const COMMAND_FLAGS: Record<string, FlagSpec> = {
     zfs: { type: "string" },
     json: { type: "boolean" },
     repair: { type: "boolean" },
+    adopt: { type: "boolean" },
     progress: { type: "boolean" },
   },
   prune: { "dry-run": { type: "boolean" }, json: { type: "boolean" } },

@@ -14,6 +14,7 @@ import {
 import { inspectHeaded } from "../../../lib/repository/verified_object.ts";
 import { uploadedFields } from "../../../lib/repository/record_upload.ts";
 import { rerecord } from "../../../lib/repository/rerecord.ts";
+import { adoptObject } from "../../../lib/repository/adopt.ts";
 import {
   type SignedFields,
   SignedRecordError,
@@ -56,6 +57,19 @@ function memoryStore(
     get(key: string): Promise<ReadableStream<Uint8Array>> {
       const bytes = objects.get(key)!.bytes;
       return Promise.resolve(new Blob([bytes as Uint8Array<ArrayBuffer>]).stream());
+    },
+    getInto(key: string, into: Uint8Array, options: { start: number; end: number }) {
+      const bytes = objects.get(key)!.bytes.subarray(options.start, options.end + 1);
+      into.set(bytes);
+      return Promise.resolve({
+        bytes: into.subarray(0, bytes.length),
+        filled: bytes.length,
+        more: false,
+      });
+    },
+    put(key: string, body: Uint8Array) {
+      objects.set(key, { bytes: body, metadata: {} });
+      return Promise.resolve("etag");
     },
   } as unknown as S3Store;
 }
@@ -319,4 +333,66 @@ Deno.test("rerecord() never writes a record where trusted keys are configured", 
 
 Deno.test("AGE_METADATA names the keys pipeline/age.ts writes", () => {
   assert.deepEqual(AGE_METADATA, AGE_META);
+});
+
+Deno.test("adoptObject() checks an unsigned object's bytes, then signs its record; refuses what it cannot check", async () => {
+  const objects = signedBucket();
+  const meta = { "z3-version": "1", "z3-part-size": String(8 << 20), "z3-part-double-every": "0" };
+  const C = text("incremental c");
+  objects.set(`${PREFIX}pool/fs@c`, {
+    bytes: C,
+    metadata: {
+      ...meta,
+      parent: "pool/fs@b",
+      "z3-guid": "199",
+      "z3-parent-guid": "198",
+      "z3-created": "1099",
+      compressor: "zstd",
+    },
+  });
+  // Its plain check record, as a z3 without signing wrote it.
+  objects.set(checkKey(PREFIX, "pool/fs@c"), {
+    bytes: text(
+      JSON.stringify({
+        etag: md5(C),
+        size: C.length,
+        guid: "199",
+        full: false,
+        parent: "pool/fs@b",
+        parentGuid: "198",
+        parts: [md5(C)],
+      }) + "\n",
+    ),
+    metadata: {},
+  });
+  objects.set(`${PREFIX}pool/fs@legacy`, { bytes: text("old"), metadata: { isfull: "true" } });
+  const store = memoryStore(objects);
+  const config = trusting();
+  config.signingKey = SIGNER;
+  const remote = await listing(store, objects);
+  assert.deepEqual([...(await trustRemote(store, config, remote)).keys()].sort(), [
+    "pool/fs@c",
+    "pool/fs@legacy",
+  ]);
+  const fields = await adoptObject(config, store, remote.get("pool/fs@c")!);
+  assert.deepEqual([fields.parent, fields.created, fields.sha256], ["pool/fs@b", 1099, sha(C)]);
+  await assert.rejects(
+    () => adoptObject(config, store, remote.get("pool/fs@legacy")!),
+    (e) => e instanceof Error && /Cannot adopt "pool\/fs@legacy"/.test(e.message),
+  );
+  // A z3 object whose bytes changed since its check record: not adopted, record untouched.
+  objects.get(`${PREFIX}pool/fs@b`)!.bytes = text("changed");
+  const before = objects.get(checkKey(PREFIX, "pool/fs@b"))!.bytes;
+  await assert.rejects(
+    () => adoptObject(config, store, remote.get("pool/fs@b")!),
+    /changed in the bucket/,
+  );
+  assert.equal(objects.get(checkKey(PREFIX, "pool/fs@b"))!.bytes, before);
+  const after = await trustRemote(store, config, await listing(store, objects));
+  assert.deepEqual([...after.keys()].sort(), ["pool/fs@b", "pool/fs@legacy"]);
+  const noKey = trusting();
+  await assert.rejects(
+    () => adoptObject(noKey, store, remote.get("pool/fs@a")!),
+    /set SIGNING_KEY_FILE/,
+  );
 });
