@@ -55,7 +55,13 @@ async function whatToCheck(
       compareSigned(info.key, info, signed);
       const { base, doubleEvery, growAfter } = signed.schedule;
       const schedule = { base, doubleEvery, growAfter: growAfter > 0 ? growAfter : undefined };
-      const expected = { etag: signed.etag, size: signed.size, schedule, parts: signed.partMd5s };
+      const expected = {
+        etag: signed.etag,
+        size: signed.size,
+        schedule,
+        parts: signed.partMd5s,
+        sha256: signed.sha256,
+      };
       return { expected, signed };
     } catch (err) {
       if (!(err instanceof SignedRecordError) || err.flaw !== "unsigned") throw err;

@@ -1,7 +1,8 @@
 /**
  * A z3 object's verified download: {@linkcode inspectObject} learns what its bytes must match
  * (HEAD, check record, part MD5s), {@linkcode downloadVerified} streams them checked as they come
- * (see `verify.ts`). Shared by restore, get, verify and verify --repair.
+ * (see `verify.ts`), and with a signed record by its SHA-256 as well. Shared by restore, get,
+ * verify and verify --repair.
  *
  * @module
  */
@@ -18,8 +19,10 @@ import {
   holdingBack,
   partsOf,
   verifiability,
+  verifyError,
   verifying,
 } from "../transfer/verifying_stream.ts";
+import { Sha256Stream } from "../transfer/sha256_stream.ts";
 import { type DownloadOptions, parallelDownload } from "../transfer/download.ts";
 import { normalizePrefix } from "../config/prefix.ts";
 import type { TrustedKeys } from "../config/signing_keys.ts";
@@ -115,6 +118,7 @@ async function inspectSigned(
     size: fields.size,
     schedule: { base: fields.schedule.base, doubleEvery: fields.schedule.doubleEvery, growAfter },
     parts: fields.partMd5s,
+    sha256: fields.sha256,
   };
   partsOf(expected, key); // they must fit the object before any byte reaches ZFS
   return expected;
@@ -171,5 +175,30 @@ export function downloadVerified(
   const checked = expected.parts
     ? parallelDownload(store, key, { ...download, parts: partsOf(expected, key) })
     : verifying(parallelDownload(store, key, download), expected, key);
-  return holdingBack(checked, Promise.resolve());
+  const hashed = expected.sha256 === undefined
+    ? checked
+    : checkingSha256(checked, expected.sha256, key);
+  return holdingBack(hashed, Promise.resolve());
+}
+
+/**
+ * `source` passed on, erroring at its end when its SHA-256 is not `want` (before the held-back
+ * tail is released, so no reader sees the end of such bytes).
+ */
+function checkingSha256(
+  source: ReadableStream<Uint8Array>,
+  want: string,
+  key: string,
+): ReadableStream<Uint8Array> {
+  const hash = new Sha256Stream();
+  return source.pipeThrough(hash).pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      flush(controller) {
+        if (hash.hex === want) return;
+        controller.error(
+          verifyError(key, `its bytes hash to SHA-256 ${hash.hex}, its signed record says ${want}`),
+        );
+      },
+    }),
+  );
 }

@@ -11,7 +11,7 @@ import {
   refuseMixedEncryption,
   trustRemote,
 } from "../../../lib/repository/trusted_records.ts";
-import { inspectHeaded } from "../../../lib/repository/verified_object.ts";
+import { inspectHeaded, openVerified } from "../../../lib/repository/verified_object.ts";
 import { uploadedFields } from "../../../lib/repository/record_upload.ts";
 import { rerecord } from "../../../lib/repository/rerecord.ts";
 import { adoptObject } from "../../../lib/repository/adopt.ts";
@@ -398,4 +398,21 @@ Deno.test("adoptObject() checks an unsigned object's bytes, then signs its recor
     () => adoptObject(noKey, store, remote.get("pool/fs@a")!),
     /set SIGNING_KEY_FILE/,
   );
+});
+
+Deno.test("openVerified() with trusted keys fails at the end of bytes whose SHA-256 is not the signed one", async () => {
+  const objects = signedBucket();
+  const wrong = { ...fieldsOf("b", B, "a"), sha256: sha(text("something else")) };
+  objects.set(checkKey(PREFIX, "pool/fs@b"), { bytes: signRecord(wrong, SIGNER), metadata: {} });
+  const store = memoryStore(objects);
+  const config = trusting();
+  const stream = await openVerified(store, `${PREFIX}pool/fs@b`, config, { err: () => {} });
+  const chunks: Uint8Array[] = [];
+  await assert.rejects(
+    () => stream.pipeTo(new WritableStream({ write: (c) => void chunks.push(c) })),
+    (e) => e instanceof Error && /hash to SHA-256 .*, its signed record says/.test(e.message),
+  );
+  assert.equal(chunks.reduce((n, c) => n + c.length, 0), 0, "the held-back tail never came out");
+  const good = await openVerified(store, `${PREFIX}pool/fs@a`, config, { err: () => {} });
+  assert.deepEqual(new Uint8Array(await new Response(good).arrayBuffer()), A);
 });
