@@ -418,9 +418,10 @@ async function backupOne(
     result,
     retention: one.retention,
     metadata: pending.started.metadata,
+    // Stored before the record, which signs its SHA-256.
+    propertiesSha256: from ? undefined : await storeFullProperties(config, store, one, options),
   };
   await recordUpload(store, config, uploaded, options.signal);
-  if (!from) await storeFullProperties(config, store, one, options);
   return {
     snapshot: snapshot.name,
     parent: from?.name,
@@ -519,26 +520,36 @@ async function sendResuming(
   }
 }
 
-/** A full's dataset properties beside it (`properties.ts`), locked like it; not with age. */
+/**
+ * A full's dataset properties beside it (`properties.ts`), locked like it; not with age. Returns
+ * the SHA-256 of the sidecar stored, if one was.
+ */
 async function storeFullProperties(
   config: Config,
   store: S3Store,
   one: OneUpload,
   options: BackupOptions,
-): Promise<void> {
+): Promise<string | undefined> {
   const name = one.step.snapshot.name;
   if ((config.ageRecipients ?? []).length > 0) {
     options.err(`${name}: properties not stored: with AGE_RECIPIENTS they stay off S3`);
-    return;
+    return undefined;
   }
   const attempts = config.maxRetries + 1;
-  await storeProperties(store, config.s3Prefix, requireDataset(config), name, attempts);
+  const sha256 = await storeProperties(
+    store,
+    config.s3Prefix,
+    requireDataset(config),
+    name,
+    attempts,
+  );
   // The properties sidecar is locked like its full (not extended with the chain: restore needs
   // it only for --properties).
   if (one.retention) {
     const locking = { attempts, signal: options.signal };
     await lockObject(store, propertiesKey(config.s3Prefix, name), one.retention, locking);
   }
+  return sha256;
 }
 
 /**

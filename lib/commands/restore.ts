@@ -21,7 +21,11 @@ import { ignoreClosedStdout as closedStdout } from "../cli/run.ts";
 import { parseSnapshot, validateDataset } from "../chain/names.ts";
 import { formatArgv } from "../exec/process.ts";
 import { loadRemote } from "../repository/bucket_index.ts";
-import { refuseMixedEncryption, signedFlaws } from "../repository/trusted_records.ts";
+import {
+  refuseMixedEncryption,
+  signedFlaws,
+  signedProperties,
+} from "../repository/trusted_records.ts";
 import type { S3Store } from "../backend/s3.ts";
 import type { Expected } from "../transfer/verifying_stream.ts";
 import { decrypted, encrypted, receiveOne } from "../pipeline/receive.ts";
@@ -90,6 +94,7 @@ export async function restore(
       target,
       config.maxRetries + 1,
       options.err,
+      signedProperties(config, root),
     );
   }
   if (raw) {

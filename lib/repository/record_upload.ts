@@ -36,6 +36,8 @@ export interface UploadedObject {
   retention?: Retention;
   /** The object's user metadata as uploaded, its part schedule included (needed to sign). */
   metadata?: Record<string, string>;
+  /** For a full: the SHA-256 (hex) of the properties sidecar stored with it, when one was. */
+  propertiesSha256?: string;
 }
 
 /**
@@ -77,7 +79,7 @@ export function uploadedFields(
     size: result.bytes,
     partMd5s: result.partMd5s,
     sha256: result.sha256,
-    propertiesSha256: null,
+    propertiesSha256: uploaded.propertiesSha256 ?? null,
   };
 }
 

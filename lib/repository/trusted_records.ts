@@ -112,8 +112,28 @@ export function signedMetadata(
     meta[AGE_METADATA.encryption] = "age";
     meta[AGE_METADATA.recipients] = f.recipients.join(",");
   }
+  if (f.propertiesSha256 !== null) meta[PROPERTIES_SHA256_META] = f.propertiesSha256;
   if (listed[META_KEYS.size] !== undefined) meta[META_KEYS.size] = listed[META_KEYS.size];
   return meta;
+}
+
+/**
+ * The metadata key {@linkcode signedMetadata} puts a full's signed properties SHA-256 under; z3
+ * never writes it to S3, and it is only read from an object whose fields are signed ones.
+ */
+export const PROPERTIES_SHA256_META = "z3-properties-sha256";
+
+/**
+ * With trusted keys, what the properties sidecar of `full` (after {@linkcode trustRemote}) must
+ * hash to: its signed SHA-256, or `null` when none was signed; without trusted keys `undefined`
+ * (read as before signing existed).
+ */
+export function signedProperties(
+  config: Config,
+  full: RemoteSnapshot,
+): { sha256: string | null } | undefined {
+  if (!trustedKeysOf(config)) return undefined;
+  return { sha256: full.metadata[PROPERTIES_SHA256_META] ?? null };
 }
 
 /** Replaces `snap`'s chain fields and metadata by the signed ones (see module doc). */

@@ -3,7 +3,7 @@
  * (SIGNING_KEY_FILE, the key made by `z3 keygen`), a monitor trusts its public key (TRUSTED_KEYS),
  * and an attacker who can only write the bucket forges, replaces, rewrites and replays objects.
  * Each case asserts what status, check, restore, get, verify, prune and backup answer, and that
- * nothing was received, printed, uploaded or deleted. One pool and one bucket for the whole file:
+ * nothing was received, printed, uploaded or deleted (a forged properties sidecar included). One pool and one bucket for the whole file:
  * the signed bucket is saved once and put back after each case.
  *
  * @module
@@ -16,6 +16,7 @@ import { integration } from "../bed/bed.ts";
 import { failure, ok } from "../bed/expect.ts";
 import { type CliResult, runZ3 } from "../bed/cli.ts";
 import { pseudoRandom } from "../bed/files.ts";
+import { run } from "../bed/run.ts";
 import { childEnv, freshBucket, type S3Env } from "../bed/s3_bed.ts";
 import { createPool } from "../bed/zfs_bed.ts";
 import { checkKey } from "../../lib/repository/check_records.ts";
@@ -80,6 +81,7 @@ async function withFixture(s3: S3Env, fn: (f: Fixture) => Promise<void>): Promis
     const theStore = store;
     const mount = await pool.createDataset(DATA);
     const dataset = `${pool.name}/${DATA}`;
+    await run(["zfs", "set", "z3test:origin=signed", `${pool.name}/${DATA}`]);
     for (const [i, s] of ["s1", "s2", "s3", "s4"].entries()) {
       await Deno.writeFile(`${mount}/${s}.bin`, pseudoRandom(16 * 1024, i + 1));
       await pool.snapshot(DATA, s);
@@ -157,6 +159,11 @@ async function copy(f: Fixture, from: string, to: string, metadata?: Record<stri
 async function fieldsOf(f: Fixture, snap: string): Promise<SignedFields> {
   const raw = new TextDecoder().decode((await f.read(f.record(snap))).bytes);
   return JSON.parse(raw).fields as SignedFields;
+}
+
+/** A property's value on `dataset` (`-` when unset). */
+async function propertyOf(dataset: string, property: string): Promise<string> {
+  return (await run(["zfs", "get", "-H", "-o", "value", property, dataset])).trim();
 }
 
 /** Asserts a run that prints its verdict on stdout and then fails: exit `code`, `stdout` matching. */
@@ -307,6 +314,27 @@ integration("tamper matrix: with trusted keys z3 acts only on what its key signe
     const s3 = decided.find((d) => d.snapshot.endsWith("@s3"))!;
     assert.equal(s3.action, "keep", "the newest signed snapshot is the one KEEP_LAST keeps");
     await f.reset();
+
+    // 11. A forged properties sidecar: restore --properties applies nothing from it (exit 6).
+    const sidecar = `${f.record("s1")}#properties`;
+    const signedSidecar = await f.read(sidecar);
+    const props = JSON.parse(new TextDecoder().decode(signedSidecar.bytes)).properties;
+    assert.equal(props["z3test:origin"], "signed");
+    await f.put(
+      sidecar,
+      text(JSON.stringify({ properties: { "z3test:origin": "forged" } }) + "\n"),
+    );
+    const forgedTarget = `${f.poolName}/props-forged`;
+    failure(
+      await f.z3(["restore", "s2", "--target", forgedTarget, "--properties"]),
+      6,
+      /Cannot trust the properties .*the signed record/,
+    );
+    assert.equal(await propertyOf(forgedTarget, "z3test:origin"), "-", "nothing forged was set");
+    await f.reset();
+    const signedTarget = `${f.poolName}/props-signed`;
+    ok(await f.z3(["restore", "s2", "--target", signedTarget, "--properties"]));
+    assert.equal(await propertyOf(signedTarget, "z3test:origin"), "signed");
 
     // 10. verify --adopt signs what the bucket holds after checking it.
     for (const s of ["s1", "s2", "s3"]) await f.store.delete(f.record(s));

@@ -7,8 +7,10 @@ import { createHash } from "node:crypto";
 import {
   AGE_METADATA,
   backupRemote,
+  overlaySigned,
   refuseForeign,
   refuseMixedEncryption,
+  signedProperties,
   trustRemote,
 } from "../../../lib/repository/trusted_records.ts";
 import { inspectHeaded, openVerified } from "../../../lib/repository/verified_object.ts";
@@ -415,4 +417,24 @@ Deno.test("openVerified() with trusted keys fails at the end of bytes whose SHA-
   assert.equal(chunks.reduce((n, c) => n + c.length, 0), 0, "the held-back tail never came out");
   const good = await openVerified(store, `${PREFIX}pool/fs@a`, config, { err: () => {} });
   assert.deepEqual(new Uint8Array(await new Response(good).arrayBuffer()), A);
+});
+
+Deno.test("a full's signed properties SHA-256 is what restore --properties checks the sidecar by", () => {
+  const full = { ...fieldsOf("a", A), propertiesSha256: sha(text("sidecar")) };
+  const trusted = parseTrustedKeys(undefined, { signing: SIGNER });
+  const place = { bucket: BUCKET, prefix: PREFIX, key: full.key };
+  const read = verifyRecord(signRecord(full, SIGNER), trusted, place);
+  const snap = { name: "pool/fs@a", metadata: { "z3-version": "1" } } as unknown as RemoteSnapshot;
+  overlaySigned(snap, read);
+  assert.deepEqual(signedProperties(trusting(), snap), { sha256: sha(text("sidecar")) });
+  overlaySigned(snap, fieldsOf("a", A));
+  assert.deepEqual(signedProperties(trusting(), snap), { sha256: null });
+  assert.equal(signedProperties(resolveConfig({ env: {} }), snap), undefined);
+  const uploaded = uploadedFields(resolveConfig({ env: {} }), BUCKET, {
+    ...fieldsArgs(),
+    result: { ...fieldsArgs().result, partMd5s: [md5(A)], sha256: sha(A) },
+    metadata: { "z3-part-size": "8388608", "z3-part-double-every": "0" },
+    propertiesSha256: sha(text("sidecar")),
+  });
+  assert.equal(uploaded.propertiesSha256, sha(text("sidecar")));
 });
