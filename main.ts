@@ -50,8 +50,8 @@ Usage:
   z3 status  [--all] [--json | --parseable]
   z3 backup  [--full] [--snapshot NAME] [--dry-run] [--json | --parseable] [--progress]
              [--prune]
-  z3 restore SNAPSHOT [--target DATASET] [--force] [--properties] [--dry-run] [--json]
-             [--progress]
+  z3 restore SNAPSHOT [--target DATASET] [--force] [--properties] [--property NAME]…
+             [--dry-run] [--json] [--progress]
   z3 get     KEY [--json] > file
   z3 verify  [SNAPSHOT] [--zfs PARENT] [--repair | --adopt] [--json] [--progress]
   z3 prune   [--dry-run] [--json] [--keep-last N] [--keep-daily N] …
@@ -76,11 +76,12 @@ Commands:
             UPLOADED (UTC; DATASET first over several); --all: every dataset with objects
             under S3_PREFIX (and each [fs:] section's own), from the listings alone.
             HEALTH is ok, missing parent, parent broken, cycle detected, guid mismatch,
-            invalid name, record missing or record mismatch (each object is compared with
-            its check record); with trusted keys (TRUSTED_KEYS, TRUSTED_KEYS_FILE or
-            SIGNING_KEY_FILE) unsigned or bad signature for an object without a record signed
-            by one of them (never a restore point: restore, get and verify refuse it, exit 6;
-            prune leaves it; backup stops, exit 5, when it sits where an upload goes); on stderr,
+            invalid name, record missing, record mismatch (each object is compared with
+            its check record) or empty (a 0-byte object); with trusted keys (TRUSTED_KEYS,
+            TRUSTED_KEYS_FILE or SIGNING_KEY_FILE) unsigned or bad signature for an object
+            without a record signed by one of them (never a restore point: restore, get and
+            verify refuse it, exit 6; prune leaves it; backup stops, exit 5, when it sits where
+            an upload goes); on stderr,
             which snapshot z3's hold should be on (the newest one both local and in the
             bucket) with its userrefs count
   backup    upload every snapshot after the newest one already in the bucket, each as its own
@@ -98,10 +99,19 @@ Commands:
             snapshot that exists locally or to a full, checks every link first, then runs
             zfs receive for each object oldest first, checking each part's MD5 (a bad part is
             fetched again) or the object's ETag, and the size, before ZFS can commit it.
+            zfs receive starts only once the stream's BEGIN record carries the recorded GUIDs
+            and is no -R/-p stream (else exit 6, nothing received); its END record and
+            checksum must match before zfs receive sees the end.
             --target receives into another dataset; --force adds -F. Raw and non-raw
             objects never stack (exit 5 before zfs runs); after raw ones, zfs load-key.
-            --properties sets the local properties stored with the chain's full (zfs set;
-            all but mountpoint; one refused is a warning line, not a failure).
+            --properties sets the local properties stored with the chain's full (zfs set)
+            that are on its list: compression, recordsize, atime, relatime, xattr, acltype,
+            aclinherit, aclmode, dnodesize, logbias, primarycache, secondarycache, sync,
+            checksum, copies, snapdir, redundant_metadata, special_small_blocks; the others
+            (mountpoint, setuid, sharenfs, user properties, …) are named on stderr and set only
+            when named: --property NAME (repeatable, or NAME,NAME; implies --properties). One
+            refused is a warning line, not a failure; a malformed sidecar exits 6 before any
+            receive.
   prune     delete the bucket's objects that KEEP_LAST / KEEP_HOURLY / … / KEEP_YEARLY do not keep
             (newest per hour/day/ISO week/month/year, UTC). Never deletes an object a kept
             snapshot's chain needs, nor one of a broken chain, nor anything while an object
@@ -111,10 +121,13 @@ Commands:
   get       write one object's verified bytes to stdout (KEY as stored, or dataset@snap),
             decrypted with AGE_IDENTITY_FILE when it is encrypted with age
   verify    download every object of FILESYSTEM (or SNAPSHOT's chain), check it against its check
-            record and recompute its ETag; one line per snapshot: ok, corrupt, missing (broken
-            chain) or unverifiable (objects of the original z3: size checked only). --zfs PARENT
-            also receives each chain into a throwaway, unmounted dataset under PARENT,
-            destroyed after.
+            record and recompute its ETag, and read its send stream through (decrypted with
+            AGE_IDENTITY_FILE, decompressed): its BEGIN record, END record and checksum, so a
+            truncated or empty object is corrupt (an encrypted one without its identity: the
+            detail says its stream was not read); one line per snapshot: ok, corrupt, missing
+            (broken chain) or unverifiable (objects of the original z3: size checked only).
+            --zfs PARENT also receives each chain into a throwaway dataset under PARENT
+            (zfs receive -u, below mountpoint=none), destroyed after.
             --repair writes a z3 object's missing check record again when its bytes match its
             ETag (reported "repaired"); a record that disagrees is never overwritten; with
             trusted keys it writes nothing (z3 signs only what it has just uploaded).
@@ -203,6 +216,7 @@ const COMMAND_FLAGS: Record<string, FlagSpec> = {
     target: { type: "string" },
     force: { type: "boolean" },
     properties: { type: "boolean" },
+    property: { type: "string", multiple: true },
     "dry-run": { type: "boolean" },
     json: { type: "boolean" },
   },

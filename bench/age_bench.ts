@@ -1,6 +1,6 @@
 /**
  * Measures the age stage alone (issue #13): z3's in-process `encryptStream()` / `openAge()` of
- * `lib/age.ts` against Debian's `age` command, on the same bytes, one recipient. See the
+ * `lib/pipeline/age.ts` against Debian's `age` command, on the same bytes, one recipient. See the
  * "Encryption" section of `bench/README.md`.
  *
  * Run from the repository root: `deno run --allow-all bench/age_bench.ts [--size 512M] [--runs 3]`.

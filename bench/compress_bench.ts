@@ -7,7 +7,7 @@
  *
  * It makes a throwaway zfs-fuse pool (tests/bed/zfs_bed.ts), fills one dataset with a stated mix
  * of text-like, random and zero-filled files, snapshots it, measures `zfs send` into /dev/null and
- * saves the stream once to a temporary file. Then, for every compressor of `lib/compress.ts`:
+ * saves the stream once to a temporary file. Then, for every compressor of `lib/pipeline/compress.ts`:
  *
  * - **CLI alone**: the exact argv of `compressCommand(name)`, stdin from the stream file, stdout to
  *   /dev/null, under `/usr/bin/time` (user+sys of the compressor only);
@@ -313,7 +313,7 @@ async function fillDataset(dir: string, total: number): Promise<Record<string, n
 }
 
 // ---------------------------------------------------------------------------------------------
-// child mode: one compress or decompress through lib/compress.ts, file to file
+// child mode: one compress or decompress through lib/pipeline/compress.ts, file to file
 
 /**
  * Not a z3 compressor (yet): zstd level 1 in-process with Deno's `node:zlib`. It writes standard
@@ -602,9 +602,9 @@ async function main(): Promise<void> {
       } s (1 KiB input).`,
       "MB/s are 10^6 bytes of the uncompressed stream per wall second (median); CPU s/GiB is",
       'user+sys per GiB of stream (`/usr/bin/time`); "via lib" is a `deno run` child calling',
-      "`compress()` of lib/compress.ts (file in, /dev/null out), so it includes Deno's pumping;",
+      "`compress()` of lib/pipeline/compress.ts (file in, /dev/null out), so it includes Deno's pumping;",
       '"zfs send | via lib" is the same child fed by `zfs send` from the pool; decompress is',
-      "`decompress()` of lib/compress.ts; ratio = stream / compressed bytes; est. backup =",
+      "`decompress()` of lib/pipeline/compress.ts; ratio = stream / compressed bytes; est. backup =",
       `min(zfs send | via lib, ${upload} × ratio).`,
       "",
       md,

@@ -21,8 +21,10 @@
  *   chunk sizes must be plain digits.
  * - An abort signal closes the connection at any step, a connect or handshake in progress
  *   included, and the request fails with an `AbortError`.
- * - HTTPS trusts Deno's built-in roots plus `caCerts` (`S3_CA_FILE`); a refused certificate
- *   fails with a {@linkcode TlsCertificateError} that names the host and `S3_CA_FILE`.
+ * - HTTPS trusts Deno's built-in roots plus `caCerts` (`S3_CA_FILE`: `Deno.startTls` adds them to
+ *   the roots), or with `caOnly` (`S3_CA_ONLY`) `caCerts` alone (`pinned_tls.ts`); a refused
+ *   certificate fails with a {@linkcode TlsCertificateError} that names the host and
+ *   `S3_CA_FILE`.
  * - A request sent on a reused connection that closes before any byte of an answer is sent
  *   once more on a fresh connection when its method is idempotent (GET, HEAD, PUT, DELETE), as
  *   RFC 9112 §9.3.1 allows; any other failure goes to the caller's retry policy.
@@ -35,6 +37,7 @@
  */
 
 import type { RateLimit } from "./rate_limit.ts";
+import { type ByteConn, connectPinnedTls, isCertificateError } from "./pinned_tls.ts";
 
 /** The parts of the SDK's HttpRequest this handler reads. */
 export interface HttpRequest {
@@ -62,6 +65,8 @@ export interface HttpHandlerOptions {
   stallMs?: number;
   /** PEM certificates trusted for HTTPS besides Deno's built-in roots. @default {[]} */
   caCerts?: string[];
+  /** Trust `caCerts` alone, not the built-in roots (`S3_CA_ONLY`). @default {false} */
+  caOnly?: boolean;
   /** `MAX_RATE`: paces every request body and GET answer body (`rate_limit.ts`). */
   rateLimit?: RateLimit;
 }
@@ -151,7 +156,7 @@ function bodyBytes(body: unknown): Uint8Array | undefined {
   }
   if (body instanceof ArrayBuffer) return new Uint8Array(body);
   throw new Error(
-    `lib/http.ts sends string or byte bodies only, not ${
+    `lib/backend/http.ts sends string or byte bodies only, not ${
       (body as object)?.constructor?.name ?? typeof body
     }`,
   );
@@ -159,7 +164,7 @@ function bodyBytes(body: unknown): Uint8Array | undefined {
 
 /** One keep-alive connection with a read buffer; every network step is stall-guarded. */
 class Connection {
-  readonly #conn: Deno.Conn;
+  readonly #conn: ByteConn;
   readonly #stallMs: number;
   #buf = new Uint8Array(64 * 1024);
   #start = 0;
@@ -184,7 +189,7 @@ class Connection {
   /** When the request was all written: waiting before it does not count. */
   #writtenAt = 0;
 
-  constructor(conn: Deno.Conn, stallMs: number) {
+  constructor(conn: ByteConn, stallMs: number) {
     this.#conn = conn;
     this.#stallMs = stallMs;
   }
@@ -518,6 +523,7 @@ export class HttpHandler {
   readonly metadata = { handlerProtocol: "http/1.1" };
   readonly #stallMs: number;
   readonly #caCerts: string[];
+  readonly #caOnly: boolean;
   readonly #limit: RateLimit | undefined;
   readonly #idle = new Map<string, Set<Connection>>();
   #destroyed = false;
@@ -525,6 +531,7 @@ export class HttpHandler {
   constructor(options: HttpHandlerOptions = {}) {
     this.#stallMs = options.stallMs ?? 120_000;
     this.#caCerts = options.caCerts ?? [];
+    this.#caOnly = options.caOnly === true && this.#caCerts.length > 0;
     this.#limit = options.rateLimit;
   }
 
@@ -616,10 +623,15 @@ export class HttpHandler {
     const timer = setTimeout(() => timeout.abort(), bound);
     const stop = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
     let tcp: Deno.TcpConn | undefined;
-    let conn: Deno.Conn | undefined;
+    let conn: ByteConn | undefined;
     const onStop = () => conn?.close();
     stop.addEventListener("abort", onStop, { once: true });
     try {
+      if (tls && this.#caOnly) {
+        conn = await connectPinnedTls(hostname, port, { caCerts: this.#caCerts, signal: stop });
+        if (stop.aborted) throw abortError();
+        return new Connection(conn, this.#stallMs);
+      }
       tcp = await Deno.connect({ hostname, port, signal: stop });
       conn = tcp;
       if (stop.aborted) throw abortError();
@@ -655,6 +667,9 @@ export class HttpHandler {
         );
       }
       if (err instanceof TlsCertificateError || err instanceof Deno.errors.NotCapable) throw err;
+      if (tls && this.#caOnly && isCertificateError(err)) {
+        throw new TlsCertificateError(where, (err as Error).message, { cause: err });
+      }
       const e = err as Error;
       const reason = (e?.message ?? String(err)).replace(/ \(os error \d+\)$/, "");
       throw new HttpTransportError(`${reason}, connecting to ${where}`, codeOf(e), { cause: err });

@@ -12,6 +12,8 @@
  * @module
  */
 
+import { sleep } from "../base/sleep.ts";
+
 /** What the bucket may hold: the most that passes at full speed after a pause. */
 export const BURST_BYTES = 64 * 1024;
 
@@ -22,25 +24,11 @@ export const SLICE_BYTES = 64 * 1024;
 export interface RateClock {
   /** Milliseconds, monotonic. */
   now(): number;
+  /** Resolves after `ms`, or early (without error) when `signal` aborts, like `base/sleep.ts`. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
-const realClock: RateClock = {
-  now: () => performance.now(),
-  sleep: (ms, signal) =>
-    new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason);
-      const onAbort = () => {
-        clearTimeout(timer);
-        reject(signal!.reason);
-      };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, ms);
-      signal?.addEventListener("abort", onAbort, { once: true });
-    }),
-};
+const realClock: RateClock = { now: () => performance.now(), sleep };
 
 /** A token bucket of `bytesPerSecond` (see module doc). */
 export class RateLimit {
@@ -64,7 +52,10 @@ export class RateLimit {
     // Tokens accrue while nobody takes them, up to the burst.
     this.#full = Math.max(this.#full, now - burstMs) + (bytes / this.bytesPerSecond) * 1000;
     const wait = this.#full - burstMs - now;
-    if (wait > 0) await this.#clock.sleep(wait, signal);
+    if (wait > 0) {
+      await this.#clock.sleep(wait, signal);
+      signal?.throwIfAborted(); // the sleep ends early on abort, without an error
+    }
   }
 
   /** Hands `bytes` to `write` slice by slice, each after its tokens. */

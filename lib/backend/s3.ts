@@ -5,7 +5,10 @@
  * `http.ts`, the one HTTP path.
  *
  * Contracts: every method either does what it says or throws an {@linkcode S3Error} whose
- * `retryable` says whether trying again may help. Errors never carry credentials.
+ * `retryable` says whether trying again may help. Errors never carry credentials. The four
+ * listings page through one helper ({@linkcode pages}): a listing ends only on a page that says
+ * it is the last (which the server may say falsely: nothing here can tell), and a page that says
+ * more follow without saying where, or pointing back at a page already listed, throws.
  *
  * @module
  */
@@ -57,6 +60,8 @@ export interface S3Settings {
   stallMs?: number;
   /** PEM certificates trusted for HTTPS besides Deno's built-in roots (`S3_CA_FILE`). */
   caCerts?: string[];
+  /** `S3_CA_ONLY`: trust `caCerts` alone, not the built-in roots. @default {false} */
+  caOnly?: boolean;
   /** `MAX_RATE`, bytes per second for all transfers of this store together; unset: none. */
   maxRate?: number;
 }
@@ -70,13 +75,13 @@ export interface ObjectInfo {
   /** User metadata, keys lower-cased. */
   metadata: Record<string, string>;
   lastModified?: Date;
-  /** The SSE response headers, where the server sent them (see `etag_md5.ts`). */
+  /** The SSE response headers, where the server sent them (see `transfer/etag.ts`). */
   encryption: { serverSideEncryption?: string; customerAlgorithm?: string };
   /** `x-amz-version-id`, in a versioned bucket. */
   versionId?: string;
   /**
    * The Object Lock headers exactly as the server sent them (`x-amz-object-lock-mode`,
-   * `-retain-until-date`), unparsed: the bucket is untrusted, `object_lock.ts` parses them.
+   * `-retain-until-date`), unparsed: the bucket is untrusted, `chain/object_lock_policy.ts` parses them.
    */
   lockHeaders: LockHeaders;
 }
@@ -99,6 +104,12 @@ export interface BucketLock {
   enabled: boolean;
   /** The bucket's default retention rule, when it has one. */
   rule?: { mode?: string; days?: number; years?: number };
+}
+
+/** What one write stored: its ETag (unquoted) and, in a versioned bucket, its version. */
+export interface Written {
+  etag: string;
+  versionId?: string;
 }
 
 /** One version of a key (ListObjectVersions), delete markers included. */
@@ -232,7 +243,9 @@ export function classifyError(what: string, err: unknown): S3RequestError {
   return new S3RequestError(`Cannot ${what}: ${detail}`, retryable, status, code, { cause: err });
 }
 
+/** ETags go over the wire quoted; `S3Store` takes and gives them without quotes. */
 const unquote = (etag: string | undefined) => (etag ?? "").replaceAll('"', "");
+const quote = (etag: string) => `"${etag}"`;
 
 /** {@linkcode S3Store.getInto} for a body that is not a byte stream: its chunks copied. */
 async function copyInto(
@@ -280,6 +293,7 @@ export class S3Store {
       requestHandler: new HttpHandler({
         stallMs: settings.stallMs,
         caCerts: settings.caCerts,
+        caOnly: settings.caOnly,
         rateLimit: settings.maxRate ? new RateLimit(settings.maxRate) : undefined,
       }),
     });
@@ -372,39 +386,39 @@ export class S3Store {
 
   /** Every version of exactly `key` (delete markers too), newest first, all pages. */
   async versions(key: string, signal?: AbortSignal): Promise<KeyVersion[]> {
-    const found: KeyVersion[] = [];
-    let keyMarker: string | undefined;
-    let idMarker: string | undefined;
-    do {
-      const out = await this.#send(
-        `list the versions of "${key}" in bucket "${this.bucket}"`,
-        () =>
-          this.#client.send(
-            new ListObjectVersionsCommand({
-              Bucket: this.bucket,
-              Prefix: key,
-              KeyMarker: keyMarker,
-              VersionIdMarker: idMarker,
-            }),
-            { abortSignal: signal },
-          ),
-      );
-      const all = [
-        ...(out.Versions ?? []).map((v) => ({ ...v, deleteMarker: false })),
-        ...(out.DeleteMarkers ?? []).map((v) => ({ ...v, deleteMarker: true })),
-      ];
-      for (const v of all) {
-        if (v.Key !== key || !v.VersionId) continue;
-        found.push({
-          versionId: v.VersionId,
-          isLatest: v.IsLatest === true,
-          deleteMarker: v.deleteMarker,
-        });
-      }
-      keyMarker = out.IsTruncated ? out.NextKeyMarker : undefined;
-      idMarker = out.IsTruncated ? out.NextVersionIdMarker : undefined;
-    } while (keyMarker);
-    return found;
+    const what = `list the versions of "${key}" in bucket "${this.bucket}"`;
+    return await Array.fromAsync(
+      pages<KeyVersion, { key: string; id?: string }>(
+        { what, prefix: key, cursorName: "NextKeyMarker" },
+        async (marker) => {
+          const out = await this.#send(what, () =>
+            this.#client.send(
+              new ListObjectVersionsCommand({
+                Bucket: this.bucket,
+                Prefix: key,
+                KeyMarker: marker?.key,
+                VersionIdMarker: marker?.id,
+              }),
+              { abortSignal: signal },
+            ));
+          const all = [
+            ...(out.Versions ?? []).map((v) => ({ ...v, deleteMarker: false })),
+            ...(out.DeleteMarkers ?? []).map((v) => ({ ...v, deleteMarker: true })),
+          ];
+          return {
+            items: all.filter((v) => v.Key === key && v.VersionId).map((v) => ({
+              versionId: v.VersionId!,
+              isLatest: v.IsLatest === true,
+              deleteMarker: v.deleteMarker,
+            })),
+            truncated: out.IsTruncated === true,
+            next: out.NextKeyMarker
+              ? { key: out.NextKeyMarker, id: out.NextVersionIdMarker }
+              : undefined,
+          };
+        },
+      ),
+    );
   }
 
   /** Deletes one version of `key` for good (refused with 403 while it is locked). */
@@ -446,12 +460,12 @@ export class S3Store {
   }
 
   /** Every object whose key starts with `prefix`, in key order, all pages. */
-  async *list(prefix: string, signal?: AbortSignal): AsyncGenerator<ListedObject> {
-    let token: string | undefined;
-    do {
-      const out = await this.#send(
-        `list bucket "${this.bucket}" under "${prefix}"`,
-        () =>
+  list(prefix: string, signal?: AbortSignal): AsyncGenerator<ListedObject> {
+    const what = `list bucket "${this.bucket}" under "${prefix}"`;
+    return pages<ListedObject, string>(
+      { what, prefix, cursorName: "NextContinuationToken" },
+      async (token) => {
+        const out = await this.#send(what, () =>
           this.#client.send(
             new ListObjectsV2Command({
               Bucket: this.bucket,
@@ -459,18 +473,19 @@ export class S3Store {
               ContinuationToken: token,
             }),
             { abortSignal: signal },
-          ),
-      );
-      for (const o of out.Contents ?? []) {
-        yield {
-          key: o.Key!,
-          size: o.Size ?? 0,
-          etag: unquote(o.ETag),
-          lastModified: o.LastModified,
+          ));
+        return {
+          items: (out.Contents ?? []).map((o) => ({
+            key: o.Key!,
+            size: o.Size ?? 0,
+            etag: unquote(o.ETag),
+            lastModified: o.LastModified,
+          })),
+          truncated: out.IsTruncated === true,
+          next: out.NextContinuationToken || undefined,
         };
-      }
-      token = out.IsTruncated ? out.NextContinuationToken : undefined;
-    } while (token);
+      },
+    );
   }
 
   /**
@@ -538,7 +553,7 @@ export class S3Store {
     }
   }
 
-  /** The answer body of a GetObject of `key` (see {@linkcode S3Store.get}), as sent by lib/http.ts. */
+  /** The answer body of a GetObject of `key` (see {@linkcode S3Store.get}), as sent by lib/backend/http.ts. */
   async #body(
     what: string,
     key: string,
@@ -552,7 +567,7 @@ export class S3Store {
           Range: options.start || options.end !== undefined
             ? `bytes=${options.start ?? 0}-${options.end ?? ""}`
             : undefined,
-          IfMatch: options.etag ? `"${options.etag}"` : undefined,
+          IfMatch: options.etag ? quote(options.etag) : undefined,
         }),
         { abortSignal: options.signal },
       ));
@@ -570,6 +585,19 @@ export class S3Store {
     md5Base64: string,
     options: WriteOptions = {},
   ): Promise<string> {
+    return (await this.putVersion(key, body, md5Base64, options)).etag;
+  }
+
+  /**
+   * {@linkcode S3Store.put}, returning the version it wrote too (`x-amz-version-id`; absent in
+   * a bucket without versioning): the one version this write may later delete.
+   */
+  async putVersion(
+    key: string,
+    body: Uint8Array,
+    md5Base64: string,
+    options: WriteOptions = {},
+  ): Promise<Written> {
     const out = await this.#send(
       `upload "${key}" to bucket "${this.bucket}"`,
       () =>
@@ -587,7 +615,7 @@ export class S3Store {
           { abortSignal: options.signal },
         ),
     );
-    return unquote(out.ETag);
+    return { etag: unquote(out.ETag), versionId: out.VersionId };
   }
 
   /** Starts a multipart upload and returns its id. */
@@ -637,25 +665,29 @@ export class S3Store {
     return unquote(out.ETag);
   }
 
-  /** Completes a multipart upload from its parts in order. */
+  /**
+   * Completes a multipart upload from its parts in order; returns the version it wrote
+   * (`x-amz-version-id`), or `undefined` in a bucket without versioning.
+   */
   async completeMultipart(
     key: string,
     uploadId: string,
     parts: { partNumber: number; etag: string }[],
     signal?: AbortSignal,
-  ): Promise<void> {
-    await this.#send(`complete multipart upload of "${key}"`, () =>
+  ): Promise<string | undefined> {
+    const out = await this.#send(`complete multipart upload of "${key}"`, () =>
       this.#client.send(
         new CompleteMultipartUploadCommand({
           Bucket: this.bucket,
           Key: key,
           UploadId: uploadId,
           MultipartUpload: {
-            Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${p.etag}"` })),
+            Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: quote(p.etag) })),
           },
         }),
         { abortSignal: signal },
       ));
+    return out.VersionId;
   }
 
   /** Aborts a multipart upload; an upload that is already gone counts as aborted. */
@@ -671,47 +703,49 @@ export class S3Store {
     }
   }
 
-  /** Multipart uploads in progress under `prefix`. */
-  async *listMultipartUploads(
-    prefix: string,
-    signal?: AbortSignal,
-  ): AsyncGenerator<PendingUpload> {
-    let keyMarker: string | undefined;
-    let idMarker: string | undefined;
-    do {
-      const out = await this.#send(
-        `list multipart uploads in bucket "${this.bucket}"`,
-        () =>
+  /** Multipart uploads in progress under `prefix`, all pages. */
+  listMultipartUploads(prefix: string, signal?: AbortSignal): AsyncGenerator<PendingUpload> {
+    const what = `list multipart uploads in bucket "${this.bucket}"`;
+    return pages<PendingUpload, { key: string; id?: string }>(
+      { what, prefix, cursorName: "NextKeyMarker" },
+      async (marker) => {
+        const out = await this.#send(what, () =>
           this.#client.send(
             new ListMultipartUploadsCommand({
               Bucket: this.bucket,
               Prefix: prefix,
-              KeyMarker: keyMarker,
-              UploadIdMarker: idMarker,
+              KeyMarker: marker?.key,
+              UploadIdMarker: marker?.id,
             }),
             { abortSignal: signal },
-          ),
-      );
-      for (const u of out.Uploads ?? []) {
-        yield { key: u.Key!, uploadId: u.UploadId!, initiated: u.Initiated };
-      }
-      keyMarker = out.IsTruncated ? out.NextKeyMarker : undefined;
-      idMarker = out.IsTruncated ? out.NextUploadIdMarker : undefined;
-    } while (keyMarker);
+          ));
+        return {
+          items: (out.Uploads ?? []).map((u) => ({
+            key: u.Key!,
+            uploadId: u.UploadId!,
+            initiated: u.Initiated,
+          })),
+          truncated: out.IsTruncated === true,
+          next: out.NextKeyMarker
+            ? { key: out.NextKeyMarker, id: out.NextUploadIdMarker }
+            : undefined,
+        };
+      },
+    );
   }
 
-  /** The parts already uploaded to a pending multipart upload, by part number. */
+  /** The parts already uploaded to a pending multipart upload, by part number, all pages. */
   async listParts(
     key: string,
     uploadId: string,
     signal?: AbortSignal,
   ): Promise<Map<number, { etag: string; size: number }>> {
+    const what = `list parts of the pending upload of "${key}"`;
     const parts = new Map<number, { etag: string; size: number }>();
-    let marker: string | undefined;
-    do {
-      const out = await this.#send(
-        `list parts of the pending upload of "${key}"`,
-        () =>
+    const listed = pages<{ number: number; etag: string; size: number }, string>(
+      { what, prefix: key, cursorName: "NextPartNumberMarker" },
+      async (marker) => {
+        const out = await this.#send(what, () =>
           this.#client.send(
             new ListPartsCommand({
               Bucket: this.bucket,
@@ -720,15 +754,19 @@ export class S3Store {
               PartNumberMarker: marker,
             }),
             { abortSignal: signal },
-          ),
-      );
-      for (const p of out.Parts ?? []) {
-        if (p.PartNumber !== undefined) {
-          parts.set(p.PartNumber, { etag: unquote(p.ETag), size: p.Size ?? 0 });
-        }
-      }
-      marker = out.IsTruncated ? out.NextPartNumberMarker : undefined;
-    } while (marker);
+          ));
+        return {
+          items: (out.Parts ?? []).filter((p) => p.PartNumber !== undefined).map((p) => ({
+            number: p.PartNumber!,
+            etag: unquote(p.ETag),
+            size: p.Size ?? 0,
+          })),
+          truncated: out.IsTruncated === true,
+          next: out.NextPartNumberMarker || undefined,
+        };
+      },
+    );
+    for await (const p of listed) parts.set(p.number, { etag: p.etag, size: p.size });
     return parts;
   }
 
@@ -743,6 +781,56 @@ export class S3Store {
   /** Releases sockets. */
   close(): void {
     this.#client.destroy();
+  }
+}
+
+/** One page of a listing: its items, whether more follow, and where the next page starts. */
+interface Page<T, C> {
+  items: T[];
+  /** `IsTruncated`: the listing goes on after this page. */
+  truncated: boolean;
+  /** The cursor of the next page (token or markers), when the page gave one. */
+  next?: C;
+}
+
+/**
+ * Every item of a listing, page after page: `fetchPage` gets the page after a cursor (the first
+ * page for `undefined`) until a page says it is the last. A page that says the listing goes on
+ * yet gives no cursor, or a cursor already followed, is an {@linkcode S3RequestError} (not
+ * retryable) naming the listing, its key prefix and what the page lacked: the endpoint is
+ * untrusted, and neither the end of the listing nor an endless loop may follow from it.
+ */
+async function* pages<T, C>(
+  listing: {
+    /** What the requests do, as their errors say it (`list bucket "b" under "p/"`). */
+    what: string;
+    /** The key prefix (or key) listed. */
+    prefix: string;
+    /** The field a truncated page must fill (`NextContinuationToken`), for the error. */
+    cursorName: string;
+  },
+  fetchPage: (cursor: C | undefined) => Promise<Page<T, C>>,
+): AsyncGenerator<T> {
+  const followed = new Set<string>();
+  let cursor: C | undefined;
+  for (let n = 1;; n++) {
+    const page = await fetchPage(cursor);
+    yield* page.items;
+    if (!page.truncated) return;
+    const broken = (why: string) =>
+      new S3RequestError(
+        `Cannot ${listing.what}: page ${n} of the listing under "${listing.prefix}" says it is ` +
+          `truncated but ${why}, so the listing cannot go on (the S3 endpoint does not page ` +
+          `as S3 does)`,
+        false,
+        undefined,
+        "BrokenPagination",
+      );
+    if (page.next === undefined) throw broken(`gives no ${listing.cursorName}`);
+    const key = JSON.stringify(page.next);
+    if (followed.has(key)) throw broken(`gives ${listing.cursorName} ${key} again`);
+    followed.add(key);
+    cursor = page.next;
   }
 }
 

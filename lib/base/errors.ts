@@ -88,7 +88,7 @@ export class CommandError extends Z3Error {
   }
 }
 
-/** Another run holds the dataset's backup lock (see `lock.ts`). */
+/** Another run holds the dataset's backup lock (see `zfs/host_lock.ts`). */
 export class LockedError extends Z3Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, EXIT.locked, options);

@@ -1,7 +1,7 @@
 /**
  * Pure: what a backup uploads. The local snapshots (oldest first) and the bucket's chains → the
  * sends to run, each a full or an incremental from the one before; refuses a broken or diverged
- * chain, and a full that would write over another snapshot's object.
+ * chain, and a full whose key already holds an object.
  *
  * @module
  */
@@ -22,7 +22,10 @@ export interface BackupStep {
 export interface BackupPlan {
   /** Sends to run in order; empty when the bucket is up to date. */
   steps: BackupStep[];
-  /** Newest snapshot already in the bucket that the plan builds on; undefined when none. */
+  /**
+   * Newest snapshot already in the bucket at or below the target, whose hold the run releases:
+   * an incremental plan builds on it, a `--full` plan does not. Undefined when none.
+   */
   base?: LocalSnapshot;
   /** The snapshot the backup brings the bucket up to. */
   target: LocalSnapshot;
@@ -63,18 +66,31 @@ function checkGuids(
   }
 }
 
-/** Refuses a `--full` of `target` onto a key whose object is another snapshot (other GUID). */
+/**
+ * Refuses a `--full` of `target` onto a key that already holds an object, whatever its GUID:
+ * z3 never writes over an object. Another snapshot's object (other GUID) is another history;
+ * the same snapshot's object may be the base other objects build on.
+ */
 function refuseOverwrite(target: LocalSnapshot, chains: Chains): void {
-  const stored = chains.remote.get(target.name)?.guid;
-  if (stored === undefined || stored === target.guid) return;
+  const object = chains.remote.get(target.name);
+  if (object === undefined) return;
   const needs = [...chains.descendants([target.name])].sort();
   const dependents = needs.length === 0
     ? "no other object depends on it"
     : `${needs.length} object(s) depend on it: ${needs.map(quote).join(", ")}`;
+  const stored = object.guid;
+  if (stored !== undefined && stored !== target.guid) {
+    throw new ChainError(
+      `Cannot back up ${quote(target.name)} as a full: the bucket's object of that name is ` +
+        `another snapshot (guid: local ${target.guid} vs bucket ${stored}) and writing over it ` +
+        `would destroy that history (${dependents}); ${keepHistory(target.name)}`,
+    );
+  }
+  const kind = object.isFull ? "a full" : `an incremental from ${quote(object.parent ?? "?")}`;
   throw new ChainError(
-    `Cannot back up ${quote(target.name)} as a full: the bucket's object of that name is another ` +
-      `snapshot (guid: local ${target.guid} vs bucket ${stored}) and writing over it would ` +
-      `destroy that history (${dependents}); ${keepHistory(target.name)}`,
+    `Cannot back up ${quote(target.name)} as a full: the bucket already holds it (${kind}; ` +
+      `${dependents}) and z3 never writes over an object; take a new snapshot and back that ` +
+      `up with --full, or use a new S3_PREFIX for a new chain`,
   );
 }
 
@@ -84,8 +100,9 @@ function refuseOverwrite(target: LocalSnapshot, chains: Chains): void {
  * bucket (the base) is sent, each as an incremental from the one before, except that a new full
  * starts wherever `fullEvery` incrementals in a row would be exceeded. With no base, the oldest
  * local snapshot goes first as a full, so the bucket gets every restore point the host has.
- * `full` sends one full of the target and nothing else. Refuses a broken or diverged chain, and
- * a full that would write over another snapshot's object.
+ * `full` sends one full of the target and nothing else, and releases the hold on the newest
+ * snapshot already in the bucket (its `base`: a full is sent from none). Refuses a broken or
+ * diverged chain, and a full whose key already holds an object.
  */
 export function planBackup(
   local: LocalSnapshot[],
@@ -106,14 +123,15 @@ export function planBackup(
     );
   }
   const target = local[index];
-  if (options.full) {
-    refuseOverwrite(target, chains);
-    return { steps: [{ snapshot: target }], target };
-  }
-
   let baseIndex = index;
   while (baseIndex >= 0 && !remote.has(local[baseIndex].name)) baseIndex--;
   const base = baseIndex < 0 ? undefined : local[baseIndex];
+  if (options.full) {
+    refuseOverwrite(target, chains);
+    // The base is not sent from: it is named so that its hold is released.
+    const steps = [{ snapshot: target }];
+    return base === undefined ? { steps, target } : { steps, base, target };
+  }
   // A diverged history first: it explains a broken link too.
   checkGuids(target, local, remote);
   if (base !== undefined) {

@@ -81,6 +81,23 @@ export function printable(text: string): string {
   );
 }
 
+// The same controls as UNPRINTABLE but newline and tab, and not the backslash.
+// deno-lint-ignore no-control-regex
+const TERMINAL_CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+/**
+ * `text` with every control character but newline and tab written as an escape (`\r`,
+ * `\u001b`), for a line about to reach a terminal: an ESC sequence from the bucket, the endpoint
+ * or zfs cannot move the cursor, retitle the window or hide what came before. Unlike
+ * {@linkcode printable} it leaves the backslash alone, so a JSON document keeps its meaning.
+ */
+export function escapeControls(text: string): string {
+  return text.replace(
+    TERMINAL_CONTROLS,
+    (c) => SHORT_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 /** Splits `pool/fs@snap` into its dataset and short snapshot name, validating both. */
 export function parseSnapshot(full: string): { dataset: string; snapshot: string } {
   const at = full.indexOf("@");

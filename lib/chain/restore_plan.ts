@@ -72,3 +72,40 @@ export function planRestore(
   const steps = newestFirst.reverse().map((snap) => ({ remote: snap }));
   return base === undefined ? { steps } : { steps, base };
 }
+
+/** What {@linkcode checkTarget} needs to know of the restore target. */
+export interface RestoreTarget {
+  /** The target dataset. */
+  name: string;
+  /** Whether it exists. */
+  exists: boolean;
+  /** Its snapshots' short names, oldest first. */
+  snapshots: string[];
+  /** `--force` (`zfs receive -F`): zfs rolls the target back instead of refusing. */
+  force: boolean;
+}
+
+/**
+ * Refuses, before any download, a plan that `zfs receive` would refuse without `-F`: a full
+ * onto a dataset that exists, or incrementals onto a target with snapshots newer than the base.
+ */
+export function checkTarget(snapshot: string, plan: RestorePlan, target: RestoreTarget): void {
+  if (plan.steps.length === 0 || target.force || !target.exists) return;
+  const what = `Cannot restore ${quote(snapshot)} into ${quote(target.name)}`;
+  const instead = "pass --force to let zfs receive -F roll it back (destroying what is newer), " +
+    "or restore into another dataset";
+  if (plan.base === undefined) {
+    throw new ChainError(
+      `${what}: it exists and shares no snapshot with the chain, so zfs receive would refuse ` +
+        `the full stream; ${instead}`,
+    );
+  }
+  const base = plan.base.slice(plan.base.indexOf("@") + 1);
+  const newer = target.snapshots.slice(target.snapshots.indexOf(base) + 1);
+  if (newer.length === 0) return;
+  throw new ChainError(
+    `${what}: it has ${newer.length} snapshot(s) newer than ${quote(base)}, the base of the ` +
+      `restore (${newer.map(quote).join(", ")}), so zfs receive would refuse the ` +
+      `incremental; ${instead}`,
+  );
+}

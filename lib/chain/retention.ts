@@ -93,7 +93,7 @@ export type KeepReason =
   | "yearly"
   | "needed by a kept snapshot"
   | "unhealthy chain (left alone)"
-  /** Object Lock: the server would refuse the delete (see `prune_lock.ts`). */
+  /** Object Lock: the server would refuse the delete (see `repository/prune_versions.ts`). */
   | `locked until ${string}`
   | `lock unreadable${string}`;
 

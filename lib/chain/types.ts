@@ -54,7 +54,7 @@ export interface RemoteSnapshot {
   metadata: Record<string, string>;
   /** The version HeadObject saw, in a versioned bucket (Object Lock buckets are). */
   versionId?: string;
-  /** Its Object Lock retention as HeadObject read it (`object_lock.ts`); absent: not read. */
+  /** Its Object Lock retention as HeadObject read it (`object_lock_policy.ts`); absent: not read. */
   lock?: LockState;
 }
 

@@ -6,8 +6,9 @@
  *
  * A link from an incremental to its parent holds when the parent object is in the bucket and,
  * where both GUIDs are recorded, the child's `z3-parent-guid` equals the parent's `z3-guid`. An
- * object may also be broken in itself (a name ZFS would refuse, or a flaw the caller found, such
- * as metadata that disagrees with its check record); then nothing above it is sound either.
+ * object may also be broken in itself (a name ZFS would refuse, an empty object, or a flaw the
+ * caller found, such as metadata that disagrees with its check record); then nothing above it is
+ * sound either.
  *
  * @module
  */
@@ -25,6 +26,7 @@ export type Health =
   | "invalid name"
   | "record missing"
   | "record mismatch"
+  | "empty"
   | "unsigned"
   | "bad signature";
 
@@ -91,6 +93,13 @@ export class Chains {
     }
     const flaw = this.#flaws.get(snap.name);
     if (flaw !== undefined) return { kind: "broken", health: flaw.health, detail: flaw.detail };
+    if (snap.objectSize === 0) {
+      return {
+        kind: "broken",
+        health: "empty",
+        detail: `${quote(snap.name)} is an empty object (0 bytes), which holds no send stream`,
+      };
+    }
     if (snap.isFull) return { kind: "full" };
     if (snap.parent === undefined) {
       return {

@@ -31,6 +31,7 @@ export function connect(config: Config): S3Store {
     checksums: config.checksums,
     stallMs: config.s3Timeout * 1000,
     caCerts: config.caCerts,
+    caOnly: config.caOnly,
     maxRate: config.maxRate,
   });
 }

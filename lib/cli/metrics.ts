@@ -4,7 +4,9 @@
  * `# HELP` and `# TYPE` lines. A run replaces its dataset's lines and keeps the other datasets'
  * (read from the old file); lines it does not recognise are dropped. The new file is written to a
  * temporary file in the same directory (not ending in `.prom`, so the collector skips it) and
- * renamed over the old one, so a reader sees the old file or the new one, never half of one.
+ * renamed over the old one, so a reader sees the old file or the new one, never half of one. The
+ * old file is read only when it is a regular file, up to {@linkcode MAX_METRICS_BYTES}; the
+ * temporary file is created exclusively. The directory must be root's (README).
  *
  * Two backups of different datasets that finish at the same instant may each read the file
  * before the other renames its own: then one of them loses the other's update until that
@@ -113,28 +115,78 @@ export function updateMetrics(old: string, dataset: string, run: RunOutcome): st
   return formatMetrics(all);
 }
 
+/** The largest metrics file read back: more is refused (z3 writes ~1 KiB a dataset). */
+export const MAX_METRICS_BYTES = 4 * 1024 * 1024;
+
+/** Options for {@linkcode writeMetricsFile}. */
+export interface WriteMetricsOptions {
+  /**
+   * The temporary file's path (tests name it to see an existing one refused).
+   * @default {`.NAME.PID.RANDOM.tmp` beside `path`}
+   */
+  tempPath?: string;
+}
+
 /**
- * Updates `path` for `dataset` (see module doc): reads the old file (none is fine), writes the
- * new text to a temporary file beside it and renames that over `path`. The temporary file is
- * removed when anything fails.
+ * The text of the metrics file at `path`, `""` when there is none. Refused (an `Error` naming
+ * why): a symbolic link, anything but a regular file, a file replaced between the check and the
+ * open, and a file over {@linkcode MAX_METRICS_BYTES}; at most that many bytes (plus one) are read.
+ */
+async function readOldMetrics(path: string): Promise<string> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return "";
+    throw err;
+  }
+  if (info.isSymlink) {
+    throw new Error("it is a symbolic link; z3 writes only a regular file it can replace");
+  }
+  if (!info.isFile) throw new Error("it is not a regular file");
+  using file = await Deno.open(path, { read: true });
+  const opened = await file.stat();
+  if (!opened.isFile || opened.ino !== info.ino || opened.dev !== info.dev) {
+    throw new Error("it was replaced while z3 opened it");
+  }
+  const buffer = new Uint8Array(MAX_METRICS_BYTES + 1);
+  let filled = 0;
+  while (filled < buffer.length) {
+    const n = await file.read(buffer.subarray(filled));
+    if (n === null) break;
+    filled += n;
+  }
+  if (filled > MAX_METRICS_BYTES) throw new Error(`it is larger than ${MAX_METRICS_BYTES} bytes`);
+  return new TextDecoder().decode(buffer.subarray(0, filled));
+}
+
+/**
+ * Updates `path` for `dataset` (see module doc): reads the old file (none is fine; see
+ * `readOldMetrics` for what is refused), creates a new temporary file beside it (never an
+ * existing one: `createNew`), writes the new text, sets mode 0644 whatever the umask, and renames
+ * it over `path`. The temporary file is removed when anything fails after it was created.
  */
 export async function writeMetricsFile(
   path: string,
   dataset: string,
   run: RunOutcome,
+  options: WriteMetricsOptions = {},
 ): Promise<void> {
-  let old = "";
-  try {
-    old = await Deno.readTextFile(path);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
+  const old = await readOldMetrics(path);
   const slash = path.lastIndexOf("/");
   const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
   const base = path.slice(slash + 1);
-  const temp = `${dir}/.${base}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const temp = options.tempPath ??
+    `${dir}/.${base}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const file = await Deno.open(temp, { write: true, createNew: true, mode: 0o644 });
   try {
-    await Deno.writeTextFile(temp, updateMetrics(old, dataset, run), { mode: 0o644 });
+    try {
+      const bytes = new TextEncoder().encode(updateMetrics(old, dataset, run));
+      for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
+    } finally {
+      file.close();
+    }
+    await Deno.chmod(temp, 0o644);
     await Deno.rename(temp, path);
   } catch (err) {
     await Deno.remove(temp).catch(() => {});

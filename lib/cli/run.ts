@@ -8,18 +8,34 @@
 
 import { parseArgs } from "node:util";
 import { describeError, EXIT, InterruptedError, UsageError, Z3Error } from "../base/errors.ts";
+import { SIGNING_KEY_TAG } from "../config/signing_keys.ts";
+import { escapeControls } from "../chain/names.ts";
 
 const secrets = new Set<string>();
+
+/**
+ * Texts that are secret by their shape, redacted whether or not they were registered, from the
+ * first line a run prints: an age identity (`AGE-SECRET-KEY-1…`, either case) and a z3 signing
+ * key (`z3-sign-1:…`), whatever setting they were given to.
+ */
+const SECRET_SHAPES = [
+  /AGE-SECRET-KEY-1[0-9A-Z]*/gi,
+  new RegExp(`${SIGNING_KEY_TAG}[A-Za-z0-9+/=]*`, "g"),
+];
 
 /** Registers values that must never be printed. */
 export function addSecrets(values: Iterable<string>): void {
   for (const v of values) if (v && v.length >= 4) secrets.add(v);
 }
 
-/** Replaces every registered secret in `text` with `***`. */
+/**
+ * Replaces every registered secret, and every text shaped like an age identity or a signing key,
+ * in `text` with `***`.
+ */
 export function redact(text: string): string {
   let out = text;
   for (const s of secrets) out = out.replaceAll(s, "***");
+  for (const shape of SECRET_SHAPES) out = out.replace(shape, "***");
   return out;
 }
 
@@ -39,22 +55,32 @@ export function isQuiet(): boolean {
   return quiet;
 }
 
-function writeErr(line: string): void {
-  Deno.stderr.writeSync(new TextEncoder().encode(redact(line) + "\n"));
+/** `line` as it may reach a terminal: secrets redacted, control characters escaped. */
+function forTerminal(line: string): string {
+  return escapeControls(redact(line));
 }
 
-/** Writes one line to stderr, redacted (nothing under `--quiet`). */
+function writeErr(line: string): void {
+  Deno.stderr.writeSync(new TextEncoder().encode(forTerminal(line) + "\n"));
+}
+
+/**
+ * Writes one line to stderr, redacted and with control characters escaped (see
+ * `escapeControls`), nothing under `--quiet`. Every error and warning passes here or through
+ * {@linkcode runCommand}'s error line, which does the same.
+ */
 export function printErr(line: string): void {
   if (!quiet) writeErr(line);
 }
 
 /**
- * Writes one line to stdout, redacted (nothing under `--quiet`). Once the reader has closed
+ * Writes one line to stdout, redacted and with control characters escaped (a `--json` document
+ * keeps its values: an escaped character parses back to itself), nothing under `--quiet`. Once the reader has closed
  * stdout (`z3 status | head -1`), later lines are dropped and the run goes on to its usual end.
  */
 export function printOut(line: string): void {
   if (quiet || stdoutClosed) return;
-  const bytes = new TextEncoder().encode(redact(line) + "\n");
+  const bytes = new TextEncoder().encode(forTerminal(line) + "\n");
   let written = 0;
   try {
     while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));

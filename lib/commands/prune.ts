@@ -4,21 +4,26 @@
  * any object's metadata disagrees with its check record. Deletes go newest
  * first (children before parents), each object with its check record, so a prune that stops
  * midway leaves only whole chains. In a versioned (Object Lock) bucket, locked objects are
- * kept and expired ones deleted version by version (`prune_lock.ts`).
+ * kept and expired ones deleted version by version (`repository/prune_versions.ts`).
  *
  * @module
  */
 
 import { Chains } from "../chain/walk.ts";
 import { checkKey } from "../repository/check_records.ts";
-import { trustedKeysOf, trustRemote } from "../repository/trusted_records.ts";
+import { trustRemote } from "../repository/trusted_records.ts";
 import { propertiesKey } from "../pipeline/properties.ts";
 import type { Config } from "../config/config.ts";
 import { requireDataset } from "../cli/one_dataset.ts";
 import { IntegrityError } from "../base/errors.ts";
 import { printable } from "../chain/names.ts";
 import { loadRemote } from "../repository/bucket_index.ts";
-import { parsePolicy, planPrune, type PrunePlan } from "../chain/retention.ts";
+import {
+  parsePolicy,
+  planPrune,
+  type PrunePlan,
+  type RetentionPolicy,
+} from "../chain/retention.ts";
 import { acquireBackupLock } from "../zfs/host_lock.ts";
 import { withRetry } from "../backend/retry.ts";
 import type { S3Store } from "../backend/s3.ts";
@@ -41,7 +46,11 @@ export interface PruneOptions {
   err: (line: string) => void;
 }
 
-/** Plans and (unless dry-run) carries out a prune; returns every decision, oldest first. */
+/**
+ * Plans and (unless dry-run) carries out a prune; returns every decision, oldest first. A real
+ * prune takes the dataset's lock before it lists the bucket, so that no backup changes what it
+ * plans on (`backup --prune` passes the lock it holds); a dry run takes none.
+ */
 export async function prune(
   config: Config,
   store: S3Store,
@@ -49,15 +58,48 @@ export async function prune(
 ): Promise<PruneLine[]> {
   const dataset = requireDataset(config);
   const policy = parsePolicy(config.keep, (key) => config.sources[key] ?? "the configuration");
+  const lock = options.dryRun || options.locked
+    ? undefined
+    : acquireBackupLock(dataset, { verb: "prune" });
+  try {
+    const { chains, plan } = await planDeletes(config, store, dataset, policy, options.signal);
+    const lines = plan.decisions.map((d) => ({
+      snapshot: d.snapshot.name,
+      action: d.keep ? "keep" as const : "delete" as const,
+      reasons: d.reasons,
+    }));
+    if (options.dryRun) return lines;
+    const refused = await deleteAll(config, store, chains, plan.deletes, options);
+    for (const line of lines) {
+      const why = refused.get(line.snapshot);
+      if (why !== undefined && line.action === "delete") {
+        Object.assign(line, { action: "keep", reasons: [why] });
+      }
+    }
+    return lines;
+  } finally {
+    lock?.release();
+  }
+}
+
+/**
+ * Lists the bucket, reads the check records and plans the prune. An object whose record is
+ * missing counts as unhealthy (restore refuses it), so it is no kept restore point and is left
+ * alone with what builds on it.
+ */
+async function planDeletes(
+  config: Config,
+  store: S3Store,
+  dataset: string,
+  policy: RetentionPolicy,
+  signal: AbortSignal | undefined,
+): Promise<{ chains: Chains; plan: PrunePlan }> {
   const attempts = config.maxRetries + 1;
-  const remote = await loadRemote(store, config.s3Prefix, dataset, {
-    signal: options.signal,
-    attempts,
-  });
+  const remote = await loadRemote(store, config.s3Prefix, dataset, { signal, attempts });
   // A prune decides by each object's parent: metadata that disagrees with its check record may
   // point elsewhere than the object's real parent, so nothing is decided while any does.
   // With trusted keys: the fields of signed records, and the objects without one (`trusted_records.ts`).
-  const flaws = await trustRemote(store, config, remote, { signal: options.signal });
+  const flaws = await trustRemote(store, config, remote, { signal });
   const mismatched = [...flaws.values()].filter((f) => f.health === "record mismatch");
   if (mismatched.length > 0) {
     throw new IntegrityError(
@@ -68,30 +110,8 @@ export async function prune(
     );
   }
   const now = new Date();
-  // With trusted keys, an object without a trusted record is not z3's: left alone, counted by no rule.
-  const chains = new Chains(remote, trustedKeysOf(config) ? flaws : undefined);
-  const plan = planPrune(chains, policy, now, heldByLock(remote, now));
-  const lines = plan.decisions.map((d) => ({
-    snapshot: d.snapshot.name,
-    action: d.keep ? "keep" as const : "delete" as const,
-    reasons: d.reasons,
-  }));
-  if (options.dryRun) return lines;
-  // Not while a backup of the dataset builds on what this would delete (`backup --prune` passes
-  // the lock it holds).
-  const lock = options.locked ? undefined : acquireBackupLock(dataset, { verb: "prune" });
-  try {
-    const refused = await deleteAll(config, store, chains, plan.deletes, options);
-    for (const line of lines) {
-      const why = refused.get(line.snapshot);
-      if (why !== undefined && line.action === "delete") {
-        Object.assign(line, { action: "keep", reasons: [why] });
-      }
-    }
-  } finally {
-    lock?.release();
-  }
-  return lines;
+  const chains = new Chains(remote, flaws);
+  return { chains, plan: planPrune(chains, policy, now, heldByLock(remote, now)) };
 }
 
 /**

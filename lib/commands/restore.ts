@@ -6,10 +6,15 @@
  * @module
  */
 
-import { applyProperties, chainFull } from "../pipeline/properties.ts";
+import {
+  applyProperties,
+  chainFull,
+  namedProperties,
+  readProperties,
+} from "../pipeline/properties.ts";
 import { Chains } from "../chain/walk.ts";
 import { keyFor } from "../chain/keys.ts";
-import { planRestore, type RestorePlan } from "../chain/restore_plan.ts";
+import { checkTarget, planRestore, type RestorePlan } from "../chain/restore_plan.ts";
 import { shortName } from "../chain/names.ts";
 import type { RemoteSnapshot } from "../chain/types.ts";
 import type { Config } from "../config/config.ts";
@@ -26,7 +31,7 @@ import {
   signedFlaws,
   signedProperties,
 } from "../repository/trusted_records.ts";
-import type { S3Store } from "../backend/s3.ts";
+import type { ObjectInfo, S3Store } from "../backend/s3.ts";
 import type { Expected } from "../transfer/verifying_stream.ts";
 import { decrypted, encrypted, receiveOne } from "../pipeline/receive.ts";
 import { inspectHeaded, inspectObject, openVerified } from "../repository/verified_object.ts";
@@ -40,8 +45,13 @@ export interface RestoreOptions {
   target?: string;
   /** `zfs receive -F`. */
   force?: boolean;
-  /** Set the properties stored with the chain's full on the target afterwards. */
+  /**
+   * Set the properties stored with the chain's full on the target afterwards: those of
+   * `DEFAULT_PROPERTIES` (`properties.ts`) and `namedProperties`.
+   */
   properties?: boolean;
+  /** With `properties`: also these (`--property`), e.g. `setuid` or a user property. */
+  namedProperties?: ReadonlySet<string>;
   dryRun?: boolean;
   /** With `dryRun`: receives the plan as data (`--json`), besides its lines on `out`. */
   onPlan?: (plan: RestoreDryRun) => void;
@@ -80,21 +90,30 @@ export async function restore(
     return [];
   }
   const raw = await checkStreams(plan, target, exists);
+  // Every check of the real run before its first receive, dry run included (same exit).
+  const expected = await checkObjects(config, store, plan, options.signal);
+  // The sidecar is read (a malformed one refused) before anything is received.
+  const root = options.properties ? chainFull(remote, full) : undefined;
+  const stored = root &&
+    await readProperties(
+      store,
+      config.s3Prefix,
+      root.name,
+      config.maxRetries + 1,
+      signedProperties(config, root),
+    );
   if (options.dryRun) {
     printDryRun(store, plan, target, options);
     return [];
   }
-  const done = await receiveAll(config, store, plan, target, options);
-  const root = options.properties ? chainFull(remote, full) : undefined;
+  const done = await receiveAll(config, store, { plan, expected }, target, options);
   if (root) {
     await applyProperties(
-      store,
-      config.s3Prefix,
+      stored,
       root.name,
       target,
-      config.maxRetries + 1,
+      options.namedProperties ?? new Set(),
       options.err,
-      signedProperties(config, root),
     );
   }
   if (raw) {
@@ -134,6 +153,8 @@ async function planReceives(
     full,
     new Map(local.map((s) => [s.snapshot, s.guid])),
   );
+  const snapshots = local.map((s) => s.snapshot);
+  checkTarget(full, plan, { name: target, exists, snapshots, force: options.force === true });
   return { target, remote, plan, exists };
 }
 
@@ -190,40 +211,72 @@ function printDryRun(
 }
 
 /**
- * Checks every object's identity and check record, then receives them into `target` in order
- * (`receive.ts`); returns the names received.
+ * Checks every object's age identity, then that it is still what its backup verified (its check
+ * record, `verified_object.ts`), before ZFS sees any of them; returns what each must stream.
  */
-async function receiveAll(
+async function checkObjects(
   config: Config,
   store: S3Store,
   plan: RestorePlan,
-  target: string,
-  options: RestoreOptions,
-): Promise<string[]> {
-  // Every encrypted object must have its identity, before any download or receive.
+  signal: AbortSignal | undefined,
+): Promise<Expected[]> {
   for (const { remote: r } of plan.steps) {
     checkIdentity(r.key, r.metadata, config.ageIdentities ?? [], config.ageIdentityFile);
   }
-  // Every object must still be what its backup verified before ZFS sees any of them.
   const expected: Expected[] = [];
   for (const { remote: r } of plan.steps) {
-    expected.push(await inspectObject(store, r.key, config, options.signal));
+    expected.push(await inspectObject(store, r.key, config, signal));
   }
   refuseMixedEncryption(config, plan.steps.map((step) => step.remote));
+  return expected;
+}
+
+/** Receives the checked objects into `target` in order (`receive.ts`); returns the names. */
+async function receiveAll(
+  config: Config,
+  store: S3Store,
+  checked: { plan: RestorePlan; expected: Expected[] },
+  target: string,
+  options: RestoreOptions,
+): Promise<string[]> {
   const done: string[] = [];
-  for (const [i, { remote: r }] of plan.steps.entries()) {
+  for (const [i, { remote: r }] of checked.plan.steps.entries()) {
     options.signal?.throwIfAborted();
     options.err(`${r.name}: receiving into ${target}`);
-    await receiveOne(config, store, r, target, options, expected[i]);
+    await receiveOne(config, store, r, target, options, checked.expected[i]);
     done.push(`${target}@${r.snapshot}`);
   }
   return done;
 }
 
 /**
- * `z3 get KEY`: the object's verified bytes to stdout (the key as given, or under S3_PREFIX),
- * decrypted when it is encrypted with age. Returns the object's key, stored size and ETag, or
- * `undefined` when the reader closed stdout before the end.
+ * The object `z3 get` means by `key`: `S3_PREFIX` + `key` first, else `key` as given; `undefined`
+ * when neither exists. A name that is both (a key outside `S3_PREFIX` shadowing a backup) is
+ * refused with a {@linkcode UsageError}: the one outside would skip the check record.
+ */
+export async function findObject(
+  config: Config,
+  store: S3Store,
+  key: string,
+  signal?: AbortSignal,
+): Promise<ObjectInfo | undefined> {
+  const prefixed = keyFor(config.s3Prefix, key);
+  const under = await store.head(prefixed, signal);
+  if (prefixed === key) return under;
+  const outside = await store.head(key, signal);
+  if (under && outside) {
+    throw new UsageError(
+      `Cannot download "${key}": it names two objects in bucket "${store.bucket}", ` +
+        `"${prefixed}" (under S3_PREFIX) and "${key}"; move or delete the one outside S3_PREFIX`,
+    );
+  }
+  return under ?? outside;
+}
+
+/**
+ * `z3 get KEY`: the object's verified bytes to stdout (see {@linkcode findObject} for which
+ * object), decrypted when it is encrypted with age. Returns the object's key, stored size and
+ * ETag, or `undefined` when the reader closed stdout before the end.
  */
 export async function get(
   config: Config,
@@ -231,26 +284,24 @@ export async function get(
   key: string,
   options: { signal?: AbortSignal; err: (line: string) => void },
 ): Promise<{ key: string; size: number; etag: string } | undefined> {
-  const candidates = [key, keyFor(config.s3Prefix, key)];
-  for (const k of candidates) {
-    const info = await store.head(k, options.signal);
-    if (info) {
-      checkIdentity(k, info.metadata, config.ageIdentities ?? [], config.ageIdentityFile);
-      const expected = await inspectHeaded(store, info, config);
-      const stream = await decrypted(
-        await openVerified(store, k, config, options, expected),
-        k,
-        info.metadata,
-        config,
-      );
-      const piped = stream.pipeTo(Deno.stdout.writable, {
-        signal: options.signal,
-        preventClose: true,
-      });
-      return await piped.then(() => ({ key: k, size: info.size, etag: info.etag }), closedStdout);
-    }
+  const info = await findObject(config, store, key, options.signal);
+  if (!info) {
+    throw new UsageError(`Cannot download "${key}": no such object in bucket "${store.bucket}"`);
   }
-  throw new UsageError(`Cannot download "${key}": no such object in bucket "${store.bucket}"`);
+  const k = info.key;
+  checkIdentity(k, info.metadata, config.ageIdentities ?? [], config.ageIdentityFile);
+  const expected = await inspectHeaded(store, info, config);
+  const stream = await decrypted(
+    await openVerified(store, k, config, options, expected),
+    k,
+    info.metadata,
+    config,
+  );
+  const piped = stream.pipeTo(Deno.stdout.writable, {
+    signal: options.signal,
+    preventClose: true,
+  });
+  return await piped.then(() => ({ key: k, size: info.size, etag: info.etag }), closedStdout);
 }
 
 /**
@@ -268,12 +319,14 @@ function startRestore(context: CliContext): CliRun {
   return {
     async runDataset(config, store) {
       const dryRun = values["dry-run"] === true;
+      const named = namedProperties((values.property as string[] | undefined) ?? []);
       const plan: string[] = [];
       let planned: RestoreDryRun = { steps: [] };
       const received = await restore(config, store, context.positionals[0], {
         target: values.target as string | undefined,
         force: values.force === true,
-        properties: values.properties === true,
+        properties: values.properties === true || named.size > 0,
+        namedProperties: named,
         dryRun,
         onPlan: (p) => planned = p,
         signal: context.signal,

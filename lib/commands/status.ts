@@ -26,7 +26,7 @@ import type { CliCommand, CliContext, CliRun } from "../cli/command.ts";
 
 /**
  * A status row with its dataset, how its object is encrypted (absent: plain) and to which
- * recipients, and its Object Lock retention (absent: none; see `object_lock.ts`).
+ * recipients, and its Object Lock retention (absent: none; see `chain/object_lock_policy.ts`).
  */
 export interface StatusLine extends StatusRow {
   dataset: string;
@@ -129,7 +129,7 @@ export function formatTable(rows: StatusLine[], options: FormatOptions = {}): st
     ...rows.map((r) => [
       ...(options.datasets ? [printable(r.dataset)] : []),
       ...cells(r),
-      ...(any ? [encryptionCell(r)] : []),
+      ...(any ? [printable(encryptionCell(r))] : []),
       ...(locks ? [printable(lockCell(r))] : []),
     ]),
   ];

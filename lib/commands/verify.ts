@@ -1,7 +1,9 @@
 /**
  * `z3 verify`: downloads every object of the dataset's chains in the bucket (or the chain of one
- * snapshot), checks each against its check record and recomputes its ETag from the bytes, checks
- * every chain link, and reports per snapshot: ok / corrupt / missing / unverifiable. With
+ * snapshot), checks each against its check record and recomputes its ETag from the bytes, reads
+ * its send stream through (decrypted and decompressed where this host can: its BEGIN record,
+ * its END record and the checksum END carries), checks every chain link, and reports per
+ * snapshot: ok / corrupt / missing / unverifiable. With
  * `--zfs PARENT` it also receives each verified chain into a throwaway dataset under PARENT,
  * destroyed afterwards, to prove it restores. With `--adopt` (and `SIGNING_KEY_FILE`) each object
  * that verifies gets a record signed with that key (`adopt.ts`), reported "adopted".
@@ -22,9 +24,8 @@ import {
   ZfsError,
 } from "../base/errors.ts";
 import { parseSnapshot, printable, validateDataset } from "../chain/names.ts";
-import { inspectObject, openVerified } from "../repository/verified_object.ts";
-import { receiveOne } from "../pipeline/receive.ts";
-import { withProgress } from "../cli/progress.ts";
+import { inspectObject } from "../repository/verified_object.ts";
+import { readThrough, receiveOne } from "../pipeline/receive.ts";
 import { MissingRecordError } from "../repository/check_records.ts";
 import { rerecord } from "../repository/rerecord.ts";
 import { adoptObject } from "../repository/adopt.ts";
@@ -40,7 +41,7 @@ import type { CliCommand, CliContext, CliRun } from "../cli/command.ts";
 /** The verdict on one snapshot. */
 export interface VerifyResult {
   snapshot: string;
-  /** `unprotected`: the bytes verified, but its Object Lock retention is short (`locking.ts`). */
+  /** `unprotected`: the bytes verified, but its Object Lock retention is short (`repository/object_lock_run.ts`). */
   state: "ok" | "repaired" | "adopted" | "corrupt" | "missing" | "unverifiable" | "unprotected";
   detail: string;
 }
@@ -97,10 +98,12 @@ export async function verify(
   const results = new Map<string, VerifyResult>();
   for (const s of chosen) {
     options.signal?.throwIfAborted();
-    if (chains.health(s.name) !== "ok") {
+    const health = chains.health(s.name);
+    if (health !== "ok") {
       results.set(s.name, {
         snapshot: s.name,
-        state: "missing",
+        // An empty object is no stream at all: its bytes are bad, not its chain.
+        state: health === "empty" ? "corrupt" : "missing",
         detail: `chain: ${chains.why(s.name)}`,
       });
       continue;
@@ -160,22 +163,19 @@ async function checkSnapshot(
   try {
     const expected = await inspectObject(store, s.key, config, options.signal);
     const thorough = verifiability(expected) === "etag";
-    const stream = await openVerified(store, s.key, config, {
-      signal: options.signal,
-      err: () => {},
-    }, expected);
-    await withProgress(stream, s.name, expected.size).pipeTo(new WritableStream());
+    const read = { signal: options.signal, err: () => {} };
+    const stream = await readThrough(config, store, s, read, expected);
     if (!thorough) {
       return {
         snapshot: s.name,
         state: "unverifiable",
-        detail: "no part sizes recorded: size checked only",
+        detail: `no part sizes recorded: size checked only; ${stream}`,
       };
     }
     return {
       snapshot: s.name,
       state: "ok",
-      detail: `ETag ${expected.etag}, ${expected.size} bytes`,
+      detail: `ETag ${expected.etag}, ${expected.size} bytes; ${stream}`,
     };
   } catch (err) {
     options.signal?.throwIfAborted();
@@ -258,15 +258,15 @@ async function proveRestores(
   }
   const tips = [...good].filter((name) => !below.has(name));
   for (const tip of tips) {
-    // The chain is received into `scratch/chain`; scratch has mountpoint=none, inherited, so
-    // nothing received is ever mounted.
+    // The chain is received into `scratch/chain` with `zfs receive -u`; scratch has
+    // mountpoint=none too, inherited, so nothing received is mounted.
     const scratch = `${options.zfsParent}/z3-verify-${crypto.randomUUID().slice(0, 8)}`;
     options.err(`verify: receiving the chain of ${tip} into ${scratch}/chain`);
     try {
       await zfs.createUnmounted(scratch);
       const plan = planRestore(chains, tip, new Map());
       for (const { remote: r } of plan.steps) {
-        await receiveOne(config, store, r, `${scratch}/chain`, options);
+        await receiveOne(config, store, r, `${scratch}/chain`, { ...options, noMount: true });
       }
     } catch (err) {
       options.signal?.throwIfAborted();

@@ -33,6 +33,8 @@ export interface Config {
   s3Timeout: number;
   /** `S3_CA_FILE`: path of a PEM bundle trusted for HTTPS besides the built-in roots. */
   caFile?: string;
+  /** `S3_CA_ONLY`: HTTPS trusts `caFile` alone, not the built-in roots. */
+  caOnly: boolean;
   /** The certificates read from `caFile` (by `load.ts`), one PEM block each. */
   caCerts?: string[];
   /** Key prefix, ending in `/` when not empty (as the original z3 wrote keys). */
@@ -78,7 +80,7 @@ export interface Config {
   keep: Record<string, string | undefined>;
   /** `METRICS_FILE`: the Prometheus text file backup updates (see `metrics.ts`). */
   metricsFile?: string;
-  /** `OBJECT_LOCK_DAYS`: days new objects are locked (`object_lock.ts`); 0: no Object Lock. */
+  /** `OBJECT_LOCK_DAYS`: days new objects are locked (`chain/object_lock_policy.ts`); 0: no Object Lock. */
   objectLockDays: number;
   /** `OBJECT_LOCK_MODE`. */
   objectLockMode: "GOVERNANCE" | "COMPLIANCE";
@@ -212,6 +214,7 @@ function storeSettings(parsed: Record<string, unknown>) {
     checksums: parsed.S3_CHECKSUMS as Config["checksums"],
     s3Timeout: parsed.S3_TIMEOUT as number,
     caFile: parsed.S3_CA_FILE as string | undefined,
+    caOnly: parsed.S3_CA_ONLY as boolean,
     s3Prefix: normalizePrefix(parsed.S3_PREFIX as string),
     storageClass: parsed.S3_STORAGE_CLASS as string | undefined,
   };

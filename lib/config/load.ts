@@ -16,6 +16,9 @@ import { loadSigningSettings } from "./load_signing_keys.ts";
 /** The config file read when none is named. */
 export const DEFAULT_CONFIG_PATH = "/etc/z3_backup/z3.conf";
 
+/** The directory that holds the config file and the secret files: only root should open it. */
+export const CONFIG_DIR = "/etc/z3_backup";
+
 /** Options for {@linkcode loadConfig}. */
 export interface LoadOptions {
   /** `--config` value. */
@@ -26,6 +29,11 @@ export interface LoadOptions {
   dataset?: string;
   /** Called with warnings (group/world-readable file holding a secret). */
   warn?: (message: string) => void;
+  /**
+   * The config directory checked for its mode (not read).
+   * @default {CONFIG_DIR}
+   */
+  configDir?: string;
 }
 
 function envSnapshot(): Record<string, string> {
@@ -81,8 +89,31 @@ export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
   config.secrets = [config.secret, config.keyId].filter((s): s is string => !!s);
   await loadAgeKeys(config);
   await loadSigningSettings(config, { warn: options.warn });
+  if (options.warn) await warnOpenSecrets(config, options.configDir ?? CONFIG_DIR, options.warn);
   if (config.caFile) config.caCerts = await readCaFile(config.caFile);
+  if (config.caOnly && !config.caFile) {
+    throw new UsageError(
+      "Cannot use S3_CA_ONLY=true: S3_CA_FILE is not set (the CA to trust alone)",
+    );
+  }
+  const plain = plainHttpWarning(config.endpoint);
+  if (plain) options.warn?.(plain);
   return config;
+}
+
+/**
+ * The warning for a `HOST` that is plain HTTP to anything but this machine (`localhost`,
+ * 127.0.0.0/8, `::1`); `undefined` for https, loopback, or no `HOST`.
+ */
+export function plainHttpWarning(endpoint: string | undefined): string | undefined {
+  if (!endpoint?.startsWith("http://")) return undefined;
+  const host = new URL(endpoint).hostname;
+  if (host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host)) {
+    return undefined;
+  }
+  return `warning: HOST ${endpoint} is plain HTTP to a host that is not this machine: anyone on ` +
+    "the path can read what z3 sends and change the answers; use https:// (with S3_CA_FILE for " +
+    "a private CA)";
 }
 
 /** The PEM certificates in `S3_CA_FILE`, each parsed once so a bad file fails here (exit 2). */
@@ -107,6 +138,34 @@ async function readCaFile(path: string): Promise<string[]> {
     }
   });
   return blocks;
+}
+
+/**
+ * One warning line for the config directory and for each secret file (`S3_SECRET_FILE`,
+ * `AGE_IDENTITY_FILE`) that a group or others may read or write. A path that does not exist or
+ * cannot be stat'ed passes silently. (`SIGNING_KEY_FILE` warns in `load_signing_keys.ts`.)
+ */
+async function warnOpenSecrets(config: Config, dir: string, warn: (message: string) => void) {
+  const checks: [string, string | undefined, string][] = [
+    ["", dir, "700"],
+    ["S3_SECRET_FILE ", config.secretFile, "600"],
+    ["AGE_IDENTITY_FILE ", config.ageIdentityFile, "600"],
+  ];
+  for (const [what, path, wanted] of checks) {
+    if (path === undefined) continue;
+    let mode: number | null;
+    try {
+      mode = (await Deno.stat(path)).mode;
+    } catch {
+      continue; // missing, or stat not permitted: nothing to warn about
+    }
+    if (mode === null || (mode & 0o077) === 0) continue;
+    const octal = (mode & 0o7777).toString(8).padStart(4, "0");
+    warn(
+      `warning: ${what}${path} has mode ${octal}: other users can read or write it; ` +
+        `run chmod ${wanted} ${path}`,
+    );
+  }
 }
 
 async function readSecretFile(path: string, key: string): Promise<string> {

@@ -96,6 +96,12 @@ export const SETTINGS: readonly SettingDef[] = [
     help: "PEM file of CA certificates trusted for HTTPS besides the built-in roots",
   },
   {
+    key: "S3_CA_ONLY",
+    kind: "bool",
+    default: "false",
+    help: "trust only S3_CA_FILE for HTTPS, not the built-in roots (pins a private CA)",
+  },
+  {
     key: "S3_PREFIX",
     flag: "s3-prefix",
     kind: "string",

@@ -59,59 +59,8 @@ export function formatArgv(argv: readonly string[]): string {
 export function spawnChild(argv: readonly string[], options: SpawnOptions = {}): Child {
   const makeError = options.makeError ?? ((m: string) => new Z3Error(m, 1));
   const display = formatArgv(argv);
-  let proc: Deno.ChildProcess;
-  try {
-    proc = new Deno.Command(argv[0], {
-      args: argv.slice(1),
-      stdin: options.stdin ?? "null",
-      stdout: options.stdout ?? "piped",
-      stderr: "piped",
-      clearEnv: true,
-      env: { PATH: Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" },
-    }).spawn();
-  } catch (err) {
-    const message = String((err as Error)?.message ?? err).split("\n")[0];
-    // Deno's refusal when --allow-run lacks the command: name it and the flag that grants it.
-    const denied = permissionHint(message);
-    const why = err instanceof Deno.errors.NotFound
-      ? "command not found"
-      : denied
-      ? denied
-      : err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied
-      ? `not permitted (${message})`
-      : message;
-    throw makeError(`Cannot run ${display}: ${why}`, "");
-  }
-  let tail = new Uint8Array(0);
-  let head = new Uint8Array(0);
-  let seen = 0;
-  const decoder = new TextDecoder();
-  const stderrDone = (async () => {
-    for await (const chunk of proc.stderr) {
-      if (head.length < STDERR_HEAD) {
-        const more = chunk.subarray(0, STDERR_HEAD - head.length);
-        const grown = new Uint8Array(head.length + more.length);
-        grown.set(head);
-        grown.set(more, head.length);
-        head = grown;
-      }
-      seen += chunk.length;
-      const joined = new Uint8Array(Math.min(STDERR_TAIL, tail.length + chunk.length));
-      const keepOld = Math.max(0, joined.length - chunk.length);
-      joined.set(tail.subarray(tail.length - keepOld), 0);
-      joined.set(chunk.subarray(Math.max(0, chunk.length - joined.length)), keepOld);
-      tail = joined;
-    }
-  })();
-  const stderrLines = () => decoder.decode(tail).trim().split("\n").slice(-3);
-  const stderrTail = () => stderrLines().join("; ");
-  /** The first lines of stderr and its last three, newlines kept, for callers that classify. */
-  const stderrKept = () =>
-    seen <= STDERR_TAIL
-      ? decoder.decode(tail).trim()
-      : `${decoder.decode(head).split("\n").slice(0, -1).join("\n")}\n…\n${
-        stderrLines().join("\n")
-      }`;
+  const proc = start(argv, options, (why) => makeError(`Cannot run ${display}: ${why}`, ""));
+  const stderr = new StderrKept(proc.stderr);
   let exited = false;
   const onAbort = () => kill("SIGTERM");
   const kill = (signal: Deno.Signal = "SIGTERM") => {
@@ -128,13 +77,13 @@ export function spawnChild(argv: readonly string[], options: SpawnOptions = {}):
     const status = await proc.status;
     exited = true;
     options.signal?.removeEventListener("abort", onAbort);
-    await stderrDone.catch(() => {});
+    await stderr.done;
     if (status.success) return;
     const how = status.signal ? `killed by ${status.signal}` : `exit status ${status.code}`;
-    const err = stderrTail();
+    const err = stderr.tail();
     throw makeError(
       `Command failed (${how}): ${display}${err ? `: ${err}` : ""}`,
-      stderrKept(),
+      stderr.kept(),
     );
   })();
   // A rejected `done` that nobody awaits yet must not crash the process.
@@ -144,9 +93,97 @@ export function spawnChild(argv: readonly string[], options: SpawnOptions = {}):
     stdin: options.stdin === "piped" ? proc.stdin : null,
     stdout: options.stdout === "null" ? null : proc.stdout,
     done,
-    stderrTail,
+    stderrTail: () => stderr.tail(),
     kill,
   };
+}
+
+/**
+ * Spawns the child with a clean environment (PATH and LC_ALL only); when it cannot start, throws
+ * `fail(why)` with why in a few words (not found, the permission flag that grants it, …).
+ */
+function start(
+  argv: readonly string[],
+  options: SpawnOptions,
+  fail: (why: string) => Z3Error,
+): Deno.ChildProcess {
+  try {
+    return new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      stdin: options.stdin ?? "null",
+      stdout: options.stdout ?? "piped",
+      stderr: "piped",
+      clearEnv: true,
+      env: { PATH: Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" },
+    }).spawn();
+  } catch (err) {
+    const message = String((err as Error)?.message ?? err).split("\n")[0];
+    // Deno's refusal when --allow-run lacks the command: name it and the flag that grants it.
+    const denied = permissionHint(message);
+    throw fail(
+      err instanceof Deno.errors.NotFound
+        ? "command not found"
+        : denied
+        ? denied
+        : err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied
+        ? `not permitted (${message})`
+        : message,
+    );
+  }
+}
+
+/**
+ * A child's stderr, read to its end as it comes: its first {@linkcode STDERR_HEAD} bytes and its
+ * last {@linkcode STDERR_TAIL} are kept, the rest dropped.
+ */
+class StderrKept {
+  /** Resolves when stderr has been read to its end (or failed). */
+  readonly done: Promise<void>;
+  #head = new Uint8Array(0);
+  #tail = new Uint8Array(0);
+  #seen = 0;
+  #decoder = new TextDecoder();
+
+  constructor(stderr: ReadableStream<Uint8Array>) {
+    this.done = (async () => {
+      for await (const chunk of stderr) this.#add(chunk);
+    })().catch(() => {});
+  }
+
+  #add(chunk: Uint8Array): void {
+    if (this.#head.length < STDERR_HEAD) {
+      const more = chunk.subarray(0, STDERR_HEAD - this.#head.length);
+      const grown = new Uint8Array(this.#head.length + more.length);
+      grown.set(this.#head);
+      grown.set(more, this.#head.length);
+      this.#head = grown;
+    }
+    this.#seen += chunk.length;
+    const tail = this.#tail;
+    const joined = new Uint8Array(Math.min(STDERR_TAIL, tail.length + chunk.length));
+    const keepOld = Math.max(0, joined.length - chunk.length);
+    joined.set(tail.subarray(tail.length - keepOld), 0);
+    joined.set(chunk.subarray(Math.max(0, chunk.length - joined.length)), keepOld);
+    this.#tail = joined;
+  }
+
+  #lastLines(): string[] {
+    return this.#decoder.decode(this.#tail).trim().split("\n").slice(-3);
+  }
+
+  /** The last three lines of stderr so far, joined with "; ". */
+  tail(): string {
+    return this.#lastLines().join("; ");
+  }
+
+  /** The first lines of stderr and its last three, newlines kept, for callers that classify. */
+  kept(): string {
+    return this.#seen <= STDERR_TAIL
+      ? this.#decoder.decode(this.#tail).trim()
+      : `${this.#decoder.decode(this.#head).split("\n").slice(0, -1).join("\n")}\n…\n${
+        this.#lastLines().join("\n")
+      }`;
+  }
 }
 
 /** Runs a command to completion and returns its stdout as text; throws on non-zero exit. */

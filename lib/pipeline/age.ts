@@ -309,79 +309,131 @@ export async function openAge(
   identities: Identity[],
   options: OpenOptions,
 ): Promise<ReadableStream<Uint8Array>> {
-  const { label } = options;
   const reader = source.getReader();
-  const fail = (why: string) => new IntegrityError(`Cannot decrypt "${label}": ${why}`);
-  let pending = new Uint8Array(0);
-  let payloadKey: Uint8Array;
+  const fail: Fail = (why) => new IntegrityError(`Cannot decrypt "${options.label}": ${why}`);
+  let opened: { payloadKey: Uint8Array; rest: Uint8Array };
   try {
-    let end = -1;
-    while (end < 0) {
-      const head = Buffer.from(
-        pending.buffer,
-        pending.byteOffset,
-        Math.min(pending.length, MAX_HEADER),
-      );
-      const mark = head.indexOf("\n--- ");
-      end = mark < 0 ? -1 : head.indexOf("\n", mark + 1);
-      if (end >= 0) break;
-      if (pending.length >= MAX_HEADER) throw fail("it is not an age file (no header end)");
-      const r = await reader.read();
-      if (r.done) {
-        throw fail(pending.length === 0 ? "it is empty" : "it ends inside its age header");
-      }
-      const next = new Uint8Array(pending.length + r.value.length);
-      next.set(pending);
-      next.set(r.value, pending.length);
-      pending = next;
-    }
-    const header = parseHeader(pending.subarray(0, end + 1), label);
-    const fileKey = unwrapFileKey(header, identities, label, options.identityFile);
-    if (!timingSafeEqual(headerMac(fileKey, header.macInput), header.mac)) {
-      throw fail("its age header does not authenticate (altered?)");
-    }
-    pending = pending.subarray(end + 1);
-    while (pending.length < 16) {
-      const r = await reader.read();
-      if (r.done) throw fail("it ends before its payload nonce (cut short?)");
-      const next = new Uint8Array(pending.length + r.value.length);
-      next.set(pending);
-      next.set(r.value, pending.length);
-      pending = next;
-    }
-    payloadKey = hkdf(fileKey, pending.subarray(0, 16), "payload");
-    pending = pending.subarray(16);
+    opened = await openHeader(reader, identities, options, fail);
   } catch (err) {
     reader.cancel(err).catch(() => {});
     throw err;
   }
-  const buf = new Uint8Array(CHUNK + TAG);
-  let fill = 0;
-  let counter = 0;
-  const openChunk = (last: boolean) => {
-    const plain = open(payloadKey, chunkNonce(counter, last), buf.subarray(0, fill));
+  return payloadStream(reader, new PayloadChunks(opened.payloadKey, fail), opened.rest);
+}
+
+/** Builds the IntegrityError of a file that cannot be decrypted, from why. */
+type Fail = (why: string) => IntegrityError;
+
+/** `a` followed by `b`, in a new array. */
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const joined = new Uint8Array(a.length + b.length);
+  joined.set(a);
+  joined.set(b, a.length);
+  return joined;
+}
+
+/**
+ * Reads the header and the payload nonce from `reader`, unwraps the file key with `identities`
+ * and checks the header's MAC (see {@linkcode openAge} for the errors); returns the payload key
+ * and the bytes read past the nonce.
+ */
+async function openHeader(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  identities: Identity[],
+  options: OpenOptions,
+  fail: Fail,
+): Promise<{ payloadKey: Uint8Array; rest: Uint8Array }> {
+  let pending: Uint8Array = new Uint8Array(0);
+  let end = -1;
+  while (end < 0) {
+    const head = Buffer.from(
+      pending.buffer,
+      pending.byteOffset,
+      Math.min(pending.length, MAX_HEADER),
+    );
+    const mark = head.indexOf("\n--- ");
+    end = mark < 0 ? -1 : head.indexOf("\n", mark + 1);
+    if (end >= 0) break;
+    if (pending.length >= MAX_HEADER) throw fail("it is not an age file (no header end)");
+    const r = await reader.read();
+    if (r.done) throw fail(pending.length === 0 ? "it is empty" : "it ends inside its age header");
+    pending = concat(pending, r.value);
+  }
+  const header = parseHeader(pending.subarray(0, end + 1), options.label);
+  const fileKey = unwrapFileKey(header, identities, options.label, options.identityFile);
+  if (!timingSafeEqual(headerMac(fileKey, header.macInput), header.mac)) {
+    throw fail("its age header does not authenticate (altered?)");
+  }
+  pending = pending.subarray(end + 1);
+  while (pending.length < 16) {
+    const r = await reader.read();
+    if (r.done) throw fail("it ends before its payload nonce (cut short?)");
+    pending = concat(pending, r.value);
+  }
+  return {
+    payloadKey: hkdf(fileKey, pending.subarray(0, 16), "payload"),
+    rest: pending.subarray(16),
+  };
+}
+
+/** The payload's sealed chunks, collected from the bytes pushed in and opened one by one. */
+class PayloadChunks {
+  #key: Uint8Array;
+  #fail: Fail;
+  #buf = new Uint8Array(CHUNK + TAG);
+  #fill = 0;
+  #counter = 0;
+
+  constructor(payloadKey: Uint8Array, fail: Fail) {
+    this.#key = payloadKey;
+    this.#fail = fail;
+  }
+
+  /** Takes `chunk`'s bytes; `emit`s the plaintext of each sealed chunk that more bytes follow. */
+  push(chunk: Uint8Array, emit: (plain: Uint8Array) => void): void {
+    const buf = this.#buf;
+    for (let off = 0; off < chunk.length;) {
+      if (this.#fill === buf.length) emit(this.#open(false)); // more follows: not the last chunk
+      const n = Math.min(buf.length - this.#fill, chunk.length - off);
+      buf.set(chunk.subarray(off, off + n), this.#fill);
+      this.#fill += n;
+      off += n;
+    }
+  }
+
+  /** The plaintext of the final chunk, at the end of the file. */
+  final(): Uint8Array {
+    if (this.#fill < TAG) throw this.#fail("it ends without its final chunk (cut short?)");
+    return this.#open(true);
+  }
+
+  #open(last: boolean): Uint8Array {
+    const counter = this.#counter;
+    const plain = open(this.#key, chunkNonce(counter, last), this.#buf.subarray(0, this.#fill));
     if (!plain) {
-      throw fail(
+      throw this.#fail(
         last
           ? `its last chunk (${counter}) does not authenticate as the final one (altered, or cut short)`
           : `its chunk ${counter} does not authenticate (altered?)`,
       );
     }
-    if (last && plain.length === 0 && counter > 0) throw fail("its final chunk is empty");
-    counter++;
-    fill = 0;
+    if (last && plain.length === 0 && counter > 0) throw this.#fail("its final chunk is empty");
+    this.#counter++;
+    this.#fill = 0;
     return plain;
-  };
-  const push = (chunk: Uint8Array, emit: (plain: Uint8Array) => void) => {
-    for (let off = 0; off < chunk.length;) {
-      if (fill === buf.length) emit(openChunk(false)); // more follows: not the last chunk
-      const n = Math.min(buf.length - fill, chunk.length - off);
-      buf.set(chunk.subarray(off, off + n), fill);
-      fill += n;
-      off += n;
-    }
-  };
-  let first: Uint8Array | undefined = pending;
+  }
+}
+
+/**
+ * The plaintext of the payload: `first` (bytes already read past the nonce), then the rest of
+ * `reader`, through `chunks`.
+ */
+function payloadStream(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  chunks: PayloadChunks,
+  first: Uint8Array,
+): ReadableStream<Uint8Array> {
+  let unread: Uint8Array | undefined = first;
   return new ReadableStream<Uint8Array>({
     // Each pull yields at least one chunk or ends the stream: a pull that enqueues nothing is
     // not called again.
@@ -392,18 +444,17 @@ export async function openAge(
         emitted = true;
       };
       try {
-        if (first) {
-          push(first, emit);
-          first = undefined;
+        if (unread) {
+          chunks.push(unread, emit);
+          unread = undefined;
         }
         while (!emitted) {
           const r = await reader.read();
           if (!r.done) {
-            push(r.value, emit);
+            chunks.push(r.value, emit);
             continue;
           }
-          if (fill < TAG) throw fail("it ends without its final chunk (cut short?)");
-          controller.enqueue(openChunk(true));
+          controller.enqueue(chunks.final());
           controller.close();
           return;
         }

@@ -1,19 +1,26 @@
 /**
  * The dataset's local properties, which a plain stream does not carry: with each full, backup
  * stores `zfs get -H -p -s local all` as a small JSON sidecar (`checkKey(...)` + `#properties`,
- * under `.z3/`, outside the listing of backup objects); `restore --properties` sets them again on
- * the target after the receive (all but `mountpoint`, which is named instead). A property the
- * target cannot take is one line, not a failure.
+ * under `.z3/`, outside the listing of backup objects); `restore --properties` reads the sidecar
+ * before the receive (a malformed one is an IntegrityError, exit 6, and nothing is received) and
+ * sets again on the target, after the receive, the properties of {@linkcode DEFAULT_PROPERTIES}
+ * and those named with `--property`; it names the ones it left out. The bucket is untrusted: a
+ * forged sidecar must not share the dataset (`sharenfs`), let programs or devices on it run
+ * (`setuid`, `devices`, `exec`), mount it (`mountpoint`, `canmount`, `overlay`), point it at a
+ * key (`keylocation`), or steer other tools through user properties (`com.sun:auto-snapshot`
+ * stops zfs-auto-snapshot; znapzend runs the command in `org.znapzend:pre_znap_cmd`). A list of
+ * dangerous user properties cannot know every tool, so no user property is set unless named. A
+ * property the target cannot take is one line, not a failure.
  *
  * @module
  */
 
 import { checkKey } from "../repository/check_records.ts";
 import { Chains, quote } from "../chain/walk.ts";
-import { describeError } from "../base/errors.ts";
+import { describeError, IntegrityError, UsageError } from "../base/errors.ts";
+import { printable } from "../chain/names.ts";
 import { putBytes, readBytes, SidecarError } from "../repository/sidecar.ts";
 import { createHash } from "node:crypto";
-import { IntegrityError } from "../base/errors.ts";
 import type { S3Store } from "../backend/s3.ts";
 import * as zfs from "../zfs/zfs.ts";
 import type { RemoteSnapshot } from "../chain/types.ts";
@@ -47,8 +54,9 @@ export async function storeProperties(
  * The properties stored with the full `name`; undefined when none were (a full of an older z3).
  * The bucket is untrusted: anything but an object of valid names to one-line strings is refused.
  * With `signed` (trusted keys: the SHA-256 the full's signed record holds for its sidecar), the
- * bytes must hash to it (else an {@linkcode IntegrityError}, exit 6); `null` there means no
- * sidecar was signed, and none is read.
+ * bytes must hash to it; `null` there means no sidecar was signed, and none is read.
+ *
+ * @throws {IntegrityError} (exit 6) for a sidecar that is not what z3 writes, or not the signed one
  */
 export async function readProperties(
   store: S3Store,
@@ -58,7 +66,7 @@ export async function readProperties(
   signed?: { sha256: string | null },
 ): Promise<Record<string, string> | undefined> {
   const key = propertiesKey(prefix, name);
-  const bad = new Error(`Cannot read the properties ${quote(key)}: not what z3 writes`);
+  const bad = new IntegrityError(`Cannot read the properties ${quote(key)}: not what z3 writes`);
   if (signed?.sha256 === null) return undefined;
   let bytes: Uint8Array | undefined;
   try {
@@ -101,30 +109,86 @@ export function chainFull(
 }
 
 /**
- * `restore --properties`: sets the properties stored with `full` on `target`, each by itself;
- * one that zfs refuses is reported on `err` and the rest go on. Returns how many were set.
+ * Native properties `restore --properties` sets without being named: how data is stored, checked
+ * and cached, and ACL and xattr behaviour. None of them shares, mounts, lets a program or device
+ * node run, points at a key, reserves or limits space, or is read by another tool. Properties fixed
+ * at creation (`utf8only`, `normalization`, `casesensitivity`, `volblocksize`) are left out: `zfs
+ * set` refuses them on a received dataset.
+ */
+export const DEFAULT_PROPERTIES: ReadonlySet<string> = new Set([
+  "compression",
+  "recordsize",
+  "atime",
+  "relatime",
+  "xattr",
+  "acltype",
+  "aclinherit",
+  "aclmode",
+  "dnodesize",
+  "logbias",
+  "primarycache",
+  "secondarycache",
+  "sync",
+  "checksum",
+  "copies",
+  "snapdir",
+  "redundant_metadata",
+  "special_small_blocks",
+]);
+
+/**
+ * `--property` values (each a name, or names joined by commas): the properties to set besides
+ * {@linkcode DEFAULT_PROPERTIES}.
+ *
+ * @throws {UsageError} for a name ZFS would not take as a property
+ */
+export function namedProperties(values: readonly string[]): Set<string> {
+  const names = new Set<string>();
+  for (const name of values.flatMap((v) => v.split(","))) {
+    if (!zfs.validPropertyName(name)) {
+      throw new UsageError(`Cannot use --property ${JSON.stringify(name)}: not a property name`);
+    }
+    names.add(name);
+  }
+  return names;
+}
+
+/**
+ * Splits stored properties into those to set (in {@linkcode DEFAULT_PROPERTIES} or in `named`)
+ * and those left out, each in stored order.
+ */
+export function selectProperties(
+  stored: Readonly<Record<string, string>>,
+  named: ReadonlySet<string> = new Set(),
+): { set: [string, string][]; leftOut: [string, string][] } {
+  const set: [string, string][] = [];
+  const leftOut: [string, string][] = [];
+  for (const entry of Object.entries(stored)) {
+    (DEFAULT_PROPERTIES.has(entry[0]) || named.has(entry[0]) ? set : leftOut).push(entry);
+  }
+  return { set, leftOut };
+}
+
+/**
+ * `restore --properties`: sets on `target` the properties stored with `full` (read beforehand
+ * with {@linkcode readProperties}; undefined: none were stored) that {@linkcode selectProperties}
+ * selects, each by itself; one that zfs refuses is reported on `err` and the rest go on. Names
+ * on `err` every stored property left out. Returns how many were set.
  */
 export async function applyProperties(
-  store: S3Store,
-  prefix: string,
+  properties: Readonly<Record<string, string>> | undefined,
   full: string,
   target: string,
-  attempts: number,
+  named: ReadonlySet<string>,
   err: (line: string) => void,
-  signed?: { sha256: string | null },
 ): Promise<number> {
-  const properties = await readProperties(store, prefix, full, attempts, signed);
   if (properties === undefined) {
     err(`${target}: no properties stored with ${full} (backed up before z3 stored them)`);
     return 0;
   }
+  const { set: chosen, leftOut } = selectProperties(properties, named);
   let set = 0;
-  for (const [name, value] of Object.entries(properties)) {
-    if (name === "mountpoint") {
-      // The source's place: setting it on a restored copy would mount it over the source.
-      err(`${target}: mountpoint=${value} not set (the source's); zfs set it by hand if wanted`);
-      continue;
-    }
+  for (const [name, value] of chosen) {
     try {
       await zfs.setProperty(target, name, value);
       set++;
@@ -132,6 +196,31 @@ export async function applyProperties(
       err(`warning: Cannot set ${name}=${value} on ${quote(target)}: ${describeError(e)}`);
     }
   }
+  reportLeftOut(leftOut, target, err);
   err(`${target}: set ${set} of ${Object.keys(properties).length} stored properties of ${full}`);
   return set;
+}
+
+/** The stored properties not set, on `err`: mountpoint on a line of its own, the rest together. */
+function reportLeftOut(
+  leftOut: [string, string][],
+  target: string,
+  err: (line: string) => void,
+): void {
+  const others: string[] = [];
+  for (const [name, value] of leftOut) {
+    if (name === "mountpoint") {
+      // The source's place: setting it on a restored copy would mount it over the source.
+      err(
+        `${target}: mountpoint=${printable(value)} not set (the source's); zfs set it by hand, ` +
+          `or pass --property mountpoint, if wanted`,
+      );
+    } else others.push(`${name}=${printable(value)}`);
+  }
+  if (others.length > 0) {
+    err(
+      `${target}: not set (not on the list restore --properties sets; name each with ` +
+        `--property NAME to set it): ${others.join(", ")}`,
+    );
+  }
 }

@@ -7,6 +7,10 @@
  * ETag matches its new bytes, and so is a metadata rewrite by server-side copy (which keeps the
  * ETag) that makes an incremental a full, points it at another parent or changes a GUID.
  *
+ * What a record does not cover: the compressor, creation time, encryption and send flags are
+ * still read from the object's metadata unchecked. And a record proves nothing against someone
+ * who can write the bucket: they can write the record too (`signed_record.ts` is for that).
+ *
  * @module
  */
 

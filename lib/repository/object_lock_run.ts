@@ -4,7 +4,7 @@
  * headers: Ceph 16 drops them on CreateMultipartUpload, measured), and extend the retention of
  * every ancestor the new objects build on, so a chain is never cut before its newest object
  * may go; and `z3 verify`'s check that every retention is what its chain needs. The rules
- * themselves are pure, in `object_lock.ts`.
+ * themselves are pure, in `chain/object_lock_policy.ts`.
  *
  * @module
  */

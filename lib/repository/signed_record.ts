@@ -33,7 +33,7 @@ import { MAX_RECIPIENTS } from "../config/age_keys.ts";
 import { normalizePrefix } from "../config/prefix.ts";
 import { parsePublicKey, type SigningKey, type TrustedKeys } from "../config/signing_keys.ts";
 import { MAX_PARTS } from "../transfer/part_size.ts";
-import { multipartEtag } from "../transfer/upload.ts";
+import { multipartEtag } from "../transfer/etag.ts";
 
 /** Every field z3 acts on for one object; all are signed. */
 export interface SignedFields {

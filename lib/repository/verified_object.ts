@@ -1,8 +1,8 @@
 /**
  * A z3 object's verified download: {@linkcode inspectObject} learns what its bytes must match
  * (HEAD, check record, part MD5s), {@linkcode downloadVerified} streams them checked as they come
- * (see `verify.ts`), and with a signed record by its SHA-256 as well. Shared by restore, get,
- * verify and verify --repair.
+ * (see `transfer/verifying_stream.ts`), and with a signed record by its SHA-256 as well. Shared
+ * by restore, get, verify and verify --repair.
  *
  * @module
  */
@@ -13,7 +13,7 @@ import { checkKey, compareCheck, MissingRecordError, readCheck } from "./check_r
 import { scheduleFromMetadata } from "../transfer/part_size.ts";
 import { withRetry } from "../backend/retry.ts";
 import type { ObjectInfo, S3Store } from "../backend/s3.ts";
-import { etagNotMd5, etagNotMd5Error } from "../transfer/etag_md5.ts";
+import { etagNotMd5, etagNotMd5Error } from "../transfer/etag.ts";
 import {
   type Expected,
   holdingBack,
@@ -125,7 +125,7 @@ async function inspectSigned(
 }
 
 /**
- * Downloads `key` as a verified stream (see `verify.ts`), after {@linkcode inspectObject} (unless
+ * Downloads `key` as a verified stream (see `transfer/verifying_stream.ts`), after {@linkcode inspectObject} (unless
  * the caller already did and passes its result).
  */
 export async function openVerified(

@@ -8,15 +8,16 @@
  * With the object's part MD5s (from its check record), ranges never cross a part boundary and
  * each part is checked against its MD5:
  * - a part of at most `concurrency` ranges is held until all of it has arrived and matches, and
- *   fetched again when it does not (up to `attempts` times in all), so bad bytes never leave;
+ *   fetched again when it does not, so bad bytes never leave;
  * - a larger part streams range by range (memory stays bounded) and is checked when its last
  *   range arrives: a mismatch then errors the stream, since its first bytes have already gone.
  *
- * Held parts are hashed off the main thread, in a Worker of their own ({@linkcode Md5Thread}):
- * MD5 was most of the main thread's time in a restore, and while it hashes an 8 MiB part (about
- * 15 ms) nothing else moves there, neither the sockets nor the writes into `zfs receive`. A
- * part's buffers are transferred to the worker and back, not copied; a part is released only once
- * its own digest is back and matches.
+ * One retry policy per range or held part ({@linkcode fetchUnit}): a GET that fails and a held
+ * part that does not match draw on the same `attempts`, so no range is asked for more than
+ * `attempts` times.
+ *
+ * Held parts are hashed off the main thread (`md5_worker.ts`); a part is released only once its
+ * own digest is back and matches.
  *
  * @module
  */
@@ -24,6 +25,7 @@
 import { createHash } from "node:crypto";
 import { withRetry } from "../backend/retry.ts";
 import { S3RequestError, type S3Store } from "../backend/s3.ts";
+import { Md5Thread } from "./md5_worker.ts";
 import { verifyError } from "./verifying_stream.ts";
 
 /** One part of the object and its MD5, as its check record has it. */
@@ -44,7 +46,10 @@ export interface DownloadOptions {
   rangeSize?: number;
   /** Ranged GETs in flight. @default {4} */
   concurrency?: number;
-  /** Attempts per range, and per part whose MD5 does not match (first included). @default {5} */
+  /**
+   * Attempts per range or held part (first included), failed GETs and MD5 mismatches together:
+   * no range is asked for more than this many times. @default {5}
+   */
   attempts?: number;
   /** The object's parts in order, summing to `size`: each is checked on its own (module doc). */
   parts?: PartMd5[];
@@ -119,87 +124,133 @@ function unitsOf(options: DownloadOptions, rangeSize: number, concurrency: numbe
   return units;
 }
 
-function md5Of(chunks: Uint8Array[]): string {
-  const h = createHash("md5");
-  for (const c of chunks) h.update(c);
-  return h.digest("hex");
+/**
+ * A held part whose bytes did not hash to its MD5: retryable, so the unit's retry policy fetches
+ * it again; when the attempts run out it becomes the {@linkcode verifyError} that says so.
+ */
+class PartMismatch extends Error {
+  readonly retryable = true;
+  constructor(readonly part: number, readonly md5: string) {
+    super(`part ${part} hashes to MD5 ${md5}`);
+  }
 }
 
-/** The worker's code: MD5 of the buffers it is sent, which it sends back with the digest. */
-const MD5_WORKER = `import { createHash } from "node:crypto";
-self.onmessage = (e) => {
-  const { id, buffers } = e.data;
-  const h = createHash("md5");
-  for (const b of buffers) h.update(new Uint8Array(b));
-  self.postMessage({ id, md5: h.digest("hex"), buffers }, buffers);
-};`;
+/**
+ * The bytes of `unit`, each range fetched whole; a held part is hashed and, when it does not
+ * match its MD5, fetched again. One {@linkcode withRetry} covers the unit: a range that failed
+ * and a part that did not match use the same attempts. Ranges that arrived are kept while a
+ * failed sibling is fetched again; after a mismatch every range is.
+ */
+async function fetchUnit(
+  store: S3Store,
+  key: string,
+  unit: Unit,
+  options: DownloadOptions & { attempts: number; hasher?: Md5Thread },
+): Promise<Uint8Array[]> {
+  const got: (Uint8Array | undefined)[] = unit.ranges.map(() => undefined);
+  const part = unit.part?.held ? unit.part : undefined;
+  const hasher = options.hasher;
+  let hashed = 0;
+  const attempt = async (): Promise<Uint8Array[]> => {
+    const settled = await Promise.allSettled(
+      unit.ranges.map(([s, e], i) => got[i] ?? fetchRange(store, key, s, e, options)),
+    );
+    settled.forEach((r, i) => r.status === "fulfilled" && (got[i] = r.value));
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason; // the ranges that arrived are kept for the next attempt
+    const fetched = got as Uint8Array[];
+    if (!part || !hasher) return fetched;
+    const { md5, chunks } = await hasher.md5(fetched);
+    hashed++;
+    if (md5 === part.md5) return chunks;
+    got.fill(undefined);
+    throw new PartMismatch(part.number, md5);
+  };
+  try {
+    return await withRetry(attempt, {
+      attempts: options.attempts,
+      signal: options.signal,
+      onRetry: (err, n, delayMs) =>
+        err instanceof PartMismatch
+          ? options.onRefetch?.(err.part, n, err.md5)
+          : options.onRetry?.(err, n, delayMs),
+    });
+  } catch (err) {
+    if (!(err instanceof PartMismatch)) throw err;
+    options.signal?.throwIfAborted(); // stopped between attempts: the signal's reason, not a verdict
+    throw verifyError(
+      key,
+      `part ${err.part} hashes to MD5 ${err.md5} on each of ${hashed} downloads, its ` +
+        `check record says ${part!.md5}`,
+    );
+  }
+}
+
+/** Units fetched ahead, in order, with at most `concurrency` ranges in flight (one unit always). */
+class Prefetch {
+  #units: Unit[];
+  #concurrency: number;
+  #fetch: (unit: Unit) => Promise<Uint8Array[]>;
+  #next = 0;
+  #ranges = 0;
+  #inflight: { unit: Unit; chunks: Promise<Uint8Array[]> }[] = [];
+
+  constructor(units: Unit[], concurrency: number, fetch: (unit: Unit) => Promise<Uint8Array[]>) {
+    this.#units = units;
+    this.#concurrency = concurrency;
+    this.#fetch = fetch;
+  }
+
+  /** Starts the next units while their ranges fit. */
+  launch(): void {
+    while (this.#next < this.#units.length) {
+      const unit = this.#units[this.#next];
+      const ranges = this.#ranges + unit.ranges.length;
+      if (this.#inflight.length > 0 && ranges > this.#concurrency) return;
+      this.#next++;
+      this.#ranges = ranges;
+      const chunks = this.#fetch(unit);
+      chunks.catch(() => {}); // surfaced when its turn comes
+      this.#inflight.push({ unit, chunks });
+    }
+  }
+
+  /** The oldest unit in flight (after starting what fits), or `undefined` when none is left. */
+  shift(): { unit: Unit; chunks: Promise<Uint8Array[]> } | undefined {
+    this.launch();
+    return this.#inflight.shift();
+  }
+
+  /** `unit`'s bytes were passed on: its ranges no longer count against `concurrency`. */
+  release(unit: Unit): void {
+    this.#ranges -= unit.ranges.length;
+  }
+
+  /** Starts no more units; those in flight end on their own. */
+  stop(): void {
+    this.#next = this.#units.length;
+  }
+}
 
 /**
- * MD5s computed in a Worker (module doc), made from a blob of {@linkcode MD5_WORKER}, so it needs
- * no file and no permission beyond the caller's. Where no Worker can start, it hashes inline.
+ * Checks parts too large to hold as their ranges pass: the returned function takes each streamed
+ * range in order and throws at a part's last range when the part does not match its MD5.
  */
-class Md5Thread {
-  #worker: Worker | undefined;
-  #url: string | undefined;
-  #next = 0;
-  #waiting = new Map<number, { resolve: (r: Uint8Array[] | Error) => void; md5?: string }>();
-  #failed: Error | undefined;
-
-  constructor() {
-    try {
-      this.#url = URL.createObjectURL(new Blob([MD5_WORKER], { type: "text/javascript" }));
-      this.#worker = new Worker(this.#url, { type: "module" });
-    } catch {
-      this.close();
-      return;
+function streamedPartCheck(key: string) {
+  let hash = createHash("md5");
+  return (part: NonNullable<Unit["part"]>, chunks: Uint8Array[]) => {
+    for (const c of chunks) hash.update(c);
+    if (!part.last) return;
+    const got = hash.digest("hex");
+    hash = createHash("md5");
+    if (got !== part.md5) {
+      throw verifyError(
+        key,
+        `part ${part.number} hashes to MD5 ${got}, its check record says ${part.md5} ` +
+          `(a part larger than CONCURRENCY × CHUNK_SIZE streams and is not fetched again)`,
+      );
     }
-    this.#worker.onmessage = (
-      e: MessageEvent<{ id: number; md5: string; buffers: ArrayBuffer[] }>,
-    ) => {
-      const w = this.#waiting.get(e.data.id);
-      if (!w) return;
-      this.#waiting.delete(e.data.id);
-      w.md5 = e.data.md5;
-      w.resolve(e.data.buffers.map((b) => new Uint8Array(b)));
-    };
-    this.#worker.onerror = (e) => {
-      e.preventDefault();
-      this.#failed = new Error(`the MD5 worker failed: ${e.message}`);
-      for (const w of this.#waiting.values()) w.resolve(this.#failed);
-      this.#waiting.clear();
-    };
-  }
-
-  /**
-   * The hex MD5 of `chunks` in order, and the chunks back (the same memory: each must be a whole
-   * ArrayBuffer of its own, which is handed to the worker meanwhile).
-   */
-  async md5(chunks: Uint8Array[]): Promise<{ md5: string; chunks: Uint8Array[] }> {
-    if (!this.#worker) return { md5: md5Of(chunks), chunks };
-    if (this.#failed) throw this.#failed;
-    const id = this.#next++;
-    const buffers = chunks.map((c) => c.buffer as ArrayBuffer);
-    const entry: { resolve: (r: Uint8Array[] | Error) => void; md5?: string } = {
-      resolve: () => {},
-    };
-    const back = new Promise<Uint8Array[] | Error>((resolve) => (entry.resolve = resolve));
-    this.#waiting.set(id, entry);
-    this.#worker.postMessage({ id, buffers }, buffers);
-    const r = await back;
-    if (r instanceof Error) throw r;
-    return { md5: entry.md5!, chunks: r };
-  }
-
-  /** Stops the worker; hashes still waiting fail. */
-  close(): void {
-    this.#worker?.terminate();
-    this.#worker = undefined;
-    if (this.#url) URL.revokeObjectURL(this.#url);
-    this.#url = undefined;
-    const closed = new Error("the download was closed");
-    for (const w of this.#waiting.values()) w.resolve(closed);
-    this.#waiting.clear();
-  }
+  };
 }
 
 /** The object's bytes, in order, fetched as parallel ranges (see module doc). */
@@ -211,77 +262,33 @@ export function parallelDownload(
   const rangeSize = Math.max(1, options.rangeSize ?? 8 * 1024 * 1024);
   const concurrency = Math.max(1, options.concurrency ?? 4);
   const attempts = Math.max(1, options.attempts ?? 5);
-  const retry = { attempts, signal: options.signal, onRetry: options.onRetry };
-  const units = unitsOf(options, rangeSize, concurrency);
   const hasher = options.parts ? new Md5Thread() : undefined;
-  const fetchUnit = async (unit: Unit): Promise<Uint8Array[]> => {
-    for (let attempt = 1;; attempt++) {
-      const fetched = await Promise.all(
-        unit.ranges.map(([s, e]) => withRetry(() => fetchRange(store, key, s, e, options), retry)),
-      );
-      if (!unit.part?.held || !hasher) return fetched;
-      const { md5: got, chunks } = await hasher.md5(fetched);
-      if (got === unit.part.md5) return chunks;
-      if (attempt >= attempts) {
-        throw verifyError(
-          key,
-          `part ${unit.part.number} hashes to MD5 ${got} on each of ${attempt} downloads, its ` +
-            `check record says ${unit.part.md5}`,
-        );
-      }
-      options.onRefetch?.(unit.part.number, attempt, got);
-    }
-  };
-  let next = 0;
-  let rangesInFlight = 0;
-  const inflight: { unit: Unit; chunks: Promise<Uint8Array[]> }[] = [];
-  const launch = () => {
-    while (next < units.length) {
-      const unit = units[next];
-      if (inflight.length > 0 && rangesInFlight + unit.ranges.length > concurrency) return;
-      next++;
-      rangesInFlight += unit.ranges.length;
-      const chunks = fetchUnit(unit);
-      chunks.catch(() => {}); // surfaced when its turn comes
-      inflight.push({ unit, chunks });
-    }
-  };
-  // A part too large to hold streams; its MD5 is checked as its ranges pass.
-  let streamed = createHash("md5");
+  const prefetch = new Prefetch(
+    unitsOf(options, rangeSize, concurrency),
+    concurrency,
+    (unit) => fetchUnit(store, key, unit, { ...options, attempts, hasher }),
+  );
+  const checkStreamed = streamedPartCheck(key);
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      launch();
-      const head = inflight.shift();
+      const head = prefetch.shift();
       if (!head) {
         hasher?.close();
         return controller.close();
       }
-      const chunks = await head.chunks.catch((err) => {
+      try {
+        const chunks = await head.chunks;
+        prefetch.release(head.unit);
+        if (head.unit.part && !head.unit.part.held) checkStreamed(head.unit.part, chunks);
+        for (const c of chunks) controller.enqueue(c);
+      } catch (err) {
         hasher?.close();
         throw err;
-      });
-      rangesInFlight -= head.unit.ranges.length;
-      const part = head.unit.part;
-      if (part && !part.held) {
-        for (const c of chunks) streamed.update(c);
-        if (part.last) {
-          const got = streamed.digest("hex");
-          streamed = createHash("md5");
-          if (got !== part.md5) {
-            hasher?.close();
-            throw verifyError(
-              key,
-              `part ${part.number} hashes to MD5 ${got}, its check record says ${part.md5} ` +
-                `(a part larger than CONCURRENCY × CHUNK_SIZE streams and is not fetched again)`,
-            );
-          }
-        }
       }
-      for (const c of chunks) controller.enqueue(c);
-      launch();
+      prefetch.launch();
     },
     cancel() {
-      next = units.length; // start nothing more; running ranges end on their own
+      prefetch.stop();
       hasher?.close();
     },
   }, { highWaterMark: 0 });

@@ -26,10 +26,10 @@ import { Md5Lanes } from "./md5_lanes.ts";
 import { PartReader } from "./part_reader.ts";
 import { MAX_PART_SIZE, type PartSchedule, partSizeOf, scheduleToMetadata } from "./part_size.ts";
 import type { Retention, S3Store } from "../backend/s3.ts";
-import { putSingle } from "./upload_single.ts";
+import { putSingle, type SingleOptions } from "./upload_single.ts";
 import { type PendingRecordHooks, type Resume, uploadMultipart } from "./upload_multipart.ts";
 
-export { multipartEtag, ResumeMismatchError } from "./upload_multipart.ts";
+export { ResumeMismatchError } from "./upload_multipart.ts";
 export type { PendingRecordHooks, Resume } from "./upload_multipart.ts";
 
 /** Options for {@linkcode uploadStream}. */
@@ -98,61 +98,26 @@ export async function uploadStream(
   source: ReadableStream<Uint8Array>,
   options: UploadOptions,
 ): Promise<UploadResult> {
-  const maxParts = options.maxParts ?? 10_000;
   const { signal } = options;
-  const retry = { attempts: options.attempts ?? 5, signal, onRetry: options.onRetry };
   const reader = new PartReader(source, options.inputLabel);
   const pool = new BufferPool();
-  const hasher = new Md5Lanes();
-  const readPart = async (n: number): Promise<Uint8Array | undefined> => {
-    const size = partSizeOf(options.schedule, n);
-    if (size > MAX_PART_SIZE) {
-      throw new UsageError(`Cannot upload "${key}": part ${n} would exceed 5 GiB`);
-    }
-    const part = await reader.fill(pool.take(size));
-    options.onProgress?.(reader.bytesRead);
-    return part;
+  const common: Common = {
+    metadata: { ...options.metadata, ...scheduleToMetadata(options.schedule) },
+    storageClass: options.storageClass,
+    lock: options.lock,
+    signal,
+    retry: { attempts: options.attempts ?? 5, signal, onRetry: options.onRetry },
+    hasher: new Md5Lanes(),
   };
-  const metadata = { ...options.metadata, ...scheduleToMetadata(options.schedule) };
+  const readPart = partReading(key, reader, pool, options);
   // A cancelled read looks like the end of the stream; every path checks the signal before it
   // makes an object, so an interrupted stream can never be stored as complete.
   const onAbort = () => void reader.cancel(signal?.reason);
   signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    let first: Uint8Array | undefined;
-    let second: Uint8Array | undefined;
-    try {
-      first = await readPart(1);
-      if (!first) throw new UsageError(`Cannot upload "${key}": the input stream is empty`);
-      second = reader.done ? undefined : await readPart(2);
-      if (second && maxParts < 2) {
-        throw new UsageError(
-          `Cannot upload "${key}": the stream needs more than ${maxParts} parts`,
-        );
-      }
-    } catch (err) {
-      await reader.cancel(err);
-      throw err;
-    }
-    const common = {
-      metadata,
-      storageClass: options.storageClass,
-      lock: options.lock,
-      signal,
-      retry,
-      hasher,
-    };
-    if (!second) {
-      if (options.resume) {
-        await store.abortMultipart(key, options.resume.uploadId).catch(() => {});
-        await options.pendingRecord?.remove().catch(() => {});
-      }
-      const md5 = await putSingle(store, key, first, {
-        ...common,
-        beforeComplete: options.beforeComplete,
-      });
-      return { key, etag: md5, bytes: first.length, parts: 1, resumedParts: 0, partMd5s: [md5] };
-    }
+    const maxParts = options.maxParts ?? 10_000;
+    const [first, second] = await readFirstTwo(key, reader, readPart, maxParts);
+    if (!second) return await sendSingle(store, key, first, common, options);
     const sent = await uploadMultipart(store, key, [first, second], {
       ...common,
       concurrency: Math.max(1, options.concurrency ?? 4),
@@ -177,4 +142,67 @@ export async function uploadStream(
   } finally {
     signal?.removeEventListener("abort", onAbort);
   }
+}
+
+/** What a single PutObject and a multipart upload are both given. */
+type Common = Omit<SingleOptions, "beforeComplete">;
+
+/** Reads part `n` (of its size in the schedule) into a pool buffer; `undefined` at the end. */
+function partReading(key: string, reader: PartReader, pool: BufferPool, options: UploadOptions) {
+  return async (n: number): Promise<Uint8Array | undefined> => {
+    const size = partSizeOf(options.schedule, n);
+    if (size > MAX_PART_SIZE) {
+      throw new UsageError(`Cannot upload "${key}": part ${n} would exceed 5 GiB`);
+    }
+    const part = await reader.fill(pool.take(size));
+    options.onProgress?.(reader.bytesRead);
+    return part;
+  };
+}
+
+/**
+ * The first part and, unless the stream ended within it, the second: what decides between one
+ * PutObject and a multipart upload. An empty stream, or a second part where `maxParts` is 1, is
+ * a {@linkcode UsageError}; on any failure the input is cancelled.
+ */
+async function readFirstTwo(
+  key: string,
+  reader: PartReader,
+  readPart: (n: number) => Promise<Uint8Array | undefined>,
+  maxParts: number,
+): Promise<[Uint8Array, Uint8Array | undefined]> {
+  try {
+    const first = await readPart(1);
+    if (!first) throw new UsageError(`Cannot upload "${key}": the input stream is empty`);
+    const second = reader.done ? undefined : await readPart(2);
+    if (second && maxParts < 2) {
+      throw new UsageError(`Cannot upload "${key}": the stream needs more than ${maxParts} parts`);
+    }
+    return [first, second];
+  } catch (err) {
+    await reader.cancel(err);
+    throw err;
+  }
+}
+
+/**
+ * Stores a stream that fits in one part with one PutObject; a pending upload that was to be
+ * resumed is aborted first (best effort), with its record.
+ */
+async function sendSingle(
+  store: S3Store,
+  key: string,
+  bytes: Uint8Array,
+  common: Common,
+  options: UploadOptions,
+): Promise<UploadResult> {
+  if (options.resume) {
+    await store.abortMultipart(key, options.resume.uploadId).catch(() => {});
+    await options.pendingRecord?.remove().catch(() => {});
+  }
+  const md5 = await putSingle(store, key, bytes, {
+    ...common,
+    beforeComplete: options.beforeComplete,
+  });
+  return { key, etag: md5, bytes: bytes.length, parts: 1, resumedParts: 0, partMd5s: [md5] };
 }

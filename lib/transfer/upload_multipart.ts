@@ -20,8 +20,8 @@ import { type HashedPart, sendParts } from "./part_pipeline.ts";
 import { type RetryOptions, withRetry } from "../backend/retry.ts";
 import type { Retention, S3Store } from "../backend/s3.ts";
 import { abortOrExplain } from "./upload_abort.ts";
+import { multipartEtag } from "./etag.ts";
 import { type Sent, storedDifference, verifyStored } from "./upload_readback.ts";
-import { createHash } from "node:crypto";
 
 /** A pending multipart upload to continue, with the parts it holds. */
 export interface Resume {
@@ -77,13 +77,6 @@ export interface MultipartResult extends Sent {
   resumedParts: number;
 }
 
-/** Multipart ETag from part MD5s: md5(concat(md5s)) + "-" + count. */
-export function multipartEtag(md5s: Uint8Array[]): string {
-  const h = createHash("md5");
-  for (const m of md5s) h.update(m);
-  return `${h.digest("hex")}-${md5s.length}`;
-}
-
 /** Uploads `first` (parts 1 and 2, read already) and the rest; see the module doc. */
 export async function uploadMultipart(
   store: S3Store,
@@ -132,6 +125,7 @@ export async function uploadMultipart(
   };
   let sent: Sent;
   let md5s: Uint8Array[];
+  let versionId: string | undefined;
   try {
     const piped = await sendParts(first, { ...options, key, send });
     md5s = piped.md5s;
@@ -140,7 +134,7 @@ export async function uploadMultipart(
     await options.beforeComplete?.();
     const parts = etags.map((etag, i) => ({ partNumber: i + 1, etag }));
     try {
-      await withRetry(() => store.completeMultipart(key, id, parts, signal), retry);
+      versionId = await withRetry(() => store.completeMultipart(key, id, parts, signal), retry);
     } catch (err) {
       // Carried out with its answer lost? Then the object is there as sent.
       const differs = await storedDifference(store, key, sent, retry).catch(() => "unknown");
@@ -159,6 +153,6 @@ export async function uploadMultipart(
     throw err;
   }
   await options.pendingRecord?.remove().catch(() => {});
-  await verifyStored(store, key, sent, retry);
+  await verifyStored(store, key, sent, retry, { versionId });
   return { ...sent, md5s, resumedParts };
 }

@@ -36,9 +36,9 @@ export async function putSingle(
   signal?.throwIfAborted();
   const [md5] = await options.hasher.digest([bytes]);
   const md5hex = toHex(md5);
-  const putEtag = await withRetry(
+  const written = await withRetry(
     () =>
-      store.put(key, bytes, toBase64(md5), {
+      store.putVersion(key, bytes, toBase64(md5), {
         metadata: options.metadata,
         storageClass: options.storageClass,
         lock: options.lock,
@@ -46,6 +46,7 @@ export async function putSingle(
       }),
     options.retry,
   );
-  await verifyStored(store, key, { etag: md5hex, size: bytes.length }, options.retry, putEtag);
+  const wrote = { putEtag: written.etag, versionId: written.versionId };
+  await verifyStored(store, key, { etag: md5hex, size: bytes.length }, options.retry, wrote);
   return md5hex;
 }

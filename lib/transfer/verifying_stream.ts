@@ -21,7 +21,7 @@ import { Buffer } from "node:buffer";
 import { createHash, type Hash } from "node:crypto";
 import { IntegrityError } from "../base/errors.ts";
 import { type PartSchedule, partSizeOf } from "./part_size.ts";
-import { multipartEtag } from "./upload.ts";
+import { etagPartCount, isMd5Hex, multipartEtag } from "./etag.ts";
 
 /**
  * Bytes kept back at the end of a stream until its checks pass: 64 KiB. A zfs send stream ends
@@ -51,7 +51,7 @@ export interface Expected {
 
 /** How thoroughly a stream can be checked. */
 export function verifiability(expected: Expected): "etag" | "size only" {
-  const multipart = /-\d+$/.test(expected.etag);
+  const multipart = etagPartCount(expected.etag) !== undefined;
   return expected.parts || !multipart || expected.schedule ? "etag" : "size only";
 }
 
@@ -70,11 +70,10 @@ export function partsOf(expected: Expected, label: string): { size: number; md5:
   const md5s = expected.parts ?? [];
   const bad = (why: string) =>
     new IntegrityError(`Cannot trust "${label}": its check record's part MD5s ${why}`);
-  if (md5s.length === 0 || md5s.some((m) => !/^[0-9a-f]{32}$/.test(m))) {
+  if (md5s.length === 0 || md5s.some((m) => !isMd5Hex(m))) {
     throw bad("are not a list of MD5s");
   }
-  const multipart = /-(\d+)$/.exec(expected.etag);
-  if (!multipart) {
+  if (etagPartCount(expected.etag) === undefined) {
     if (md5s.length !== 1 || md5s[0] !== expected.etag) {
       throw bad(`do not match its single-part ETag "${expected.etag}"`);
     }
@@ -104,7 +103,7 @@ export function verifying(
   expected: Expected,
   label: string,
 ): ReadableStream<Uint8Array> {
-  const multipart = /-\d+$/.test(expected.etag);
+  const multipart = etagPartCount(expected.etag) !== undefined;
   const schedule: PartSchedule | undefined = multipart
     ? expected.schedule
     : { base: Number.MAX_SAFE_INTEGER, doubleEvery: 0 };

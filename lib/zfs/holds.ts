@@ -3,8 +3,9 @@
  * with a tag of its own, one per bucket and prefix) and releases the snapshot the run started
  * from, so that a snapshot tool (sanoid, zfs-auto-snapshot) cannot destroy the snapshot the next
  * incremental must be sent from. zfs-fuse has `hold` and `release` but no working `zfs holds`,
- * so z3 never lists holds: `status` names the snapshot z3 holds by its own knowledge (the newest
- * snapshot that is both local and in the bucket) and shows its `userrefs` count.
+ * so z3 never lists hold tags: `status` names the snapshot z3 holds by its own knowledge (the
+ * newest snapshot that is both local and in the bucket) with its `userrefs` count, and every
+ * other snapshot whose `userrefs` is above 0.
  *
  * @module
  */
@@ -64,7 +65,9 @@ export function holdArgvLines(
 
 /**
  * One line for `status`: the snapshot z3's hold should be on (the newest row that is both local
- * and in the bucket) with its `userrefs`, which counts every tool's holds, not only z3's.
+ * and in the bucket) with its `userrefs`, which counts every tool's holds, not only z3's; then
+ * every other snapshot of the dataset with a hold (`heldSnapshots`), since one may be a hold of
+ * z3's that was never released.
  */
 export async function holdStatus(
   config: Config,
@@ -72,14 +75,43 @@ export async function holdStatus(
   dataset: string,
   rows: StatusRow[],
 ): Promise<string> {
-  const tag = holdTag(bucket, config.s3Prefix);
   const base = rows.findLast((r) => r.localState === "ok" && r.type !== "missing");
-  if (!config.hold) return `hold: off (HOLD=false; tag ${tag})`;
-  if (!base) return `hold: none (no snapshot is both local and in the bucket; tag ${tag})`;
-  const name = `${dataset}@${base.name}`;
-  const refs = await zfs.getUserRefs(name);
-  return refs > 0
-    ? `hold: ${name} (tag ${tag}; userrefs ${refs})`
-    : `hold: none on ${name}, the newest snapshot in the bucket (userrefs 0; tag ${tag}): ` +
+  const held = await zfs.heldSnapshots(dataset);
+  return describeHolds({
+    tag: holdTag(bucket, config.s3Prefix),
+    hold: config.hold,
+    base: base && `${dataset}@${base.name}`,
+    held,
+  });
+}
+
+/** What {@linkcode describeHolds} reports on. */
+export interface HoldFacts {
+  /** z3's tag for this bucket and prefix. */
+  tag: string;
+  /** `HOLD`. */
+  hold: boolean;
+  /** The snapshot z3's hold should be on; undefined when none is both local and in the bucket. */
+  base?: string;
+  /** Every snapshot of the dataset with `userrefs` above 0, and the count. */
+  held: ReadonlyMap<string, number>;
+}
+
+/** The `status` hold line from `facts`: the base's hold, then every other held snapshot. */
+export function describeHolds(facts: HoldFacts): string {
+  const { tag, base, held } = facts;
+  const refs = base === undefined ? 0 : held.get(base) ?? 0;
+  const first = !facts.hold
+    ? `hold: off (HOLD=false; tag ${tag})`
+    : base === undefined
+    ? `hold: none (no snapshot is both local and in the bucket; tag ${tag})`
+    : refs > 0
+    ? `hold: ${base} (tag ${tag}; userrefs ${refs})`
+    : `hold: none on ${base}, the newest snapshot in the bucket (userrefs 0; tag ${tag}): ` +
       `the next backup holds it`;
+  const others = [...held].filter(([name]) => facts.hold === false || name !== base);
+  if (others.length === 0) return first;
+  const list = others.map(([name, n]) => `${name} (userrefs ${n})`).join(", ");
+  return `${first}; also held: ${list}: if a hold is z3's (tag ${tag}) and not on the base, ` +
+    `an earlier run left it: \`zfs release ${tag} SNAPSHOT\` lets it go`;
 }

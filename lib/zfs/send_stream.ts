@@ -102,6 +102,12 @@ export interface SendStreamBegin {
   payloadLength: number;
 }
 
+/**
+ * A stream that ended before its END record: cut short in the bucket, or by a failure upstream
+ * (a download or a decompressor that stopped), which is then the cause to report.
+ */
+export class SendStreamCutError extends IntegrityError {}
+
 /** What {@linkcode checkedSendStream} requires of a stream. */
 export interface SendStreamExpectation {
   /** Names the stream in error messages (an object key, a snapshot). @default {"send stream"} */
@@ -280,7 +286,7 @@ class SendStreamReader {
       const where = this.#begin === undefined
         ? `it ends after ${this.#bytes} bytes, before its BEGIN record is whole`
         : `it ends after ${this.#bytes} bytes and ${this.#records} records, without an END record`;
-      throw this.#fail(where);
+      throw new SendStreamCutError(`Cannot accept "${this.#name}" as a zfs send stream: ${where}`);
     }
     this.#expect.onEnd?.({ records: this.#records, bytes: this.#bytes });
     return [this.#heldEnd];

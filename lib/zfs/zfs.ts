@@ -280,12 +280,23 @@ export function send(snapshot: string, from?: string, options: SendOptions = {})
 export interface ReceiveOptions extends ZfsStreamOptions {
   /** Pass `-F`: roll the target back to its latest snapshot first. @default {false} */
   force?: boolean;
+  /**
+   * Pass `-u`: mount nothing received. zfs-fuse 0.7.0-25 takes `-u` although its usage line
+   * (`receive [-vnF] <filesystem|volume|snapshot>`) does not list it (`-z` is refused as an
+   * invalid option, `-u` is not), and receives unmounted with it; so does OpenZFS.
+   * @default {false}
+   */
+  noMount?: boolean;
 }
 
 /** The argv of `zfs receive` into `target` (a dataset name). */
-export function receiveArgv(target: string, options: { force?: boolean } = {}): string[] {
+export function receiveArgv(
+  target: string,
+  options: { force?: boolean; noMount?: boolean } = {},
+): string[] {
   validateDataset(target);
-  return options.force ? zfs("receive", "-F", target) : zfs("receive", target);
+  const flags = [...(options.force ? ["-F"] : []), ...(options.noMount ? ["-u"] : [])];
+  return zfs("receive", ...flags, target);
 }
 
 /**
@@ -336,9 +347,8 @@ export function parseSendEstimate(stdout: string, stderr = ""): number | undefin
 
 /**
  * Creates `dataset` with `mountpoint=none`, inherited by everything received below it, so none
- * of it is ever mounted. This stands in for `zfs receive -u`, which zfs-fuse's receive lacks
- * (its usage: `receive [-vnF] <filesystem|volume|snapshot>`). Only for z3's own throwaway
- * datasets (`z3 verify --zfs`).
+ * of it is mounted. `z3 verify --zfs` also receives below it with `zfs receive -u`; the inherited
+ * `mountpoint=none` stays, as a second guard. Only for z3's own throwaway datasets.
  */
 export async function createUnmounted(dataset: string): Promise<void> {
   validateDataset(dataset);
@@ -397,14 +407,33 @@ export async function getEncryption(dataset: string): Promise<string> {
   }
 }
 
-/** How many user holds `snapshot` has (its `userrefs` property; zfs-fuse has it). */
-export async function getUserRefs(snapshot: string): Promise<number> {
-  parseSnapshot(snapshot);
-  const value = (await zfsText(getPropertyArgv("userrefs", snapshot).slice(1))).trim();
-  if (!/^\d+$/.test(value)) {
-    throw new ZfsError(`Cannot read the userrefs of "${snapshot}" from zfs: got "${value}"`);
+/** The argv of the one call that reads the `userrefs` of every snapshot of `dataset`. */
+export function userRefsArgv(dataset: string): string[] {
+  return zfs("get", "-H", "-p", "-r", "-d", "1", "-o", "name,value", "userrefs", dataset);
+}
+
+/** `zfs get userrefs` output → each snapshot's count (the dataset's own `-` line skipped). */
+export function parseUserRefs(dataset: string, text: string): Map<string, number> {
+  const refs = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const [name, value] = line.split("\t");
+    if (!name?.startsWith(`${dataset}@`)) continue;
+    if (!/^\d+$/.test(value ?? "")) {
+      throw new ZfsError(`Cannot read the userrefs of "${name}" from zfs: got "${value}"`);
+    }
+    refs.set(name, Number(value));
   }
-  return Number(value);
+  return refs;
+}
+
+/**
+ * The snapshots of `dataset` with at least one user hold, and how many (`userrefs`, every
+ * tool's holds: zfs-fuse cannot list hold tags), oldest name first as zfs prints them.
+ */
+export async function heldSnapshots(dataset: string): Promise<Map<string, number>> {
+  validateDataset(dataset);
+  const refs = parseUserRefs(dataset, await zfsText(userRefsArgv(dataset).slice(1)));
+  return new Map([...refs].filter(([, n]) => n > 0));
 }
 
 /** A hold tag z3 may pass: no leading `-`, printable, short (OpenZFS: "tag too long"). */

@@ -10,7 +10,7 @@
 export const README_S3_HOST = "s3.example.com";
 /** The config directory in the README's command lines; the tests use a temporary one. */
 export const README_CONFIG_DIR = "/etc/z3_backup";
-/** Where the backup lock lives (lib/lock.ts's default). */
+/** Where the backup lock lives (lib/zfs/host_lock.ts's default). */
 export const LOCK_DIR = "/run/z3";
 
 /** pput's permission flags, exactly as README.md documents them. */

@@ -466,6 +466,30 @@ integration(
   },
 );
 
+integration(
+  "prune counts an object whose check record is missing as no restore point (restore refuses it)",
+  async (bed) => {
+    await withFixture(bed.s3, "bk-prune-norecord", async (f) => {
+      for (const snap of ["s1", "s2"]) {
+        await writeSome(f.dir, `${snap}.bin`, 1);
+        await f.pool.snapshot(DATA, snap);
+        ok(await f.z3(["backup"]));
+      }
+      await f.store.delete(`z3-backup.z3/${f.dataset}@s2`);
+      failure(
+        await f.z3(["restore", "s2", "--target", `${f.pool.name}/back`, "--dry-run"]),
+        6,
+        /check record .* is missing/,
+      );
+      const dry = ok(await f.z3(["prune", "--dry-run", "--keep-last", "1"]));
+      assert.deepEqual(dry, [
+        "keep\t" + `${f.dataset}@s1\tlast`,
+        "keep\t" + `${f.dataset}@s2\tunhealthy chain (left alone)`,
+      ]);
+    });
+  },
+);
+
 integration("prune refuses a policy that keeps nothing and deletes nothing", async (bed) => {
   await withFixture(bed.s3, "bk-prune-none", async (f) => {
     await writeSome(f.dir, "a.bin", 1);

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { integration } from "../bed/bed.ts";
 import { withCleanup } from "../bed/cleanup.ts";
-import { ok } from "../bed/expect.ts";
+import { failure, ok } from "../bed/expect.ts";
 import { type CliResult, runZ3 } from "../bed/cli.ts";
 import { pseudoRandom } from "../bed/files.ts";
 import { run } from "../bed/run.ts";
@@ -92,3 +92,57 @@ for (const via of ["zfs-fuse", "the OpenZFS shim"] as const) {
     },
   );
 }
+
+integration(
+  "backup --full refuses a key that holds an object (exit 5, nothing written), releases the previous hold, and status names every held snapshot",
+  async (bed) => {
+    const pool = await createPool(256);
+    let store: S3Store | undefined;
+    await withCleanup([() => store?.close(), () => pool.destroy()], async () => {
+      store = await freshBucket(bed.s3, "holds-full");
+      const bucket = store.bucket;
+      const dir = await pool.createDataset(DATA);
+      const dataset = `${pool.name}/${DATA}`;
+      let n = 0;
+      const snap = async (name: string) => {
+        await Deno.writeFile(`${dir}/f${++n}`, pseudoRandom(32 * 1024, n));
+        await pool.snapshot(DATA, name);
+        return `${dataset}@${name}`;
+      };
+      const z3 = (args: string[]): Promise<CliResult> =>
+        runZ3(args, { ...childEnv(bed.s3, bucket), FILESYSTEM: dataset, COMPRESSOR: "none" });
+      const tag = holdTag(bucket, "z3-backup/");
+      const key = (s: string) => `z3-backup/${s}`;
+
+      const s1 = await snap("s1");
+      const s2 = await snap("s2");
+      ok(await z3(["backup"]));
+      assert.equal(await userrefs(s2), "1");
+      // --full over s2, already in the bucket with the same GUID: refused, never rewritten.
+      const etag = (await store.head(key(s2)))?.etag;
+      const over = await z3(["backup", "--full"]);
+      assert.equal(over.code, 5, over.stderr);
+      assert.match(over.stderr, /as a full: the bucket already holds it .*never writes over/);
+      assert.match(over.stderr, /take a new snapshot and back that up with --full/);
+      assert.equal((await store.head(key(s2)))?.etag, etag, "not rewritten");
+      const s1etag = (await store.head(key(s1)))?.etag;
+      failure(await z3(["backup", "--full", "--snapshot", "s1"]), 5, /already holds it/);
+      assert.equal((await store.head(key(s1)))?.etag, s1etag, "the chain's full is untouched");
+
+      // A periodic full moves the hold like any backup: s2 is released.
+      const s3 = await snap("s3");
+      ok(await z3(["backup", "--full"]));
+      assert.equal(await userrefs(s3), "1", "the new full is held");
+      assert.equal(await userrefs(s2), "0", "the previous base is released");
+      assert.equal((await z3(["backup", "--full"])).code, 5, "and s3 is not written over");
+
+      // A hold left on an older snapshot is named by status, not only the newest row's.
+      await run(["zfs", "hold", tag, s1]);
+      const status = await z3(["status"]);
+      ok(status);
+      assert.match(status.stderr, new RegExp(`hold: ${s3} \\(tag ${tag}; userrefs 1\\)`));
+      assert.match(status.stderr, new RegExp(`also held: ${s1} \\(userrefs 1\\)`));
+      await run(["zfs", "release", tag, s1]);
+    });
+  },
+);

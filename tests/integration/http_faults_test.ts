@@ -1,5 +1,5 @@
 /**
- * Issue #11: lib/http.ts against servers that behave like real ones. Each test puts a rude peer
+ * Issue #11: lib/backend/http.ts against servers that behave like real ones. Each test puts a rude peer
  * (tests/bed/rude_proxy.ts) in front of the real Ceph gateway, or in place of it, and asserts
  * what a user would see: the exit status, the one error line naming the real cause, the bytes
  * stored, and how many requests reached the wire.

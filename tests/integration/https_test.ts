@@ -91,3 +91,52 @@ integration("an S3_CA_FILE that is missing, not PEM or not a certificate stops w
     await Deno.remove(dir, { recursive: true });
   }
 }, S3_ONLY);
+
+/**
+ * Issue #28: `S3_CA_FILE` adds to the built-in roots (`Deno.startTls`'s `caCerts` do); with
+ * `S3_CA_ONLY=true` it is the only trust. `DENO_CERT` makes the bed's CA one of Deno's built-in
+ * roots for the child, standing in for a public CA that would vouch for the endpoint.
+ */
+integration(
+  "S3_CA_ONLY=true trusts S3_CA_FILE alone: a second CA among the roots is refused",
+  async (
+    bed,
+  ) => {
+    const store = await freshBucket(bed.s3, "https-pin");
+    const host = new URL(bed.s3.S3_TLS_ENDPOINT).host;
+    const otherCa = `${dirname(bed.s3.S3_TLS_CA)}/server.pem`;
+    const env = (caOnly: string, caFile: string) => ({
+      ...childEnv(bed.s3, store.bucket),
+      HOST: bed.s3.S3_TLS_ENDPOINT,
+      DENO_CERT: bed.s3.S3_TLS_CA,
+      S3_CA_FILE: caFile,
+      S3_CA_ONLY: caOnly,
+    });
+    try {
+      // Without S3_CA_ONLY the built-in roots (here: the bed's CA) still vouch.
+      const added = await runZ3(["cleanup", "--dry-run"], env("false", otherCa));
+      assert.deepEqual(added.code, 0, added.stderr);
+      // With it, only S3_CA_FILE does: the bed's CA among the roots no longer counts.
+      const pinned = await runZ3(["cleanup", "--dry-run"], env("true", otherCa));
+      assert.match(
+        oneLine(pinned, 4, "z3"),
+        new RegExp(`the TLS certificate of ${host.replaceAll(".", "\\.")} was refused`),
+      );
+      const pput = await runPput(["pin/key"], {
+        env: env("true", otherCa),
+        stdin: pseudoRandom(1000, 83),
+      });
+      assert.match(oneLine(pput, 4, "pput"), /was refused/);
+      // The pinned CA itself works, for z3 and pput.
+      const right = env("true", bed.s3.S3_TLS_CA);
+      const ok = await runZ3(["cleanup", "--dry-run"], right);
+      assert.deepEqual(ok.code, 0, ok.stderr);
+      const put = await runPput(["pin/key"], { env: right, stdin: pseudoRandom(1000, 84) });
+      assert.deepEqual(put.code, 0, put.stderr);
+      assert.equal((await store.head("pin/key"))?.size, 1000);
+    } finally {
+      store.close();
+    }
+  },
+  S3_ONLY,
+);

@@ -277,7 +277,7 @@ integration(
       await f.snapshot("l2", "s1", 2);
       const lockDir = `${f.tmp}/locks`;
       await Deno.mkdir(lockDir);
-      // Another run's lock on l1, as lib/lock.ts takes it: flock on the file, its PID inside.
+      // Another run's lock on l1, as lib/zfs/host_lock.ts takes it: flock on the file, its PID inside.
       using held = await Deno.open(`${lockDir}/backup-${encodeURIComponent(l1)}.lock`, {
         create: true,
         write: true,

@@ -22,7 +22,7 @@ const OTHER = [
   "",
 ].join("\n");
 
-/** The value of `metric` for `dataset` in `text`, read with its own pattern (not lib/metrics.ts). */
+/** The value of `metric` for `dataset` in `text`, read with its own pattern (not lib/cli/metrics.ts). */
 function value(text: string, metric: string, dataset: string): number | undefined {
   const line = text.split("\n").find((l) => l.startsWith(`${metric}{dataset="${dataset}"} `));
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));

@@ -7,7 +7,7 @@ import { pseudoRandom } from "../bed/files.ts";
 import { type CliOptions, type CliResult, runPput, spawnPput } from "../bed/cli.ts";
 import type { S3Store } from "../../lib/backend/s3.ts";
 import { partSizeOf, scheduleFromMetadata } from "../../lib/transfer/part_size.ts";
-import { multipartEtag } from "../../lib/transfer/upload.ts";
+import { multipartEtag } from "../../lib/transfer/etag.ts";
 
 const MiB = 1024 * 1024;
 const S3_ONLY = { zfs: false };

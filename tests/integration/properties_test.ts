@@ -1,7 +1,8 @@
 /**
  * Local properties, for real on zfs-fuse and through the OpenZFS 2.x shim (which passes `get` and
  * `set` to zfs-fuse): backup stores them beside each full (`.z3/…#properties`),
- * `restore --properties` sets them on the target; one the target refuses is a warning line.
+ * `restore --properties` sets them on the target (a user property or one off its list when named
+ * with `--property`); one the target refuses is a warning line.
  */
 import assert from "node:assert/strict";
 import { integration } from "../bed/bed.ts";
@@ -71,7 +72,16 @@ for (const via of ["zfs-fuse", "the OpenZFS shim"] as const) {
           toBase64(new Uint8Array(createHash("md5").update(body).digest())),
         );
         const target = `${pool.name}/restored`;
-        const restored = await z3(["restore", "s1", "--target", target, "--properties"]);
+        // A user property and one not on the list are set only when named.
+        const restored = await z3([
+          "restore",
+          "s1",
+          "--target",
+          target,
+          "--properties",
+          "--property",
+          "z3test:x,nosuchproperty",
+        ]);
         ok(restored);
         assert.match(restored.stderr, /warning: Cannot set nosuchproperty=1 on "[^"]*restored"/);
         assert.match(restored.stderr, new RegExp(`mountpoint=${dir} not set`));

@@ -344,6 +344,38 @@ integration(
   },
 );
 
+integration(
+  "restore --dry-run makes the real run's checks and exits as it would: a target with newer snapshots, a changed parent",
+  async (bed) => {
+    await withHistory(bed.s3, "rs-dry-checks", {}, async (f) => {
+      await backupAll(f);
+      const target = `${f.pool.name}/dry`;
+      ok(await f.z3(["restore", "s2", "--target", target]));
+      await run(["zfs", "snapshot", `${target}@local-only`]);
+      // The target has a snapshot newer than s2, the restore's base: zfs receive would refuse.
+      for (const dry of [["--dry-run"], []]) {
+        const result = await f.z3(["restore", "s4", "--target", target, ...dry]);
+        failure(result, 5, /it has 1 snapshot\(s\) newer than "s2".*"local-only".*--force/);
+        assert.deepEqual(result.stdout, "", `${dry}: no plan printed`);
+      }
+      assert.deepEqual(await snapshotsOf(target), ["s1", "s2", "local-only"], "nothing received");
+      ok(await f.z3(["restore", "s4", "--target", target, "--force", "--dry-run"]));
+
+      // s3 is rewritten in the bucket with its metadata kept: its check record no longer agrees.
+      const info = (await f.store.head(f.key("s3")))!;
+      const bytes = await bytesOf(f.store, f.key("s3"));
+      bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+      await f.store.put(f.key("s3"), bytes, md5Base64(bytes), { metadata: info.metadata });
+      const fresh = `${f.pool.name}/dry fresh`;
+      for (const dry of [["--dry-run"], []]) {
+        const result = await f.z3(["restore", "s4", "--target", fresh, ...dry]);
+        failure(result, 6, /^z3: Cannot trust ".*@s3": it changed in the bucket after the backup/);
+      }
+      assert.equal(await datasetExists(fresh), false, "nothing was received");
+    });
+  },
+);
+
 integration("an object of z3 whose check record is gone is refused", async (bed) => {
   await withHistory(bed.s3, "rs-norecord", {}, async (f) => {
     await backupAll(f);
@@ -550,7 +582,8 @@ integration("z3 verify reports every snapshot ok and proves the chain with --zfs
     assert.doesNotMatch(left, /z3-verify-/, "the throwaway dataset is destroyed");
 
     // An object whose bytes match its ETag and its check record but are no ZFS stream (made
-    // by a zfs whose send writes noise): only --zfs can tell.
+    // by a zfs whose send writes noise): verify reads its stream through and finds no BEGIN
+    // record (before it read streams, only --zfs could tell), so --zfs receives nothing.
     const junk = `${f.pool.mountpoint}/junk-zfs`;
     const realZfs = (await run(["sh", "-c", "command -v zfs"])).trim();
     await Deno.writeTextFile(
@@ -567,8 +600,13 @@ exec '${realZfs}' "$@"
     );
     const env = { S3_PREFIX: "junk/" };
     ok(await f.z3(["backup", "--snapshot", "s1"], { ...env, Z3_ZFS_COMMAND: junk }));
-    const plain = ok(await f.z3(["verify"], env));
-    assert.deepEqual(plain.map((l) => l.split("\t").slice(0, 2)), [[`${f.dataset}@s1`, "ok"]]);
+    const plain = await f.z3(["verify"], env);
+    assert.equal(plain.code, 6, plain.stderr);
+    assert.deepEqual(plain.stdout.trimEnd().split("\t").slice(0, 2), [
+      `${f.dataset}@s1`,
+      "corrupt",
+    ]);
+    assert.match(plain.stdout, /its first record has not the send stream magic/);
     const proved = await f.z3(["verify", "--json", "--zfs", f.pool.name], env);
     assert.equal(proved.code, 6, proved.stderr);
     const [row] = JSON.parse(proved.stdout) as {
@@ -577,7 +615,7 @@ exec '${realZfs}' "$@"
       detail: string;
     }[];
     assert.deepEqual([row.snapshot, row.state], [`${f.dataset}@s1`, "corrupt"]);
-    assert.match(row.detail, /zfs receive of the chain failed/);
+    assert.match(row.detail, /Cannot read ".*@s1" as a zfs send stream/);
     const after = await run(["zfs", "list", "-H", "-o", "name", "-r", f.pool.name]);
     assert.doesNotMatch(after, /z3-verify-/, "the throwaway dataset is destroyed");
   });

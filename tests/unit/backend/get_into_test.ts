@@ -1,7 +1,7 @@
 /**
- * `S3Store.getInto` (the ranged read of a restore) through the SDK and lib/http.ts, against a
+ * `S3Store.getInto` (the ranged read of a restore) through the SDK and lib/backend/http.ts, against a
  * scripted HTTP/1.1 server on 127.0.0.1 that answers every GET with the same body: the bytes land
- * in the caller's buffer, whether the body reaches it as lib/http.ts's byte stream (read straight
+ * in the caller's buffer, whether the body reaches it as lib/backend/http.ts's byte stream (read straight
  * from the socket) or wrapped by the SDK's checksum validation (copied chunk by chunk).
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * lib/http.ts on the wire, against a scripted HTTP/1.1 server on 127.0.0.1 (the one fake the
+ * lib/backend/http.ts on the wire, against a scripted HTTP/1.1 server on 127.0.0.1 (the one fake the
  * brief allows: a peer that misbehaves on cue). The SDK is not involved: requests are built the
  * way the SDK hands them over.
  *

@@ -51,3 +51,13 @@ Deno.test("RateLimit.take() lets bytes pass at once while under the burst", asyn
   assert.deepEqual(clock.slept.length, 1, "an empty one waits");
   assert.ok(Math.abs(clock.slept[0] - 1) < 1e-9, `${clock.slept[0]} ms for 1000 bytes at 1 MB/s`);
 });
+
+Deno.test("RateLimit.take() rejects with the signal's reason when aborted while it waits", async () => {
+  const limit = new RateLimit(1000); // the real clock: 1 MB takes 1000 s
+  const controller = new AbortController();
+  const reason = new Error("interrupted");
+  const taking = limit.take(1_000_000, controller.signal);
+  setTimeout(() => controller.abort(reason), 10);
+  await assert.rejects(taking, (err) => err === reason);
+  await assert.rejects(limit.take(1_000_000, controller.signal), (err) => err === reason);
+});

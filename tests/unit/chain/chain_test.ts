@@ -165,6 +165,27 @@ Deno.test("Chains.health() shows a flaw the caller found, and breaks what is abo
   assert.match(chains.why(full("c")), /^parent broken: "pool\/fs@b": its metadata disagrees/);
 });
 
+Deno.test("Chains.health() calls a 0-byte object empty, even a full, and breaks what is above it", () => {
+  const emptyFull = parseRemote(PREFIX, DS, `${PREFIX}${full("a")}`, { isfull: "true" }, 0);
+  assert.ok(emptyFull);
+  const objects = [emptyFull, obj("b", "a"), obj("c")];
+  assert.deepEqual(healthOf(objects), {
+    [full("a")]: "empty",
+    [full("b")]: "parent broken",
+    [full("c")]: "ok",
+  });
+  const chains = bucket(...objects);
+  assert.match(chains.why(full("a")), /^empty: "pool\/fs@a" is an empty object \(0 bytes\)/);
+  assert.equal(chains.fullOf(full("b")), undefined);
+  assert.throws(() => planRestore(chains, full("a"), new Map()), ChainError);
+  const rows = statusRows([], chains);
+  assert.deepEqual(rows.map((r) => [r.name, r.health]), [
+    ["a", "empty"],
+    ["b", "parent broken"],
+    ["c", "ok"],
+  ]);
+});
+
 Deno.test("Chains.ancestors() walks sound links down to the full, newest first", () => {
   const chains = bucket(obj("a"), obj("b", "a"), obj("c", "b"), obj("d"), obj("e", "d"));
   assert.deepEqual([...chains.ancestors(full("c"))].map((s) => s.snapshot), ["c", "b", "a"]);
@@ -445,13 +466,6 @@ const backupCases: {
     want: { target: "d", base: "a", steps: ["a→b", "b→c", "c→d"] },
   },
   {
-    name: "sends one full with --full over the same snapshot (same GUID)",
-    local: locals("a", "b"),
-    objects: [ours("a"), ours("b", "a")],
-    options: { full: true },
-    want: { target: "b", base: undefined, steps: ["full→b"] },
-  },
-  {
     name: "sends the incremental chain from the newest snapshot in the bucket",
     local: locals("a", "b", "c", "d"),
     objects: [obj("a")],
@@ -476,11 +490,18 @@ const backupCases: {
     want: { target: "b", base: "b", steps: [] },
   },
   {
-    name: "sends one full with --full, whatever the bucket holds",
+    name: "sends one full with --full and names the newest object below it as the base to release",
     local: locals("a", "b", "c"),
     objects: [obj("a"), obj("b", "a")],
     options: { full: true },
-    want: { target: "c", base: undefined, steps: ["full→c"] },
+    want: { target: "c", base: "b", steps: ["full→c"] },
+  },
+  {
+    name: "sends one full with --full onto a broken chain, its base named for the release",
+    local: locals("a", "b", "c"),
+    objects: [obj("b", "x")],
+    options: { full: true },
+    want: { target: "c", base: "b", steps: ["full→c"] },
   },
   {
     name: "sends a full of an older --target",
@@ -581,6 +602,26 @@ const refusedBackups: {
       /delete the bucket's "pool\/fs@b" and the objects that depend on it/,
     ],
     absent: [/backup --full/],
+  },
+  {
+    name: "refuses --full over the same snapshot's object (same GUID), naming its dependents",
+    local: locals("a", "b", "c"),
+    objects: [ours("a"), ours("b", "a"), ours("c", "b")],
+    options: { full: true, target: "b" },
+    error: ChainError,
+    message: [
+      /^Cannot back up "pool\/fs@b" as a full: the bucket already holds it \(an incremental from "pool\/fs@a"; 1 object\(s\) depend on it: "pool\/fs@c"\)/,
+      /never writes over an object/,
+      /take a new snapshot and back that up with --full, or use a new S3_PREFIX/,
+    ],
+  },
+  {
+    name: "refuses --full over an object without a GUID (original z3)",
+    local: locals("a"),
+    objects: [obj("a")],
+    options: { full: true },
+    error: ChainError,
+    message: [/already holds it \(a full; no other object depends on it\)/],
   },
   {
     name: "refuses --full onto another history even when nothing depends on it",

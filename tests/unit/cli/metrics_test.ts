@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   escapeLabel,
   formatMetrics,
+  MAX_METRICS_BYTES,
   parseMetrics,
   recordMetrics,
   updateMetrics,
@@ -125,6 +126,68 @@ Deno.test("recordMetrics() writes nothing without a path and warns instead of fa
     });
     assert.equal(lines.length, 1);
     assert.match(lines[0], /^warning: Cannot write METRICS_FILE ".*\/nope\/z3\.prom": /);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("recordMetrics() refuses a METRICS_FILE that is a symlink, without reading through it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "z3-metrics-" });
+  try {
+    const path = `${dir}/z3.prom`;
+    await Deno.symlink("/dev/zero", path);
+    const lines: string[] = [];
+    await recordMetrics("tank/a", success, { path, err: (l) => lines.push(l) });
+    assert.deepEqual(lines, [
+      `warning: Cannot write METRICS_FILE "${path}": it is a symbolic link; ` +
+      "z3 writes only a regular file it can replace",
+    ]);
+    assert.equal(await Deno.readLink(path), "/dev/zero", "the link is left as it was");
+    assert.deepEqual((await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name), ["z3.prom"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("writeMetricsFile() refuses a file that is not regular or larger than its cap", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "z3-metrics-" });
+  try {
+    await Deno.mkdir(`${dir}/d.prom`);
+    await assert.rejects(
+      writeMetricsFile(`${dir}/d.prom`, "tank/a", success),
+      /it is not a regular file/,
+    );
+    const big = `${dir}/big.prom`;
+    await Deno.writeFile(big, new Uint8Array(MAX_METRICS_BYTES + 1));
+    await assert.rejects(
+      writeMetricsFile(big, "tank/a", success),
+      new RegExp(`it is larger than ${MAX_METRICS_BYTES} bytes`),
+    );
+    assert.equal((await Deno.stat(big)).size, MAX_METRICS_BYTES + 1, "left as it was");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("writeMetricsFile() never writes through an existing temporary name, and mode is 0644", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "z3-metrics-" });
+  try {
+    const path = `${dir}/z3.prom`;
+    const temp = `${dir}/.z3.prom.taken.tmp`;
+    await Deno.writeTextFile(temp, "someone else's\n");
+    await assert.rejects(
+      writeMetricsFile(path, "tank/a", success, { tempPath: temp }),
+      Deno.errors.AlreadyExists,
+    );
+    assert.equal(await Deno.readTextFile(temp), "someone else's\n");
+    await assert.rejects(Deno.stat(path), Deno.errors.NotFound);
+    const umask = Deno.umask(0o077);
+    try {
+      await writeMetricsFile(path, "tank/a", success);
+    } finally {
+      Deno.umask(umask);
+    }
+    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o644, "readable by node_exporter");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -64,3 +64,21 @@ Deno.test("classifyError() names a permission Deno refused and the flag, and nev
   );
   assert.match(all.message, /all access to "\/dev\/fd\/5"; grant it with --allow-all$/);
 });
+
+Deno.test("contrib's wrapper scripts run frozen and cached-only with the README's flags", async () => {
+  for (
+    const [script, flags, entry] of [
+      ["contrib/z3", Z3_PERMISSIONS, "/opt/z3/main.ts"],
+      ["contrib/pput", PPUT_PERMISSIONS, "/opt/z3/pput.ts"],
+    ] as const
+  ) {
+    const text = (await Deno.readTextFile(new URL(script, ROOT))).replace(/\s*\\\n\s*/g, " ");
+    const want = `exec deno run --config /opt/z3/deno.json --frozen --cached-only ${
+      flags.join(" ")
+    } ${entry} "$@"`;
+    assert.ok(text.includes(want), `${script} lacks: ${want}`);
+    assert.equal((await Deno.stat(new URL(script, ROOT))).mode! & 0o111, 0o111, "executable");
+  }
+  const readme = await readmeCommands();
+  assert.ok(!/deno run -A\b|deno run --allow-all\b/.test(readme), "README examples never use -A");
+});

@@ -8,9 +8,16 @@ import {
   parseLocalProperties,
   setPropertyArgv,
 } from "../../../lib/zfs/zfs.ts";
-import { chainFull, propertiesKey, readProperties } from "../../../lib/pipeline/properties.ts";
+import {
+  chainFull,
+  DEFAULT_PROPERTIES,
+  namedProperties,
+  propertiesKey,
+  readProperties,
+  selectProperties,
+} from "../../../lib/pipeline/properties.ts";
 import type { S3Store } from "../../../lib/backend/s3.ts";
-import { EXIT, IntegrityError } from "../../../lib/base/errors.ts";
+import { EXIT, IntegrityError, UsageError } from "../../../lib/base/errors.ts";
 import { createHash } from "node:crypto";
 import type { RemoteSnapshot } from "../../../lib/chain/types.ts";
 
@@ -89,6 +96,64 @@ Deno.test("chainFull() finds no full through a link whose parent GUID does not m
   assert.equal(chainFull(remote, "d@c"), undefined);
   assert.equal(chainFull(remote, "d@b"), undefined);
   assert.equal(chainFull(remote, "d@a")?.name, "d@a");
+});
+
+Deno.test("selectProperties() sets the default list and what is named; leaves out the rest", () => {
+  // A forged sidecar: what the issue saw a restore apply.
+  const stored = {
+    compression: "lz4",
+    recordsize: "1048576",
+    sharenfs: "rw=@0.0.0.0/0,no_root_squash",
+    setuid: "on",
+    devices: "on",
+    mountpoint: "/etc",
+    "com.sun:auto-snapshot": "false",
+    "org.znapzend:pre_znap_cmd": "/bin/sh -c id",
+    quota: "1M",
+  };
+  assert.deepEqual(selectProperties(stored), {
+    set: [["compression", "lz4"], ["recordsize", "1048576"]],
+    leftOut: [
+      ["sharenfs", "rw=@0.0.0.0/0,no_root_squash"],
+      ["setuid", "on"],
+      ["devices", "on"],
+      ["mountpoint", "/etc"],
+      ["com.sun:auto-snapshot", "false"],
+      ["org.znapzend:pre_znap_cmd", "/bin/sh -c id"],
+      ["quota", "1M"],
+    ],
+  });
+  const named = namedProperties(["setuid,devices", "com.sun:auto-snapshot"]);
+  assert.deepEqual(selectProperties(stored, named).set.map(([n]) => n), [
+    "compression",
+    "recordsize",
+    "setuid",
+    "devices",
+    "com.sun:auto-snapshot",
+  ]);
+});
+
+Deno.test("namedProperties() splits commas and refuses what is no property name", () => {
+  assert.deepEqual([...namedProperties(["a", "b,c:d"])], ["a", "b", "c:d"]);
+  assert.throws(() => namedProperties(["-o"]), UsageError);
+  assert.throws(() => namedProperties(["a,"]), /Cannot use --property "": not a property name/);
+});
+
+Deno.test("DEFAULT_PROPERTIES holds none of the properties set only when named", () => {
+  for (
+    const name of [
+      "sharenfs",
+      "sharesmb",
+      "setuid",
+      "devices",
+      "exec",
+      "canmount",
+      "mountpoint",
+      "keylocation",
+      "overlay",
+    ]
+  ) assert.ok(!DEFAULT_PROPERTIES.has(name), name);
+  assert.ok([...DEFAULT_PROPERTIES].every((n) => !n.includes(":")));
 });
 
 Deno.test("readProperties() with a signed SHA-256 reads only a sidecar that hashes to it", async () => {

@@ -16,7 +16,7 @@ import {
   parseTrustedKeys,
   signingKeyOf,
 } from "../../../lib/config/signing_keys.ts";
-import { multipartEtag } from "../../../lib/transfer/upload.ts";
+import { multipartEtag } from "../../../lib/transfer/etag.ts";
 import { EXIT } from "../../../lib/base/errors.ts";
 
 // RFC 8032 §7.1 TEST 1's secret key, and a second key made from 32 bytes of 0x42.

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { etagNotMd5 } from "../../../lib/transfer/etag_md5.ts";
-import { multipartEtag } from "../../../lib/transfer/upload.ts";
+import { multipartEtag } from "../../../lib/transfer/etag.ts";
 import { HOLD_BACK, holdingBack, partsOf } from "../../../lib/transfer/verifying_stream.ts";
 
 const MiB = 1024 * 1024;
@@ -89,15 +88,4 @@ Deno.test("partsOf() places the recorded part MD5s by the schedule", () => {
     { size: 1, md5: single },
   ]);
   assert.throws(() => partsOf({ etag: single, size: 1, parts: [parts[0]] }, "k"), /single-part/);
-});
-
-Deno.test("etagNotMd5() names SSE-KMS and SSE-C, not SSE-S3 or none", () => {
-  assert.match(etagNotMd5({ serverSideEncryption: "aws:kms" }) ?? "", /SSE-KMS/);
-  assert.match(etagNotMd5({ serverSideEncryption: "aws:kms:dsse" }) ?? "", /SSE-KMS/);
-  assert.match(
-    etagNotMd5({ serverSideEncryption: "AES256", customerAlgorithm: "AES256" }) ?? "",
-    /SSE-C/,
-  );
-  assert.equal(etagNotMd5({ serverSideEncryption: "AES256" }), undefined);
-  assert.equal(etagNotMd5({}), undefined);
 });

@@ -6,6 +6,7 @@ import {
   parseBegin,
   SEND_FEATURES,
   type SendStreamBegin,
+  SendStreamCutError,
   type SendStreamExpectation,
 } from "../../../lib/zfs/send_stream.ts";
 
@@ -294,6 +295,13 @@ Deno.test("checkedSendStream() refuses a stream cut anywhere, never passing its 
     noEnd.error,
     `it ends after ${endAt} bytes and 4 records, without an END record`,
   );
+  // A cut is told apart from a refusal: its cause may lie upstream.
+  assert.ok(empty.error instanceof SendStreamCutError);
+  assert.ok(noEnd.error instanceof SendStreamCutError);
+  const flipped = stream.slice();
+  flipped[8] ^= 1;
+  const refused = await check(flipped, { name: "obj" });
+  assert.ok(!(refused.error instanceof SendStreamCutError));
 });
 
 Deno.test("checkedSendStream() refuses bytes after the END record", async () => {

@@ -9,6 +9,7 @@ import {
   listSnapshotsArgv,
   parseSnapshotList,
   parseSnapshotProps,
+  receiveArgv,
   receiveHint,
   saysBadStream,
   saysBusy,
@@ -17,6 +18,16 @@ import {
 } from "../../../lib/zfs/zfs.ts";
 
 const DS = "tank/does not exist";
+
+Deno.test("receiveArgv() adds -F for force and -u for noMount, before the target", () => {
+  assert.deepEqual(receiveArgv(DS).slice(1), ["receive", DS]);
+  assert.deepEqual(receiveArgv(DS, { force: true }).slice(1), ["receive", "-F", DS]);
+  assert.deepEqual(receiveArgv(DS, { noMount: true }).slice(1), ["receive", "-u", DS]);
+  assert.deepEqual(
+    receiveArgv(DS, { force: true, noMount: true }).slice(1),
+    ["receive", "-F", "-u", DS],
+  );
+});
 
 Deno.test("listSnapshotsArgv() is the one list call, with exact numbers", () => {
   assert.deepEqual(listSnapshotsArgv(DS).slice(1), [
