@@ -315,7 +315,7 @@ integration("tamper matrix: with trusted keys z3 acts only on what its key signe
     assert.equal(s3.action, "keep", "the newest signed snapshot is the one KEEP_LAST keeps");
     await f.reset();
 
-    // 11. A forged properties sidecar: restore --properties applies nothing from it (exit 6).
+    // 11. A forged properties sidecar: restore --properties refuses it before any receive (exit 6).
     const sidecar = `${f.record("s1")}#properties`;
     const signedSidecar = await f.read(sidecar);
     const props = JSON.parse(new TextDecoder().decode(signedSidecar.bytes)).properties;
@@ -330,10 +330,11 @@ integration("tamper matrix: with trusted keys z3 acts only on what its key signe
       6,
       /Cannot trust the properties .*the signed record/,
     );
-    assert.equal(await propertyOf(forgedTarget, "z3test:origin"), "-", "nothing forged was set");
+    assert.equal(await zfs.datasetExists(forgedTarget), false, "refused before any receive");
     await f.reset();
     const signedTarget = `${f.poolName}/props-signed`;
-    ok(await f.z3(["restore", "s2", "--target", signedTarget, "--properties"]));
+    const named = ["--property", "z3test:origin"];
+    ok(await f.z3(["restore", "s2", "--target", signedTarget, "--properties", ...named]));
     assert.equal(await propertyOf(signedTarget, "z3test:origin"), "signed");
 
     // 10. verify --adopt signs what the bucket holds after checking it.
