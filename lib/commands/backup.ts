@@ -418,10 +418,13 @@ async function backupOne(
     result,
     retention: one.retention,
     metadata: pending.started.metadata,
-    // Stored before the record, which signs its SHA-256.
-    propertiesSha256: from ? undefined : await storeFullProperties(config, store, one, options),
+    // With SIGNING_KEY_FILE stored before the record, which signs its SHA-256; else after it.
+    propertiesSha256: from || !config.signingKey
+      ? undefined
+      : await storeFullProperties(config, store, one, options),
   };
   await recordUpload(store, config, uploaded, options.signal);
+  if (!from && !config.signingKey) await storeFullProperties(config, store, one, options);
   return {
     snapshot: snapshot.name,
     parent: from?.name,
