@@ -30,6 +30,7 @@ import { statusCli } from "./lib/commands/status.ts";
 import { verifyCli } from "./lib/commands/verify.ts";
 import { pruneAfterBackup, pruneCli } from "./lib/commands/prune.ts";
 import { cleanupCli, DEFAULT_MAX_AGE } from "./lib/commands/cleanup.ts";
+import { keygen } from "./lib/commands/keygen.ts";
 import type { Config } from "./lib/config/config.ts";
 import { settingFlags } from "./lib/config/flags.ts";
 import { SETTINGS } from "./lib/config/settings.ts";
@@ -52,10 +53,11 @@ Usage:
   z3 restore SNAPSHOT [--target DATASET] [--force] [--properties] [--property NAME]…
              [--dry-run] [--json] [--progress]
   z3 get     KEY [--json] > file
-  z3 verify  [SNAPSHOT] [--zfs PARENT] [--repair] [--json] [--progress]
+  z3 verify  [SNAPSHOT] [--zfs PARENT] [--repair | --adopt] [--json] [--progress]
   z3 prune   [--dry-run] [--json] [--keep-last N] [--keep-daily N] …
   z3 cleanup [--max-age AGE] [--dry-run] [--json]
   z3 check   [--max-age AGE] [--json]
+  z3 keygen  FILE
   z3 version
   z3 COMMAND --help
 
@@ -75,7 +77,11 @@ Commands:
             under S3_PREFIX (and each [fs:] section's own), from the listings alone.
             HEALTH is ok, missing parent, parent broken, cycle detected, guid mismatch,
             invalid name, record missing, record mismatch (each object is compared with
-            its check record) or empty (a 0-byte object); on stderr,
+            its check record) or empty (a 0-byte object); with trusted keys (TRUSTED_KEYS,
+            TRUSTED_KEYS_FILE or SIGNING_KEY_FILE) unsigned or bad signature for an object
+            without a record signed by one of them (never a restore point: restore, get and
+            verify refuse it, exit 6; prune leaves it; backup stops, exit 5, when it sits where
+            an upload goes); on stderr,
             which snapshot z3's hold should be on (the newest one both local and in the
             bucket) with its userrefs count
   backup    upload every snapshot after the newest one already in the bucket, each as its own
@@ -123,7 +129,11 @@ Commands:
             --zfs PARENT also receives each chain into a throwaway dataset under PARENT
             (zfs receive -u, below mountpoint=none), destroyed after.
             --repair writes a z3 object's missing check record again when its bytes match its
-            ETag (reported "repaired"); a record that disagrees is never overwritten.
+            ETag (reported "repaired"); a record that disagrees is never overwritten; with
+            trusted keys it writes nothing (z3 signs only what it has just uploaded).
+            --adopt (needs SIGNING_KEY_FILE) checks each object as above and then signs its
+            record (reported "adopted"): your statement that the bucket's present state is
+            trusted; use it once on a bucket written without signing, and to rotate keys.
             unprotected: an Object Lock retention shorter than its chain needs.
             Exit 6 when anything is corrupt, missing or unprotected; an S3 or zfs failure exits
             4 or 3.
@@ -137,6 +147,9 @@ Commands:
             status), else STALE (exit 9) when the newest healthy backup is older than AGE
             (default ${DEFAULT_CHECK_MAX_AGE}; e.g. 90s, 30m, 7d) or there is none, else OK (exit 0).
             --json prints one JSON document {"datasets": [...]}.
+  keygen    write a new Ed25519 signing key to FILE (mode 0600; an existing FILE is never
+            overwritten: exit 2) and print its public key (z3ed25519:…) on stdout, one line:
+            SIGNING_KEY_FILE=FILE on backup hosts, the public key in TRUSTED_KEYS elsewhere
 
 Settings (flag > environment > [fs:DATASET] > [main] of the config file > default):
 ${settingsHelp()}
@@ -213,6 +226,7 @@ const COMMAND_FLAGS: Record<string, FlagSpec> = {
     zfs: { type: "string" },
     json: { type: "boolean" },
     repair: { type: "boolean" },
+    adopt: { type: "boolean" },
     progress: { type: "boolean" },
   },
   prune: { "dry-run": { type: "boolean" }, json: { type: "boolean" } },
@@ -247,10 +261,11 @@ await runCommand("z3", async ({ signal }) => {
     else printOut(HELP.trimEnd());
     return command === undefined && !values.help && !values.version ? 2 : 0;
   }
+  if (command === "keygen") return await runKeygen(rest);
   const cli = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (!cli) {
     throw new UsageError(
-      `Cannot run unknown command "${command}": expected status, backup, restore, get, verify, prune, cleanup, check or version`,
+      `Cannot run unknown command "${command}": expected status, backup, restore, get, verify, prune, cleanup, check, keygen or version`,
     );
   }
   const { values, positionals } = parseFlags(rest, { ...COMMON, ...COMMAND_FLAGS[command] });
@@ -294,6 +309,21 @@ await runCommand("z3", async ({ signal }) => {
     store.close();
   }
 });
+
+/** `z3 keygen FILE`: needs no config, bucket or dataset (see `lib/commands/keygen.ts`). */
+async function runKeygen(rest: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(rest, COMMON);
+  if (values.help) {
+    printOut(commandHelp(HELP, "z3", "keygen"));
+    return 0;
+  }
+  setQuiet(values.quiet === true);
+  if (positionals.length !== 1) {
+    throw new UsageError("Cannot run keygen: expected exactly one FILE");
+  }
+  await keygen(positionals[0], { out: printOut });
+  return 0;
+}
 
 /** Refuses the wrong number of arguments, and --recursive for a command of one dataset. */
 function checkArguments(

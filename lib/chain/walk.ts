@@ -26,12 +26,14 @@ export type Health =
   | "invalid name"
   | "record missing"
   | "record mismatch"
-  | "empty";
+  | "empty"
+  | "unsigned"
+  | "bad signature";
 
 /** Something wrong with an object itself, found by the caller (see `check_records.ts`). */
 export interface Flaw {
   /** How status shows it. */
-  health: "record missing" | "record mismatch";
+  health: "record missing" | "record mismatch" | "unsigned" | "bad signature";
   /** Why, naming the object; one line. */
   detail: string;
 }

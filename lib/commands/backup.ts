@@ -15,7 +15,7 @@ import { Chains, quote } from "../chain/walk.ts";
 import type { Config } from "../config/config.ts";
 import { compressCommand } from "../pipeline/compress.ts";
 import { AGE_META } from "../pipeline/age.ts";
-import { sendToObject } from "../pipeline/send.ts";
+import { sendToObject, type SentObject } from "../pipeline/send.ts";
 import { formatArgv } from "../exec/process.ts";
 import { planSchedule, scheduleToMetadata, usableEstimate } from "../transfer/part_size.ts";
 import { pendingRecordKey } from "../repository/pending_record.ts";
@@ -25,13 +25,9 @@ import {
   type PendingUploadOptions,
 } from "../repository/pending_upload.ts";
 import { loadRemote } from "../repository/bucket_index.ts";
+import { backupRemote, refuseForeign } from "../repository/trusted_records.ts";
 import type { S3Store } from "../backend/s3.ts";
-import {
-  type PendingRecordHooks,
-  type Resume,
-  ResumeMismatchError,
-  type UploadResult,
-} from "../transfer/upload.ts";
+import { type PendingRecordHooks, type Resume, ResumeMismatchError } from "../transfer/upload.ts";
 import type { PartSchedule } from "../transfer/part_size.ts";
 import { checkKey, MissingRecordError } from "../repository/check_records.ts";
 import { recordUpload } from "../repository/record_upload.ts";
@@ -243,10 +239,12 @@ async function findWork(
   const lock = await runLock(config, store, { attempts, signal: options.signal });
   if (lock?.note) options.err(lock.note);
   const listed = await zfs.listSnapshots(dataset);
-  const remote = await loadRemote(store, config.s3Prefix, dataset, {
+  const listedRemote = await loadRemote(store, config.s3Prefix, dataset, {
     signal: options.signal,
     attempts: config.maxRetries + 1,
   });
+  // With trusted keys, objects without a trusted record are foreign: never built on or over.
+  const { remote, foreign } = await backupRemote(store, config, listedRemote, options);
   // A base destroyed locally but bookmarked by z3 is still a base: sent from its bookmark.
   const bookmarks = await zfs.listBookmarks(dataset);
   const mark = bookmarkPrefix(store.bucket, config.s3Prefix);
@@ -260,6 +258,8 @@ async function findWork(
     target: options.snapshot,
     fullEvery: config.fullEvery,
   });
+  const keyOf = (name: string) => keyFor(config.s3Prefix, name);
+  refuseForeign(plan.steps.map((step) => step.snapshot.name), foreign, keyOf);
   return { plan, remote, chains, lock, bookmarks, sendFrom };
 }
 
@@ -438,9 +438,23 @@ async function backupOne(
   const result = await sendResuming(config, store, { ...one, ...upload }, resume, options);
   // Counted from now, when the object exists: its upload may have taken hours.
   const retention = one.lock && retentionAt(one.lock, new Date());
-  const uploaded = { snapshot, from, key, result, retention };
+  const withRetention = { ...one, retention };
+  const uploaded = {
+    snapshot,
+    from,
+    key,
+    result,
+    retention,
+    metadata: pending.started.metadata,
+    // With SIGNING_KEY_FILE stored before the record, which signs its SHA-256; else after it.
+    propertiesSha256: from || !config.signingKey
+      ? undefined
+      : await storeFullProperties(config, store, withRetention, options),
+  };
   await recordUpload(store, config, uploaded, options.signal);
-  if (!from) await storeFullProperties(config, store, { ...one, retention }, options);
+  if (!from && !config.signingKey) {
+    await storeFullProperties(config, store, withRetention, options);
+  }
   return {
     snapshot: snapshot.name,
     parent: from?.name,
@@ -503,7 +517,7 @@ async function sendResuming(
   upload: ObjectUpload,
   resume: Resume | undefined,
   options: BackupOptions,
-): Promise<UploadResult> {
+): Promise<SentObject> {
   const { snapshot, from } = upload.step;
   const attempt = (resume?: Resume) => {
     const kind = from
@@ -539,26 +553,36 @@ async function sendResuming(
   }
 }
 
-/** A full's dataset properties beside it (`properties.ts`), locked like it; not with age. */
+/**
+ * A full's dataset properties beside it (`properties.ts`), locked like it; not with age. Returns
+ * the SHA-256 of the sidecar stored, if one was.
+ */
 async function storeFullProperties(
   config: Config,
   store: S3Store,
   one: OneUpload & { retention?: Retention },
   options: BackupOptions,
-): Promise<void> {
+): Promise<string | undefined> {
   const name = one.step.snapshot.name;
   if ((config.ageRecipients ?? []).length > 0) {
     options.err(`${name}: properties not stored: with AGE_RECIPIENTS they stay off S3`);
-    return;
+    return undefined;
   }
   const attempts = config.maxRetries + 1;
-  await storeProperties(store, config.s3Prefix, requireDataset(config), name, attempts);
+  const sha256 = await storeProperties(
+    store,
+    config.s3Prefix,
+    requireDataset(config),
+    name,
+    attempts,
+  );
   // The properties sidecar is locked like its full (not extended with the chain: restore needs
   // it only for --properties).
   if (one.retention) {
     const locking = { attempts, signal: options.signal };
     await lockObject(store, propertiesKey(config.s3Prefix, name), one.retention, locking);
   }
+  return sha256;
 }
 
 /**

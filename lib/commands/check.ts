@@ -11,7 +11,7 @@
 
 import type { Health } from "../chain/walk.ts";
 import { Chains } from "../chain/walk.ts";
-import { recordFlaws } from "../repository/check_records.ts";
+import { trustRemote } from "../repository/trusted_records.ts";
 import type { Config } from "../config/config.ts";
 import { requireDataset } from "../cli/one_dataset.ts";
 import { EXIT } from "../base/errors.ts";
@@ -125,7 +125,7 @@ export async function check(
   const attempts = config.maxRetries + 1;
   const { signal } = options;
   const all = await loadRemote(store, config.s3Prefix, dataset, { signal, attempts });
-  const flaws = await recordFlaws(store, config.s3Prefix, all, { attempts, signal });
+  const flaws = await trustRemote(store, config, all, { signal });
   const chains = new Chains(all, flaws);
   const objects = [...all.values()]
     .filter((s) => s.snapshot.startsWith(config.snapshotPrefix))

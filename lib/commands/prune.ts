@@ -10,7 +10,8 @@
  */
 
 import { Chains } from "../chain/walk.ts";
-import { checkKey, recordFlaws } from "../repository/check_records.ts";
+import { checkKey } from "../repository/check_records.ts";
+import { trustRemote } from "../repository/trusted_records.ts";
 import { propertiesKey } from "../pipeline/properties.ts";
 import type { Config } from "../config/config.ts";
 import { requireDataset } from "../cli/one_dataset.ts";
@@ -97,7 +98,8 @@ async function planDeletes(
   const remote = await loadRemote(store, config.s3Prefix, dataset, { signal, attempts });
   // A prune decides by each object's parent: metadata that disagrees with its check record may
   // point elsewhere than the object's real parent, so nothing is decided while any does.
-  const flaws = await recordFlaws(store, config.s3Prefix, remote, { attempts, signal });
+  // With trusted keys: the fields of signed records, and the objects without one (`trusted_records.ts`).
+  const flaws = await trustRemote(store, config, remote, { signal });
   const mismatched = [...flaws.values()].filter((f) => f.health === "record mismatch");
   if (mismatched.length > 0) {
     throw new IntegrityError(

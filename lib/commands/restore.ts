@@ -26,6 +26,11 @@ import { ignoreClosedStdout as closedStdout } from "../cli/run.ts";
 import { parseSnapshot, validateDataset } from "../chain/names.ts";
 import { formatArgv } from "../exec/process.ts";
 import { loadRemote } from "../repository/bucket_index.ts";
+import {
+  refuseMixedEncryption,
+  signedFlaws,
+  signedProperties,
+} from "../repository/trusted_records.ts";
 import type { ObjectInfo, S3Store } from "../backend/s3.ts";
 import { withRetry } from "../backend/retry.ts";
 import type { Expected } from "../transfer/verifying_stream.ts";
@@ -91,7 +96,13 @@ export async function restore(
   // The sidecar is read (a malformed one refused) before anything is received.
   const root = options.properties ? chainFull(remote, full) : undefined;
   const stored = root &&
-    await readProperties(store, config.s3Prefix, root.name, config.maxRetries + 1);
+    await readProperties(
+      store,
+      config.s3Prefix,
+      root.name,
+      config.maxRetries + 1,
+      signedProperties(config, root),
+    );
   if (options.dryRun) {
     printDryRun(store, plan, target, options);
     return [];
@@ -134,6 +145,8 @@ async function planReceives(
     signal: options.signal,
     attempts: config.maxRetries + 1,
   });
+  // With trusted keys: chain fields from signed records; unsigned objects are refused when inspected.
+  await signedFlaws(store, config, remote, { signal: options.signal });
   const exists = await zfs.datasetExists(target);
   const local = exists ? await zfs.listSnapshots(target) : [];
   const plan = planRestore(
@@ -215,6 +228,7 @@ async function checkObjects(
   for (const { remote: r } of plan.steps) {
     expected.push(await inspectObject(store, r.key, config, signal));
   }
+  refuseMixedEncryption(config, plan.steps.map((step) => step.remote));
   return expected;
 }
 

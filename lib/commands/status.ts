@@ -11,7 +11,7 @@
 import { humanBytes } from "../cli/human.ts";
 import { type StatusRow, statusRows } from "../chain/status_rows.ts";
 import { Chains } from "../chain/walk.ts";
-import { recordFlaws } from "../repository/check_records.ts";
+import { trustRemote } from "../repository/trusted_records.ts";
 import type { Config } from "../config/config.ts";
 import { AGE_META } from "../pipeline/age.ts";
 import { requireDataset } from "../cli/one_dataset.ts";
@@ -51,7 +51,7 @@ export async function status(
     : [];
   const attempts = config.maxRetries + 1;
   const all = await loadRemote(store, config.s3Prefix, dataset, { signal, attempts });
-  const flaws = await recordFlaws(store, config.s3Prefix, all, { attempts, signal });
+  const flaws = await trustRemote(store, config, all, { signal });
   return statusRows(local, new Chains(all, flaws), prefix).map((plain) => {
     const snap = all.get(`${dataset}@${plain.name}`);
     const row: StatusLine = { dataset, ...plain, ...lockColumns(snap?.lock) };

@@ -5,7 +5,8 @@
  * its END record and the checksum END carries), checks every chain link, and reports per
  * snapshot: ok / corrupt / missing / unverifiable. With
  * `--zfs PARENT` it also receives each verified chain into a throwaway dataset under PARENT,
- * destroyed afterwards, to prove it restores.
+ * destroyed afterwards, to prove it restores. With `--adopt` (and `SIGNING_KEY_FILE`) each object
+ * that verifies gets a record signed with that key (`adopt.ts`), reported "adopted".
  *
  * @module
  */
@@ -27,7 +28,9 @@ import { inspectObject } from "../repository/verified_object.ts";
 import { readThrough, receiveOne } from "../pipeline/receive.ts";
 import { MissingRecordError } from "../repository/check_records.ts";
 import { rerecord } from "../repository/rerecord.ts";
+import { adoptObject } from "../repository/adopt.ts";
 import { loadRemote } from "../repository/bucket_index.ts";
+import { signedFlaws } from "../repository/trusted_records.ts";
 import type { S3Store } from "../backend/s3.ts";
 import { verifiability } from "../transfer/verifying_stream.ts";
 import { retentionFlaws } from "../repository/object_lock_run.ts";
@@ -39,7 +42,7 @@ import type { CliCommand, CliContext, CliRun } from "../cli/command.ts";
 export interface VerifyResult {
   snapshot: string;
   /** `unprotected`: the bytes verified, but its Object Lock retention is short (`repository/object_lock_run.ts`). */
-  state: "ok" | "repaired" | "corrupt" | "missing" | "unverifiable" | "unprotected";
+  state: "ok" | "repaired" | "adopted" | "corrupt" | "missing" | "unverifiable" | "unprotected";
   detail: string;
 }
 
@@ -54,6 +57,11 @@ export interface VerifyOptions {
    * `rerecord.ts`); the snapshot is then reported "repaired".
    */
   repair?: boolean;
+  /**
+   * Sign the record of each object that verifies with `SIGNING_KEY_FILE` (see `adopt.ts`); the
+   * snapshot is then reported "adopted".
+   */
+  adopt?: boolean;
   signal?: AbortSignal;
   err: (line: string) => void;
 }
@@ -67,10 +75,15 @@ export async function verify(
   const dataset = options.snapshot?.includes("@")
     ? parseSnapshot(options.snapshot).dataset
     : requireDataset(config);
+  if (options.adopt && !config.signingKey) {
+    throw new UsageError("Cannot verify --adopt: set SIGNING_KEY_FILE to the key to sign with");
+  }
   const remote = await loadRemote(store, config.s3Prefix, dataset, {
     signal: options.signal,
     attempts: config.maxRetries + 1,
   });
+  // With trusted keys: chain fields from signed records; unsigned objects are corrupt when checked.
+  await signedFlaws(store, config, remote, { signal: options.signal });
   const chains = new Chains(remote);
   let chosen: RemoteSnapshot[] = [...remote.values()].filter((s) =>
     s.snapshot.startsWith(config.snapshotPrefix)
@@ -153,6 +166,7 @@ async function checkSnapshot(
   s: RemoteSnapshot,
   options: VerifyOptions,
 ): Promise<VerifyResult> {
+  if (options.adopt) return await adopt(config, store, s, options);
   try {
     const expected = await inspectObject(store, s.key, config, options.signal);
     const thorough = verifiability(expected) === "etag";
@@ -204,6 +218,27 @@ async function repair(
       state: "repaired",
       detail: `check record was missing; the bytes match the object's ETag, record written ` +
         `(ETag ${record.etag}, ${record.size} bytes)`,
+    };
+  } catch (err) {
+    options.signal?.throwIfAborted();
+    return verdict(s, err);
+  }
+}
+
+/** `--adopt`: checks the object and signs its record (`adopt.ts`); "adopted", or the verdict. */
+async function adopt(
+  config: Config,
+  store: S3Store,
+  s: RemoteSnapshot,
+  options: VerifyOptions,
+): Promise<VerifyResult> {
+  try {
+    const fields = await adoptObject(config, store, s, { signal: options.signal });
+    return {
+      snapshot: s.name,
+      state: "adopted",
+      detail: `bytes verified (ETag ${fields.etag}, ${fields.size} bytes, SHA-256 ` +
+        `${fields.sha256}); record signed by ${config.signingKey!.publicKey.text}`,
     };
   } catch (err) {
     options.signal?.throwIfAborted();
@@ -266,7 +301,8 @@ async function proveRestores(
 
 /** Whether a snapshot passed verification well enough to be received. */
 function restorable(r: VerifyResult): boolean {
-  return r.state === "ok" || r.state === "repaired" || r.state === "unverifiable";
+  return r.state === "ok" || r.state === "repaired" || r.state === "adopted" ||
+    r.state === "unverifiable";
 }
 
 /**
@@ -293,6 +329,7 @@ function startVerify(context: CliContext): CliRun {
         snapshot: positionals[0],
         zfsParent: values.zfs as string | undefined,
         repair: values.repair === true,
+        adopt: values.adopt === true,
         signal: context.signal,
         err: context.err,
       });

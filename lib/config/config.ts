@@ -14,6 +14,7 @@ import type { IniFile } from "./ini.ts";
 import { parseRecipients } from "./age_keys.ts";
 import type { Identity, Recipient } from "./age_keys.ts";
 import { normalizePrefix } from "./prefix.ts";
+import type { SigningKey, TrustedKeys } from "./signing_keys.ts";
 import { type SettingDef, SETTINGS, type Source } from "./settings.ts";
 import { parseSetting } from "./parse_setting.ts";
 
@@ -51,6 +52,19 @@ export interface Config {
   ageIdentityFile?: string;
   /** The identities in `AGE_IDENTITY_FILE` (read by `load.ts`). */
   ageIdentities?: Identity[];
+  /** `SIGNING_KEY_FILE`: the key backup signs records with (`signing_keys.ts`). */
+  signingKeyFile?: string;
+  /** The key in `signingKeyFile` (read by `load_signing_keys.ts`). */
+  signingKey?: SigningKey;
+  /** `TRUSTED_KEYS`: public keys, comma-separated, as given. */
+  trustedKeysList?: string;
+  /** `TRUSTED_KEYS_FILE`. */
+  trustedKeysFile?: string;
+  /**
+   * The keys a signed record may come from (read by `load_signing_keys.ts`); none or empty: no
+   * record is asked for, as before signing existed.
+   */
+  trustedKeys?: TrustedKeys;
   concurrency: number;
   /** `MAX_RATE`: bytes per second for all transfers together; unset (or 0): no limit. */
   maxRate?: number;
@@ -216,6 +230,9 @@ function runSettings(parsed: Record<string, unknown>) {
     ageRecipients: parseRecipients(parsed.AGE_RECIPIENTS as string | undefined),
     ageRecipientsFile: parsed.AGE_RECIPIENTS_FILE as string | undefined,
     ageIdentityFile: parsed.AGE_IDENTITY_FILE as string | undefined,
+    signingKeyFile: (parsed.SIGNING_KEY_FILE as string | undefined) || undefined,
+    trustedKeysList: (parsed.TRUSTED_KEYS as string | undefined) || undefined,
+    trustedKeysFile: (parsed.TRUSTED_KEYS_FILE as string | undefined) || undefined,
     concurrency: parsed.CONCURRENCY as number,
     maxRate: (parsed.MAX_RATE as number | undefined) || undefined,
     maxRetries: parsed.MAX_RETRIES as number,

@@ -11,6 +11,7 @@ import { type Config, resolveConfig } from "./config.ts";
 import { UsageError } from "../base/errors.ts";
 import { type IniFile, parseIni } from "./ini.ts";
 import { parseIdentities, parseRecipients } from "./age_keys.ts";
+import { loadSigningSettings } from "./load_signing_keys.ts";
 
 /** The config file read when none is named. */
 export const DEFAULT_CONFIG_PATH = "/etc/z3_backup/z3.conf";
@@ -87,6 +88,7 @@ export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
   }
   config.secrets = [config.secret, config.keyId].filter((s): s is string => !!s);
   await loadAgeKeys(config);
+  await loadSigningSettings(config, { warn: options.warn });
   if (options.warn) await warnOpenSecrets(config, options.configDir ?? CONFIG_DIR, options.warn);
   if (config.caFile) config.caCerts = await readCaFile(config.caFile);
   if (config.caOnly && !config.caFile) {

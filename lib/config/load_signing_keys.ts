@@ -8,6 +8,7 @@
  */
 
 import { UsageError } from "../base/errors.ts";
+import type { Config } from "./config.ts";
 import {
   parseSigningKey,
   parseTrustedKeys,
@@ -82,4 +83,27 @@ export async function loadTrustedKeys(
     ? undefined
     : { path: options.file, text: await readKeyFile(options.file, "TRUSTED_KEYS_FILE") };
   return parseTrustedKeys(list, { file, signing: options.signing });
+}
+
+/**
+ * Reads `config`'s `SIGNING_KEY_FILE` and `TRUSTED_KEYS_FILE` into `config.signingKey` and
+ * `config.trustedKeys` (with `TRUSTED_KEYS` and the signing key's public key), and adds the
+ * signing key's text to `config.secrets`. Nothing is read when neither file is set; then
+ * `trustedKeys` holds `TRUSTED_KEYS` alone, or is left unset when that is unset too.
+ */
+export async function loadSigningSettings(
+  config: Config,
+  options: LoadSigningKeyOptions = {},
+): Promise<void> {
+  if (config.signingKeyFile) {
+    const { key, secrets } = await loadSigningKey(config.signingKeyFile, options);
+    config.signingKey = key;
+    config.secrets.push(...secrets);
+  }
+  if (config.signingKey || config.trustedKeysList || config.trustedKeysFile) {
+    config.trustedKeys = await loadTrustedKeys(config.trustedKeysList, {
+      file: config.trustedKeysFile,
+      signing: config.signingKey,
+    });
+  }
 }

@@ -163,6 +163,26 @@ export const SETTINGS: readonly SettingDef[] = [
     help: "age-keygen identity file, to restore, get or verify --zfs encrypted objects",
   },
   {
+    key: "SIGNING_KEY_FILE",
+    flag: "signing-key-file",
+    kind: "string",
+    help:
+      "z3 keygen's signing key file: backup signs the record of every object it writes (its public key is trusted too)",
+  },
+  {
+    key: "TRUSTED_KEYS",
+    flag: "trusted-keys",
+    kind: "string",
+    help:
+      "public keys (z3ed25519:…, comma-separated) whose signed records are trusted; set: objects without one are refused",
+  },
+  {
+    key: "TRUSTED_KEYS_FILE",
+    flag: "trusted-keys-file",
+    kind: "string",
+    help: "file of trusted public keys, one a line, # comments",
+  },
+  {
     key: "CONCURRENCY",
     flag: "concurrency",
     kind: "count",

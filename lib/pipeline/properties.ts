@@ -19,7 +19,8 @@ import { checkKey } from "../repository/check_records.ts";
 import { Chains, quote } from "../chain/walk.ts";
 import { describeError, IntegrityError, UsageError } from "../base/errors.ts";
 import { printable } from "../chain/names.ts";
-import { putJson, readJson, SidecarError } from "../repository/sidecar.ts";
+import { putBytes, readBytes, SidecarError } from "../repository/sidecar.ts";
+import { createHash } from "node:crypto";
 import type { S3Store } from "../backend/s3.ts";
 import * as zfs from "../zfs/zfs.ts";
 import type { RemoteSnapshot } from "../chain/types.ts";
@@ -32,40 +33,62 @@ export function propertiesKey(prefix: string, name: string): string {
   return `${checkKey(prefix, name)}#properties`;
 }
 
-/** Reads `dataset`'s local properties and stores them beside the full of `name`. */
+/**
+ * Reads `dataset`'s local properties and stores them beside the full of `name`; returns the
+ * SHA-256 (hex) of the bytes stored, for the full's signed record.
+ */
 export async function storeProperties(
   store: S3Store,
   prefix: string,
   dataset: string,
   name: string,
   attempts: number,
-): Promise<void> {
+): Promise<string> {
   const properties = await zfs.getLocalProperties(dataset);
-  await putJson(store, propertiesKey(prefix, name), { properties }, attempts);
+  const body = new TextEncoder().encode(JSON.stringify({ properties }) + "\n");
+  await putBytes(store, propertiesKey(prefix, name), body, attempts);
+  return createHash("sha256").update(body).digest("hex");
 }
 
 /**
  * The properties stored with the full `name`; undefined when none were (a full of an older z3).
  * The bucket is untrusted: anything but an object of valid names to one-line strings is refused.
+ * With `signed` (trusted keys: the SHA-256 the full's signed record holds for its sidecar), the
+ * bytes must hash to it; `null` there means no sidecar was signed, and none is read.
  *
- * @throws {IntegrityError} (exit 6) for a sidecar that is not what z3 writes
+ * @throws {IntegrityError} (exit 6) for a sidecar that is not what z3 writes, or not the signed one
  */
 export async function readProperties(
   store: S3Store,
   prefix: string,
   name: string,
   attempts: number,
+  signed?: { sha256: string | null },
 ): Promise<Record<string, string> | undefined> {
   const key = propertiesKey(prefix, name);
   const bad = new IntegrityError(`Cannot read the properties ${quote(key)}: not what z3 writes`);
-  let parsed: unknown;
+  if (signed?.sha256 === null) return undefined;
+  let bytes: Uint8Array | undefined;
   try {
-    parsed = await readJson(store, key, { maxBytes: MAX_BYTES, attempts });
+    bytes = await readBytes(store, key, { maxBytes: MAX_BYTES, attempts });
   } catch (err) {
     if (err instanceof SidecarError) throw bad;
     throw err;
   }
-  if (parsed === undefined) return undefined;
+  if (bytes === undefined) return undefined;
+  const hash = createHash("sha256").update(bytes).digest("hex");
+  if (signed !== undefined && hash !== signed.sha256) {
+    throw new IntegrityError(
+      `Cannot trust the properties ${quote(key)}: they hash to SHA-256 ${hash}, the signed ` +
+        `record of ${quote(name)} says ${signed.sha256}`,
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw bad;
+  }
   const p = (parsed as { properties?: unknown } | null)?.properties;
   if (typeof p !== "object" || p === null || Array.isArray(p)) throw bad;
   for (const [k, v] of Object.entries(p)) {

@@ -2,7 +2,8 @@
  * One snapshot into one object: `zfs send` as a child of z3, piped through the compressor and, with
  * age recipients, encrypted in process, into {@linkcode uploadStream}. The exit statuses of
  * `zfs send` and the compressor are awaited before the upload is completed, so a send that fails
- * midway never becomes an object. Used by `z3 backup`.
+ * midway never becomes an object. The SHA-256 of the stored bytes is computed on the way to the
+ * upload (for the signed record). Used by `z3 backup`.
  *
  * @module
  */
@@ -14,6 +15,13 @@ import { type UploadOptions, type UploadResult, uploadStream } from "../transfer
 import * as zfs from "../zfs/zfs.ts";
 import { compress } from "./compress.ts";
 import { encryptStream } from "./age.ts";
+import { Sha256Stream } from "../transfer/sha256_stream.ts";
+
+/** A finished upload and the SHA-256 (hex) of every byte it stored. */
+export interface SentObject extends UploadResult {
+  /** Lower-case hex SHA-256 of the stored bytes. */
+  sha256: string;
+}
 
 /** Options for {@linkcode sendToObject}: what to send, how to pack it, and the upload's own. */
 export interface SendToObjectOptions extends Omit<UploadOptions, "beforeComplete"> {
@@ -41,7 +49,7 @@ export async function sendToObject(
   store: S3Store,
   key: string,
   options: SendToObjectOptions,
-): Promise<UploadResult> {
+): Promise<SentObject> {
   const {
     snapshot,
     from,
@@ -61,13 +69,15 @@ export async function sendToObject(
   try {
     // A fresh file key and nonce each time: an interrupted encrypted upload starts over.
     const body = recipients.length > 0 ? encryptStream(packed.stream, recipients) : packed.stream;
-    return await uploadStream(store, key, body, {
+    const hash = new Sha256Stream();
+    const result = await uploadStream(store, key, body.pipeThrough(hash), {
       ...upload,
       beforeComplete: async () => {
         await sender.done;
         await packed.done;
       },
     });
+    return { ...result, sha256: hash.hex };
   } catch (err) {
     line?.stop();
     sender.kill(); // no-op when it already exited; stops it when the upload failed first

@@ -95,7 +95,34 @@ export async function readCheck(
     );
   }
   if (r === undefined || wellFormed(r)) return r;
+  const signed = signedAsCheck(r);
+  if (signed !== undefined) return signed;
   throw new IntegrityError(`Cannot read check record ${quote(key)}: it is not what z3 writes`);
+}
+
+/**
+ * A signed record (`signed_record.ts`) read where no key is trusted: its fields as the check
+ * record they state (no more trusted than a check record, and not checked for a signature), so
+ * that a bucket written with SIGNING_KEY_FILE reads as before on a host without trusted keys.
+ * `undefined` when `r` is not a signed record.
+ */
+function signedAsCheck(r: unknown): CheckRecord | undefined {
+  if (
+    typeof r !== "object" || r === null || (r as { z3SignedRecord?: unknown }).z3SignedRecord !== 1
+  ) {
+    return undefined;
+  }
+  const f = (r as { fields?: Record<string, unknown> }).fields;
+  if (typeof f !== "object" || f === null) return undefined;
+  const record: Record<string, unknown> = {
+    etag: f.etag,
+    size: f.size,
+    guid: f.guid,
+    full: f.full,
+    parts: f.partMd5s,
+  };
+  if (f.full === false) Object.assign(record, { parent: f.parent, parentGuid: f.parentGuid });
+  return wellFormed(record) ? record : undefined;
 }
 
 function optional(value: unknown, type: "string" | "boolean"): boolean {

@@ -6,7 +6,9 @@
  *
  * A record written this way proves the object is whole and self-consistent, not that it is the
  * object the original run uploaded; that is why it is only ever written where none exists. It
- * holds the chain's shape (full or parent, both GUIDs) as the object's metadata states it.
+ * holds the chain's shape (full or parent, both GUIDs) as the object's metadata states it. It is
+ * never signed: with trusted keys configured nothing is written, and the caller is told to run
+ * `z3 verify --adopt`.
  *
  * @module
  */
@@ -23,6 +25,7 @@ import { withRetry } from "../backend/retry.ts";
 import type { S3Store } from "../backend/s3.ts";
 import { verifiability } from "../transfer/verifying_stream.ts";
 import type { RemoteSnapshot } from "../chain/types.ts";
+import { trustedKeysOf } from "./trusted_records.ts";
 
 /**
  * Writes the check record of `snapshot`'s object, a z3 object the caller found without one, and
@@ -40,6 +43,14 @@ export async function rerecord(
   } = {},
 ): Promise<CheckRecord> {
   const { signal, action = "check" } = options;
+  if (trustedKeysOf(config)) {
+    // Never a signing oracle: only bytes this host has just uploaded and read back are signed.
+    throw new IntegrityError(
+      `Cannot ${action} "${snapshot.name}": it has no signed record, and z3 signs only what it ` +
+        "has just uploaded and checked itself; run z3 verify --adopt (with SIGNING_KEY_FILE) " +
+        "to sign what the bucket holds after checking it",
+    );
+  }
   const attempts = config.maxRetries + 1;
   const info = await withRetry(() => store.head(snapshot.key, signal), { attempts, signal });
   if (!info) {

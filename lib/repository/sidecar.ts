@@ -58,6 +58,26 @@ export async function readJson(
   key: string,
   options: ReadJsonOptions,
 ): Promise<unknown> {
+  const bytes = await readBytes(store, key, options);
+  if (bytes === undefined) return undefined;
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new SidecarError(key, "not json", options.maxBytes);
+  }
+}
+
+/**
+ * The bytes at `key`, read as {@linkcode readJson} reads them (HEAD, then a GET capped at
+ * `maxBytes`); `undefined` when there is no such object.
+ *
+ * @throws {SidecarError} `too large`, naming key and cap
+ */
+export async function readBytes(
+  store: S3Store,
+  key: string,
+  options: ReadJsonOptions,
+): Promise<Uint8Array | undefined> {
   const { maxBytes, signal } = options;
   const retry = { attempts: options.attempts, signal };
   const info = await withRetry(() => store.head(key, signal), retry);
@@ -65,15 +85,10 @@ export async function readJson(
   if (info.size > maxBytes) throw new SidecarError(key, "too large", maxBytes, info.size);
   // Pinned to the ETag the HEAD saw: an object replaced in between is refused by the server
   // (412), not read as the one that was sized and planned on.
-  const bytes = await withRetry(
+  return await withRetry(
     async () => await readCapped(key, await store.get(key, { signal, etag: info.etag }), maxBytes),
     retry,
   );
-  try {
-    return JSON.parse(new TextDecoder().decode(bytes));
-  } catch {
-    throw new SidecarError(key, "not json", maxBytes);
-  }
 }
 
 /** The whole of `body`, or a `too large` {@linkcode SidecarError} once it passes `maxBytes`. */
@@ -113,6 +128,17 @@ export async function putJson(
   options: WriteOptions = {},
 ): Promise<void> {
   const body = new TextEncoder().encode(JSON.stringify(value) + "\n");
+  await putBytes(store, key, body, attempts, options);
+}
+
+/** Writes `body` to `key` with its Content-MD5, retried up to `attempts` times in all. */
+export async function putBytes(
+  store: S3Store,
+  key: string,
+  body: Uint8Array,
+  attempts: number,
+  options: WriteOptions = {},
+): Promise<void> {
   const md5 = createHash("md5").update(body).digest("base64");
   await withRetry(() => store.put(key, body, md5, options), { attempts, signal: options.signal });
 }

@@ -1,7 +1,8 @@
 /**
  * A z3 object's verified download: {@linkcode inspectObject} learns what its bytes must match
  * (HEAD, check record, part MD5s), {@linkcode downloadVerified} streams them checked as they come
- * (see `transfer/verifying_stream.ts`). Shared by restore, get, verify and verify --repair.
+ * (see `transfer/verifying_stream.ts`), and with a signed record by its SHA-256 as well. Shared
+ * by restore, get, verify and verify --repair.
  *
  * @module
  */
@@ -18,10 +19,20 @@ import {
   holdingBack,
   partsOf,
   verifiability,
+  verifyError,
   verifying,
 } from "../transfer/verifying_stream.ts";
+import { Sha256Stream } from "../transfer/sha256_stream.ts";
 import { type DownloadOptions, parallelDownload } from "../transfer/download.ts";
 import { normalizePrefix } from "../config/prefix.ts";
+import type { TrustedKeys } from "../config/signing_keys.ts";
+import { SignedRecordError } from "./signed_record.ts";
+import {
+  compareSigned,
+  readSignedFields,
+  signedMetadata,
+  trustedKeysOf,
+} from "./trusted_records.ts";
 
 /**
  * HEADs `key` and checks it against its check record; returns what its bytes must match (the
@@ -41,7 +52,12 @@ export async function inspectObject(
   return await inspectHeaded(store, info, config);
 }
 
-/** {@linkcode inspectObject} of an object the caller has HEADed already (`info`). */
+/**
+ * {@linkcode inspectObject} of an object the caller has HEADed already (`info`). With trusted
+ * keys (`trusted_records.ts`) every object must have a record signed by one of them, whose ETag
+ * and size it must have; `info.metadata` is then replaced by the signed fields, so that what the
+ * caller does with the bytes (decompress, decrypt) follows the signed record alone.
+ */
 export async function inspectHeaded(
   store: S3Store,
   info: ObjectInfo,
@@ -53,6 +69,8 @@ export async function inspectHeaded(
   if (notMd5) throw etagNotMd5Error("verify", key, notMd5);
   const prefix = normalizePrefix(config.s3Prefix);
   const name = key.startsWith(prefix) ? key.slice(prefix.length) : undefined;
+  const trusted = trustedKeysOf(config);
+  if (trusted) return await inspectSigned(store, info, config, { trusted, name });
   const expected: Expected = {
     etag: info.etag,
     size: info.size,
@@ -70,6 +88,39 @@ export async function inspectHeaded(
       partsOf(expected, key); // they must fit the object before any byte reaches ZFS
     }
   }
+  return expected;
+}
+
+/** {@linkcode inspectHeaded} with trusted keys: from the signed record alone (see there). */
+async function inspectSigned(
+  store: S3Store,
+  info: ObjectInfo,
+  config: Config,
+  options: { trusted: TrustedKeys; name?: string },
+): Promise<Expected> {
+  const { key } = info;
+  if (options.name === undefined || !options.name.includes("@")) {
+    throw new SignedRecordError(
+      key,
+      "unsigned",
+      "it is not a backup object under S3_PREFIX, so no signed record can vouch for it",
+    );
+  }
+  const object = { name: options.name, key };
+  const fields = await readSignedFields(store, config, options.trusted, object);
+  compareSigned(key, info, fields);
+  const signed = signedMetadata(fields, info.metadata);
+  for (const k of Object.keys(info.metadata)) delete info.metadata[k];
+  Object.assign(info.metadata, signed);
+  const growAfter = fields.schedule.growAfter > 0 ? fields.schedule.growAfter : undefined;
+  const expected: Expected = {
+    etag: fields.etag,
+    size: fields.size,
+    schedule: { base: fields.schedule.base, doubleEvery: fields.schedule.doubleEvery, growAfter },
+    parts: fields.partMd5s,
+    sha256: fields.sha256,
+  };
+  partsOf(expected, key); // they must fit the object before any byte reaches ZFS
   return expected;
 }
 
@@ -124,5 +175,30 @@ export function downloadVerified(
   const checked = expected.parts
     ? parallelDownload(store, key, { ...download, parts: partsOf(expected, key) })
     : verifying(parallelDownload(store, key, download), expected, key);
-  return holdingBack(checked, Promise.resolve());
+  const hashed = expected.sha256 === undefined
+    ? checked
+    : checkingSha256(checked, expected.sha256, key);
+  return holdingBack(hashed, Promise.resolve());
+}
+
+/**
+ * `source` passed on, erroring at its end when its SHA-256 is not `want` (before the held-back
+ * tail is released, so no reader sees the end of such bytes).
+ */
+function checkingSha256(
+  source: ReadableStream<Uint8Array>,
+  want: string,
+  key: string,
+): ReadableStream<Uint8Array> {
+  const hash = new Sha256Stream();
+  return source.pipeThrough(hash).pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      flush(controller) {
+        if (hash.hex === want) return;
+        controller.error(
+          verifyError(key, `its bytes hash to SHA-256 ${hash.hex}, its signed record says ${want}`),
+        );
+      },
+    }),
+  );
 }

@@ -45,6 +45,8 @@ export interface Expected {
    * its own as it arrives (see `download.ts`) and fetched again when it does not match.
    */
   parts?: string[];
+  /** The SHA-256 (hex) of the whole object, from its signed record: checked at the end too. */
+  sha256?: string;
 }
 
 /** How thoroughly a stream can be checked. */

@@ -8,7 +8,12 @@ import {
   parseTrustedKeys,
   signingKeySecrets,
 } from "../../../lib/config/signing_keys.ts";
-import { loadSigningKey, loadTrustedKeys } from "../../../lib/config/load_signing_keys.ts";
+import {
+  loadSigningKey,
+  loadSigningSettings,
+  loadTrustedKeys,
+} from "../../../lib/config/load_signing_keys.ts";
+import { resolveConfig } from "../../../lib/config/config.ts";
 import { UsageError } from "../../../lib/base/errors.ts";
 
 // RFC 8032 §7.1, TEST 1: secret key (seed), public key, and the signature of the empty message.
@@ -156,6 +161,37 @@ Deno.test("loadSigningKey() and loadTrustedKeys() read files; errors name the fi
         e instanceof UsageError && !e.message.includes(SEED_B64) &&
         /^Cannot use SIGNING_KEY_FILE ".*": line 1 is not a z3 signing key/.test(e.message),
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("resolveConfig() and loadSigningSettings() read SIGNING_KEY_FILE, TRUSTED_KEYS and TRUSTED_KEYS_FILE", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "z3-signing-settings-" });
+  try {
+    const keyPath = `${dir}/signing.key`;
+    await Deno.writeTextFile(keyPath, `${KEY_LINE}\n`, { mode: 0o600 });
+    await Deno.chmod(keyPath, 0o600);
+    const other = generateSigningKey().key.publicKey.text;
+    await Deno.writeTextFile(`${dir}/trusted`, `# the monitor's list\n${other}\n`);
+    const config = resolveConfig({
+      flags: { "signing-key-file": keyPath },
+      env: { TRUSTED_KEYS_FILE: `${dir}/trusted` },
+    });
+    assert.equal(config.sources.SIGNING_KEY_FILE, "--signing-key-file");
+    await loadSigningSettings(config);
+    assert.equal(config.signingKey?.publicKey.text, PUBLIC);
+    assert.deepEqual([...config.trustedKeys!.keys()].sort(), [PUBLIC, other].sort());
+    assert.ok(config.secrets.includes(KEY_LINE) && config.secrets.includes(SEED_B64));
+
+    const listed = resolveConfig({ env: { TRUSTED_KEYS: other } });
+    await loadSigningSettings(listed);
+    assert.deepEqual([...listed.trustedKeys!.keys()], [other]);
+    assert.equal(listed.signingKey, undefined);
+
+    const none = resolveConfig({ env: {} });
+    await loadSigningSettings(none);
+    assert.equal(none.trustedKeys, undefined, "no key configured: no record is asked for");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

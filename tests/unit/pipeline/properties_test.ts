@@ -12,9 +12,13 @@ import {
   chainFull,
   DEFAULT_PROPERTIES,
   namedProperties,
+  propertiesKey,
+  readProperties,
   selectProperties,
 } from "../../../lib/pipeline/properties.ts";
-import { UsageError } from "../../../lib/base/errors.ts";
+import type { S3Store } from "../../../lib/backend/s3.ts";
+import { EXIT, IntegrityError, UsageError } from "../../../lib/base/errors.ts";
+import { createHash } from "node:crypto";
 import type { RemoteSnapshot } from "../../../lib/chain/types.ts";
 
 const DS = "tank/my data";
@@ -150,4 +154,36 @@ Deno.test("DEFAULT_PROPERTIES holds none of the properties set only when named",
     ]
   ) assert.ok(!DEFAULT_PROPERTIES.has(name), name);
   assert.ok([...DEFAULT_PROPERTIES].every((n) => !n.includes(":")));
+});
+
+Deno.test("readProperties() with a signed SHA-256 reads only a sidecar that hashes to it", async () => {
+  const key = propertiesKey("z3-backup/", "tank/a@s1");
+  const body = new TextEncoder().encode(
+    JSON.stringify({ properties: { compression: "lz4" } }) + "\n",
+  );
+  let gets = 0;
+  const store = {
+    head: (k: string) =>
+      Promise.resolve(k === key ? { key, size: body.length, etag: "e", metadata: {} } : undefined),
+    get: () => {
+      gets++;
+      return Promise.resolve(new Blob([body]).stream());
+    },
+  } as unknown as S3Store;
+  const sha = createHash("sha256").update(body).digest("hex");
+  const read = (signed?: { sha256: string | null }) =>
+    readProperties(store, "z3-backup/", "tank/a@s1", 1, signed);
+  assert.deepEqual(await read(), { compression: "lz4" });
+  assert.deepEqual(await read({ sha256: sha }), { compression: "lz4" });
+  const before = gets;
+  assert.equal(await read({ sha256: null }), undefined, "none signed: none read");
+  assert.equal(gets, before);
+  await assert.rejects(
+    () => read({ sha256: "0".repeat(64) }),
+    (e) =>
+      e instanceof IntegrityError && e.exitCode === EXIT.integrity &&
+      /Cannot trust the properties .*: they hash to SHA-256 [0-9a-f]{64}, the signed record/.test(
+        e.message,
+      ),
+  );
 });
