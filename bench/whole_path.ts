@@ -11,8 +11,8 @@
  * - per mode (`none`; `zstd`, the default compressor; `zstd+age`, one X25519 recipient):
  *   `z3 backup --full`; `pput` of the object's bytes from a file (the upload alone); `zfs send`
  *   and that pput at once (no data between them: the least time this machine needs for both
- *   halves of a backup); for `zstd` modes `zfs send | zstd [| age] | pput` (the direct pipes
- *   z3 cannot build with `Deno.Command`); `z3 get` of the object to /dev/null (the verified
+ *   halves of a backup); for `zstd` modes `zfs send | zstd [| age] | pput` (the shell's direct
+ *   pipes, the ones issue #26 measures z3 against); `z3 get` of the object to /dev/null (the verified
  *   download alone); `z3 get` and `zfs receive` from the file at once; for `zstd` modes
  *   `z3 get | zstd -d | zfs receive`; the peer pipeline `aws s3 cp s3://… - [| age -d]
  *   [| zstd -d] | zfs receive`; `z3 restore SNAP --target`.
@@ -713,5 +713,42 @@ function report(
         `${direct ? plain(ratio(direct, ...floors)) : "— (backup is direct)"} |`,
     );
   }
+  lines.push("", ...againstDirectPipes(samples, o.modes));
   return lines.join("\n");
+}
+
+/**
+ * Issue #26's ratios: z3 against the direct pipes and the peer, each the median of the per-run
+ * ratios (run i of one row against run i of the other: they ran in the same round) and their
+ * range. A ratio of speeds (the other row's wall over z3's); CPU, z3's over the other's.
+ */
+function againstDirectPipes(samples: Samples, modes: Mode[]): string[] {
+  const perRun = (a: string, b: string, of: (s: Sample) => number, inverse: boolean) => {
+    const xs = samples.get(a)!.map((s, i) => {
+      const [x, y] = [of(s), of(samples.get(b)![i])];
+      return inverse ? y / x : x / y;
+    });
+    return `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+  };
+  const speed = (a: string, b?: string) => b ? perRun(a, b, (s) => s.wall, true) : "—";
+  const cpu = (a: string, b?: string) => b ? perRun(a, b, (s) => s.cpu, false) : "—";
+  const lines = [
+    "Against the direct pipes (issue #26): speed ratios (the other row's wall / z3's, so ≥ 1 is " +
+    "z3 as fast or faster) and CPU ratios (z3's tree / the other's), median of the per-run " +
+    "ratios (min–max).",
+    "",
+    "| mode | backup / zfs send \\| … \\| pput | restore / z3 get \\| zstd -d \\| zfs receive | " +
+    "restore / aws s3 cp - \\| … \\| zfs receive | restore CPU / direct restore CPU | " +
+    "backup CPU / direct backup CPU |",
+    "| --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const m of modes) {
+    const r = modeRows(m);
+    lines.push(
+      `| ${m} | ${speed(r.backup, r.backupDirect)} | ${speed(r.restore, r.restoreDirect)} | ` +
+        `${speed(r.restore, r.peer)} | ${cpu(r.restore, r.restoreDirect)} | ` +
+        `${cpu(r.backup, r.backupDirect)} |`,
+    );
+  }
+  return lines;
 }

@@ -7,11 +7,7 @@
  */
 
 import { permissionHint, Z3Error } from "../base/errors.ts";
-
-/** How many bytes of a child's stderr are kept for error messages: its last ones. */
-const STDERR_TAIL = 4096;
-/** And its first ones, where a usage error puts its reason before pages of usage text. */
-const STDERR_HEAD = 1024;
+import { StderrKept } from "./stderr_kept.ts";
 
 /** Options for {@linkcode spawnChild}. */
 export interface SpawnOptions {
@@ -79,12 +75,7 @@ export function spawnChild(argv: readonly string[], options: SpawnOptions = {}):
     options.signal?.removeEventListener("abort", onAbort);
     await stderr.done;
     if (status.success) return;
-    const how = status.signal ? `killed by ${status.signal}` : `exit status ${status.code}`;
-    const err = stderr.tail();
-    throw makeError(
-      `Command failed (${how}): ${display}${err ? `: ${err}` : ""}`,
-      stderr.kept(),
-    );
+    throw makeError(failureMessage(display, status, stderr.tail()), stderr.kept());
   })();
   // A rejected `done` that nobody awaits yet must not crash the process.
   done.catch(() => {});
@@ -114,76 +105,43 @@ function start(
       stdout: options.stdout ?? "piped",
       stderr: "piped",
       clearEnv: true,
-      env: { PATH: Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" },
+      env: childEnv(),
     }).spawn();
   } catch (err) {
-    const message = String((err as Error)?.message ?? err).split("\n")[0];
-    // Deno's refusal when --allow-run lacks the command: name it and the flag that grants it.
-    const denied = permissionHint(message);
-    throw fail(
-      err instanceof Deno.errors.NotFound
-        ? "command not found"
-        : denied
-        ? denied
-        : err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied
-        ? `not permitted (${message})`
-        : message,
-    );
+    throw fail(whyNotStarted(err));
   }
 }
 
+/** The whole environment every child gets: PATH and LC_ALL=C, nothing else (no credentials). */
+export function childEnv(): Record<string, string> {
+  return { PATH: Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" };
+}
+
 /**
- * A child's stderr, read to its end as it comes: its first {@linkcode STDERR_HEAD} bytes and its
- * last {@linkcode STDERR_TAIL} are kept, the rest dropped.
+ * Why a child could not start, in a few words: "command not found", the permission flag that
+ * grants it, or the first line of the runtime's message.
  */
-class StderrKept {
-  /** Resolves when stderr has been read to its end (or failed). */
-  readonly done: Promise<void>;
-  #head = new Uint8Array(0);
-  #tail = new Uint8Array(0);
-  #seen = 0;
-  #decoder = new TextDecoder();
+export function whyNotStarted(err: unknown): string {
+  const message = String((err as Error)?.message ?? err).split("\n")[0];
+  // Deno's refusal when --allow-run lacks the command: name it and the flag that grants it.
+  const denied = permissionHint(message);
+  return err instanceof Deno.errors.NotFound || (err as { code?: string })?.code === "ENOENT"
+    ? "command not found"
+    : denied
+    ? denied
+    : err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied
+    ? `not permitted (${message})`
+    : message;
+}
 
-  constructor(stderr: ReadableStream<Uint8Array>) {
-    this.done = (async () => {
-      for await (const chunk of stderr) this.#add(chunk);
-    })().catch(() => {});
-  }
-
-  #add(chunk: Uint8Array): void {
-    if (this.#head.length < STDERR_HEAD) {
-      const more = chunk.subarray(0, STDERR_HEAD - this.#head.length);
-      const grown = new Uint8Array(this.#head.length + more.length);
-      grown.set(this.#head);
-      grown.set(more, this.#head.length);
-      this.#head = grown;
-    }
-    this.#seen += chunk.length;
-    const tail = this.#tail;
-    const joined = new Uint8Array(Math.min(STDERR_TAIL, tail.length + chunk.length));
-    const keepOld = Math.max(0, joined.length - chunk.length);
-    joined.set(tail.subarray(tail.length - keepOld), 0);
-    joined.set(chunk.subarray(Math.max(0, chunk.length - joined.length)), keepOld);
-    this.#tail = joined;
-  }
-
-  #lastLines(): string[] {
-    return this.#decoder.decode(this.#tail).trim().split("\n").slice(-3);
-  }
-
-  /** The last three lines of stderr so far, joined with "; ". */
-  tail(): string {
-    return this.#lastLines().join("; ");
-  }
-
-  /** The first lines of stderr and its last three, newlines kept, for callers that classify. */
-  kept(): string {
-    return this.#seen <= STDERR_TAIL
-      ? this.#decoder.decode(this.#tail).trim()
-      : `${this.#decoder.decode(this.#head).split("\n").slice(0, -1).join("\n")}\n…\n${
-        this.#lastLines().join("\n")
-      }`;
-  }
+/** The message of a child that exited non-zero or was killed, with its stderr's last lines. */
+export function failureMessage(
+  display: string,
+  status: { code: number | null; signal: string | null },
+  stderrTail: string,
+): string {
+  const how = status.signal ? `killed by ${status.signal}` : `exit status ${status.code}`;
+  return `Command failed (${how}): ${display}${stderrTail ? `: ${stderrTail}` : ""}`;
 }
 
 /** Runs a command to completion and returns its stdout as text; throws on non-zero exit. */

@@ -9,6 +9,7 @@
 
 import { CommandError, UsageError, Z3Error } from "../base/errors.ts";
 import { spawnChild } from "../exec/process.ts";
+import type { Stage } from "../exec/pipeline.ts";
 import { Duplex } from "node:stream";
 import { constants as zlibConstants, createZstdCompress, createZstdDecompress } from "node:zlib";
 
@@ -43,6 +44,27 @@ export function compressCommand(name: string): string[] | undefined {
   return COMPRESS_ARGV[name];
 }
 
+/** The CommandError of a helper command, with the package to install when it is missing. */
+function helperError(command: string): (message: string) => CommandError {
+  return (m) =>
+    new CommandError(`${m}${/not found/.test(m) ? ` (install the ${command} package)` : ""}`);
+}
+
+/**
+ * The compress step for `name` as a command that can take `zfs send`'s stdout directly (`zstd`,
+ * `lz4`, `pigz1`, `pigz4`), or `undefined` where it runs in-process (`none`, `gzip`). A failure is
+ * a CommandError naming the command.
+ */
+export function compressStage(name: string): Stage | undefined {
+  const argv = COMPRESS_ARGV[checkCompressor(name)];
+  return argv ? { argv, makeError: helperError(argv[0]) } : undefined;
+}
+
+/** Whether `err` says the helper could not start because it is missing or not permitted. */
+export function helperMissing(err: unknown): boolean {
+  return err instanceof CommandError && /not found|not permitted/.test(err.message);
+}
+
 function throughChild(
   argv: string[],
   source: ReadableStream<Uint8Array>,
@@ -51,8 +73,7 @@ function throughChild(
   const child = spawnChild(argv, {
     stdin: "piped",
     signal,
-    makeError: (m) =>
-      new CommandError(`${m}${/not found/.test(m) ? ` (install the ${argv[0]} package)` : ""}`),
+    makeError: helperError(argv[0]),
   });
   const pump = source.pipeTo(child.stdin!, { signal });
   pump.catch(() => child.kill());
@@ -116,9 +137,7 @@ function childOr(
   try {
     return throughChild(argv, source, signal);
   } catch (err) {
-    if (err instanceof CommandError && /not found|not permitted/.test(err.message)) {
-      return fallback();
-    }
+    if (helperMissing(err)) return fallback();
     throw err;
   }
 }

@@ -1,9 +1,11 @@
 /**
  * One snapshot into one object: `zfs send` as a child of z3, piped through the compressor and, with
- * age recipients, encrypted in process, into {@linkcode uploadStream}. The exit statuses of
- * `zfs send` and the compressor are awaited before the upload is completed, so a send that fails
- * midway never becomes an object. The SHA-256 of the stored bytes is computed on the way to the
- * upload (for the signed record). Used by `z3 backup`.
+ * age recipients, encrypted in process, into {@linkcode uploadStream}. Where the compressor is a
+ * command (`zstd`, `lz4`, `pigz`), `zfs send`'s stdout is its stdin directly (`zfs.sendThrough`),
+ * and z3 reads only the compressed bytes; `none`, `gzip` and the in-process zstd read the send
+ * stream through z3. The exit statuses of `zfs send` and the compressor are awaited before the
+ * upload is completed, so a send that fails midway never becomes an object. The SHA-256 of the
+ * stored bytes is computed on the way to the upload (for the signed record). Used by `z3 backup`.
  *
  * @module
  */
@@ -13,7 +15,7 @@ import type { S3Store } from "../backend/s3.ts";
 import { counted, Progress } from "../cli/progress.ts";
 import { type UploadOptions, type UploadResult, uploadStream } from "../transfer/upload.ts";
 import * as zfs from "../zfs/zfs.ts";
-import { compress } from "./compress.ts";
+import { compress, compressStage, helperMissing } from "./compress.ts";
 import { encryptStream } from "./age.ts";
 import { Sha256Stream } from "../transfer/sha256_stream.ts";
 
@@ -42,8 +44,8 @@ export interface SendToObjectOptions extends Omit<UploadOptions, "beforeComplete
 }
 
 /**
- * Sends `options.snapshot` and uploads the packed stream to `key`. On a failure `zfs send` is
- * killed (a no-op when it already exited) and the progress line is ended.
+ * Sends `options.snapshot` and uploads the packed stream to `key`. On a failure `zfs send` and the
+ * compressor are killed (a no-op when they already exited) and the progress line is ended.
  */
 export async function sendToObject(
   store: S3Store,
@@ -61,26 +63,66 @@ export async function sendToObject(
     ...upload
   } = options;
   const { signal } = upload;
-  const sender = zfs.send(snapshot, from, { signal, flags });
-  // Progress counts the send stream, the one `estimated` is about (before compression).
-  const line = progress ? new Progress(snapshot, estimated) : undefined;
-  const sent = line ? counted(sender.stdout!, line) : sender.stdout!;
-  const packed = compress(compressor, sent, signal);
+  const packed = await sendPacked(snapshot, from, {
+    flags,
+    compressor,
+    signal,
+    estimated,
+    progress,
+  });
   try {
     // A fresh file key and nonce each time: an interrupted encrypted upload starts over.
     const body = recipients.length > 0 ? encryptStream(packed.stream, recipients) : packed.stream;
     const hash = new Sha256Stream();
     const result = await uploadStream(store, key, body.pipeThrough(hash), {
       ...upload,
-      beforeComplete: async () => {
-        await sender.done;
-        await packed.done;
-      },
+      // Both `zfs send` and the compressor exited 0.
+      beforeComplete: () => packed.done,
     });
     return { ...result, sha256: hash.hex };
   } catch (err) {
-    line?.stop();
-    sender.kill(); // no-op when it already exited; stops it when the upload failed first
+    packed.stop(); // no-op when they already exited; stops them when the upload failed first
     throw err;
   }
+}
+
+/** `zfs send`'s stream, compressed, and what says whether its producers succeeded. */
+interface PackedSend {
+  stream: ReadableStream<Uint8Array>;
+  /** Resolves once `zfs send` and the compressor exited 0; rejects with the first failure. */
+  done: Promise<void>;
+  /** Ends the progress line and kills `zfs send` and a compressor command. */
+  stop(): void;
+}
+
+/**
+ * Starts `zfs send` and its compressor: child to child where the compressor is a command (the
+ * progress line then counts the compressed bytes, with no total: the estimate is of the send
+ * stream), through z3 otherwise, and when `zstd` is missing or not permitted (in-process zstd).
+ */
+async function sendPacked(
+  snapshot: string,
+  from: string | undefined,
+  options: Pick<SendToObjectOptions, "flags" | "compressor" | "signal" | "estimated" | "progress">,
+): Promise<PackedSend> {
+  const { flags, compressor, signal, progress } = options;
+  const into = compressStage(compressor);
+  if (into) {
+    try {
+      const piped = await zfs.sendThrough(snapshot, from, { signal, flags, into });
+      const line = progress ? new Progress(snapshot) : undefined;
+      const stream = line ? counted(piped.stdout, line) : piped.stdout;
+      return { stream, done: piped.done, stop: () => (line?.stop(), piped.kill()) };
+    } catch (err) {
+      if (!(compressor === "zstd" && helperMissing(err))) throw err;
+    }
+  }
+  const sender = zfs.send(snapshot, from, { signal, flags });
+  // Progress counts the send stream, the one `estimated` is about (before compression).
+  const line = progress ? new Progress(snapshot, options.estimated) : undefined;
+  const sent = line ? counted(sender.stdout!, line) : sender.stdout!;
+  const packed = compress(compressor, sent, signal);
+  const done = sender.done.then(() => packed.done);
+  done.catch(() => {});
+  return { stream: packed.stream, done, stop: () => (line?.stop(), sender.kill()) };
 }

@@ -19,6 +19,7 @@ import { ZfsError } from "../base/errors.ts";
 import { sleep } from "../base/sleep.ts";
 import { parseSnapshot, validateDataset } from "../chain/names.ts";
 import { type Child, runText, spawnChild } from "../exec/process.ts";
+import { type ChildPipeline, spawnPipeline, type Stage } from "../exec/pipeline.ts";
 import type { LocalSnapshot } from "../chain/types.ts";
 
 /** Options shared by the calls that start a long-running `zfs` child. */
@@ -275,6 +276,27 @@ export function send(snapshot: string, from?: string, options: SendOptions = {})
   return spawnChild(sendArgv(snapshot, from, options.flags), {
     signal: options.signal,
     makeError: zfsError,
+  });
+}
+
+/** Options for {@linkcode sendThrough}. */
+export interface SendThroughOptions extends SendOptions {
+  /** The command `zfs send`'s stdout goes into, as its stdin (a compressor). */
+  into: Stage;
+}
+
+/**
+ * Starts `zfs send | into`, one pipe between the two that z3 does not read; read the pipeline's
+ * stdout (`into`'s), then await `done` (both exited 0) before trusting the bytes.
+ */
+export async function sendThrough(
+  snapshot: string,
+  from: string | undefined,
+  options: SendThroughOptions,
+): Promise<ChildPipeline> {
+  const argv = sendArgv(snapshot, from, options.flags);
+  return await spawnPipeline([{ argv, makeError: zfsError }, options.into], {
+    signal: options.signal,
   });
 }
 

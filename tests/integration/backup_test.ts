@@ -327,6 +327,175 @@ integration("every compressor round-trips", async (bed) => {
   });
 }, { commands: ["zstd", "lz4", "pigz"] });
 
+/**
+ * A directory of wrappers for PATH and Z3_ZFS_COMMAND: each named command logs to `log` which
+ * pipe its stdin and stdout are (`/proc/$$/fd`), then runs the real one (`exec`, same PID), or
+ * runs `bodies[name]` instead when given.
+ */
+async function loggingWrappers(
+  names: string[],
+  bodies: Record<string, string> = {},
+): Promise<{ dir: string; log: string; lines(): Promise<string[]> }> {
+  const dir = await Deno.makeTempDir({ prefix: "z3-wrap-" });
+  const log = `${dir}/log`;
+  for (const name of names) {
+    const real = (await run(["sh", "-c", `command -v ${name}`])).trim();
+    await Deno.writeTextFile(
+      `${dir}/${name}`,
+      `#!/bin/sh
+echo "${name} $* in=$(readlink /proc/$$/fd/0) out=$(readlink /proc/$$/fd/1)" >> '${log}'
+${bodies[name] ?? `exec '${real}' "$@"`}
+`,
+    );
+    await Deno.chmod(`${dir}/${name}`, 0o755);
+  }
+  const lines = async () =>
+    (await Deno.readTextFile(log).catch(() => "")).split("\n").filter(Boolean);
+  return { dir, log, lines };
+}
+
+integration(
+  "zstd, lz4, zstd+age and none round-trip; zfs send's stdout is the compressor's stdin",
+  async (bed) => {
+    await withFixture(bed.s3, "bk-pipe", async (f) => {
+      await Deno.writeTextFile(`${f.dir}/text.txt`, "z3 pipes zfs send\n".repeat(200_000));
+      await writeSome(f.dir, "noise.bin", 6, 3 * MiB);
+      await f.pool.snapshot(DATA, "s1");
+      const want = await treeDigest(f.dir);
+      const wrap = await loggingWrappers(["zfs", "zstd", "lz4"]);
+      const keyFile = `${wrap.dir}/age.key`;
+      await run(["age-keygen", "-o", keyFile]);
+      const recipient = (await Deno.readTextFile(keyFile)).match(/# public key: (age1\S+)/)![1];
+      try {
+        const path = `${wrap.dir}:${Deno.env.get("PATH")}`;
+        const cases: [string, string, Record<string, string>][] = [
+          ["zstd", "zstd", {}],
+          ["lz4", "lz4", {}],
+          ["zstd+age", "zstd", { AGE_RECIPIENTS: recipient, AGE_IDENTITY_FILE: keyFile }],
+          ["none", "none", {}],
+        ];
+        for (const [label, compressor, extra] of cases) {
+          const env = { S3_PREFIX: `p-${label}/`, PATH: path, Z3_ZFS_COMMAND: `${wrap.dir}/zfs` };
+          await Deno.writeTextFile(wrap.log, "");
+          ok(await f.z3(["backup", "--compressor", compressor], { ...env, ...extra }));
+          const lines = await wrap.lines();
+          const send = lines.find((l) => l.startsWith("zfs send ") && !l.includes(" -n "));
+          assert.ok(send, `${label}: zfs send ran: ${lines}`);
+          const out = send.match(/out=(pipe:\[\d+\])/)![1];
+          const packers = lines.filter((l) => /^(zstd|lz4) -1 /.test(l));
+          if (compressor === "none") assert.deepEqual(packers, [], label);
+          else {
+            assert.equal(packers.length, 1, `${label}: ${lines}`);
+            assert.equal(packers[0].match(/in=(\S+)/)![1], out, `${label}: one pipe: ${lines}`);
+          }
+          const target = `${f.pool.name}/r_${label.replace("+", "_")}`;
+          const restored = ok(
+            await f.z3(["restore", "s1", "--target", target], { ...env, ...extra }),
+          );
+          assert.deepEqual(restored, [`received ${target}@s1`]);
+          assert.deepEqual(
+            await treeDigest(`${f.pool.mountpoint}/${target.split("/")[1]}`),
+            want,
+            label,
+          );
+        }
+      } finally {
+        await Deno.remove(wrap.dir, { recursive: true });
+      }
+    });
+  },
+  { commands: ["zstd", "lz4", "age"] },
+);
+
+integration("a compressor that fails after writing leaves no object and is named", async (bed) => {
+  await withFixture(bed.s3, "bk-zfail", async (f) => {
+    await writeSome(f.dir, "big.bin", 4, 20 * MiB);
+    await f.pool.snapshot(DATA, "s1");
+    const real = (await run(["sh", "-c", "command -v zstd"])).trim();
+    const wrap = await loggingWrappers(["zstd"], {
+      zstd: `head -c 6000000 | '${real}' "$@"
+echo "simulated compressor failure" >&2
+exit 1`,
+    });
+    try {
+      const env = { PATH: `${wrap.dir}:${Deno.env.get("PATH")}`, CHUNK_SIZE: "5M" };
+      const result = await f.z3(["backup", "--compressor", "zstd"], env);
+      const line = failure(result, 7, /zstd/);
+      assert.match(line, /simulated compressor failure/, "the error carries zstd's stderr");
+      assert.deepEqual(await f.keys(), [], "no object for the failed snapshot");
+      assert.deepEqual(await Array.fromAsync(f.store.listMultipartUploads("")), []);
+    } finally {
+      await Deno.remove(wrap.dir, { recursive: true });
+    }
+  });
+}, { commands: ["zstd"] });
+
+/** The PIDs of `pid`'s children. */
+function childrenOf(pid: number): number[] {
+  try {
+    return [...Deno.readDirSync(`/proc/${pid}/task`)].flatMap((t) =>
+      Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/children`).trim().split(/\s+/)
+        .filter(Boolean).map(Number)
+    );
+  } catch {
+    return [];
+  }
+}
+
+/** Whether `pid` runs (a zombie, or no process, does not). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(Deno.readTextFileSync(`/proc/${pid}/stat`));
+  } catch {
+    return false;
+  }
+}
+
+integration("SIGTERM during a backup ends zfs send and the compressor", async (bed) => {
+  await withFixture(bed.s3, "bk-term", async (f) => {
+    await writeSome(f.dir, "f", 1);
+    await f.pool.snapshot(DATA, "s1");
+    // A send that writes a little, then hangs: both children are running when SIGTERM comes.
+    const wrap = await loggingWrappers(["zfs"], {
+      zfs: `case " $* " in *" -n "*) exec zfs "$@" ;; esac
+if [ "$1" = send ]; then head -c 100000 /dev/zero; exec sleep 120; fi
+exec zfs "$@"`,
+    });
+    try {
+      const child = spawnCli(Z3, ["backup", "--compressor", "zstd"], {
+        env: {
+          ...childEnv(bed.s3, f.store.bucket),
+          FILESYSTEM: f.dataset,
+          Z3_CONFIG: "/dev/null",
+          Z3_ZFS_COMMAND: `${wrap.dir}/zfs`,
+        },
+      });
+      let kids: number[] = [];
+      for (let i = 0; i < 300 && kids.length < 2; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        kids = childrenOf(child.pid).filter((pid) => {
+          const cmd = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
+          return /(^|\/)(sleep|zstd)$/.test(cmd[0]);
+        });
+      }
+      assert.equal(
+        kids.length,
+        2,
+        `zfs send (sleeping) and zstd run: ${
+          childrenOf(child.pid).map((pid) => Deno.readTextFileSync(`/proc/${pid}/cmdline`))
+        }`,
+      );
+      child.kill("SIGTERM");
+      const result = await child.result;
+      assert.equal(result.code, 143, result.stderr);
+      assert.deepEqual(kids.filter(running), [], "no child left running");
+      assert.deepEqual(await f.keys(), []);
+    } finally {
+      await Deno.remove(wrap.dir, { recursive: true });
+    }
+  });
+}, { commands: ["zstd"] });
+
 integration(
   "a backup killed midway resumes on the next run and uploads only the rest",
   async (bed) => {
