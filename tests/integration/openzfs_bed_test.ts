@@ -224,7 +224,7 @@ openzfsTest(
       assert.equal(text(out.stdout), "");
       assert.match(
         out.stderr,
-        /building the trixie guest failed: E: apt-get update failed: cannot reach deb\.debian\.org \(log: .*build\.log\)/,
+        /building the (trixie|bookworm) guest failed: E: apt-get update failed: cannot reach deb\.debian\.org \(log: .*build\.log\)/,
       );
     });
   },
